@@ -1,0 +1,278 @@
+// Package access holds the rules for accounts, users, roles, subscriptions
+// and the assignment of seats, services and benefits. Every change goes
+// through Service, which checks permissions, validates, writes an audit entry
+// and commits in one transaction.
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// Service is the access domain service used by every edge.
+type Service struct {
+	store Store
+	now   Clock
+}
+
+// New returns a Service on store. now may be nil for the wall clock.
+func New(store Store, now Clock) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, now: now}
+}
+
+// Now returns the service's current time, truncated to milliseconds as stored.
+func (s *Service) Now() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// Page is one page of a list and the cursor of the next one ("" at the end).
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// Default and maximum page sizes.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+func checkLimit(p *usher.Problems, limit int) int {
+	switch {
+	case limit == 0:
+		return DefaultLimit
+	case limit < 0 || limit > MaxLimit:
+		p.Addf("limit", "must be between 1 and %d", MaxLimit)
+	}
+	return limit
+}
+
+// EncodeCursor makes an opaque cursor from a keyset position.
+func EncodeCursor(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor reads a cursor made by EncodeCursor, recording a problem if it is bad.
+func DecodeCursor(p *usher.Problems, s string, v any) {
+	if s == "" {
+		return
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		p.Add("cursor", "is not a cursor returned by this list")
+	}
+}
+
+// NewToken returns a fresh random API token and the hash under which it is stored.
+func NewToken() (plain string, hash []byte) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
+	plain = "ush_" + base64.RawURLEncoding.EncodeToString(b)
+	return plain, HashToken(plain)
+}
+
+// HashToken is the stored form of a token.
+func HashToken(plain string) []byte {
+	h := sha256.Sum256([]byte(plain))
+	return h[:]
+}
+
+// audit writes an audit entry in tx. before and after are marshalled to JSON.
+func (s *Service) audit(ctx context.Context, tx Tx, a usher.Actor, action string, target usher.User, subID int64, before, after any) error {
+	e := usher.AuditEntry{
+		AccountID: a.AccountID, ActorID: a.UserID, ActorEmail: a.Email, Action: action,
+		TargetUserID: target.ID, TargetEmail: target.Email, SubscriptionID: subID, At: s.Now(),
+	}
+	var err error
+	if before != nil {
+		if e.Before, err = json.Marshal(before); err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+	}
+	if after != nil {
+		if e.After, err = json.Marshal(after); err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+	}
+	if err := tx.InsertAudit(ctx, &e); err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// ---- accounts and authentication ----
+
+// NewAccount is the input of CreateAccount.
+type NewAccount struct {
+	Name       string
+	TimeZone   string
+	AdminEmail string
+	AdminName  string
+}
+
+// CreateAccount creates an account with its first primary admin and an API
+// token for them. It is an operator action (command line), not an API one.
+func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (usher.Account, usher.User, string, error) {
+	var p usher.Problems
+	if in.Name == "" || len(in.Name) > 200 {
+		p.Add("name", "is required, at most 200 characters")
+	}
+	if in.TimeZone == "" {
+		in.TimeZone = "UTC"
+	}
+	if _, err := time.LoadLocation(in.TimeZone); err != nil {
+		p.Add("timezone", "is not an IANA time zone such as Europe/Berlin")
+	}
+	in.AdminEmail = usher.NormalizeEmail(in.AdminEmail)
+	if !usher.ValidEmail(in.AdminEmail) {
+		p.Add("admin_email", "is not an email address")
+	}
+	if err := p.Err(); err != nil {
+		return usher.Account{}, usher.User{}, "", err
+	}
+	if in.AdminName == "" {
+		in.AdminName = in.AdminEmail
+	}
+	now := s.Now()
+	acct := usher.Account{Name: in.Name, TimeZone: in.TimeZone, CreatedAt: now}
+	admin := usher.User{Email: in.AdminEmail, Name: in.AdminName, Status: usher.UserActive, CreatedAt: now, UpdatedAt: now}
+	plain, hash := NewToken()
+	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.CreateAccount(ctx, &acct); err != nil {
+			return err
+		}
+		admin.AccountID = acct.ID
+		if err := tx.CreateUser(ctx, &admin); err != nil {
+			return err
+		}
+		g := usher.RoleGrant{UserID: admin.ID, Role: usher.RolePrimaryAdmin}
+		if err := tx.GrantRole(ctx, acct.ID, g); err != nil {
+			return err
+		}
+		tok := usher.Token{AccountID: acct.ID, UserID: admin.ID, Name: "initial admin token", Scope: usher.ScopeFull, Hash: hash, CreatedAt: now}
+		if err := tx.CreateToken(ctx, &tok); err != nil {
+			return err
+		}
+		sys := usher.System(acct.ID)
+		if err := s.audit(ctx, tx, sys, "account.create", admin, 0, nil, acct); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, sys, "role.grant", admin, 0, nil, g)
+	})
+	if err != nil {
+		return usher.Account{}, usher.User{}, "", fmt.Errorf("create account: %w", err)
+	}
+	return acct, admin, plain, nil
+}
+
+// ListAccounts lists every account; an operator action for the command line.
+func (s *Service) ListAccounts(ctx context.Context) ([]usher.Account, error) {
+	var out []usher.Account
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		out, err = tx.ListAccounts(ctx)
+		return err
+	})
+	return out, err
+}
+
+// Account returns the actor's account.
+func (s *Service) Account(ctx context.Context, a usher.Actor) (usher.Account, error) {
+	var out usher.Account
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		out, err = tx.AccountByID(ctx, a.AccountID)
+		return err
+	})
+	return out, err
+}
+
+// Authenticate turns a bearer token into an actor with the roles its user holds now.
+func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, error) {
+	var actor usher.Actor
+	err := s.store.Read(ctx, func(tx Tx) error {
+		t, err := tx.TokenByHash(ctx, HashToken(token))
+		if usher.ErrorCode(err) == usher.ENOTFOUND {
+			return usher.Errorf(usher.EUNAUTHORIZED, "the token is not valid")
+		} else if err != nil {
+			return err
+		}
+		actor, err = actorFor(ctx, tx, t.AccountID, t.UserID)
+		actor.Scope = t.Scope
+		return err
+	})
+	return actor, err
+}
+
+// ActorFor loads the actor for a user, e.g. for a console session.
+func (s *Service) ActorFor(ctx context.Context, accountID, userID int64) (usher.Actor, error) {
+	var actor usher.Actor
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		actor, err = actorFor(ctx, tx, accountID, userID)
+		return err
+	})
+	return actor, err
+}
+
+func actorFor(ctx context.Context, tx Tx, accountID, userID int64) (usher.Actor, error) {
+	u, err := tx.UserByID(ctx, accountID, userID)
+	if usher.ErrorCode(err) == usher.ENOTFOUND {
+		return usher.Actor{}, usher.Errorf(usher.EUNAUTHORIZED, "the user no longer exists")
+	} else if err != nil {
+		return usher.Actor{}, err
+	}
+	if u.Status != usher.UserActive {
+		return usher.Actor{}, usher.Errorf(usher.EUNAUTHORIZED, "the user is disabled")
+	}
+	grants, err := tx.RolesOf(ctx, accountID, userID)
+	if err != nil {
+		return usher.Actor{}, err
+	}
+	return usher.Actor{AccountID: accountID, UserID: u.ID, Email: u.Email, Grants: grants, Scope: usher.ScopeFull}, nil
+}
+
+// CreateToken makes a new API token for the actor's own user. An ingest
+// token may only send usage, so only admins may make one.
+func (s *Service) CreateToken(ctx context.Context, a usher.Actor, name string, scope usher.TokenScope) (usher.Token, string, error) {
+	var p usher.Problems
+	if name == "" || len(name) > 100 {
+		p.Add("name", "is required, at most 100 characters")
+	}
+	if scope == "" {
+		scope = usher.ScopeFull
+	}
+	if !scope.Valid() {
+		p.Add("scope", `must be "full" or "ingest"`)
+	}
+	if err := p.Err(); err != nil {
+		return usher.Token{}, "", err
+	}
+	if a.Scope != usher.ScopeFull {
+		return usher.Token{}, "", forbidden("create tokens with an ingest token")
+	}
+	if scope == usher.ScopeIngest && !Can(a, IngestUsage, 0) {
+		return usher.Token{}, "", forbidden("create ingest tokens")
+	}
+	plain, hash := NewToken()
+	t := usher.Token{AccountID: a.AccountID, UserID: a.UserID, Name: name, Scope: scope, Hash: hash, CreatedAt: s.Now()}
+	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.CreateToken(ctx, &t); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "token.create", usher.User{ID: a.UserID, Email: a.Email}, 0, nil, map[string]any{"name": name, "scope": scope})
+	})
+	if err != nil {
+		return usher.Token{}, "", fmt.Errorf("create token: %w", err)
+	}
+	return t, plain, nil
+}

@@ -1,0 +1,210 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// ListProducts returns the catalog. Anyone signed in may read it.
+func (s *Service) ListProducts(ctx context.Context, a usher.Actor) ([]usher.Product, error) {
+	var out []usher.Product
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		out, err = tx.ListProducts(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	return out, nil
+}
+
+// NewSubscription is the input of CreateSubscription.
+type NewSubscription struct {
+	Product           string     `json:"product"` // product code
+	Plan              usher.Plan `json:"plan"`
+	Seats             *int       `json:"seats"`
+	ContractNumber    string     `json:"contract_number"`
+	TermStart         usher.Date `json:"term_start"`
+	TermEnd           usher.Date `json:"term_end"`
+	Benefits          []string   `json:"benefits"`
+	ContractManagerID int64      `json:"contract_manager_id"`
+	// AssignManagerSeat gives the contract manager a seat; nil means yes.
+	AssignManagerSeat *bool `json:"assign_manager_seat"`
+}
+
+// MaxSeats bounds a subscription's seat count.
+const MaxSeats = 1_000_000
+
+// CreateSubscription records a contract. Its contract manager gets the role
+// and, unless told otherwise, one of its seats.
+func (s *Service) CreateSubscription(ctx context.Context, a usher.Actor, in NewSubscription) (usher.Subscription, error) {
+	var p usher.Problems
+	if in.Product == "" {
+		p.Add("product", "is required (a product code from GET /api/v1/products)")
+	}
+	if !in.Plan.Valid() {
+		p.Add("plan", "must be one of standard, premium, basic")
+	}
+	if in.Seats == nil {
+		p.Add("seats", "is required")
+	} else if *in.Seats < 1 || *in.Seats > MaxSeats {
+		p.Addf("seats", "must be between 1 and %d", MaxSeats)
+	}
+	in.ContractNumber = strings.TrimSpace(in.ContractNumber)
+	if in.ContractNumber == "" || len(in.ContractNumber) > 64 {
+		p.Add("contract_number", "is required, at most 64 characters")
+	}
+	if in.TermStart.IsZero() {
+		p.Add("term_start", "is required (YYYY-MM-DD)")
+	}
+	if in.TermEnd.IsZero() {
+		p.Add("term_end", "is required (YYYY-MM-DD)")
+	} else if !in.TermStart.IsZero() && !in.TermEnd.After(in.TermStart.Time) {
+		p.Add("term_end", "must be after term_start")
+	}
+	seen := map[string]bool{}
+	for i, b := range in.Benefits {
+		switch {
+		case !usher.ValidBenefit(b):
+			p.Addf(fmt.Sprintf("benefits[%d]", i), "%q is not a benefit; known: %s", b, benefitCodes())
+		case seen[b]:
+			p.Addf(fmt.Sprintf("benefits[%d]", i), "%q is listed twice", b)
+		}
+		seen[b] = true
+	}
+	if in.ContractManagerID <= 0 {
+		p.Add("contract_manager_id", "is required: the user who manages this contract")
+	}
+	if err := p.Err(); err != nil {
+		return usher.Subscription{}, err
+	}
+	if !Can(a, CreateSubscription, 0) {
+		return usher.Subscription{}, forbidden("create subscriptions")
+	}
+	sub := usher.Subscription{
+		AccountID: a.AccountID, Plan: in.Plan, Seats: *in.Seats, ContractNumber: in.ContractNumber,
+		TermStart: in.TermStart, TermEnd: in.TermEnd, Benefits: slices.Clone(in.Benefits), CreatedAt: s.Now(),
+	}
+	if sub.Benefits == nil {
+		sub.Benefits = []string{}
+	}
+	err := s.store.Write(ctx, func(tx Tx) error {
+		prod, err := tx.ProductByCode(ctx, in.Product)
+		if usher.ErrorCode(err) == usher.ENOTFOUND {
+			return (&usher.Problems{{Field: "product", Reason: fmt.Sprintf("%q is not a product code", in.Product)}}).Err()
+		} else if err != nil {
+			return err
+		}
+		sub.Product = prod
+		mgr, err := tx.UserByID(ctx, a.AccountID, in.ContractManagerID)
+		if usher.ErrorCode(err) == usher.ENOTFOUND {
+			return (&usher.Problems{{Field: "contract_manager_id", Reason: "no such user in this account"}}).Err()
+		} else if err != nil {
+			return err
+		}
+		if err := tx.CreateSubscription(ctx, &sub); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, a, "subscription.create", usher.User{}, sub.ID, nil, sub); err != nil {
+			return err
+		}
+		g := usher.RoleGrant{UserID: mgr.ID, Role: usher.RoleContractManager, SubscriptionID: sub.ID}
+		if err := tx.GrantRole(ctx, a.AccountID, g); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, a, "role.grant", mgr, sub.ID, nil, g); err != nil {
+			return err
+		}
+		if in.AssignManagerSeat == nil || *in.AssignManagerSeat {
+			if mgr.Status != usher.UserActive {
+				return usher.Errorf(usher.ECONFLICT, "contract manager %s is disabled and cannot take a seat", mgr.Email)
+			}
+			if err := s.assignSeat(ctx, tx, a, mgr, sub, nil); err != nil {
+				return err
+			}
+			sub.SeatsUsed = 1
+		}
+		return nil
+	})
+	if err != nil {
+		return usher.Subscription{}, fmt.Errorf("create subscription: %w", err)
+	}
+	return sub, nil
+}
+
+func benefitCodes() string {
+	codes := make([]string, len(usher.Benefits))
+	for i, b := range usher.Benefits {
+		codes[i] = b.Code
+	}
+	return strings.Join(codes, ", ")
+}
+
+// VisibleSubscriptions returns the ids the actor may see with action, or nil
+// when they may see all of them.
+func VisibleSubscriptions(a usher.Actor, action Action) []int64 {
+	if allSubscriptions(a, action) {
+		return nil
+	}
+	ids := []int64{}
+	for _, g := range a.Grants {
+		if g.Role.PerSubscription() && matrix[g.Role][action] && !slices.Contains(ids, g.SubscriptionID) {
+			ids = append(ids, g.SubscriptionID)
+		}
+	}
+	return ids
+}
+
+// ListSubscriptions returns the subscriptions the actor may see, ordered by id.
+func (s *Service) ListSubscriptions(ctx context.Context, a usher.Actor, cursor string, limit int) (Page[usher.Subscription], error) {
+	var out Page[usher.Subscription]
+	var p usher.Problems
+	limit = checkLimit(&p, limit)
+	var after int64
+	DecodeCursor(&p, cursor, &after)
+	if err := p.Err(); err != nil {
+		return out, err
+	}
+	if !CanAny(a, ViewSubscription) {
+		return out, forbidden("list subscriptions")
+	}
+	err := s.store.Read(ctx, func(tx Tx) error {
+		subs, err := tx.ListSubscriptions(ctx, a.AccountID, SubscriptionFilter{IDs: VisibleSubscriptions(a, ViewSubscription), AfterID: after, Limit: limit + 1})
+		if err != nil {
+			return err
+		}
+		if len(subs) > limit {
+			subs = subs[:limit]
+			out.NextCursor = EncodeCursor(subs[limit-1].ID)
+		}
+		out.Items = subs
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("list subscriptions: %w", err)
+	}
+	if out.Items == nil {
+		out.Items = []usher.Subscription{}
+	}
+	return out, nil
+}
+
+// Subscription returns one subscription the actor may see.
+func (s *Service) Subscription(ctx context.Context, a usher.Actor, id int64) (usher.Subscription, error) {
+	if !Can(a, ViewSubscription, id) {
+		return usher.Subscription{}, usher.Errorf(usher.ENOTFOUND, "subscription %d not found", id)
+	}
+	var out usher.Subscription
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		out, err = tx.SubscriptionByID(ctx, a.AccountID, id)
+		return err
+	})
+	if err != nil {
+		return out, fmt.Errorf("get subscription %d: %w", id, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,317 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// UserWithRoles is a user as lists and details show them.
+type UserWithRoles struct {
+	usher.User
+	Roles []usher.RoleGrant `json:"roles"`
+}
+
+type userCursor struct {
+	Name string `json:"n"`
+	ID   int64  `json:"i"`
+}
+
+// ListUsers returns a page of users ordered by name. q matches name or email.
+func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string, limit int) (Page[usher.User], error) {
+	var out Page[usher.User]
+	if !CanAny(a, ViewUsers) {
+		return out, forbidden("list users")
+	}
+	var p usher.Problems
+	limit = checkLimit(&p, limit)
+	var c userCursor
+	DecodeCursor(&p, cursor, &c)
+	if len(q) > 200 {
+		p.Add("q", "is longer than 200 characters")
+	}
+	if err := p.Err(); err != nil {
+		return out, err
+	}
+	err := s.store.Read(ctx, func(tx Tx) error {
+		users, err := tx.ListUsers(ctx, a.AccountID, UserFilter{Query: strings.TrimSpace(q), AfterName: c.Name, AfterID: c.ID, Limit: limit + 1})
+		if err != nil {
+			return err
+		}
+		if len(users) > limit {
+			users = users[:limit]
+			last := users[limit-1]
+			out.NextCursor = EncodeCursor(userCursor{Name: strings.ToLower(last.Name), ID: last.ID})
+		}
+		out.Items = users
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("list users: %w", err)
+	}
+	if out.Items == nil {
+		out.Items = []usher.User{}
+	}
+	return out, nil
+}
+
+// User returns one user with their roles. Anyone may read themself.
+func (s *Service) User(ctx context.Context, a usher.Actor, id int64) (UserWithRoles, error) {
+	var out UserWithRoles
+	if id != a.UserID && !CanAny(a, ViewUsers) {
+		return out, usher.Errorf(usher.ENOTFOUND, "user %d not found", id)
+	}
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		if out.User, err = tx.UserByID(ctx, a.AccountID, id); err != nil {
+			return err
+		}
+		out.Roles, err = tx.RolesOf(ctx, a.AccountID, id)
+		return err
+	})
+	if err != nil {
+		return out, fmt.Errorf("get user %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// UserInput is the input of CreateUser and UpdateUser; nil fields are left
+// unchanged on update.
+type UserInput struct {
+	Email  *string           `json:"email"`
+	Name   *string           `json:"name"`
+	Status *usher.UserStatus `json:"status"`
+}
+
+func (in *UserInput) validate(p *usher.Problems, create bool) {
+	if in.Email != nil || create {
+		e := ""
+		if in.Email != nil {
+			e = usher.NormalizeEmail(*in.Email)
+			in.Email = &e
+		}
+		if !usher.ValidEmail(e) {
+			p.Add("email", "is not an email address such as ada@example.com")
+		}
+	}
+	if in.Name != nil {
+		n := strings.TrimSpace(*in.Name)
+		in.Name = &n
+		if n == "" || len(n) > 200 {
+			p.Add("name", "must be 1 to 200 characters")
+		}
+	}
+	if in.Status != nil && !in.Status.Valid() {
+		p.Add("status", `must be "active" or "disabled"`)
+	}
+}
+
+// CreateUser adds a user to the actor's account.
+func (s *Service) CreateUser(ctx context.Context, a usher.Actor, in UserInput) (usher.User, error) {
+	var p usher.Problems
+	in.validate(&p, true)
+	if err := p.Err(); err != nil {
+		return usher.User{}, err
+	}
+	if !Can(a, ManageUsers, 0) {
+		return usher.User{}, forbidden("create users")
+	}
+	now := s.Now()
+	u := usher.User{AccountID: a.AccountID, Email: *in.Email, Status: usher.UserActive, CreatedAt: now, UpdatedAt: now}
+	u.Name = u.Email
+	if in.Name != nil {
+		u.Name = *in.Name
+	}
+	if in.Status != nil {
+		u.Status = *in.Status
+	}
+	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.CreateUser(ctx, &u); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "user.create", u, 0, nil, u)
+	})
+	if err != nil {
+		return usher.User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+// UpdateUser changes a user's email, name or status.
+func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in UserInput) (usher.User, error) {
+	var p usher.Problems
+	in.validate(&p, false)
+	if err := p.Err(); err != nil {
+		return usher.User{}, err
+	}
+	if !Can(a, ManageUsers, 0) {
+		return usher.User{}, forbidden("edit users")
+	}
+	var u usher.User
+	err := s.store.Write(ctx, func(tx Tx) error {
+		before, err := tx.UserByID(ctx, a.AccountID, id)
+		if err != nil {
+			return err
+		}
+		u = before
+		if in.Email != nil {
+			u.Email = *in.Email
+		}
+		if in.Name != nil {
+			u.Name = *in.Name
+		}
+		if in.Status != nil {
+			u.Status = *in.Status
+		}
+		if u == before {
+			return nil
+		}
+		if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
+			if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "disable"); err != nil {
+				return err
+			}
+		}
+		u.UpdatedAt = s.Now()
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "user.update", u, 0, before, u)
+	})
+	if err != nil {
+		return usher.User{}, fmt.Errorf("update user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// DeleteUser removes a user, freeing their seats.
+func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error {
+	if !Can(a, ManageUsers, 0) {
+		return forbidden("delete users")
+	}
+	err := s.store.Write(ctx, func(tx Tx) error {
+		u, err := tx.UserByID(ctx, a.AccountID, id)
+		if err != nil {
+			return err
+		}
+		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
+			return err
+		}
+		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, id)
+		if err != nil {
+			return err
+		}
+		for _, as := range seats {
+			if err := tx.DeleteAssignment(ctx, a.AccountID, id, as.SubscriptionID); err != nil {
+				return err
+			}
+			if err := tx.ReleaseSeat(ctx, a.AccountID, as.SubscriptionID); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteUser(ctx, a.AccountID, id); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("delete user %d: %w", id, err)
+	}
+	return nil
+}
+
+// lastPrimaryAdminGuard refuses to remove the account's only primary admin.
+func lastPrimaryAdminGuard(ctx context.Context, tx Tx, accountID, userID int64, verb string) error {
+	admins, err := tx.UsersWithRole(ctx, accountID, usher.RolePrimaryAdmin)
+	if err != nil {
+		return err
+	}
+	if len(admins) == 1 && admins[0].UserID == userID {
+		return usher.Errorf(usher.ECONFLICT, "cannot %s the account's only primary admin; make someone else primary admin first", verb)
+	}
+	return nil
+}
+
+// grantAction is the permission needed to grant or revoke g.
+func grantAction(r usher.Role) Action {
+	switch r {
+	case usher.RolePrimaryAdmin:
+		return GrantPrimaryAdmin
+	case usher.RoleSecondaryAdmin:
+		return GrantAdmin
+	case usher.RoleContractManager:
+		return GrantManager
+	default:
+		return AppointCoordinator
+	}
+}
+
+func validateGrant(g usher.RoleGrant) error {
+	var p usher.Problems
+	if !g.Role.Valid() {
+		p.Add("role", "must be one of primary_admin, secondary_admin, contract_manager, software_coordinator")
+	} else if g.Role.PerSubscription() && g.SubscriptionID <= 0 {
+		p.Addf("subscription_id", "is required for %s", g.Role)
+	} else if !g.Role.PerSubscription() && g.SubscriptionID != 0 {
+		p.Addf("subscription_id", "must be empty for %s, an account-wide role", g.Role)
+	}
+	return p.Err()
+}
+
+// GrantRole gives a user a role.
+func (s *Service) GrantRole(ctx context.Context, a usher.Actor, g usher.RoleGrant) error {
+	if err := validateGrant(g); err != nil {
+		return err
+	}
+	if !Can(a, grantAction(g.Role), g.SubscriptionID) {
+		return forbidden("grant " + string(g.Role))
+	}
+	err := s.store.Write(ctx, func(tx Tx) error {
+		u, err := tx.UserByID(ctx, a.AccountID, g.UserID)
+		if err != nil {
+			return err
+		}
+		if g.SubscriptionID != 0 {
+			if _, err := tx.SubscriptionByID(ctx, a.AccountID, g.SubscriptionID); err != nil {
+				return err
+			}
+		}
+		if err := tx.GrantRole(ctx, a.AccountID, g); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "role.grant", u, g.SubscriptionID, nil, g)
+	})
+	if err != nil {
+		return fmt.Errorf("grant %s: %w", g.Role, err)
+	}
+	return nil
+}
+
+// RevokeRole takes a role away.
+func (s *Service) RevokeRole(ctx context.Context, a usher.Actor, g usher.RoleGrant) error {
+	if err := validateGrant(g); err != nil {
+		return err
+	}
+	if !Can(a, grantAction(g.Role), g.SubscriptionID) {
+		return forbidden("revoke " + string(g.Role))
+	}
+	err := s.store.Write(ctx, func(tx Tx) error {
+		u, err := tx.UserByID(ctx, a.AccountID, g.UserID)
+		if err != nil {
+			return err
+		}
+		if g.Role == usher.RolePrimaryAdmin {
+			if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, g.UserID, "remove"); err != nil {
+				return err
+			}
+		}
+		if err := tx.RevokeRole(ctx, a.AccountID, g); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "role.revoke", u, g.SubscriptionID, g, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", g.Role, err)
+	}
+	return nil
+}

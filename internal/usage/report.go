@@ -1,0 +1,76 @@
+package usage
+
+import (
+	"time"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// ReportFilter selects and orders Usage Report rows.
+type ReportFilter struct {
+	Status         string // "all" (default), "active", "inactive", "unavailable"
+	Range          Range  // default 30d
+	Product        string // product code; "" for all
+	SubscriptionID int64  // 0 for all
+	Query          string // substring of name or email
+	Sort           string // name (default), email, product, last_used, days_used; "-" prefix for descending
+	Cursor         string
+	Limit          int
+}
+
+// ReportRow is one assigned seat in the Usage Report.
+type ReportRow struct {
+	UserID         int64       `json:"user_id"`
+	Name           string      `json:"name"`
+	Email          string      `json:"email"`
+	Product        string      `json:"product"`
+	ProductName    string      `json:"product_name"`
+	SubscriptionID int64       `json:"subscription_id"`
+	ContractNumber string      `json:"contract_number"`
+	Plan           usher.Plan  `json:"plan"`
+	AssignedAt     time.Time   `json:"assigned_at"`
+	LastUsed       *usher.Date `json:"last_used"`       // nil: never used
+	DaysUsed       int         `json:"days_used"`       // days with use inside the range
+	MonthlyAverage float64     `json:"monthly_average"` // days used per 30 days inside the range
+	Status         Status      `json:"status"`
+	// StatusNote explains an unavailable status to people.
+	StatusNote string `json:"status_note,omitempty"`
+}
+
+// ReportTotals summarise every row matching the filter, not just one page.
+type ReportTotals struct {
+	Seats         int `json:"seats"`
+	Users         int `json:"users"`
+	InactiveSeats int `json:"inactive_seats"`
+	InactiveUsers int `json:"inactive_users"`
+}
+
+// Report is one page of the Usage Report.
+type Report struct {
+	Range      Range        `json:"range"`
+	Cutoff     usher.Date   `json:"cutoff"` // first day inside the range
+	Today      usher.Date   `json:"today"`  // in the account's time zone
+	Rows       []ReportRow  `json:"rows"`
+	NextCursor string       `json:"next_cursor,omitempty"`
+	Totals     ReportTotals `json:"totals"`
+	// ProcessedAt is when usage data was last processed; nil if never.
+	ProcessedAt *time.Time `json:"processed_at"`
+}
+
+// ProductSummary counts inactive seats and users of one product.
+type ProductSummary struct {
+	Product       string `json:"product"`
+	ProductName   string `json:"product_name"`
+	InactiveSeats int    `json:"inactive_seats"`
+	InactiveUsers int    `json:"inactive_users"`
+}
+
+// InactiveSummary is what a usage notification says about a range.
+type InactiveSummary struct {
+	Range         Range            `json:"range"`
+	InactiveSeats int              `json:"inactive_seats"`
+	InactiveUsers int              `json:"inactive_users"`
+	ByProduct     []ProductSummary `json:"by_product"`
+	// FirstUsers are the first inactive users by name, at most the limit asked for.
+	FirstUsers []usher.User `json:"first_users"`
+}

@@ -1,0 +1,486 @@
+package usage
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"math"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// Config tunes the usage service.
+type Config struct {
+	Now       func() time.Time
+	Retention time.Duration // raw events older than this are refused and pruned; default 400 days
+	ClockSkew time.Duration // how far in the future an event may be; default 5 minutes
+	BatchSize int           // events written per transaction; default 5000
+}
+
+// DefaultRetention is how long raw events are kept unless configured.
+const DefaultRetention = 400 * 24 * time.Hour
+
+// Service ingests usage and answers the Usage Report.
+type Service struct {
+	store Store
+	cfg   Config
+	stats Stats
+}
+
+// Stats counts writes so write amplification can be measured.
+type Stats struct {
+	EventsAccepted atomic.Int64 // raw events stored
+	DayWrites      atomic.Int64 // (user, product, day) rows added
+	RollupWrites   atomic.Int64 // rollup rows changed
+}
+
+// New returns a usage service on store.
+func New(store Store, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = 5 * time.Minute
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 5000
+	}
+	return &Service{store: store, cfg: cfg}
+}
+
+// Stats returns the service's write counters.
+func (s *Service) Stats() *Stats { return &s.stats }
+
+// Retention is how long raw events are kept.
+func (s *Service) Retention() time.Duration { return s.cfg.Retention }
+
+// maxUserCache bounds the email→id cache of one ingest.
+const maxUserCache = 500_000
+
+// Ingest stores events read from items, batch by batch, so a body of any
+// size needs bounded memory. Lines that cannot be stored are counted and
+// listed with their reason; good lines are kept. Sending the same events
+// again stores nothing new.
+func (s *Service) Ingest(ctx context.Context, a usher.Actor, items iter.Seq[Item]) (IngestResult, error) {
+	res := IngestResult{Rejections: []Rejection{}}
+	if !access.Can(a, access.IngestUsage, 0) {
+		return res, usher.Errorf(usher.EFORBIDDEN, "you may not send usage events")
+	}
+	var acct usher.Account
+	var products map[string]int64
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		if acct, err = tx.AccountByID(ctx, a.AccountID); err != nil {
+			return err
+		}
+		products, err = tx.ProductIDs(ctx)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("ingest: %w", err)
+	}
+	loc := acct.Location()
+	users := map[string]int64{} // email → id, 0 when unknown
+	batch := make([]Item, 0, s.cfg.BatchSize)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.ingestBatch(ctx, acct.ID, loc, products, users, batch, &res)
+		batch = batch[:0]
+		return err
+	}
+	for it := range items {
+		if err := ctx.Err(); err != nil {
+			return res, fmt.Errorf("ingest: %w", err)
+		}
+		if it.Err != nil {
+			res.reject(it.Line, "%v", it.Err)
+			if it.Fatal {
+				break
+			}
+			continue
+		}
+		batch = append(batch, it)
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return res, fmt.Errorf("ingest: %w", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return res, fmt.Errorf("ingest: %w", err)
+	}
+	return res, nil
+}
+
+func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Location, products map[string]int64,
+	users map[string]int64, batch []Item, res *IngestResult) error {
+	var unknown []string
+	for i := range batch {
+		e := usher.NormalizeEmail(batch[i].Event.User)
+		batch[i].Event.User = e
+		if _, ok := users[e]; !ok && !slices.Contains(unknown, e) {
+			unknown = append(unknown, e)
+		}
+	}
+	if len(users)+len(unknown) > maxUserCache {
+		clear(users)
+	}
+	now := s.cfg.Now()
+	oldest, newest := now.Add(-s.cfg.Retention), now.Add(s.cfg.ClockSkew)
+	return s.store.Write(ctx, func(tx Tx) error {
+		if len(unknown) > 0 {
+			found, err := tx.UserIDs(ctx, accountID, unknown)
+			if err != nil {
+				return err
+			}
+			for _, e := range unknown {
+				users[e] = found[e]
+			}
+		}
+		type key struct {
+			u, p int64
+			at   int64
+		}
+		seen := make(map[key]bool, len(batch))
+		events := make([]StoredEvent, 0, len(batch))
+		dupes := 0
+		for _, it := range batch {
+			ev := it.Event
+			uid, pid := users[ev.User], products[ev.Product]
+			switch {
+			case uid == 0:
+				res.reject(it.Line, "user %q is not a user of this account", ev.User)
+			case pid == 0:
+				res.reject(it.Line, "product %q is not a product code", ev.Product)
+			case ev.At.After(newest):
+				res.reject(it.Line, "at %s is in the future", ev.At.Format(time.RFC3339))
+			case ev.At.Before(oldest):
+				res.reject(it.Line, "at %s is older than the retention period of %d days", ev.At.Format(time.RFC3339), int(s.cfg.Retention.Hours()/24))
+			default:
+				at := ev.At.UTC().Truncate(time.Millisecond)
+				k := key{uid, pid, at.UnixMilli()}
+				if seen[k] {
+					dupes++
+					continue
+				}
+				seen[k] = true
+				events = append(events, StoredEvent{UserID: uid, ProductID: pid, At: at, Day: DayOf(at, loc)})
+			}
+		}
+		if len(events) == 0 {
+			res.Duplicates += dupes
+			return nil
+		}
+		stored, err := tx.InsertEvents(ctx, accountID, events)
+		if err != nil {
+			return err
+		}
+		type dayKey struct {
+			u, p int64
+			d    Day
+		}
+		seenDay := map[dayKey]bool{}
+		var days []UseDay
+		for _, e := range stored {
+			k := dayKey{e.UserID, e.ProductID, e.Day}
+			if !seenDay[k] {
+				seenDay[k] = true
+				days = append(days, UseDay{UserID: e.UserID, ProductID: e.ProductID, Day: e.Day})
+			}
+		}
+		added, err := tx.AddDays(ctx, accountID, days)
+		if err != nil {
+			return err
+		}
+		if len(added) > 0 {
+			if err := tx.AddToRollups(ctx, accountID, added); err != nil {
+				return err
+			}
+		}
+		if err := tx.SetProcessedAt(ctx, accountID, now); err != nil {
+			return err
+		}
+		res.Accepted += len(stored)
+		res.Duplicates += dupes + len(events) - len(stored)
+		s.stats.EventsAccepted.Add(int64(len(stored)))
+		s.stats.DayWrites.Add(int64(len(added)))
+		s.stats.RollupWrites.Add(int64(rollupRows(added)))
+		return nil
+	})
+}
+
+// rollupRows counts the distinct (user, product) pairs among days.
+func rollupRows(days []UseDay) int {
+	type k struct{ u, p int64 }
+	m := map[k]bool{}
+	for _, d := range days {
+		m[k{d.UserID, d.ProductID}] = true
+	}
+	return len(m)
+}
+
+// Prune deletes raw events older than the retention period, in chunks so no
+// transaction holds locks for long. Rollups and day rows are kept.
+func (s *Service) Prune(ctx context.Context) (int64, error) {
+	before := s.cfg.Now().Add(-s.cfg.Retention)
+	var total int64
+	for {
+		var n int64
+		err := s.store.Write(ctx, func(tx Tx) (err error) {
+			n, err = tx.PruneEvents(ctx, before, 10_000)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune usage events: %w", err)
+		}
+		total += n
+		if n < 10_000 {
+			return total, nil
+		}
+	}
+}
+
+var sorts = []string{"name", "email", "product", "last_used", "days_used"}
+var statuses = []string{"all", "active", "inactive", "unavailable"}
+
+// prepare validates f and turns it into a storage query for the actor.
+func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFilter, paged bool) (ReportQuery, usher.Account, Day, error) {
+	var p usher.Problems
+	if f.Status == "" {
+		f.Status = "all"
+	}
+	if !slices.Contains(statuses, f.Status) {
+		p.Add("status", "must be one of all, active, inactive, unavailable")
+	}
+	if f.Range == "" {
+		f.Range = Range30d
+	}
+	if !f.Range.Valid() {
+		p.Add("range", "must be one of 30d, 3m, 6m, 9m, 1y")
+	}
+	sort, desc := strings.CutPrefix(f.Sort, "-")
+	if sort == "" {
+		sort = "name"
+	}
+	if !slices.Contains(sorts, sort) {
+		p.Add("sort", "must be one of name, email, product, last_used, days_used, optionally prefixed with - for descending")
+	}
+	if len(f.Query) > 200 {
+		p.Add("q", "is longer than 200 characters")
+	}
+	if paged {
+		switch {
+		case f.Limit == 0:
+			f.Limit = 100
+		case f.Limit < 0 || f.Limit > 1000:
+			p.Add("limit", "must be between 1 and 1000")
+		}
+	}
+	var cur *ReportCursor
+	if f.Cursor != "" {
+		cur = new(ReportCursor)
+		access.DecodeCursor(&p, f.Cursor, cur)
+	}
+	if f.Product != "" {
+		products, err := tx.ProductIDs(ctx)
+		if err != nil {
+			return ReportQuery{}, usher.Account{}, 0, err
+		}
+		if products[f.Product] == 0 {
+			p.Addf("product", "%q is not a product code", f.Product)
+		}
+	}
+	if err := p.Err(); err != nil {
+		return ReportQuery{}, usher.Account{}, 0, err
+	}
+	if !access.CanAny(a, access.ViewReports) {
+		return ReportQuery{}, usher.Account{}, 0, usher.Errorf(usher.EFORBIDDEN, "you may not see the usage report")
+	}
+	if f.SubscriptionID != 0 && !access.Can(a, access.ViewReports, f.SubscriptionID) {
+		return ReportQuery{}, usher.Account{}, 0, usher.Errorf(usher.ENOTFOUND, "subscription %d not found", f.SubscriptionID)
+	}
+	acct, err := tx.AccountByID(ctx, a.AccountID)
+	if err != nil {
+		return ReportQuery{}, usher.Account{}, 0, err
+	}
+	loc := acct.Location()
+	today := DayOf(s.cfg.Now(), loc)
+	cutoff := f.Range.Cutoff(today)
+	cd := cutoff.Date()
+	q := ReportQuery{
+		AccountID: a.AccountID, SubscriptionIDs: access.VisibleSubscriptions(a, access.ViewReports),
+		Status: f.Status, CutoffDay: cutoff, CutoffAt: time.Date(cd.Year(), cd.Month(), cd.Day(), 0, 0, 0, 0, loc), // midnight: assigned before it = assigned before the cutoff day
+		ProductCode: f.Product, SubscriptionID: f.SubscriptionID, Query: strings.ToLower(strings.TrimSpace(f.Query)),
+		Sort: sort, Desc: desc, After: cur, Limit: f.Limit,
+	}
+	return q, acct, today, nil
+}
+
+func (s *Service) row(r RawRow, rg Range, today Day) ReportRow {
+	out := ReportRow{
+		UserID: r.UserID, Name: r.Name, Email: r.Email, Product: r.ProductCode, ProductName: r.ProductName,
+		SubscriptionID: r.SubscriptionID, ContractNumber: r.ContractNumber, Plan: r.Plan, AssignedAt: r.AssignedAt,
+		DaysUsed: r.DaysUsed,
+	}
+	if r.LastDay != nil {
+		d := r.LastDay.Date()
+		out.LastUsed = &d
+	}
+	cutoff := rg.Cutoff(today)
+	out.Status = SeatStatus(r.Plan, DayOf(r.AssignedAt, r.AssignedAt.Location()), r.LastDay, cutoff)
+	if out.Status == StatusUnavailable {
+		out.StatusNote = "usage data is not available for the " + string(r.Plan) + " plan"
+	}
+	months := float64(rg.months())
+	if months == 0 {
+		months = 1
+	}
+	out.MonthlyAverage = math.Round(float64(r.DaysUsed)/months*10) / 10
+	return out
+}
+
+// Report returns one page of the Usage Report with totals for the filter.
+func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Report, error) {
+	var out Report
+	err := s.store.Read(ctx, func(tx Tx) error {
+		q, acct, today, err := s.prepare(ctx, tx, a, f, true)
+		if err != nil {
+			return err
+		}
+		rg := f.Range
+		if rg == "" {
+			rg = Range30d
+		}
+		limit := q.Limit
+		q.Limit = limit + 1
+		raw, err := tx.ReportRows(ctx, q)
+		if err != nil {
+			return err
+		}
+		loc := acct.Location()
+		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date(), Rows: make([]ReportRow, 0, len(raw))}
+		if len(raw) > limit {
+			raw = raw[:limit]
+			out.NextCursor = access.EncodeCursor(cursorOf(q.Sort, raw[limit-1]))
+		}
+		for _, r := range raw {
+			r.AssignedAt = r.AssignedAt.In(loc)
+			out.Rows = append(out.Rows, s.row(r, rg, today))
+		}
+		if out.Totals, err = tx.ReportTotals(ctx, q); err != nil {
+			return err
+		}
+		out.ProcessedAt, err = tx.ProcessedAt(ctx, a.AccountID)
+		return err
+	})
+	if err != nil {
+		return Report{}, fmt.Errorf("usage report: %w", err)
+	}
+	return out, nil
+}
+
+// cursorOf is the keyset position of r in the order of sort.
+func cursorOf(sort string, r RawRow) ReportCursor {
+	c := ReportCursor{UserID: r.UserID, SubscriptionID: r.SubscriptionID}
+	switch sort {
+	case "email":
+		c.Key = r.Email
+	case "product":
+		c.Key = r.ProductCode
+	case "last_used":
+		c.Num = -1
+		if r.LastDay != nil {
+			c.Num = int64(*r.LastDay)
+		}
+	case "days_used":
+		c.Num = int64(r.DaysUsed)
+	default:
+		c.Key = strings.ToLower(r.Name)
+	}
+	return c
+}
+
+// EachRow streams every row matching f (no pagination), e.g. for CSV export.
+// It returns the report header (range, cutoff, processed time) first through head.
+func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, head func(Report) error, fn func(ReportRow) error) error {
+	err := s.store.Read(ctx, func(tx Tx) error {
+		q, acct, today, err := s.prepare(ctx, tx, a, f, false)
+		if err != nil {
+			return err
+		}
+		rg := f.Range
+		if rg == "" {
+			rg = Range30d
+		}
+		q.Limit, q.After = 0, nil
+		h := Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date()}
+		if h.ProcessedAt, err = tx.ProcessedAt(ctx, a.AccountID); err != nil {
+			return err
+		}
+		if err := head(h); err != nil {
+			return err
+		}
+		loc := acct.Location()
+		return tx.EachReportRow(ctx, q, func(r RawRow) error {
+			r.AssignedAt = r.AssignedAt.In(loc)
+			return fn(s.row(r, rg, today))
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("usage report export: %w", err)
+	}
+	return nil
+}
+
+// InactiveSummary counts the account's inactive users and seats for range r,
+// per product, with the first users by name. It is what notifications send.
+func (s *Service) InactiveSummary(ctx context.Context, accountID int64, r Range, firstUsers int) (InactiveSummary, error) {
+	out := InactiveSummary{Range: r, ByProduct: []ProductSummary{}, FirstUsers: []usher.User{}}
+	a := usher.System(accountID)
+	err := s.store.Read(ctx, func(tx Tx) error {
+		q, _, _, err := s.prepare(ctx, tx, a, ReportFilter{Status: "inactive", Range: r, Limit: 1000}, true)
+		if err != nil {
+			return err
+		}
+		t, err := tx.ReportTotals(ctx, q)
+		if err != nil {
+			return err
+		}
+		out.InactiveSeats, out.InactiveUsers = t.InactiveSeats, t.InactiveUsers
+		if out.ByProduct, err = tx.InactiveByProduct(ctx, q); err != nil {
+			return err
+		}
+		seen := map[int64]bool{}
+		for len(out.FirstUsers) < firstUsers {
+			rows, err := tx.ReportRows(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, row := range rows {
+				if !seen[row.UserID] && len(out.FirstUsers) < firstUsers {
+					seen[row.UserID] = true
+					out.FirstUsers = append(out.FirstUsers, usher.User{ID: row.UserID, Name: row.Name, Email: row.Email})
+				}
+			}
+			if len(rows) < q.Limit {
+				break
+			}
+			c := cursorOf(q.Sort, rows[len(rows)-1])
+			q.After = &c
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("inactive summary: %w", err)
+	}
+	return out, nil
+}

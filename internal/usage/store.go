@@ -1,0 +1,101 @@
+package usage
+
+import (
+	"context"
+	"time"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// Store runs functions in transactions, like access.Store.
+type Store interface {
+	Read(ctx context.Context, fn func(Tx) error) error
+	Write(ctx context.Context, fn func(Tx) error) error
+}
+
+// StoredEvent is an event resolved to ids, as kept in storage.
+type StoredEvent struct {
+	UserID    int64
+	ProductID int64
+	At        time.Time
+	Day       Day
+}
+
+// UseDay is one (user, product, day) with use.
+type UseDay struct {
+	UserID    int64
+	ProductID int64
+	Day       Day
+}
+
+// ReportQuery is a ReportFilter resolved for storage.
+type ReportQuery struct {
+	AccountID       int64
+	SubscriptionIDs []int64 // nil: every subscription; else only these
+	Status          string  // all, active, inactive, unavailable
+	CutoffDay       Day     // usage on or after this day counts inside the range
+	CutoffAt        time.Time
+	ProductCode     string
+	SubscriptionID  int64
+	Query           string // lower-cased substring of name or email
+	Sort            string // name, email, product, last_used, days_used
+	Desc            bool
+	After           *ReportCursor // keyset position; nil for the first page
+	Limit           int           // 0: no limit (export)
+}
+
+// ReportCursor is a keyset position in the report's order.
+type ReportCursor struct {
+	Key            string `json:"k,omitempty"` // text sort key
+	Num            int64  `json:"n,omitempty"` // numeric sort key
+	UserID         int64  `json:"u"`
+	SubscriptionID int64  `json:"s"`
+}
+
+// RawRow is a report row as storage returns it; the service derives status
+// and averages from it.
+type RawRow struct {
+	UserID         int64
+	Name           string
+	Email          string
+	ProductCode    string
+	ProductName    string
+	SubscriptionID int64
+	ContractNumber string
+	Plan           usher.Plan
+	AssignedAt     time.Time
+	LastDay        *Day
+	DaysUsed       int // days with use on or after CutoffDay
+}
+
+// Tx is what the usage service needs from storage inside one transaction.
+type Tx interface {
+	AccountByID(ctx context.Context, id int64) (usher.Account, error)
+	// ProductIDs maps every catalog product code to its id.
+	ProductIDs(ctx context.Context) (map[string]int64, error)
+	// UserIDs maps the given emails to user ids in the account; unknown
+	// emails are absent from the result.
+	UserIDs(ctx context.Context, accountID int64, emails []string) (map[string]int64, error)
+	// InsertEvents stores events that are not stored yet (same user, product
+	// and instant) and returns the new ones.
+	InsertEvents(ctx context.Context, accountID int64, events []StoredEvent) ([]StoredEvent, error)
+	// AddDays records days with use and returns those not recorded before.
+	AddDays(ctx context.Context, accountID int64, days []UseDay) ([]UseDay, error)
+	// AddToRollups folds newly recorded days into the per (user, product)
+	// rollups: first day, last day and days used.
+	AddToRollups(ctx context.Context, accountID int64, days []UseDay) error
+	SetProcessedAt(ctx context.Context, accountID int64, at time.Time) error
+	// ProcessedAt is when usage was last processed for the account; nil if never.
+	ProcessedAt(ctx context.Context, accountID int64) (*time.Time, error)
+	// PruneEvents deletes raw events older than before, at most limit of them.
+	PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error)
+
+	// ReportRows returns rows matching q in q's order, at most q.Limit.
+	ReportRows(ctx context.Context, q ReportQuery) ([]RawRow, error)
+	// EachReportRow streams every row matching q in q's order.
+	EachReportRow(ctx context.Context, q ReportQuery, fn func(RawRow) error) error
+	// ReportTotals counts all rows matching q (ignoring After and Limit).
+	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
+	// InactiveByProduct counts inactive seats and users per product for q.
+	InactiveByProduct(ctx context.Context, q ReportQuery) ([]ProductSummary, error)
+}

@@ -1,0 +1,162 @@
+// Package usage holds usage events, their per-day rollups, the inactivity
+// rules and the Usage Report. No SQL and no HTTP: storage is behind Tx.
+package usage
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// Range is an inactivity window: 30 days, or 3, 6, 9 or 12 calendar months.
+type Range string
+
+const (
+	Range30d Range = "30d"
+	Range3m  Range = "3m"
+	Range6m  Range = "6m"
+	Range9m  Range = "9m"
+	Range1y  Range = "1y"
+)
+
+// Ranges lists every range, shortest first.
+var Ranges = []Range{Range30d, Range3m, Range6m, Range9m, Range1y}
+
+// Valid reports whether r is a known range.
+func (r Range) Valid() bool {
+	for _, x := range Ranges {
+		if r == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Label is the range as people read it.
+func (r Range) Label() string {
+	switch r {
+	case Range30d:
+		return "30 days"
+	case Range3m:
+		return "3 months"
+	case Range6m:
+		return "6 months"
+	case Range9m:
+		return "9 months"
+	case Range1y:
+		return "1 year"
+	}
+	return string(r)
+}
+
+func (r Range) months() int {
+	switch r {
+	case Range3m:
+		return 3
+	case Range6m:
+		return 6
+	case Range9m:
+		return 9
+	case Range1y:
+		return 12
+	}
+	return 0
+}
+
+// Day is a calendar day in an account's time zone, counted in days since
+// 1970-01-01. Usage is kept per day, so a day already counted costs no write.
+type Day int32
+
+// DayOf returns the calendar day of t in loc.
+func DayOf(t time.Time, loc *time.Location) Day {
+	y, m, d := t.In(loc).Date()
+	return Day(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// Date returns the day as a usher.Date.
+func (d Day) Date() usher.Date {
+	return usher.Date{Time: time.Unix(int64(d)*86400, 0).UTC()}
+}
+
+func (d Day) String() string { return d.Date().String() }
+
+// addMonthsClamped moves a date by n calendar months, clamping the day of
+// month to the target month's length (May 31 − 3 months = Feb 28/29).
+func addMonthsClamped(y int, m time.Month, d, n int) (int, time.Month, int) {
+	first := time.Date(y, m+time.Month(n), 1, 0, 0, 0, 0, time.UTC)
+	last := first.AddDate(0, 1, -1).Day()
+	return first.Year(), first.Month(), min(d, last)
+}
+
+// Cutoff returns the first day inside range r as seen on day today: a seat
+// used or assigned on or after Cutoff is active. Months are calendar months,
+// clamped to the month's end; 30d is 30 calendar days.
+func (r Range) Cutoff(today Day) Day {
+	t := today.Date().Time
+	if n := r.months(); n > 0 {
+		y, m, d := addMonthsClamped(t.Year(), t.Month(), t.Day(), -n)
+		return Day(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+	}
+	return today - 30
+}
+
+// Days is the number of days in range r ending on today, cutoff included.
+func (r Range) Days(today Day) int { return int(today-r.Cutoff(today)) + 1 }
+
+// Status of a seat in the Usage Report.
+type Status string
+
+const (
+	StatusActive      Status = "active"
+	StatusInactive    Status = "inactive"
+	StatusUnavailable Status = "unavailable" // the plan carries no usage data
+)
+
+// SeatStatus applies the inactivity rule: a seat on a Standard or Premium
+// plan is inactive for a range when neither its last use nor its assignment
+// falls on or after the range's cutoff day.
+func SeatStatus(plan usher.Plan, assigned Day, lastUsed *Day, cutoff Day) Status {
+	if !plan.HasUsageData() {
+		return StatusUnavailable
+	}
+	latest := assigned
+	if lastUsed != nil && *lastUsed > latest {
+		latest = *lastUsed
+	}
+	if latest < cutoff {
+		return StatusInactive
+	}
+	return StatusActive
+}
+
+// Event is one use of a product by a user, as sent by products and integrations.
+type Event struct {
+	User    string    `json:"user"`    // email
+	Product string    `json:"product"` // product code
+	At      time.Time `json:"at"`
+}
+
+// Rejection says why one input line was not stored.
+type Rejection struct {
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
+}
+
+// IngestResult counts what an ingest did.
+type IngestResult struct {
+	Accepted   int         `json:"accepted"`
+	Duplicates int         `json:"duplicates"`
+	Rejected   int         `json:"rejected"`
+	Rejections []Rejection `json:"rejections"` // the first MaxRejections
+}
+
+// MaxRejections bounds the rejections listed in an IngestResult.
+const MaxRejections = 1000
+
+func (r *IngestResult) reject(line int, format string, args ...any) {
+	r.Rejected++
+	if len(r.Rejections) < MaxRejections {
+		r.Rejections = append(r.Rejections, Rejection{Line: line, Reason: fmt.Sprintf(format, args...)})
+	}
+}

@@ -1,0 +1,339 @@
+package usher
+
+import (
+	"encoding/json"
+	"net/mail"
+	"strings"
+	"time"
+)
+
+// Account is one customer organisation. Every other object belongs to exactly one.
+type Account struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	TimeZone  string    `json:"time_zone"` // IANA name, e.g. Europe/Berlin
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Location returns the account's time zone, UTC if it is unknown.
+func (a Account) Location() *time.Location {
+	loc, err := time.LoadLocation(a.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// UserStatus says whether a user may sign in and hold seats.
+type UserStatus string
+
+const (
+	UserActive   UserStatus = "active"
+	UserDisabled UserStatus = "disabled"
+)
+
+// Valid reports whether s is a known status.
+func (s UserStatus) Valid() bool { return s == UserActive || s == UserDisabled }
+
+// User is a person in an account.
+type User struct {
+	ID        int64      `json:"id"`
+	AccountID int64      `json:"-"`
+	Email     string     `json:"email"`
+	Name      string     `json:"name"`
+	Status    UserStatus `json:"status"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// NormalizeEmail trims and lower-cases an address so it compares as users expect.
+func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// ValidEmail reports whether s is a bare address such as ada@example.com.
+func ValidEmail(s string) bool {
+	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>") {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && strings.Contains(s[strings.LastIndex(s, "@")+1:], ".")
+}
+
+// Role is what a user may do. Admin roles are account-wide; the other two
+// hold for one subscription.
+type Role string
+
+const (
+	RolePrimaryAdmin        Role = "primary_admin"
+	RoleSecondaryAdmin      Role = "secondary_admin"
+	RoleContractManager     Role = "contract_manager"
+	RoleSoftwareCoordinator Role = "software_coordinator"
+)
+
+// Roles lists every role in order of power.
+var Roles = []Role{RolePrimaryAdmin, RoleSecondaryAdmin, RoleContractManager, RoleSoftwareCoordinator}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	for _, x := range Roles {
+		if r == x {
+			return true
+		}
+	}
+	return false
+}
+
+// PerSubscription reports whether the role is granted for one subscription.
+func (r Role) PerSubscription() bool {
+	return r == RoleContractManager || r == RoleSoftwareCoordinator
+}
+
+// RoleGrant gives a user a role, for one subscription when the role is per subscription.
+type RoleGrant struct {
+	UserID         int64 `json:"user_id"`
+	Role           Role  `json:"role"`
+	SubscriptionID int64 `json:"subscription_id,omitempty"` // 0 for account-wide roles
+}
+
+// TokenScope limits what an API token may do.
+type TokenScope string
+
+const (
+	ScopeFull   TokenScope = "full"   // everything the token's user may do
+	ScopeIngest TokenScope = "ingest" // send usage events, nothing else
+)
+
+// Valid reports whether s is a known scope.
+func (s TokenScope) Valid() bool { return s == ScopeFull || s == ScopeIngest }
+
+// Token is an API bearer token. Only its hash is stored.
+type Token struct {
+	ID        int64      `json:"id"`
+	AccountID int64      `json:"-"`
+	UserID    int64      `json:"user_id"`
+	Name      string     `json:"name"`
+	Scope     TokenScope `json:"scope"`
+	Hash      []byte     `json:"-"`
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+// Product is a software title in the catalog, with its cloud services.
+type Product struct {
+	ID       int64     `json:"id"`
+	Code     string    `json:"code"`
+	Name     string    `json:"name"`
+	Services []Service `json:"services"`
+}
+
+// HasService reports whether code names one of the product's services.
+func (p Product) HasService(code string) bool {
+	for _, s := range p.Services {
+		if s.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Service is an individual cloud service of a product (storage, rendering, …).
+type Service struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+}
+
+// Plan is a subscription's plan. Only Standard and Premium carry usage data.
+type Plan string
+
+const (
+	PlanStandard Plan = "standard"
+	PlanPremium  Plan = "premium"
+	PlanBasic    Plan = "basic"
+)
+
+// Plans lists every plan.
+var Plans = []Plan{PlanStandard, PlanPremium, PlanBasic}
+
+// Valid reports whether p is a known plan.
+func (p Plan) Valid() bool { return p == PlanStandard || p == PlanPremium || p == PlanBasic }
+
+// HasUsageData reports whether inactivity can be reported for the plan.
+func (p Plan) HasUsageData() bool { return p == PlanStandard || p == PlanPremium }
+
+// Benefit is a support benefit that comes with a contract.
+type Benefit struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+}
+
+// Benefits is the catalog of support benefits a contract may carry.
+var Benefits = []Benefit{
+	{Code: "web_support", Name: "Web support"},
+	{Code: "phone_support", Name: "Phone support"},
+	{Code: "remote_desktop", Name: "Remote desktop support"},
+	{Code: "training", Name: "Training"},
+}
+
+// BenefitName returns the display name of a benefit code, or the code itself.
+func BenefitName(code string) string {
+	for _, b := range Benefits {
+		if b.Code == code {
+			return b.Name
+		}
+	}
+	return code
+}
+
+// ValidBenefit reports whether code is a known benefit.
+func ValidBenefit(code string) bool {
+	for _, b := range Benefits {
+		if b.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Date is a calendar day without a time zone, written YYYY-MM-DD.
+type Date struct{ time.Time }
+
+// DateOf returns the calendar day of t in t's location.
+func DateOf(t time.Time) Date {
+	y, m, d := t.Date()
+	return Date{time.Date(y, m, d, 0, 0, 0, 0, time.UTC)}
+}
+
+// ParseDate parses YYYY-MM-DD.
+func ParseDate(s string) (Date, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return Date{}, err
+	}
+	return Date{t}, nil
+}
+
+func (d Date) String() string {
+	if d.IsZero() {
+		return ""
+	}
+	return d.Format(time.DateOnly)
+}
+
+// MarshalJSON writes the date as "YYYY-MM-DD", or null when zero.
+func (d Date) MarshalJSON() ([]byte, error) {
+	if d.IsZero() {
+		return []byte("null"), nil
+	}
+	return json.Marshal(d.String())
+}
+
+// UnmarshalJSON reads "YYYY-MM-DD" or null.
+func (d *Date) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*d = Date{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := ParseDate(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// Subscription is a contract: N seats of one product on one plan.
+type Subscription struct {
+	ID             int64     `json:"id"`
+	AccountID      int64     `json:"-"`
+	Product        Product   `json:"product"`
+	Plan           Plan      `json:"plan"`
+	Seats          int       `json:"seats"`
+	SeatsUsed      int       `json:"seats_used"`
+	ContractNumber string    `json:"contract_number"`
+	TermStart      Date      `json:"term_start"`
+	TermEnd        Date      `json:"term_end"`
+	Benefits       []string  `json:"benefits"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// SeatsAvailable is how many seats can still be assigned.
+func (s Subscription) SeatsAvailable() int { return s.Seats - s.SeatsUsed }
+
+// HasBenefit reports whether the contract carries the benefit.
+func (s Subscription) HasBenefit(code string) bool {
+	for _, b := range s.Benefits {
+		if b == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Assignment is one user holding one seat of a subscription, with a subset
+// of the product's services.
+type Assignment struct {
+	AccountID      int64     `json:"-"`
+	UserID         int64     `json:"user_id"`
+	SubscriptionID int64     `json:"subscription_id"`
+	Services       []string  `json:"services"`
+	AssignedAt     time.Time `json:"assigned_at"`
+}
+
+// AuditEntry records one change: who did what to whom, before and after.
+type AuditEntry struct {
+	ID             int64           `json:"id"`
+	AccountID      int64           `json:"-"`
+	ActorID        int64           `json:"actor_id"`
+	ActorEmail     string          `json:"actor_email"`
+	Action         string          `json:"action"`
+	TargetUserID   int64           `json:"target_user_id,omitempty"`
+	TargetEmail    string          `json:"target_email,omitempty"`
+	SubscriptionID int64           `json:"subscription_id,omitempty"`
+	Before         json.RawMessage `json:"before,omitempty"`
+	After          json.RawMessage `json:"after,omitempty"`
+	At             time.Time       `json:"at"`
+}
+
+// Actor is who is acting: a signed-in user or an API token's user, with the
+// roles they hold at the time of the request.
+type Actor struct {
+	AccountID int64
+	UserID    int64
+	Email     string
+	Grants    []RoleGrant
+	Scope     TokenScope
+}
+
+// System is the actor for work done by Usher itself or an operator on the
+// command line; it may do anything within AccountID.
+func System(accountID int64) Actor {
+	return Actor{AccountID: accountID, Scope: ScopeFull, Grants: []RoleGrant{{Role: RolePrimaryAdmin}}, Email: "system"}
+}
+
+// Has reports whether the actor holds role, for subscriptionID when the role
+// is per subscription.
+func (a Actor) Has(role Role, subscriptionID int64) bool {
+	for _, g := range a.Grants {
+		if g.Role == role && (!role.PerSubscription() || g.SubscriptionID == subscriptionID) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasAny reports whether the actor holds role for any subscription (or account-wide).
+func (a Actor) HasAny(role Role) bool {
+	for _, g := range a.Grants {
+		if g.Role == role {
+			return true
+		}
+	}
+	return false
+}
+
+// IsAdmin reports whether the actor is a primary or secondary admin.
+func (a Actor) IsAdmin() bool {
+	return a.HasAny(RolePrimaryAdmin) || a.HasAny(RoleSecondaryAdmin)
+}
