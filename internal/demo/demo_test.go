@@ -1,0 +1,173 @@
+package demo_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/demo"
+	"github.com/usherhq/usher/internal/store"
+	"github.com/usherhq/usher/internal/store/storetest"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+var now = time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC)
+
+func TestEnsure(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		svc := access.New(db.Access(), func() time.Time { return now })
+
+		start := time.Now()
+		first, err := demo.Ensure(ctx, svc, now, rand.New(rand.NewPCG(1, 2)))
+		if err != nil {
+			t.Fatalf("ensure: %v", err)
+		}
+		res := first.Seeded
+		if res == nil {
+			t.Fatal("first Ensure did not seed")
+		}
+		t.Logf("seeded the demo on %s in %v: %d users, %d subscriptions, %d of %d seats used, %d benefit grants",
+			db.Engine(), time.Since(start).Round(time.Millisecond), res.Users, res.Subscriptions, res.SeatsUsed, res.Seats, res.BenefitGrants)
+
+		t.Run("Counts", func(t *testing.T) {
+			want := map[string][2]int{
+				"users":             {res.Users, demo.UserCount + 2},
+				"subscriptions":     {res.Subscriptions, 9},
+				"secondary admins":  {res.SecondaryAdmins, 1},
+				"contract managers": {res.ContractManagers, 9},
+				"coordinators":      {res.Coordinators, 3},
+			}
+			for name, gw := range want {
+				if gw[0] != gw[1] {
+					t.Errorf("%s: got %d, want %d", name, gw[0], gw[1])
+				}
+			}
+			if res.ManagersWithoutSeat == 0 || res.ManagersWithoutSeat == res.ContractManagers {
+				t.Errorf("managers without seat: got %d of %d, want some but not all", res.ManagersWithoutSeat, res.ContractManagers)
+			}
+			if res.BenefitGrants == 0 {
+				t.Error("no benefit grants")
+			}
+		})
+
+		admin, err := svc.Authenticate(ctx, first.Token)
+		if err != nil {
+			t.Fatalf("authenticate the demo token: %v", err)
+		}
+		if admin.Email != demo.AdminEmail || !admin.Has(usher.RolePrimaryAdmin, 0) {
+			t.Fatalf("demo token acts as %s with %v, want primary admin %s", admin.Email, admin.Grants, demo.AdminEmail)
+		}
+
+		t.Run("SubscriptionsFilledNotOver", func(t *testing.T) {
+			page, err := svc.ListSubscriptions(ctx, admin, "", access.MaxLimit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			products := map[string]bool{}
+			plans := map[usher.Plan]bool{}
+			seats, used := 0, 0
+			for _, sub := range page.Items {
+				products[sub.Product.Code] = true
+				plans[sub.Plan] = true
+				seats += sub.Seats
+				used += sub.SeatsUsed
+				if sub.SeatsUsed > sub.Seats {
+					t.Errorf("contract %s: %d seats used of %d", sub.ContractNumber, sub.SeatsUsed, sub.Seats)
+				}
+				if pct := sub.SeatsUsed * 100 / sub.Seats; pct < 55 || pct > 95 {
+					t.Errorf("contract %s: %d%% used (%d of %d), want 60–95%%", sub.ContractNumber, pct, sub.SeatsUsed, sub.Seats)
+				}
+				if sub.Seats < 10 || sub.Seats > 120 {
+					t.Errorf("contract %s: %d seats, want 10 to 120", sub.ContractNumber, sub.Seats)
+				}
+				if len(sub.ContractNumber) != 12 {
+					t.Errorf("contract number %q, want 12 digits", sub.ContractNumber)
+				}
+			}
+			if len(products) != 5 {
+				t.Errorf("products: got %v, want all five", products)
+			}
+			if len(plans) != 3 {
+				t.Errorf("plans: got %v, want standard, premium and basic", plans)
+			}
+			if seats != res.Seats || used != res.SeatsUsed {
+				t.Errorf("seats: got %d used of %d, result says %d of %d", used, seats, res.SeatsUsed, res.Seats)
+			}
+		})
+
+		t.Run("Roles", func(t *testing.T) {
+			roles := map[usher.Role]int{}
+			users := 0
+			cursor := ""
+			for {
+				page, err := svc.ListUsers(ctx, admin, "", cursor, access.MaxLimit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, u := range page.Items {
+					users++
+					full, err := svc.User(ctx, admin, u.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, g := range full.Roles {
+						roles[g.Role]++
+					}
+				}
+				if cursor = page.NextCursor; cursor == "" {
+					break
+				}
+			}
+			if users != demo.UserCount+2 {
+				t.Errorf("users listed: got %d, want %d", users, demo.UserCount+2)
+			}
+			want := map[usher.Role]int{
+				usher.RolePrimaryAdmin: 1, usher.RoleSecondaryAdmin: 1,
+				usher.RoleContractManager: 9, usher.RoleSoftwareCoordinator: 3,
+			}
+			for r, n := range want {
+				if roles[r] != n {
+					t.Errorf("%s grants: got %d, want %d", r, roles[r], n)
+				}
+			}
+		})
+
+		t.Run("Audited", func(t *testing.T) {
+			page, err := svc.AuditLog(ctx, admin, 0, "seat.assign", "", access.MaxLimit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) == 0 {
+				t.Error("no seat.assign audit entries")
+			}
+		})
+
+		t.Run("SecondStartMakesANewToken", func(t *testing.T) {
+			again, err := demo.Ensure(ctx, svc, now.Add(time.Hour), rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Seeded != nil {
+				t.Fatal("second Ensure seeded again")
+			}
+			if again.Account.ID != first.Account.ID || again.Token == first.Token {
+				t.Fatalf("second start: account %d token changed %v, want account %d and a new token", again.Account.ID, again.Token != first.Token, first.Account.ID)
+			}
+			for _, tok := range []string{first.Token, again.Token} {
+				if _, err := svc.Authenticate(ctx, tok); err != nil {
+					t.Errorf("authenticate: %v", err)
+				}
+			}
+			accounts, err := svc.ListAccounts(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(accounts) != 1 {
+				t.Errorf("accounts: got %d, want 1", len(accounts))
+			}
+		})
+	})
+}

@@ -1,0 +1,621 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/usage"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// Config tunes the notify service. Zero values take the defaults.
+type Config struct {
+	// BaseURL is where Usher is reached from a browser, e.g.
+	// https://usher.example.com; email links start with it.
+	BaseURL string
+	// From is the emails' sender, e.g. "Usher <usher@example.com>".
+	From   string
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	Lease       time.Duration // how long a claimed run is a worker's; default 5 minutes
+	SendTimeout time.Duration // the longest one SMTP delivery may take; default 1 minute
+	MaxAttempts int           // attempts before a run fails for good; default 10
+	Workers     int           // emails sent at once by one SendDue; default 4
+	FirstUsers  int           // inactive users listed by name in an email; default 10
+}
+
+// Defaults of Config.
+const (
+	DefaultLease       = 5 * time.Minute
+	DefaultSendTimeout = time.Minute
+	DefaultMaxAttempts = 10
+	DefaultWorkers     = 4
+	DefaultFirstUsers  = 10
+)
+
+// planBatch is how many due settings one planning transaction handles.
+const planBatch = 100
+
+// Paths of the pages email links open, below Config.BaseURL.
+const (
+	ReportPath   = "/reports/usage"
+	SettingsPath = "/usage-notifications"
+)
+
+// Service manages notification settings and plans and sends the runs.
+type Service struct {
+	store      Store
+	mailer     Mailer
+	inactivity Inactivity
+	cfg        Config
+	log        *slog.Logger
+	msgHost    string
+	claims     atomic.Int64 // numbers this process's claims, so each lease is distinct
+}
+
+// New returns a notify service. mailer may be nil when no SMTP server is
+// configured: settings and runs are still kept and planned, and runs stay
+// pending until a service with a mailer sends them. Pass a literal nil, not
+// a nil pointer of a Mailer type.
+func New(store Store, mailer Mailer, inactivity Inactivity, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.SendTimeout <= 0 {
+		cfg.SendTimeout = DefaultSendTimeout
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.FirstUsers <= 0 {
+		cfg.FirstUsers = DefaultFirstUsers
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	host := "usher"
+	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	return &Service{store: store, mailer: mailer, inactivity: inactivity, cfg: cfg, log: cfg.Logger, msgHost: host}
+}
+
+// CanDeliver reports whether the service has a mailer to send with.
+func (s *Service) CanDeliver() bool { return s.mailer != nil }
+
+// now is the service's clock, truncated to milliseconds as stored.
+func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
+
+func forbidden() error {
+	return usher.Errorf(usher.EFORBIDDEN, "only primary admins can set up usage notifications")
+}
+
+// Backoff is the wait after failed attempt number attempt (1-based) before
+// the next: 1 minute, doubling, at most an hour.
+func Backoff(attempt int) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	if attempt > 7 { // 2^6 minutes is already past the cap
+		return time.Hour
+	}
+	return min(time.Minute<<(attempt-1), time.Hour)
+}
+
+// MessageID is the Message-ID of the run of (accountID, userID) scheduled
+// for at: derived from the run's unique key, so it is the same on every
+// attempt and distinct between runs.
+func (s *Service) MessageID(accountID, userID int64, at time.Time) string {
+	return fmt.Sprintf("<run-%d-%d-%d@%s>", accountID, userID, at.Unix(), s.msgHost)
+}
+
+// ReportURL is the Usage Report filtered to users inactive over r.
+func (s *Service) ReportURL(r usage.Range) string {
+	return s.cfg.BaseURL + ReportPath + "?status=inactive&range=" + url.QueryEscape(string(r))
+}
+
+// ---- settings ----
+
+// Setting returns the actor's own setting, on or off; usher.ENOTFOUND when
+// they never set one up.
+func (s *Service) Setting(ctx context.Context, a usher.Actor) (Setting, error) {
+	if !access.Can(a, access.ManageNotification, 0) {
+		return Setting{}, forbidden()
+	}
+	var out Setting
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		out, err = settingOf(ctx, tx, a)
+		return err
+	})
+	if err != nil {
+		return Setting{}, fmt.Errorf("usage notification setting: %w", err)
+	}
+	return out, nil
+}
+
+func settingOf(ctx context.Context, tx Tx, a usher.Actor) (Setting, error) {
+	st, err := tx.SettingOf(ctx, a.AccountID, a.UserID)
+	if usher.ErrorCode(err) == usher.ENOTFOUND {
+		return Setting{}, usher.Errorf(usher.ENOTFOUND, "usage notifications are not set up")
+	}
+	return st, err
+}
+
+// Set turns the actor's notifications on, or edits them if they are on. It
+// answers the saved setting, whose NextAt says when the next email goes,
+// and whether this call turned notifications on (false: it edited them).
+//
+// The permission is checked before validation because validation needs the
+// account's clock and the current setting, which someone who may not manage
+// notifications has no business probing.
+func (s *Service) Set(ctx context.Context, a usher.Actor, in Input) (Setting, bool, error) {
+	if !access.Can(a, access.ManageNotification, 0) {
+		return Setting{}, false, forbidden()
+	}
+	var out Setting
+	var turnedOn bool
+	err := s.store.Write(ctx, func(tx Tx) error {
+		acct, err := tx.AccountByID(ctx, a.AccountID)
+		if err != nil {
+			return err
+		}
+		loc := acct.Location()
+		now := s.now()
+		prev, err := tx.SettingOf(ctx, a.AccountID, a.UserID)
+		exists := err == nil
+		if err != nil && usher.ErrorCode(err) != usher.ENOTFOUND {
+			return err
+		}
+		var p *Setting
+		if exists {
+			p = &prev
+		}
+		if err := validate(in, usher.DateOf(now.In(loc)), loc, p); err != nil {
+			return err
+		}
+		next := Setting{
+			AccountID: a.AccountID, UserID: a.UserID, Enabled: true,
+			StartDate: in.StartDate, Frequency: in.Frequency, Range: in.Range, SendHour: DefaultSendHour,
+			CreatedAt: now, UpdatedAt: now,
+		}
+		if exists {
+			next.SendHour, next.CreatedAt, next.LastRunFor = prev.SendHour, prev.CreatedAt, prev.LastRunFor
+		}
+		if in.SendHour != nil {
+			next.SendHour = *in.SendHour
+		}
+		next.NextAt = FirstDue(next, loc, now)
+		if err := tx.PutSetting(ctx, next); err != nil {
+			return err
+		}
+		turnedOn = !exists || !prev.Enabled
+		action, before := "notification.edit", any(prev)
+		if turnedOn {
+			action = "notification.turn_on"
+		}
+		if !exists {
+			before = nil
+		}
+		out = next
+		return s.audit(ctx, tx, a, action, before, next)
+	})
+	if err != nil {
+		return Setting{}, false, fmt.Errorf("set usage notifications: %w", err)
+	}
+	return out, turnedOn, nil
+}
+
+// validate checks an input against today's date in the account's time
+// zone. prev is the current setting, nil if none: keeping its start date is
+// allowed even once that date has passed.
+func validate(in Input, today usher.Date, loc *time.Location, prev *Setting) error {
+	var p usher.Problems
+	switch {
+	case in.StartDate.IsZero():
+		p.Add("start_date", "is required, a date such as "+today.String())
+	case in.StartDate.Before(today.Time) && (prev == nil || !in.StartDate.Equal(prev.StartDate.Time)):
+		p.Addf("start_date", "must be today (%s in %s) or later", today, loc)
+	}
+	if !in.Frequency.Valid() {
+		p.Add("frequency", "must be one of weekly, biweekly, monthly, quarterly")
+	}
+	if !in.Range.Valid() {
+		p.Add("range", "must be one of 30d, 3m, 6m, 9m, 1y")
+	}
+	if in.SendHour != nil && (*in.SendHour < 0 || *in.SendHour > 23) {
+		p.Add("send_hour", "must be a whole hour from 0 to 23, local time of the account")
+	}
+	return p.Err()
+}
+
+// TurnOff stops the actor's notifications: no occurrence after now is
+// planned, and runs not sent yet are not sent. Turning off what is off
+// changes nothing and succeeds.
+func (s *Service) TurnOff(ctx context.Context, a usher.Actor) (Setting, error) {
+	if !access.Can(a, access.ManageNotification, 0) {
+		return Setting{}, forbidden()
+	}
+	var out Setting
+	err := s.store.Write(ctx, func(tx Tx) error {
+		prev, err := settingOf(ctx, tx, a)
+		if err != nil {
+			return err
+		}
+		out = prev
+		if !prev.Enabled {
+			return nil
+		}
+		out.Enabled, out.NextAt, out.UpdatedAt = false, time.Time{}, s.now()
+		if err := tx.PutSetting(ctx, out); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "notification.turn_off", prev, out)
+	})
+	if err != nil {
+		return Setting{}, fmt.Errorf("turn off usage notifications: %w", err)
+	}
+	return out, nil
+}
+
+// Runs lists the actor's runs, newest first.
+func (s *Service) Runs(ctx context.Context, a usher.Actor, cursor string, limit int) (access.Page[Run], error) {
+	out := access.Page[Run]{Items: []Run{}}
+	if !access.Can(a, access.ManageNotification, 0) {
+		return out, forbidden()
+	}
+	var p usher.Problems
+	switch {
+	case limit == 0:
+		limit = access.DefaultLimit
+	case limit < 0 || limit > access.MaxLimit:
+		p.Addf("limit", "must be between 1 and %d", access.MaxLimit)
+	}
+	var before int64
+	access.DecodeCursor(&p, cursor, &before)
+	if err := p.Err(); err != nil {
+		return out, err
+	}
+	err := s.store.Read(ctx, func(tx Tx) error {
+		runs, err := tx.RunsOf(ctx, a.AccountID, a.UserID, before, limit+1)
+		if err != nil {
+			return err
+		}
+		if len(runs) > limit {
+			runs = runs[:limit]
+			out.NextCursor = access.EncodeCursor(runs[limit-1].ID)
+		}
+		out.Items = append(out.Items, runs...)
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("usage notification runs: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Service) audit(ctx context.Context, tx Tx, a usher.Actor, action string, before, after any) error {
+	e := usher.AuditEntry{
+		AccountID: a.AccountID, ActorID: a.UserID, ActorEmail: a.Email, Action: action,
+		TargetUserID: a.UserID, TargetEmail: a.Email, At: s.now(),
+	}
+	var err error
+	if before != nil {
+		if e.Before, err = json.Marshal(before); err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+	}
+	if after != nil {
+		if e.After, err = json.Marshal(after); err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+	}
+	if err := tx.InsertAudit(ctx, &e); err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// recipient loads who a setting's emails go to and reports whether they may
+// still get them: an active user who is still a primary admin.
+func recipient(ctx context.Context, tx Tx, accountID, userID int64) (usher.User, bool, error) {
+	u, err := tx.UserByID(ctx, accountID, userID)
+	if usher.ErrorCode(err) == usher.ENOTFOUND {
+		return usher.User{}, false, nil
+	} else if err != nil {
+		return usher.User{}, false, err
+	}
+	grants, err := tx.RolesOf(ctx, accountID, userID)
+	if err != nil {
+		return usher.User{}, false, err
+	}
+	a := usher.Actor{AccountID: accountID, UserID: userID, Grants: grants, Scope: usher.ScopeFull}
+	return u, u.Status == usher.UserActive && access.Can(a, access.ManageNotification, 0), nil
+}
+
+// ---- planning ----
+
+// PlanDue creates a run for every enabled setting whose next occurrence is
+// due and moves the setting to its first occurrence after now. A setting
+// several occurrences behind (the server was down) gets one run, for the
+// latest of them. It answers how many runs it created. Several schedulers
+// may plan at once: each occurrence still gets one run.
+func (s *Service) PlanDue(ctx context.Context) (int, error) {
+	now := s.now()
+	total := 0
+	for {
+		var seen, advanced, created int
+		err := s.store.Write(ctx, func(tx Tx) error {
+			seen, advanced, created = 0, 0, 0
+			due, err := tx.DueSettings(ctx, now, planBatch)
+			if err != nil {
+				return err
+			}
+			seen = len(due)
+			accounts := map[int64]usher.Account{}
+			for _, st := range due {
+				acct, ok := accounts[st.AccountID]
+				if !ok {
+					acct, err = tx.AccountByID(ctx, st.AccountID)
+					if usher.ErrorCode(err) == usher.ENOTFOUND {
+						// Storage should have deleted the setting with its account;
+						// with no recipient, plan only moves it on (in UTC).
+						acct, err = usher.Account{ID: st.AccountID}, nil
+					} else if err != nil {
+						return err
+					}
+					accounts[st.AccountID] = acct
+				}
+				moved, made, err := s.plan(ctx, tx, st, acct.Location(), now)
+				if err != nil {
+					return fmt.Errorf("account %d user %d: %w", st.AccountID, st.UserID, err)
+				}
+				if moved {
+					advanced++
+				}
+				if made {
+					created++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("plan due notifications: %w", err)
+		}
+		total += created
+		// A full batch may mean more are due. Without progress (another
+		// scheduler holds them), the next tick looks again rather than spin.
+		if seen < planBatch || advanced == 0 {
+			return total, nil
+		}
+	}
+}
+
+// plan handles one due setting and reports whether it moved the setting on
+// and whether it created a run.
+func (s *Service) plan(ctx context.Context, tx Tx, st Setting, loc *time.Location, now time.Time) (advanced, created bool, err error) {
+	at := st.NextAt
+	if latest, ok := LatestAtOrBefore(st, loc, now); ok && latest.After(at) {
+		at = latest // one catch-up for the latest missed occurrence, not one per occurrence
+	}
+	u, eligible, err := recipient(ctx, tx, st.AccountID, st.UserID)
+	if err != nil {
+		return false, false, err
+	}
+	next := st
+	next.NextAt, next.UpdatedAt = NextAfter(st, loc, now), now
+	if eligible && at.After(next.LastRunFor) {
+		next.LastRunFor = at
+	}
+	// Advance first: if another scheduler or an edit got there first, this
+	// transaction must not create a run for an occurrence it no longer owns.
+	if advanced, err = tx.AdvanceSetting(ctx, next, st.NextAt); err != nil || !advanced {
+		return false, false, err
+	}
+	log := s.log.With(slog.Int64("account_id", st.AccountID), slog.Int64("user_id", st.UserID), slog.Time("scheduled_for", at))
+	if !eligible {
+		log.InfoContext(ctx, "usage notification skipped: recipient is no longer an active primary admin", slog.String("email", u.Email))
+		return true, false, nil
+	}
+	r := Run{
+		AccountID: st.AccountID, UserID: st.UserID, ScheduledFor: at, Range: st.Range, Status: StatusPending,
+		NextAttemptAt: now, MessageID: s.MessageID(st.AccountID, st.UserID, at), CreatedAt: now, UpdatedAt: now,
+	}
+	if created, err = tx.InsertRun(ctx, &r); err != nil {
+		return true, false, err
+	}
+	if created {
+		log.InfoContext(ctx, "usage notification planned", slog.Int64("run_id", r.ID), slog.Time("next_at", next.NextAt))
+	}
+	return true, created, nil
+}
+
+// ---- sending ----
+
+// SendDue claims at most max due runs for owner (a name unique to this
+// process, such as host:pid), sends them, Workers at a time, and records
+// each outcome. It answers how many were delivered. A failed send is retried
+// after Backoff, with the same Message-ID, until MaxAttempts. Without a
+// mailer it sends nothing and leaves runs pending.
+//
+// When ctx ends, runs not started yet are handed back for the next claim;
+// a send in progress is cut short and counts as a failed attempt.
+func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, error) {
+	if s.mailer == nil || max <= 0 {
+		return 0, nil
+	}
+	now := s.now()
+	lease := fmt.Sprintf("%s#%d", owner, s.claims.Add(1))
+	var runs []Run
+	err := s.store.Write(ctx, func(tx Tx) (err error) {
+		runs, err = tx.ClaimRuns(ctx, now, lease, now.Add(s.cfg.Lease), max)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim due notifications: %w", err)
+	}
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		errs      []error
+		delivered atomic.Int64
+		sem       = make(chan struct{}, s.cfg.Workers)
+	)
+	for i, r := range runs {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			if err := s.release(ctx, runs[i:], lease); err != nil {
+				errs = append(errs, err)
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ok, err := s.send(ctx, r, lease)
+			if ok {
+				delivered.Add(1)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return int(delivered.Load()), errors.Join(errs...)
+}
+
+// release hands claimed runs that were never attempted back, without
+// counting the attempt.
+func (s *Service) release(ctx context.Context, runs []Run, lease string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	now := s.now()
+	return s.store.Write(ctx, func(tx Tx) error {
+		for _, r := range runs {
+			r.Status, r.Attempts, r.NextAttemptAt = StatusPending, r.Attempts-1, now
+			r.LeaseOwner, r.LeaseUntil, r.UpdatedAt = "", time.Time{}, now
+			if err := tx.FinishRun(ctx, r, lease); err != nil && usher.ErrorCode(err) != usher.ECONFLICT {
+				return fmt.Errorf("release run %d: %w", r.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// send makes one attempt at a claimed run and records the outcome. It
+// reports whether the email was delivered; its error is about recording,
+// not about sending.
+func (s *Service) send(ctx context.Context, r Run, lease string) (bool, error) {
+	log := s.log.With(slog.Int64("run_id", r.ID), slog.Int64("account_id", r.AccountID), slog.Int64("user_id", r.UserID),
+		slog.Time("scheduled_for", r.ScheduledFor), slog.Int("attempt", r.Attempts), slog.String("message_id", r.MessageID))
+	if r.Attempts > s.cfg.MaxAttempts {
+		// Only a worker that died mid-send claims a run this often.
+		return false, s.finish(ctx, log, r, lease, fmt.Errorf("gave up after %d attempts", s.cfg.MaxAttempts), true)
+	}
+	var (
+		st    Setting
+		acct  usher.Account
+		to    usher.User
+		ok    bool
+		abort string
+	)
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		st, err = tx.SettingOf(ctx, r.AccountID, r.UserID)
+		if usher.ErrorCode(err) == usher.ENOTFOUND {
+			abort = "usage notifications were removed before this email went out"
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
+			return err
+		}
+		to, ok, err = recipient(ctx, tx, r.AccountID, r.UserID)
+		return err
+	})
+	switch {
+	case err != nil:
+		return false, s.finish(ctx, log, r, lease, fmt.Errorf("load recipient: %w", err), false)
+	case abort == "" && !st.Enabled:
+		abort = "usage notifications were turned off before this email went out"
+	case abort == "" && !ok:
+		abort = "the recipient is no longer an active primary admin"
+	}
+	if abort != "" {
+		return false, s.finish(ctx, log, r, lease, errors.New(abort), true)
+	}
+	sum, err := s.inactivity.InactiveSummary(ctx, r.AccountID, r.Range, s.cfg.FirstUsers)
+	if err != nil {
+		return false, s.finish(ctx, log, r, lease, fmt.Errorf("count inactive users: %w", err), false)
+	}
+	r.InactiveUsers, r.InactiveSeats = sum.InactiveUsers, sum.InactiveSeats
+	m := Message{
+		MessageID: r.MessageID, From: s.cfg.From, To: to, Account: acct, Date: s.now(), ScheduledFor: r.ScheduledFor,
+		Summary: sum, SettingsURL: s.cfg.BaseURL + SettingsPath,
+	}
+	if sum.InactiveUsers > 0 {
+		m.ReportURL = s.ReportURL(r.Range)
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	err = s.mailer.Send(sendCtx, m)
+	cancel()
+	if err != nil {
+		return false, s.finish(ctx, log, r, lease, fmt.Errorf("send: %w", err), false)
+	}
+	return true, s.finish(ctx, log, r, lease, nil, false)
+}
+
+// finish records an attempt's outcome under the run's lease: delivered when
+// cause is nil, failed for good when final or out of attempts, else pending
+// again after Backoff.
+func (s *Service) finish(ctx context.Context, log *slog.Logger, r Run, lease string, cause error, final bool) error {
+	// The outcome must be recorded even when ctx ends mid-send, or the run
+	// would be sent again after its lease expires.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	now := s.now()
+	r.LeaseOwner, r.LeaseUntil, r.UpdatedAt = "", time.Time{}, now
+	switch {
+	case cause == nil:
+		r.Status, r.DeliveredAt, r.LastError = StatusDelivered, now, ""
+		log.InfoContext(ctx, "usage notification delivered", slog.Int("inactive_users", r.InactiveUsers))
+	case final || r.Attempts >= s.cfg.MaxAttempts:
+		r.Status, r.LastError = StatusFailed, cause.Error()
+		log.ErrorContext(ctx, "usage notification failed for good", slog.String("error", r.LastError))
+	default:
+		r.Status, r.LastError, r.NextAttemptAt = StatusPending, cause.Error(), now.Add(Backoff(r.Attempts))
+		log.WarnContext(ctx, "usage notification attempt failed; will retry", slog.String("error", r.LastError), slog.Time("next_attempt_at", r.NextAttemptAt))
+	}
+	err := s.store.Write(ctx, func(tx Tx) error { return tx.FinishRun(ctx, r, lease) })
+	if usher.ErrorCode(err) == usher.ECONFLICT {
+		// Our lease expired and another worker took the run; its outcome wins.
+		log.WarnContext(ctx, "usage notification lease lost before the outcome was recorded")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record run %d: %w", r.ID, err)
+	}
+	return nil
+}

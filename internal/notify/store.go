@@ -1,0 +1,72 @@
+package notify
+
+import (
+	"context"
+	"time"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// Store runs functions in transactions, like access.Store. A function's
+// error rolls its transaction back.
+type Store interface {
+	Read(ctx context.Context, fn func(Tx) error) error
+	Write(ctx context.Context, fn func(Tx) error) error
+}
+
+// Tx is what the notify service needs from storage inside one transaction.
+// Methods that take an accountID confine themselves to that account and
+// answer usher.ENOTFOUND for objects of other accounts. DueSettings and
+// ClaimRuns are the exceptions: they serve the scheduler, which works for
+// every account.
+//
+// Times are UTC instants; storage keeps at least millisecond precision and
+// compares them as instants. A zero time.Time is stored as a value that
+// compares before every real instant (not NULL), so "lease_until < now"
+// holds for a run that was never leased.
+type Tx interface {
+	// The next four have the same meaning (and signatures) as in access.Tx,
+	// so one storage transaction can serve both services.
+	AccountByID(ctx context.Context, id int64) (usher.Account, error)
+	UserByID(ctx context.Context, accountID, id int64) (usher.User, error)
+	RolesOf(ctx context.Context, accountID, userID int64) ([]usher.RoleGrant, error)
+	InsertAudit(ctx context.Context, e *usher.AuditEntry) error
+
+	// SettingOf returns the user's setting, on or off; usher.ENOTFOUND when
+	// the user never set one up.
+	SettingOf(ctx context.Context, accountID, userID int64) (Setting, error)
+	// PutSetting inserts or replaces the setting of (s.AccountID, s.UserID).
+	PutSetting(ctx context.Context, s Setting) error
+	// DueSettings returns at most limit enabled settings with NextAt <= now,
+	// of any account, ordered by (NextAt, AccountID, UserID).
+	DueSettings(ctx context.Context, now time.Time, limit int) ([]Setting, error)
+	// AdvanceSetting moves a due setting on: it sets NextAt, LastRunFor and
+	// UpdatedAt from s, but only if the stored setting is still enabled and
+	// its NextAt still equals from. It reports whether it changed the row;
+	// false means another scheduler planned it first or the admin changed it.
+	AdvanceSetting(ctx context.Context, s Setting, from time.Time) (bool, error)
+
+	// InsertRun stores r and sets r.ID, unless a run for (r.AccountID,
+	// r.UserID, r.ScheduledFor) exists; then it changes nothing and reports
+	// false. It must not fail in that case, nor abort the transaction.
+	InsertRun(ctx context.Context, r *Run) (bool, error)
+	// ClaimRuns leases at most limit claimable runs of any account to owner
+	// until until, in one atomic statement, and returns them as updated. A
+	// run is claimable when its status is pending or sending, NextAttemptAt
+	// <= now and LeaseUntil < now (a sending run whose lease has expired
+	// belongs to a worker that died). Claiming sets status sending,
+	// LeaseOwner owner, LeaseUntil until, Attempts+1 and UpdatedAt now. Runs
+	// are taken in (NextAttemptAt, ID) order. No run may be returned to two
+	// concurrent callers.
+	ClaimRuns(ctx context.Context, now time.Time, owner string, until time.Time, limit int) ([]Run, error)
+	// FinishRun records the outcome of an attempt: it writes r's Status,
+	// Attempts, NextAttemptAt, InactiveUsers, InactiveSeats, LastError,
+	// LeaseOwner, LeaseUntil, DeliveredAt and UpdatedAt, but only while the
+	// run is still sending and leased to owner. Otherwise (the lease expired
+	// and another worker took the run) it changes nothing and answers
+	// usher.ECONFLICT.
+	FinishRun(ctx context.Context, r Run, owner string) error
+	// RunsOf returns at most limit runs of the user, newest first (by ID
+	// descending), with ID < beforeID when beforeID > 0.
+	RunsOf(ctx context.Context, accountID, userID, beforeID int64, limit int) ([]Run, error)
+}

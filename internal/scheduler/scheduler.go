@@ -1,0 +1,101 @@
+// Package scheduler drives due work: it plans and sends usage
+// notifications on a timer inside `usher serve`, or once for
+// `usher notifications run-due`. It keeps no state of its own: every claim
+// is made in the database, so any number of replicas may run it at once.
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Notifier is the work the scheduler drives; *notify.Service implements it.
+type Notifier interface {
+	PlanDue(ctx context.Context) (int, error)
+	SendDue(ctx context.Context, owner string, max int) (int, error)
+	CanDeliver() bool
+}
+
+// DefaultInterval is how often `usher serve` looks for due work.
+const DefaultInterval = 30 * time.Second
+
+// batch is how many runs one SendDue claims.
+const batch = 100
+
+// Owner names this process in run leases: host name and process id.
+func Owner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "usher"
+	}
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
+// Result counts what one pass did.
+type Result struct {
+	Planned   int // runs created for due occurrences
+	Delivered int // emails the SMTP server accepted
+}
+
+// RunOnce plans every due occurrence and sends every due run once, then
+// returns. It is `usher notifications run-due`, for those who prefer cron.
+func RunOnce(ctx context.Context, n Notifier, owner string) (Result, error) {
+	var res Result
+	planned, err := n.PlanDue(ctx)
+	res.Planned = planned
+	if err != nil {
+		return res, err
+	}
+	// Claim in batches until nothing is claimable. Each claimed run is either
+	// delivered or waits out its backoff, so this ends.
+	for ctx.Err() == nil {
+		delivered, err := n.SendDue(ctx, owner, batch)
+		res.Delivered += delivered
+		if err != nil {
+			return res, err
+		}
+		if delivered == 0 {
+			break
+		}
+	}
+	return res, nil
+}
+
+// Run plans and sends due notifications at once and then every interval
+// until ctx ends; it returns when the pass in progress has finished, so
+// nothing it started outlives it. Errors are logged and the next tick tries
+// again. log may be nil for slog.Default().
+func Run(ctx context.Context, n Notifier, interval time.Duration, owner string, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	log = log.With(slog.String("owner", owner))
+	if !n.CanDeliver() {
+		log.WarnContext(ctx, "no SMTP server configured (--smtp or USHER_SMTP_URL): usage notifications will not be delivered; their runs are planned and stay pending until a server is configured")
+	}
+	log.InfoContext(ctx, "scheduler started", slog.Duration("interval", interval))
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		res, err := RunOnce(ctx, n, owner)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.ErrorContext(ctx, "scheduler pass failed", slog.Int("planned", res.Planned), slog.Int("delivered", res.Delivered), slog.String("error", err.Error()))
+		case res.Planned > 0 || res.Delivered > 0:
+			log.InfoContext(ctx, "scheduler pass", slog.Int("planned", res.Planned), slog.Int("delivered", res.Delivered), slog.Duration("took", time.Since(start)))
+		}
+		select {
+		case <-ctx.Done():
+			log.InfoContext(context.WithoutCancel(ctx), "scheduler stopped")
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,931 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// This file implements access.Tx.
+
+// ---- accounts ----
+
+// CreateAccount stores a and sets its ID.
+func (tx *Tx) CreateAccount(ctx context.Context, a *usher.Account) error {
+	err := tx.queryRow(ctx, `
+		INSERT INTO accounts (name, time_zone, created_at) VALUES (?, ?, ?)
+		RETURNING id`,
+		a.Name, a.TimeZone, millis(a.CreatedAt)).Scan(&a.ID)
+	if err != nil {
+		return fmt.Errorf("create account: %w", err)
+	}
+	return nil
+}
+
+const accountColumns = "id, name, time_zone, created_at"
+
+func scanAccount(row interface{ Scan(...any) error }) (usher.Account, error) {
+	var a usher.Account
+	var created int64
+	err := row.Scan(&a.ID, &a.Name, &a.TimeZone, &created)
+	a.CreatedAt = fromMillis(created)
+	return a, err
+}
+
+// AccountByID returns one account.
+func (tx *Tx) AccountByID(ctx context.Context, id int64) (usher.Account, error) {
+	a, err := scanAccount(tx.queryRow(ctx, "SELECT "+accountColumns+" FROM accounts WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, usher.Errorf(usher.ENOTFOUND, "account %d not found", id)
+	} else if err != nil {
+		return a, fmt.Errorf("get account %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// ListAccounts returns every account by id.
+func (tx *Tx) ListAccounts(ctx context.Context) ([]usher.Account, error) {
+	rows, err := tx.query(ctx, "SELECT "+accountColumns+" FROM accounts ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	out, err := collect(rows, scanAccount)
+	if err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	return out, nil
+}
+
+// ---- users ----
+
+const userColumns = "id, account_id, email, name, status, created_at, updated_at"
+
+func scanUser(row interface{ Scan(...any) error }) (usher.User, error) {
+	var u usher.User
+	var created, updated int64
+	err := row.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Status, &created, &updated)
+	u.CreatedAt, u.UpdatedAt = fromMillis(created), fromMillis(updated)
+	return u, err
+}
+
+// nameKey is the sort key of users: the same lower-casing the access
+// service uses for its cursors, so keyset pages line up exactly.
+func nameKey(name string) string { return strings.ToLower(name) }
+
+// CreateUser stores u and sets its ID.
+func (tx *Tx) CreateUser(ctx context.Context, u *usher.User) error {
+	err := tx.queryRow(ctx, `
+		INSERT INTO users (account_id, email, name, name_key, status, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`,
+		u.AccountID, u.Email, u.Name, nameKey(u.Name), u.Status, millis(u.CreatedAt), millis(u.UpdatedAt)).Scan(&u.ID)
+	switch {
+	case isUniqueViolation(err):
+		return usher.Errorf(usher.ECONFLICT, "a user with email %s already exists", u.Email)
+	case isForeignKeyViolation(err):
+		return usher.Errorf(usher.ENOTFOUND, "account %d not found", u.AccountID)
+	case err != nil:
+		return fmt.Errorf("create user %s: %w", u.Email, err)
+	}
+	return nil
+}
+
+// UserByID returns one user of the account.
+func (tx *Tx) UserByID(ctx context.Context, accountID, id int64) (usher.User, error) {
+	u, err := scanUser(tx.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE account_id = ? AND id = ?", accountID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, usher.Errorf(usher.ENOTFOUND, "user %d not found", id)
+	} else if err != nil {
+		return u, fmt.Errorf("get user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user of the account with this email.
+func (tx *Tx) UserByEmail(ctx context.Context, accountID int64, email string) (usher.User, error) {
+	u, err := scanUser(tx.queryRow(ctx, "SELECT "+userColumns+" FROM users WHERE account_id = ? AND email = ?", accountID, email))
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, usher.Errorf(usher.ENOTFOUND, "user %s not found", email)
+	} else if err != nil {
+		return u, fmt.Errorf("get user %s: %w", email, err)
+	}
+	return u, nil
+}
+
+// ListUsers returns a page of users ordered by (lower(name), id), served by
+// the index users_by_name. A Limit of 0 or less means no limit.
+func (tx *Tx) ListUsers(ctx context.Context, accountID int64, f access.UserFilter) ([]usher.User, error) {
+	var q strings.Builder
+	args := []any{accountID}
+	q.WriteString("SELECT " + userColumns + " FROM users WHERE account_id = ?")
+	if f.AfterName != "" || f.AfterID != 0 {
+		// The first term is a range both engines seek to in users_by_name;
+		// the second drops the rows of the cursor's own name up to its id.
+		q.WriteString(" AND name_key >= ? AND (name_key > ? OR id > ?)")
+		args = append(args, f.AfterName, f.AfterName, f.AfterID)
+	}
+	if f.Query != "" {
+		q.WriteString(` AND (name_key LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\')`)
+		pattern := "%" + escapeLike(strings.ToLower(f.Query)) + "%"
+		args = append(args, pattern, pattern)
+	}
+	q.WriteString(" ORDER BY name_key, id")
+	if f.Limit > 0 {
+		q.WriteString(" LIMIT ?")
+		args = append(args, f.Limit)
+	}
+	rows, err := tx.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	out, err := collect(rows, scanUser)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
+
+// escapeLike makes s match itself literally in a LIKE pattern with ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// UpdateUser stores u's email, name and status and its UpdatedAt.
+func (tx *Tx) UpdateUser(ctx context.Context, u usher.User) error {
+	n, err := affected(tx.exec(ctx, `
+		UPDATE users SET email = ?, name = ?, name_key = ?, status = ?, updated_at = ?
+		WHERE account_id = ? AND id = ?`,
+		u.Email, u.Name, nameKey(u.Name), u.Status, millis(u.UpdatedAt), u.AccountID, u.ID))
+	switch {
+	case isUniqueViolation(err):
+		return usher.Errorf(usher.ECONFLICT, "a user with email %s already exists", u.Email)
+	case err != nil:
+		return fmt.Errorf("update user %d: %w", u.ID, err)
+	case n == 0:
+		return usher.Errorf(usher.ENOTFOUND, "user %d not found", u.ID)
+	}
+	return nil
+}
+
+// DeleteUser removes the user; their roles, tokens, seats, services and
+// benefits go with them (ON DELETE CASCADE). Seats they still hold are
+// released first, so seats_used stays equal to the number of assignments.
+func (tx *Tx) DeleteUser(ctx context.Context, accountID, id int64) error {
+	_, err := tx.exec(ctx, `
+		UPDATE subscriptions SET seats_used = seats_used - 1
+		WHERE account_id = ? AND id IN (SELECT subscription_id FROM assignments WHERE account_id = ? AND user_id = ?)`,
+		accountID, accountID, id)
+	if err != nil {
+		return fmt.Errorf("delete user %d: release seats: %w", id, err)
+	}
+	n, err := affected(tx.exec(ctx, "DELETE FROM users WHERE account_id = ? AND id = ?", accountID, id))
+	if err != nil {
+		return fmt.Errorf("delete user %d: %w", id, err)
+	}
+	if n == 0 {
+		return usher.Errorf(usher.ENOTFOUND, "user %d not found", id)
+	}
+	return nil
+}
+
+// ---- roles ----
+
+// GrantRole gives the user the role; granting a role twice is not an error.
+func (tx *Tx) GrantRole(ctx context.Context, accountID int64, g usher.RoleGrant) error {
+	if err := tx.checkUserAndSubscription(ctx, accountID, g.UserID, g.SubscriptionID); err != nil {
+		return fmt.Errorf("grant role %s: %w", g.Role, err)
+	}
+	_, err := tx.exec(ctx, `
+		INSERT INTO role_grants (account_id, user_id, role, subscription_id) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`,
+		accountID, g.UserID, g.Role, nullID(g.SubscriptionID))
+	if err != nil {
+		return fmt.Errorf("grant role %s to user %d: %w", g.Role, g.UserID, err)
+	}
+	return nil
+}
+
+// RevokeRole takes the role away.
+func (tx *Tx) RevokeRole(ctx context.Context, accountID int64, g usher.RoleGrant) error {
+	// COALESCE matches the expression of the unique index role_grants_key.
+	n, err := affected(tx.exec(ctx, `
+		DELETE FROM role_grants
+		WHERE account_id = ? AND user_id = ? AND role = ? AND COALESCE(subscription_id, 0) = ?`,
+		accountID, g.UserID, g.Role, g.SubscriptionID))
+	if err != nil {
+		return fmt.Errorf("revoke role %s from user %d: %w", g.Role, g.UserID, err)
+	}
+	if n == 0 {
+		if g.SubscriptionID != 0 {
+			return usher.Errorf(usher.ENOTFOUND, "user %d does not hold role %s on subscription %d", g.UserID, g.Role, g.SubscriptionID)
+		}
+		return usher.Errorf(usher.ENOTFOUND, "user %d does not hold role %s", g.UserID, g.Role)
+	}
+	return nil
+}
+
+func scanGrant(row interface{ Scan(...any) error }) (usher.RoleGrant, error) {
+	var g usher.RoleGrant
+	err := row.Scan(&g.UserID, &g.Role, &g.SubscriptionID)
+	return g, err
+}
+
+// RolesOf returns the user's grants, most powerful role first.
+func (tx *Tx) RolesOf(ctx context.Context, accountID, userID int64) ([]usher.RoleGrant, error) {
+	rows, err := tx.query(ctx, `
+		SELECT user_id, role, COALESCE(subscription_id, 0) FROM role_grants
+		WHERE account_id = ? AND user_id = ?`, accountID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("roles of user %d: %w", userID, err)
+	}
+	out, err := collect(rows, scanGrant)
+	if err != nil {
+		return nil, fmt.Errorf("roles of user %d: %w", userID, err)
+	}
+	slices.SortFunc(out, func(a, b usher.RoleGrant) int {
+		if c := slices.Index(usher.Roles, a.Role) - slices.Index(usher.Roles, b.Role); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.SubscriptionID, b.SubscriptionID)
+	})
+	return out, nil
+}
+
+// UsersWithRole lists the account's grants of role by user and subscription.
+func (tx *Tx) UsersWithRole(ctx context.Context, accountID int64, role usher.Role) ([]usher.RoleGrant, error) {
+	rows, err := tx.query(ctx, `
+		SELECT user_id, role, COALESCE(subscription_id, 0) FROM role_grants
+		WHERE account_id = ? AND role = ?
+		ORDER BY user_id, COALESCE(subscription_id, 0)`, accountID, role)
+	if err != nil {
+		return nil, fmt.Errorf("users with role %s: %w", role, err)
+	}
+	out, err := collect(rows, scanGrant)
+	if err != nil {
+		return nil, fmt.Errorf("users with role %s: %w", role, err)
+	}
+	return out, nil
+}
+
+// checkUserAndSubscription answers ENOTFOUND unless the user, and the
+// subscription when subscriptionID is not 0, belong to the account. One
+// round trip.
+func (tx *Tx) checkUserAndSubscription(ctx context.Context, accountID, userID, subscriptionID int64) error {
+	var users, subs int
+	err := tx.queryRow(ctx, `
+		SELECT
+			(SELECT COUNT(*) FROM users WHERE account_id = ? AND id = ?),
+			(SELECT COUNT(*) FROM subscriptions WHERE account_id = ? AND id = ?)`,
+		accountID, userID, accountID, subscriptionID).Scan(&users, &subs)
+	switch {
+	case err != nil:
+		return err
+	case users == 0:
+		return usher.Errorf(usher.ENOTFOUND, "user %d not found", userID)
+	case subscriptionID != 0 && subs == 0:
+		return usher.Errorf(usher.ENOTFOUND, "subscription %d not found", subscriptionID)
+	}
+	return nil
+}
+
+// ---- tokens ----
+
+// CreateToken stores t (its hash, never the token) and sets its ID.
+func (tx *Tx) CreateToken(ctx context.Context, t *usher.Token) error {
+	err := tx.queryRow(ctx, `
+		INSERT INTO api_tokens (account_id, user_id, name, scope, hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		RETURNING id`,
+		t.AccountID, t.UserID, t.Name, t.Scope, t.Hash, millis(t.CreatedAt)).Scan(&t.ID)
+	switch {
+	case isUniqueViolation(err):
+		return usher.Errorf(usher.ECONFLICT, "a token with this hash already exists")
+	case isForeignKeyViolation(err):
+		return usher.Errorf(usher.ENOTFOUND, "user %d not found", t.UserID)
+	case err != nil:
+		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+// TokenByHash finds a token by the hash of its secret, in any account.
+func (tx *Tx) TokenByHash(ctx context.Context, hash []byte) (usher.Token, error) {
+	var t usher.Token
+	var created int64
+	err := tx.queryRow(ctx, `
+		SELECT id, account_id, user_id, name, scope, hash, created_at FROM api_tokens WHERE hash = ?`, hash).
+		Scan(&t.ID, &t.AccountID, &t.UserID, &t.Name, &t.Scope, &t.Hash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, usher.Errorf(usher.ENOTFOUND, "token not found")
+	} else if err != nil {
+		return t, fmt.Errorf("get token: %w", err)
+	}
+	t.CreatedAt = fromMillis(created)
+	return t, nil
+}
+
+// ---- products ----
+
+// ListProducts returns the catalog in the order it was created, each
+// product with its services.
+func (tx *Tx) ListProducts(ctx context.Context) ([]usher.Product, error) {
+	rows, err := tx.query(ctx, "SELECT id, code, name FROM products ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	out, err := collect(rows, scanProduct)
+	if err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	ptrs := make([]*usher.Product, len(out))
+	for i := range out {
+		ptrs[i] = &out[i]
+	}
+	if err := tx.loadServices(ctx, ptrs); err != nil {
+		return nil, fmt.Errorf("list products: %w", err)
+	}
+	return out, nil
+}
+
+func scanProduct(row interface{ Scan(...any) error }) (usher.Product, error) {
+	var p usher.Product
+	err := row.Scan(&p.ID, &p.Code, &p.Name)
+	return p, err
+}
+
+// ProductByCode returns one product with its services.
+func (tx *Tx) ProductByCode(ctx context.Context, code string) (usher.Product, error) {
+	p, err := scanProduct(tx.queryRow(ctx, "SELECT id, code, name FROM products WHERE code = ?", code))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, usher.Errorf(usher.ENOTFOUND, "product %s not found", code)
+	} else if err != nil {
+		return p, fmt.Errorf("get product %s: %w", code, err)
+	}
+	if err := tx.loadServices(ctx, []*usher.Product{&p}); err != nil {
+		return p, fmt.Errorf("get product %s: %w", code, err)
+	}
+	return p, nil
+}
+
+// CreateProduct adds a product and its services, in order, to the catalog.
+func (tx *Tx) CreateProduct(ctx context.Context, p *usher.Product) error {
+	err := tx.queryRow(ctx, "INSERT INTO products (code, name) VALUES (?, ?) RETURNING id", p.Code, p.Name).Scan(&p.ID)
+	if isUniqueViolation(err) {
+		return usher.Errorf(usher.ECONFLICT, "product code %s already exists", p.Code)
+	} else if err != nil {
+		return fmt.Errorf("create product %s: %w", p.Code, err)
+	}
+	if len(p.Services) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 4*len(p.Services))
+	for i, s := range p.Services {
+		args = append(args, p.ID, s.Code, s.Name, i+1)
+	}
+	_, err = tx.exec(ctx, "INSERT INTO product_services (product_id, code, name, position) VALUES "+valueRows(len(p.Services), 4), args...)
+	if isUniqueViolation(err) {
+		return usher.Errorf(usher.ECONFLICT, "product %s lists a service twice", p.Code)
+	} else if err != nil {
+		return fmt.Errorf("create product %s: %w", p.Code, err)
+	}
+	return nil
+}
+
+// loadServices fills in the services of products with one query.
+func (tx *Tx) loadServices(ctx context.Context, products []*usher.Product) error {
+	if len(products) == 0 {
+		return nil
+	}
+	byID := make(map[int64][]*usher.Product, len(products))
+	var ids []int64
+	for _, p := range products {
+		p.Services = []usher.Service{}
+		if _, ok := byID[p.ID]; !ok {
+			ids = append(ids, p.ID)
+		}
+		byID[p.ID] = append(byID[p.ID], p)
+	}
+	rows, err := tx.query(ctx, `
+		SELECT product_id, code, name FROM product_services
+		WHERE product_id IN (`+placeholders(len(ids))+`)
+		ORDER BY product_id, position`, int64Args(ids)...)
+	if err != nil {
+		return fmt.Errorf("load services: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var s usher.Service
+		if err := rows.Scan(&id, &s.Code, &s.Name); err != nil {
+			return fmt.Errorf("load services: %w", err)
+		}
+		for _, p := range byID[id] {
+			p.Services = append(p.Services, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load services: %w", err)
+	}
+	return nil
+}
+
+// ---- subscriptions ----
+
+// CreateSubscription stores s with no seat used and sets its ID. s.Product
+// needs its ID; the product's services are not stored here.
+func (tx *Tx) CreateSubscription(ctx context.Context, s *usher.Subscription) error {
+	var exists int
+	if err := tx.queryRow(ctx, "SELECT COUNT(*) FROM products WHERE id = ?", s.Product.ID).Scan(&exists); err != nil {
+		return fmt.Errorf("create subscription %s: %w", s.ContractNumber, err)
+	} else if exists == 0 {
+		return usher.Errorf(usher.ENOTFOUND, "product %d not found", s.Product.ID)
+	}
+	err := tx.queryRow(ctx, `
+		INSERT INTO subscriptions (account_id, product_id, plan, seats, seats_used, contract_number, term_start, term_end, created_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)
+		RETURNING id`,
+		s.AccountID, s.Product.ID, s.Plan, s.Seats, s.ContractNumber, s.TermStart.String(), s.TermEnd.String(), millis(s.CreatedAt)).Scan(&s.ID)
+	switch {
+	case isUniqueViolation(err):
+		return usher.Errorf(usher.ECONFLICT, "contract number %s already exists", s.ContractNumber)
+	case isForeignKeyViolation(err):
+		return usher.Errorf(usher.ENOTFOUND, "account %d not found", s.AccountID)
+	case err != nil:
+		return fmt.Errorf("create subscription %s: %w", s.ContractNumber, err)
+	}
+	s.SeatsUsed = 0
+	if s.Benefits == nil {
+		s.Benefits = []string{}
+	}
+	if len(s.Benefits) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(s.Benefits))
+	for _, code := range s.Benefits {
+		args = append(args, s.ID, code)
+	}
+	_, err = tx.exec(ctx, "INSERT INTO subscription_benefits (subscription_id, code) VALUES "+valueRows(len(s.Benefits), 2), args...)
+	if isUniqueViolation(err) {
+		return usher.Errorf(usher.ECONFLICT, "contract %s lists a benefit twice", s.ContractNumber)
+	} else if err != nil {
+		return fmt.Errorf("create subscription %s: benefits: %w", s.ContractNumber, err)
+	}
+	return nil
+}
+
+const subscriptionSelect = `
+	SELECT s.id, s.account_id, s.plan, s.seats, s.seats_used, s.contract_number,
+	       s.term_start, s.term_end, s.created_at, p.id, p.code, p.name
+	FROM subscriptions s JOIN products p ON p.id = s.product_id`
+
+func scanSubscription(row interface{ Scan(...any) error }) (usher.Subscription, error) {
+	var s usher.Subscription
+	var start, end string
+	var created int64
+	err := row.Scan(&s.ID, &s.AccountID, &s.Plan, &s.Seats, &s.SeatsUsed, &s.ContractNumber,
+		&start, &end, &created, &s.Product.ID, &s.Product.Code, &s.Product.Name)
+	if err != nil {
+		return s, err
+	}
+	s.CreatedAt = fromMillis(created)
+	if s.TermStart, err = parseStoredDate(start); err != nil {
+		return s, fmt.Errorf("subscription %d: term_start: %w", s.ID, err)
+	}
+	if s.TermEnd, err = parseStoredDate(end); err != nil {
+		return s, fmt.Errorf("subscription %d: term_end: %w", s.ID, err)
+	}
+	return s, nil
+}
+
+// parseStoredDate reads a calendar date as stored, YYYY-MM-DD, or the empty string for none.
+func parseStoredDate(s string) (usher.Date, error) {
+	if s == "" {
+		return usher.Date{}, nil
+	}
+	return usher.ParseDate(s)
+}
+
+// SubscriptionByID returns one subscription with its product (and the
+// product's services) and its benefits.
+func (tx *Tx) SubscriptionByID(ctx context.Context, accountID, id int64) (usher.Subscription, error) {
+	s, err := scanSubscription(tx.queryRow(ctx, subscriptionSelect+" WHERE s.account_id = ? AND s.id = ?", accountID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, usher.Errorf(usher.ENOTFOUND, "subscription %d not found", id)
+	} else if err != nil {
+		return s, fmt.Errorf("get subscription %d: %w", id, err)
+	}
+	if err := tx.loadSubscriptionDetails(ctx, []*usher.Subscription{&s}); err != nil {
+		return s, fmt.Errorf("get subscription %d: %w", id, err)
+	}
+	return s, nil
+}
+
+// ListSubscriptions returns a page of the account's subscriptions by id,
+// served by the unique index on (account_id, id). A Limit of 0 or less
+// means no limit; IDs that are not nil but empty select nothing.
+func (tx *Tx) ListSubscriptions(ctx context.Context, accountID int64, f access.SubscriptionFilter) ([]usher.Subscription, error) {
+	if f.IDs != nil && len(f.IDs) == 0 {
+		return []usher.Subscription{}, nil
+	}
+	var q strings.Builder
+	args := []any{accountID, f.AfterID}
+	q.WriteString(subscriptionSelect + " WHERE s.account_id = ? AND s.id > ?")
+	if f.IDs != nil {
+		q.WriteString(" AND s.id IN (" + placeholders(len(f.IDs)) + ")")
+		args = append(args, int64Args(f.IDs)...)
+	}
+	q.WriteString(" ORDER BY s.id")
+	if f.Limit > 0 {
+		q.WriteString(" LIMIT ?")
+		args = append(args, f.Limit)
+	}
+	rows, err := tx.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	out, err := collect(rows, scanSubscription)
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	ptrs := make([]*usher.Subscription, len(out))
+	for i := range out {
+		ptrs[i] = &out[i]
+	}
+	if err := tx.loadSubscriptionDetails(ctx, ptrs); err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+// loadSubscriptionDetails fills in the product services and the benefits of
+// subs: two queries however many subscriptions there are.
+func (tx *Tx) loadSubscriptionDetails(ctx context.Context, subs []*usher.Subscription) error {
+	if len(subs) == 0 {
+		return nil
+	}
+	products := make([]*usher.Product, len(subs))
+	byID := make(map[int64]*usher.Subscription, len(subs))
+	ids := make([]int64, len(subs))
+	for i, s := range subs {
+		products[i] = &s.Product
+		s.Benefits = []string{}
+		byID[s.ID] = s
+		ids[i] = s.ID
+	}
+	if err := tx.loadServices(ctx, products); err != nil {
+		return err
+	}
+	rows, err := tx.query(ctx, `
+		SELECT subscription_id, code FROM subscription_benefits
+		WHERE subscription_id IN (`+placeholders(len(ids))+`)
+		ORDER BY subscription_id, code`, int64Args(ids)...)
+	if err != nil {
+		return fmt.Errorf("load benefits: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var code string
+		if err := rows.Scan(&id, &code); err != nil {
+			return fmt.Errorf("load benefits: %w", err)
+		}
+		byID[id].Benefits = append(byID[id].Benefits, code)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load benefits: %w", err)
+	}
+	return nil
+}
+
+// ---- seats ----
+
+// ReserveSeat takes one free seat of the subscription. The conditional
+// UPDATE is the whole concurrency story: PostgreSQL's row lock makes a
+// concurrent reservation wait and re-check seats_used < seats against the
+// committed row; SQLite runs one writer at a time.
+func (tx *Tx) ReserveSeat(ctx context.Context, accountID, subscriptionID int64) error {
+	n, err := affected(tx.exec(ctx, `
+		UPDATE subscriptions SET seats_used = seats_used + 1
+		WHERE account_id = ? AND id = ? AND seats_used < seats`,
+		accountID, subscriptionID))
+	if err != nil {
+		return fmt.Errorf("reserve seat of subscription %d: %w", subscriptionID, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var contract string
+	err = tx.queryRow(ctx, "SELECT contract_number FROM subscriptions WHERE account_id = ? AND id = ?", accountID, subscriptionID).Scan(&contract)
+	if errors.Is(err, sql.ErrNoRows) {
+		return usher.Errorf(usher.ENOTFOUND, "subscription %d not found", subscriptionID)
+	} else if err != nil {
+		return fmt.Errorf("reserve seat of subscription %d: %w", subscriptionID, err)
+	}
+	return usher.Errorf(usher.ENOSEATS, "no seats available on contract %s", contract)
+}
+
+// ReleaseSeat gives one seat of the subscription back.
+func (tx *Tx) ReleaseSeat(ctx context.Context, accountID, subscriptionID int64) error {
+	n, err := affected(tx.exec(ctx, `
+		UPDATE subscriptions SET seats_used = seats_used - 1
+		WHERE account_id = ? AND id = ? AND seats_used > 0`,
+		accountID, subscriptionID))
+	if err != nil {
+		return fmt.Errorf("release seat of subscription %d: %w", subscriptionID, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var exists int
+	if err := tx.queryRow(ctx, "SELECT COUNT(*) FROM subscriptions WHERE account_id = ? AND id = ?", accountID, subscriptionID).Scan(&exists); err != nil {
+		return fmt.Errorf("release seat of subscription %d: %w", subscriptionID, err)
+	}
+	if exists == 0 {
+		return usher.Errorf(usher.ENOTFOUND, "subscription %d not found", subscriptionID)
+	}
+	// A bug in the caller: every release pairs with a reservation.
+	return fmt.Errorf("release seat of subscription %d: no seat is in use", subscriptionID)
+}
+
+// InsertAssignment records that the user holds a seat, with its services.
+// It does not reserve the seat; call ReserveSeat in the same transaction.
+func (tx *Tx) InsertAssignment(ctx context.Context, a usher.Assignment) error {
+	_, err := tx.exec(ctx, `
+		INSERT INTO assignments (account_id, user_id, subscription_id, assigned_at) VALUES (?, ?, ?, ?)`,
+		a.AccountID, a.UserID, a.SubscriptionID, millis(a.AssignedAt))
+	switch {
+	case isUniqueViolation(err):
+		return usher.Errorf(usher.ECONFLICT, "user already holds a seat of this subscription")
+	case isForeignKeyViolation(err):
+		return usher.Errorf(usher.ENOTFOUND, "user %d or subscription %d not found", a.UserID, a.SubscriptionID)
+	case err != nil:
+		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
+	}
+	if err := tx.insertServices(ctx, a.AccountID, a.UserID, a.SubscriptionID, a.Services); err != nil {
+		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
+	}
+	return nil
+}
+
+func (tx *Tx) insertServices(ctx context.Context, accountID, userID, subscriptionID int64, services []string) error {
+	if len(services) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 4*len(services))
+	for _, code := range services {
+		args = append(args, accountID, userID, subscriptionID, code)
+	}
+	_, err := tx.exec(ctx, `
+		INSERT INTO assignment_services (account_id, user_id, subscription_id, service_code)
+		VALUES `+valueRows(len(services), 4), args...)
+	if isUniqueViolation(err) {
+		return usher.Errorf(usher.ECONFLICT, "a service is listed twice")
+	}
+	return err
+}
+
+// DeleteAssignment removes the seat record and, by cascade, its services.
+// It does not release the seat; call ReleaseSeat in the same transaction.
+func (tx *Tx) DeleteAssignment(ctx context.Context, accountID, userID, subscriptionID int64) error {
+	n, err := affected(tx.exec(ctx, `
+		DELETE FROM assignments WHERE account_id = ? AND user_id = ? AND subscription_id = ?`,
+		accountID, userID, subscriptionID))
+	if err != nil {
+		return fmt.Errorf("unassign user %d from subscription %d: %w", userID, subscriptionID, err)
+	}
+	if n == 0 {
+		return usher.Errorf(usher.ENOTFOUND, "user %d holds no seat of subscription %d", userID, subscriptionID)
+	}
+	return nil
+}
+
+// SetAssignmentServices replaces the services of a seat the user holds.
+func (tx *Tx) SetAssignmentServices(ctx context.Context, accountID, userID, subscriptionID int64, services []string) error {
+	var held int
+	err := tx.queryRow(ctx, `
+		SELECT COUNT(*) FROM assignments WHERE account_id = ? AND user_id = ? AND subscription_id = ?`,
+		accountID, userID, subscriptionID).Scan(&held)
+	if err != nil {
+		return fmt.Errorf("set services of user %d on subscription %d: %w", userID, subscriptionID, err)
+	}
+	if held == 0 {
+		return usher.Errorf(usher.ENOTFOUND, "user %d holds no seat of subscription %d", userID, subscriptionID)
+	}
+	_, err = tx.exec(ctx, `
+		DELETE FROM assignment_services WHERE account_id = ? AND user_id = ? AND subscription_id = ?`,
+		accountID, userID, subscriptionID)
+	if err == nil {
+		err = tx.insertServices(ctx, accountID, userID, subscriptionID, services)
+	}
+	if err != nil {
+		return fmt.Errorf("set services of user %d on subscription %d: %w", userID, subscriptionID, err)
+	}
+	return nil
+}
+
+// AssignmentsOfUser returns the user's seats by subscription id, each with
+// its services in code order: two queries.
+func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([]usher.Assignment, error) {
+	rows, err := tx.query(ctx, `
+		SELECT account_id, user_id, subscription_id, assigned_at FROM assignments
+		WHERE account_id = ? AND user_id = ?
+		ORDER BY subscription_id`, accountID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+	}
+	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usher.Assignment, error) {
+		a := usher.Assignment{Services: []string{}}
+		var at int64
+		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at)
+		a.AssignedAt = fromMillis(at)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	index := make(map[int64]int, len(out))
+	for i, a := range out {
+		index[a.SubscriptionID] = i
+	}
+	rows, err = tx.query(ctx, `
+		SELECT subscription_id, service_code FROM assignment_services
+		WHERE account_id = ? AND user_id = ?
+		ORDER BY subscription_id, service_code`, accountID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var subID int64
+		var code string
+		if err := rows.Scan(&subID, &code); err != nil {
+			return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+		}
+		if i, ok := index[subID]; ok {
+			out[i].Services = append(out[i].Services, code)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+	}
+	return out, nil
+}
+
+// BenefitsOfUser returns the user's benefit codes by subscription id, in
+// code order.
+func (tx *Tx) BenefitsOfUser(ctx context.Context, accountID, userID int64) (map[int64][]string, error) {
+	rows, err := tx.query(ctx, `
+		SELECT subscription_id, code FROM benefit_grants
+		WHERE account_id = ? AND user_id = ?
+		ORDER BY subscription_id, code`, accountID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("benefits of user %d: %w", userID, err)
+	}
+	defer rows.Close()
+	out := map[int64][]string{}
+	for rows.Next() {
+		var subID int64
+		var code string
+		if err := rows.Scan(&subID, &code); err != nil {
+			return nil, fmt.Errorf("benefits of user %d: %w", userID, err)
+		}
+		out[subID] = append(out[subID], code)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("benefits of user %d: %w", userID, err)
+	}
+	return out, nil
+}
+
+// SetBenefits replaces the user's benefits on one subscription.
+func (tx *Tx) SetBenefits(ctx context.Context, accountID, userID, subscriptionID int64, codes []string) error {
+	if err := tx.checkUserAndSubscription(ctx, accountID, userID, subscriptionID); err != nil {
+		return fmt.Errorf("set benefits of user %d: %w", userID, err)
+	}
+	_, err := tx.exec(ctx, `
+		DELETE FROM benefit_grants WHERE account_id = ? AND user_id = ? AND subscription_id = ?`,
+		accountID, userID, subscriptionID)
+	if err != nil {
+		return fmt.Errorf("set benefits of user %d on subscription %d: %w", userID, subscriptionID, err)
+	}
+	if len(codes) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 4*len(codes))
+	for _, code := range codes {
+		args = append(args, accountID, userID, subscriptionID, code)
+	}
+	_, err = tx.exec(ctx, `
+		INSERT INTO benefit_grants (account_id, user_id, subscription_id, code)
+		VALUES `+valueRows(len(codes), 4), args...)
+	if isUniqueViolation(err) {
+		return usher.Errorf(usher.ECONFLICT, "a benefit is listed twice")
+	} else if err != nil {
+		return fmt.Errorf("set benefits of user %d on subscription %d: %w", userID, subscriptionID, err)
+	}
+	return nil
+}
+
+// ---- audit ----
+
+// InsertAudit appends e to the audit log and sets its ID.
+func (tx *Tx) InsertAudit(ctx context.Context, e *usher.AuditEntry) error {
+	err := tx.queryRow(ctx, `
+		INSERT INTO audit_log (account_id, actor_id, actor_email, action, target_user_id, target_email,
+		                       subscription_id, before, after, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`,
+		e.AccountID, nullID(e.ActorID), e.ActorEmail, e.Action, nullID(e.TargetUserID), nullString(e.TargetEmail),
+		nullID(e.SubscriptionID), nullString(string(e.Before)), nullString(string(e.After)), millis(e.At)).Scan(&e.ID)
+	if isForeignKeyViolation(err) {
+		return usher.Errorf(usher.ENOTFOUND, "account %d not found", e.AccountID)
+	} else if err != nil {
+		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// ListAudit returns a page of the account's audit log, newest first. The
+// indexes audit_log_by_* serve each filter.
+func (tx *Tx) ListAudit(ctx context.Context, accountID int64, f access.AuditFilter) ([]usher.AuditEntry, error) {
+	var q strings.Builder
+	args := []any{accountID}
+	q.WriteString(`
+		SELECT id, account_id, COALESCE(actor_id, 0), actor_email, action, COALESCE(target_user_id, 0),
+		       COALESCE(target_email, ''), COALESCE(subscription_id, 0), COALESCE(before, ''), COALESCE(after, ''), at
+		FROM audit_log WHERE account_id = ?`)
+	if f.BeforeID > 0 {
+		q.WriteString(" AND id < ?")
+		args = append(args, f.BeforeID)
+	}
+	if f.Action != "" {
+		q.WriteString(" AND action = ?")
+		args = append(args, f.Action)
+	}
+	if f.UserID != 0 {
+		q.WriteString(" AND (actor_id = ? OR target_user_id = ?)")
+		args = append(args, f.UserID, f.UserID)
+	}
+	q.WriteString(" ORDER BY id DESC")
+	if f.Limit > 0 {
+		q.WriteString(" LIMIT ?")
+		args = append(args, f.Limit)
+	}
+	rows, err := tx.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit log: %w", err)
+	}
+	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usher.AuditEntry, error) {
+		var e usher.AuditEntry
+		var before, after string
+		var at int64
+		err := row.Scan(&e.ID, &e.AccountID, &e.ActorID, &e.ActorEmail, &e.Action, &e.TargetUserID,
+			&e.TargetEmail, &e.SubscriptionID, &before, &after, &at)
+		if before != "" {
+			e.Before = []byte(before)
+		}
+		if after != "" {
+			e.After = []byte(after)
+		}
+		e.At = fromMillis(at)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit log: %w", err)
+	}
+	return out, nil
+}
+
+// ---- helpers ----
+
+// collect scans every row with scan and closes rows. It returns an empty,
+// non-nil slice when there are no rows.
+func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// valueRows returns "(?, ?), (?, ?)" for a multi-row INSERT of n rows of
+// width columns.
+func valueRows(n, width int) string {
+	row := "(" + placeholders(width) + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}

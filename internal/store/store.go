@@ -1,0 +1,340 @@
+// Package store keeps Usher's data in SQLite or PostgreSQL. One
+// implementation over database/sql serves both engines: queries are written
+// once with ? placeholders and rebound to $n for PostgreSQL. Only the DDL
+// (migrations/<engine>/) and bulk loading differ per engine.
+//
+// Every method that takes an account id confines itself to that account:
+// objects of another account answer usher.ENOTFOUND, and lists never
+// include them.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/usherhq/usher/internal/access"
+)
+
+// Engine names returned by (*DB).Engine.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// DB is an open database: two connection pools on SQLite (one writer, several
+// readers), one on PostgreSQL.
+type DB struct {
+	engine string
+	writer *sql.DB
+	reader *sql.DB // the same pool as writer on PostgreSQL
+
+	// readOpts and writeOpts are the transaction options per engine.
+	readOpts, writeOpts *sql.TxOptions
+}
+
+// sqliteBusyTimeout is how long an SQLite connection waits for a lock held
+// by another process (e.g. `usher migrate` while `usher serve` runs). Our own
+// writes never wait on each other: they share one connection.
+const sqliteBusyTimeout = 10 * time.Second
+
+// postgresMaxConns bounds the PostgreSQL pool so that several replicas stay
+// well under the server's max_connections (100 by default).
+const postgresMaxConns = 20
+
+// Open opens the database named by dsn: a postgres:// or postgresql:// URL
+// for PostgreSQL, anything else an SQLite file path, optionally prefixed with
+// sqlite: or file:. Open checks that the database answers but does not
+// migrate it; call Migrate.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return openPostgres(ctx, dsn)
+	}
+	path := dsn
+	for _, prefix := range []string{"sqlite://", "sqlite:", "file:"} {
+		if strings.HasPrefix(path, prefix) {
+			path = strings.TrimPrefix(path, prefix)
+			break
+		}
+	}
+	return openSQLite(ctx, path)
+}
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	pool, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, err
+	}
+	pool.SetMaxOpenConns(postgresMaxConns)
+	pool.SetMaxIdleConns(postgresMaxConns / 2)
+	pool.SetConnMaxIdleTime(5 * time.Minute)
+	if err := pool.PingContext(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &DB{
+		engine: Postgres,
+		writer: pool,
+		reader: pool,
+		// A read sees one snapshot across its statements; read-only
+		// transactions never fail with serialization errors.
+		readOpts: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+		// Writes stay READ COMMITTED: a conditional UPDATE that waited for a
+		// row lock re-checks its WHERE against the committed row, which is
+		// what ReserveSeat relies on.
+		writeOpts: nil,
+	}, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("empty SQLite file path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("SQLite file path %q: must not contain ? or #; Usher sets the connection options itself", path)
+	}
+	params := url.Values{}
+	params.Set("_busy_timeout", fmt.Sprint(sqliteBusyTimeout.Milliseconds()))
+	params.Set("_foreign_keys", "on")
+	params.Set("_journal_mode", "WAL")
+	params.Set("_synchronous", "NORMAL")
+
+	// The writer takes the write lock at BEGIN (IMMEDIATE), so a
+	// transaction never fails half way when upgrading a read lock, and
+	// MaxOpenConns(1) queues our own writers in the pool, not in SQLite.
+	wp := cloneValues(params)
+	wp.Set("_txlock", "immediate")
+	writer, err := sql.Open("sqlite", path+"?"+wp.Encode())
+	if err != nil {
+		return nil, err
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+	// The writer connects first: it creates the file and switches it to WAL.
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		return nil, err
+	}
+
+	rp := cloneValues(params)
+	rp.Set("_query_only", "on")
+	reader, err := sql.Open("sqlite", path+"?"+rp.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, err
+	}
+	n := max(4, runtime.NumCPU())
+	reader.SetMaxOpenConns(n)
+	reader.SetMaxIdleConns(n)
+	if err := reader.PingContext(ctx); err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, err
+	}
+	return &DB{engine: SQLite, writer: writer, reader: reader}, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// Engine returns "sqlite" or "postgres".
+func (db *DB) Engine() string { return db.engine }
+
+// SQL returns the writer pool, for health checks, benchmarks and baselines.
+func (db *DB) SQL() *sql.DB { return db.writer }
+
+// Close closes the pools. On SQLite it first lets the planner refresh its
+// statistics (PRAGMA optimize), as SQLite recommends before closing.
+func (db *DB) Close() error {
+	if db.engine == SQLite {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = db.writer.ExecContext(ctx, "PRAGMA optimize") // best effort
+		cancel()
+	}
+	err := db.writer.Close()
+	if db.reader != db.writer {
+		err = errors.Join(err, db.reader.Close())
+	}
+	return err
+}
+
+// Read runs fn in a read-only transaction. Reads may run in parallel with
+// each other and with a write.
+func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
+	return db.run(ctx, db.reader, db.readOpts, fn)
+}
+
+// Write runs fn in a transaction and commits it if fn returns nil. On SQLite
+// writes are serialised on one connection, so fn must not call Write itself.
+func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
+	return db.run(ctx, db.writer, db.writeOpts, fn)
+}
+
+func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) error {
+	sqlTx, err := pool.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer sqlTx.Rollback() //nolint:errcheck // a no-op after Commit
+	if err := fn(&Tx{tx: sqlTx, engine: db.engine}); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Tx is one transaction. It implements the Tx interfaces of the domain
+// packages (access.Tx, …); each domain reaches it through its own adapter,
+// such as Access.
+type Tx struct {
+	tx     *sql.Tx
+	engine string
+}
+
+// Access returns the store of the access domain.
+func (db *DB) Access() access.Store { return accessStore{db} }
+
+type accessStore struct{ db *DB }
+
+var _ access.Tx = (*Tx)(nil)
+
+func (s accessStore) Read(ctx context.Context, fn func(access.Tx) error) error {
+	return s.db.Read(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+func (s accessStore) Write(ctx context.Context, fn func(access.Tx) error) error {
+	return s.db.Write(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+// ---- query helpers ----
+
+func (tx *Tx) bind(query string) string {
+	if tx.engine == Postgres {
+		return rebind(query)
+	}
+	return query
+}
+
+func (tx *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return tx.tx.ExecContext(ctx, tx.bind(query), args...)
+}
+
+func (tx *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return tx.tx.QueryContext(ctx, tx.bind(query), args...)
+}
+
+func (tx *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return tx.tx.QueryRowContext(ctx, tx.bind(query), args...)
+}
+
+// affected returns how many rows a statement changed.
+func affected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// rebind turns ? placeholders into PostgreSQL's $1, $2, …, leaving
+// quoted strings and identifiers alone.
+func rebind(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	var quote byte // the quote we are inside, or 0
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0 // a doubled quote closes and reopens: same result
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// placeholders returns "?, ?, …" with n placeholders, for IN lists.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// int64Args converts ids to query arguments.
+func int64Args(ids []int64) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
+// ---- values ----
+
+// millis is how times are stored: BIGINT unix milliseconds, UTC.
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+// nullID stores 0 as NULL, for optional references.
+func nullID(id int64) sql.NullInt64 { return sql.NullInt64{Int64: id, Valid: id != 0} }
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// ---- errors ----
+
+// isUniqueViolation reports whether err is a unique or primary key violation.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// isForeignKeyViolation reports whether err says a referenced row is missing.
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23503"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}

@@ -1,0 +1,141 @@
+// Package storetest gives tests a fresh, migrated database on each engine:
+// SQLite in a temporary directory, PostgreSQL in a schema of its own.
+//
+// PostgreSQL is found at USHER_TEST_POSTGRES_URL (default
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable). A test fails, and
+// never silently skips, when PostgreSQL cannot be reached, unless
+// USHER_TEST_POSTGRES=off is set outside CI.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/usherhq/usher/internal/store"
+)
+
+// DefaultPostgresURL is used when USHER_TEST_POSTGRES_URL is not set.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// Engines lists the engines Each runs on, in order.
+var Engines = []string{store.SQLite, store.Postgres}
+
+// Each runs fn as the subtests "sqlite" and "postgres", each with a fresh,
+// migrated database that is closed (and on PostgreSQL dropped) afterwards.
+func Each(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+	t.Helper()
+	for _, engine := range Engines {
+		t.Run(engine, func(t *testing.T) {
+			fn(t, Open(t, engine))
+		})
+	}
+}
+
+// Open returns a fresh, migrated database on engine ("sqlite" or
+// "postgres"), cleaned up when the test ends.
+func Open(tb testing.TB, engine string) *store.DB {
+	tb.Helper()
+	switch engine {
+	case store.SQLite:
+		return openSQLite(tb)
+	case store.Postgres:
+		return openPostgres(tb)
+	}
+	tb.Fatalf("storetest: unknown engine %q", engine)
+	return nil
+}
+
+func openSQLite(tb testing.TB) *store.DB {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(tb.TempDir(), "usher.db"))
+	if err != nil {
+		tb.Fatalf("open sqlite: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		tb.Fatalf("migrate sqlite: %v", err)
+	}
+	return db
+}
+
+// PostgresURL returns the URL of the test server.
+func PostgresURL() string {
+	if u := os.Getenv("USHER_TEST_POSTGRES_URL"); u != "" {
+		return u
+	}
+	return DefaultPostgresURL
+}
+
+func openPostgres(tb testing.TB) *store.DB {
+	tb.Helper()
+	if os.Getenv("USHER_TEST_POSTGRES") == "off" && os.Getenv("CI") != "true" {
+		tb.Skip("USHER_TEST_POSTGRES=off: skipping PostgreSQL (never allowed when CI=true)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	base := PostgresURL()
+	admin, err := sql.Open("pgx", base)
+	if err == nil {
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = admin.PingContext(pingCtx)
+		cancel()
+	}
+	if err != nil {
+		tb.Fatalf("PostgreSQL is not reachable at %s: %v\n"+
+			"Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"+
+			"or point USHER_TEST_POSTGRES_URL at a server; USHER_TEST_POSTGRES=off skips PostgreSQL outside CI.",
+			redact(base), err)
+	}
+
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema := "usher_t_" + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		tb.Fatalf("create schema %s: %v", schema, err)
+	}
+	tb.Cleanup(func() {
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatalf("USHER_TEST_POSTGRES_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	db, err := store.Open(ctx, u.String())
+	if err != nil {
+		tb.Fatalf("open postgres: %v", err)
+	}
+	// Registered after the schema's cleanup, so it runs before it: the
+	// pool's connections are gone when the schema is dropped.
+	tb.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		tb.Fatalf("migrate postgres: %v", err)
+	}
+	return db
+}
+
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

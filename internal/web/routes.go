@@ -1,0 +1,30 @@
+package web
+
+import "net/http"
+
+// routes registers every endpoint. The admin console will add its own here.
+func (s *server) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", s.healthz)
+
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
+	api("GET /api/v1/me", s.me)
+
+	api("GET /api/v1/users", s.listUsers)
+	api("POST /api/v1/users", s.createUser)
+	api("GET /api/v1/users/{id}", s.getUser)
+	api("PATCH /api/v1/users/{id}", s.updateUser)
+	api("DELETE /api/v1/users/{id}", s.deleteUser)
+	api("POST /api/v1/users/{id}/roles", s.grantRole)
+	api("DELETE /api/v1/users/{id}/roles", s.revokeRole)
+	api("GET /api/v1/users/{id}/access", s.getAccess)
+	api("PUT /api/v1/users/{id}/access", s.setAccess)
+
+	api("GET /api/v1/products", s.listProducts)
+	api("GET /api/v1/subscriptions", s.listSubscriptions)
+	api("POST /api/v1/subscriptions", s.createSubscription)
+	api("GET /api/v1/subscriptions/{id}", s.getSubscription)
+
+	api("POST /api/v1/unassign", s.unassign)
+	api("POST /api/v1/tokens", s.createToken)
+	api("GET /api/v1/audit-log", s.auditLog)
+}
