@@ -37,12 +37,13 @@ type server struct {
 	log     *slog.Logger
 	health  func(ctx context.Context) error
 	maxBody int64
+	metrics *metrics
 }
 
 // NewHandler returns the HTTP handler for the API and /healthz. Every request
 // is logged, recovered from panics and answered with problem+json on errors.
 func NewHandler(cfg Config) http.Handler {
-	s := &server{access: cfg.Access, log: cfg.Logger, health: cfg.Health, maxBody: cfg.MaxBody}
+	s := &server{access: cfg.Access, log: cfg.Logger, health: cfg.Health, maxBody: cfg.MaxBody, metrics: newMetrics()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -117,6 +118,9 @@ func (s *server) observe(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
+			elapsed := time.Since(start)
+			// The mux has set r.Pattern on this request by now.
+			s.metrics.observe(r.Pattern, status, elapsed)
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError
@@ -125,7 +129,7 @@ func (s *server) observe(next http.Handler) http.Handler {
 				slog.String("method", r.Method),
 				slog.String("path", r.URL.Path),
 				slog.Int("status", status),
-				slog.Duration("duration", time.Since(start)),
+				slog.Duration("duration", elapsed),
 				slog.Int64("bytes", rw.bytes),
 			}
 			if info.userID != 0 {
@@ -154,7 +158,7 @@ func (s *server) apiHeaders(next http.Handler) http.Handler {
 }
 
 func isAPIPath(p string) bool {
-	return p == "/healthz" || p == "/api/v1" || strings.HasPrefix(p, "/api/")
+	return p == "/healthz" || p == "/metrics" || p == "/api/v1" || strings.HasPrefix(p, "/api/")
 }
 
 // unrouted answers requests no route matches (404) or matches only with

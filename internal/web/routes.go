@@ -5,6 +5,7 @@ import "net/http"
 // routes registers every endpoint. The admin console will add its own here.
 func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
 
 	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
 	api("GET /api/v1/me", s.me)
