@@ -67,7 +67,8 @@ func RunOnce(ctx context.Context, n Notifier, owner string) (Result, error) {
 // Run plans and sends due notifications at once and then every interval
 // until ctx ends; it returns when the pass in progress has finished, so
 // nothing it started outlives it. Errors are logged and the next tick tries
-// again. log may be nil for slog.Default().
+// again. log may be nil for slog.Default(). Saying that a Notifier without
+// a mailer delivers nothing is the caller's job: it knows the setting to name.
 func Run(ctx context.Context, n Notifier, interval time.Duration, owner string, log *slog.Logger) {
 	if log == nil {
 		log = slog.Default()
@@ -76,9 +77,6 @@ func Run(ctx context.Context, n Notifier, interval time.Duration, owner string, 
 		interval = DefaultInterval
 	}
 	log = log.With(slog.String("owner", owner))
-	if !n.CanDeliver() {
-		log.WarnContext(ctx, "no SMTP server configured (--smtp or USHER_SMTP_URL): usage notifications will not be delivered; their runs are planned and stay pending until a server is configured")
-	}
 	log.InfoContext(ctx, "scheduler started", slog.Duration("interval", interval))
 	t := time.NewTicker(interval)
 	defer t.Stop()
