@@ -169,6 +169,14 @@ func TestNotificationsUsageErrors(t *testing.T) {
 			}
 		})
 	}
+	code, stdout, _ := cli(t, "serve", "--help")
+	if code != 0 || !strings.Contains(stdout, "--scheduler-interval") || !strings.Contains(stdout, "USHER_SCHEDULER_INTERVAL") {
+		t.Errorf("serve --help does not document the scheduler interval:\n%s", stdout)
+	}
+	code, stdout, _ = cli(t, "help", "notifications")
+	if code != 0 || !strings.Contains(stdout, "run-due") {
+		t.Errorf("help notifications: exit %d, stdout %q", code, stdout)
+	}
 	for _, args := range [][]string{{"notifications"}, {"notifications", "show"}, {"notifications", "set"}, {"notifications", "off"}, {"notifications", "run-due"}} {
 		code, stdout, _ := cli(t, append(args, "--help")...)
 		if code != 0 || !strings.Contains(stdout, "Usage: usher notifications") {
