@@ -385,7 +385,11 @@ func TestNotificationsExactlyOnceAcrossTwoServers(t *testing.T) {
 	week2 := week1.AddDate(0, 0, 7)
 	before := maildirCount(t, smtp.Mailbox)
 	setNow(week2)
+	deadline := time.Now().Add(30 * time.Second)
 	for maildirCount(t, smtp.Mailbox) == before {
+		if time.Now().After(deadline) {
+			t.Fatal("server A sent nothing within 30s of week 2's emails falling due")
+		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	a.kill()
@@ -691,4 +695,67 @@ func alternatives(t *testing.T, m *netmail.Message) (text, html string) {
 		t.Fatalf("want a text and an HTML part; got text %d bytes, HTML %d bytes", len(text), len(html))
 	}
 	return text, html
+}
+
+// TestNotificationsWaitWithoutSMTPUntilRunDue: a server without a mail
+// server says so and keeps the due email pending; `usher notifications
+// run-due` with one, as from cron, sends it once.
+func TestNotificationsWaitWithoutSMTPUntilRunDue(t *testing.T) {
+	dbPath := tempDB(t)
+	t0 := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC) // Monday, 10:30 in Berlin: today's 08:00 has passed
+	setClock(t, t0)
+	clockFile := os.Getenv(testNowEnv)
+	if code, _, stderr := cli(t, "account", "create", "--name", "Acme", "--admin-email", "ada@acme.test", "--timezone", "Europe/Berlin", "--db", dbPath); code != 0 {
+		t.Fatal(stderr)
+	}
+	if code, _, stderr := cli(t, "notifications", "set", "--admin", "ada@acme.test", "--db", dbPath, "--start-date", "2026-03-02", "--frequency", "weekly", "--range", "30d"); code != 0 {
+		t.Fatal(stderr)
+	}
+
+	srv := startServe(t, "server without SMTP", clockFile, "--db", dbPath)
+	if !strings.Contains(srv.stderr.String(), "no SMTP server configured (--smtp or USHER_SMTP_URL)") {
+		t.Fatalf("serve did not say that no SMTP server is configured:\n%s", srv.stderr.String())
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	due := time.Date(2026, 3, 2, 7, 0, 0, 0, time.UTC)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		runs := runsFor(t, db, due)
+		return len(runs) == 1, fmt.Sprintf("%d runs planned, want 1", len(runs))
+	})
+	time.Sleep(300 * time.Millisecond) // three more passes, none of which may send
+	srv.stop()
+	if runs := runsFor(t, db, due); runs[0].status != "pending" || runs[0].attempts != 0 {
+		t.Fatalf("without SMTP: got %+v, want pending and never attempted", runs[0])
+	}
+
+	smtp := smtptest.StartServer(t, smtptest.NoTLS)
+	runDue := func() string {
+		t.Helper()
+		cmd := exec.Command(usherBinary(t), "notifications", "run-due", "--db", dbPath, "--smtp", "smtp://"+smtp.Addr,
+			"--mail-from", "usher@example.com", "--base-url", e2eBaseURL)
+		cmd.Env = append(os.Environ(), testNowEnv+"="+clockFile)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("run-due: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if out := runDue(); !strings.Contains(out, "Planned 0 emails; delivered 1.") {
+		t.Fatalf("first run-due: %q", out)
+	}
+	if out := runDue(); !strings.Contains(out, "Planned 0 emails; delivered 0.") {
+		t.Fatalf("second run-due: %q", out)
+	}
+	copies := copiesByMessageID(t, smtp.Mailbox)
+	if want := fmt.Sprintf("<run-1-1-%d@usher.example.com>", due.Unix()); len(copies) != 1 || copies[want] != 1 {
+		t.Fatalf("got messages %v, want %s once", copies, want)
+	}
+	if runs := runsFor(t, db, due); runs[0].status != "delivered" || runs[0].attempts != 1 {
+		t.Fatalf("after run-due: got %+v", runs[0])
+	}
 }
