@@ -147,13 +147,14 @@ func (p *serveProc) count(msg string) int {
 	return n
 }
 
-// lease is the prefix of every lease this process takes (scheduler.Owner).
+// lease is the prefix of every lease this process takes: its host name and
+// process id (scheduler.Owner).
 func (p *serveProc) lease() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "usher"
 	}
-	return fmt.Sprintf("%s:%d#", host, p.cmd.Process.Pid)
+	return fmt.Sprintf("%s:%d-", host, p.cmd.Process.Pid)
 }
 
 // kill ends the process with SIGKILL: no shutdown, no outcome recorded.

@@ -6,9 +6,12 @@ package scheduler
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -25,14 +28,27 @@ const DefaultInterval = 30 * time.Second
 // batch is how many runs one SendDue claims.
 const batch = 100
 
-// Owner names this process in run leases: host name and process id.
+// Owner names this process in run leases: host name, process id and a
+// random suffix. The suffix keeps two replicas apart even when they share
+// both (containers whose processes are all pid 1 on copied host names), so
+// a lease one of them lost can never be mistaken for the other's.
 func Owner() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "usher"
-	}
-	return fmt.Sprintf("%s:%d", host, os.Getpid())
+	ownerOnce.Do(func() {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "usher"
+		}
+		b := make([]byte, 4)
+		_, _ = rand.Read(b) // never fails (crypto/rand)
+		owner = fmt.Sprintf("%s:%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	})
+	return owner
 }
+
+var (
+	ownerOnce sync.Once
+	owner     string
+)
 
 // Result counts what one pass did.
 type Result struct {
