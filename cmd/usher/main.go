@@ -42,11 +42,14 @@ Usage:
   usher <command> [flags]
 
 Commands:
-  serve            run the HTTP server (REST API under /api/v1)
+  serve            run the HTTP server (REST API under /api/v1) and the
+                   notification scheduler
   serve --demo     the same, with a seeded demo account and a printed API token
   migrate          apply database migrations and exit
   account create   create an account and its primary admin; prints an API token
   account list     list accounts
+  notifications    show, set up, edit or turn off an admin's usage notifications;
+                   run-due sends due emails once (for cron)
   version          print the version
   help [command]   show help for a command
 
@@ -67,6 +70,10 @@ func commands() []command {
 		{"migrate", migrateHelp, runMigrate},
 		{"account create", accountCreateHelp, runAccountCreate},
 		{"account list", accountListHelp, runAccountList},
+		{"notifications show", notificationsShowHelp, runNotificationsShow},
+		{"notifications set", notificationsSetHelp, runNotificationsSet},
+		{"notifications off", notificationsOffHelp, runNotificationsOff},
+		{"notifications run-due", notificationsRunDueHelp, runNotificationsRunDue},
 		{"version", versionHelp, runVersion},
 	}
 }
@@ -89,6 +96,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, accountHelp)
 				return exitOK
 			}
+			if name == "notifications" {
+				fmt.Fprint(stdout, notificationsHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -97,6 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		args = []string{"version"}
 	case "account":
 		return runAccount(ctx, args[1:], stdout, stderr)
+	case "notifications":
+		return runNotifications(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

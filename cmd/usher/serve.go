@@ -17,14 +17,16 @@ import (
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/mail"
+	"github.com/usherhq/usher/internal/scheduler"
 	"github.com/usherhq/usher/internal/web"
 )
 
 const serveHelp = `Usage: usher serve [flags]
 
-Runs the HTTP server: the REST API under /api/v1 and GET /healthz. It applies
-database migrations first. SIGINT or SIGTERM shut it down gracefully: it stops
-accepting connections and lets requests in flight finish.
+Runs the HTTP server (the REST API under /api/v1 and GET /healthz) and the
+scheduler that sends usage notification emails. It applies database
+migrations first. SIGINT or SIGTERM shut it down gracefully: it stops
+accepting connections, lets requests in flight finish and stops the scheduler.
 
 Flags (a flag wins over its environment variable):
   --addr HOST:PORT    address to listen on (default 127.0.0.1:8080)  env USHER_ADDR
@@ -33,8 +35,11 @@ Flags (a flag wins over its environment variable):
   --smtp URL          SMTP server for usage notification emails: smtp://host:port,
                       smtp+starttls://user:pass@host:587 or smtps://host:465;
                       empty means emails are not delivered        env USHER_SMTP_URL
-  --mail-from ADDR    sender of notification emails, e.g. "Usher <usher@example.com>"
-                                                                 env USHER_MAIL_FROM
+  --mail-from ADDR    sender of notification emails, e.g. "Usher <usher@example.com>";
+                      required with --smtp                       env USHER_MAIL_FROM
+  --scheduler-interval DURATION
+                      how often to look for due notification emails
+                      (default 30s)                        env USHER_SCHEDULER_INTERVAL
   --log-level LEVEL   debug, info, warn or error (default info)  env USHER_LOG_LEVEL
   --log-format FMT    text or json (default text)                env USHER_LOG_FORMAT
   --demo              seed a demo account "Demo Co" unless it exists, and print a
@@ -52,7 +57,8 @@ Examples:
 type serveConfig struct {
 	addr, db, baseURL, smtp, mailFrom, logLevel, logFormat string
 	demo                                                   bool
-	smtpSafe                                               string // smtp without its password, for logs
+	interval                                               time.Duration // of the scheduler
+	smtpSafe                                               string        // smtp without its password, for logs
 }
 
 // defaultAddr is where serve listens unless told otherwise: loopback only.
@@ -79,14 +85,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&c.demo, "demo", false, "seed and print a demo account")
+	fs.DurationVar(&c.interval, "scheduler-interval", scheduler.DefaultInterval, "how often to look for due emails")
 	err := parse(fs, serveHelp, args, stdout, map[string]string{
 		"addr": "USHER_ADDR", "db": "USHER_DB", "base-url": "USHER_BASE_URL", "smtp": "USHER_SMTP_URL",
 		"mail-from": "USHER_MAIL_FROM", "log-level": "USHER_LOG_LEVEL", "log-format": "USHER_LOG_FORMAT",
+		"scheduler-interval": "USHER_SCHEDULER_INTERVAL",
 	})
 	if err != nil {
 		return err
 	}
 	log, err := c.check(stderr)
+	if err != nil {
+		return err
+	}
+	now, err := clockFromEnv(log)
 	if err != nil {
 		return err
 	}
@@ -97,7 +109,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer db.Close()
 	log.Info("database ready", "engine", db.Engine(), "db", redact(c.db))
-	svc := access.New(db.Access(), nil)
+	svc := access.New(db.Access(), now)
 
 	// Listen before seeding, so a taken port fails at once.
 	ln, err := net.Listen("tcp", c.addr)
@@ -111,8 +123,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	base = strings.TrimRight(base, "/")
 
+	notifications, err := newNotifyService(db, mailConfig{smtp: c.smtp, from: c.mailFrom, baseURL: base}, now, log)
+	if err != nil {
+		return err
+	}
 	if c.smtp == "" {
-		log.Warn("no SMTP server configured (--smtp or USHER_SMTP_URL): usage notification emails will not be delivered")
+		log.Warn("no SMTP server configured (--smtp or USHER_SMTP_URL): usage notification emails will not be delivered; they are planned and wait, unsent, until Usher runs with a mail server")
 	} else {
 		log.Info("SMTP server configured", "smtp", c.smtpSafe, "mail_from", c.mailFrom)
 	}
@@ -126,6 +142,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv := &http.Server{
 		Handler: web.NewHandler(web.Config{
 			Access: svc,
+			Notify: notifications,
 			Logger: log,
 			Health: func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
 		}),
@@ -139,6 +156,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "base_url", base)
+
+	// The scheduler lives exactly as long as the server: stopScheduler
+	// ends it and waits for the pass in progress, on every way out.
+	schedCtx, cancelScheduler := context.WithCancel(ctx)
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		superviseScheduler(schedCtx, notifications, c.interval, log)
+	}()
+	stopScheduler := func() { cancelScheduler(); <-schedDone }
+	defer stopScheduler()
 
 	select {
 	case err := <-served:
@@ -154,6 +182,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
+	stopScheduler()
 	log.Info("stopped")
 	return nil
 }
@@ -192,6 +221,11 @@ func (c *serveConfig) check(stderr io.Writer) (*slog.Logger, error) {
 		if _, err := netmail.ParseAddress(c.mailFrom); err != nil {
 			return nil, usageErrorf("serve: --mail-from %q: want an address such as usher@example.com or \"Usher <usher@example.com>\"", c.mailFrom)
 		}
+	} else if c.smtp != "" {
+		return nil, usageErrorf("serve: --smtp needs --mail-from (or USHER_MAIL_FROM), the sender of the emails, e.g. \"Usher <usher@example.com>\"")
+	}
+	if c.interval <= 0 {
+		return nil, usageErrorf("serve: --scheduler-interval %s: want a positive duration such as 30s or 1m", c.interval)
 	}
 	return slog.New(h), nil
 }

@@ -42,11 +42,7 @@ var urlRE = regexp.MustCompile(`URL:\s+(http://\S+)`)
 // following the README would.
 func TestServeDemo(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "usher")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := usherBinary(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	netmail "net/mail"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/mail/smtptest"
@@ -134,6 +135,56 @@ func TestSTARTTLSIsRequiredWhenAskedFor(t *testing.T) {
 	}
 }
 
+func TestAuthentication(t *testing.T) {
+	srv := smtptest.StartAuthServer(t, "usher@example.com", "s3cr:t@", false)
+	send := func(url string) error {
+		t.Helper()
+		sender, err := mail.Open(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sender.Send(context.Background(), message(true))
+	}
+	t.Run("WrongPasswordIsRefused", func(t *testing.T) {
+		cfg, err := mail.ParseURL("smtp+starttls://usher%40example.com:wrong@" + srv.Addr + "?insecure_skip_verify=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// After refusing the password this server leaves the client waiting
+		// rather than closing; a short timeout keeps the test fast.
+		cfg.Timeout = 2 * time.Second
+		err = mail.NewSMTP(cfg).Send(context.Background(), message(true))
+		if err == nil || !strings.Contains(err.Error(), "AUTH") {
+			t.Fatalf("got %v, want an SMTP AUTH failure", err)
+		}
+		if n := len(smtptest.Messages(t, srv.Mailbox)); n != 0 {
+			t.Fatalf("server accepted %d messages", n)
+		}
+	})
+	t.Run("NoCredentialsIsRefused", func(t *testing.T) {
+		err := send("smtp+starttls://" + srv.Addr + "?insecure_skip_verify=1")
+		if err == nil || !strings.Contains(err.Error(), "Authentication required") {
+			t.Fatalf("got %v, want the server's demand for authentication", err)
+		}
+	})
+	t.Run("NoAuthBeforeSTARTTLS", func(t *testing.T) {
+		err := send("smtp://usher%40example.com:s3cr%3At%40@" + srv.Addr)
+		if err == nil || !strings.Contains(err.Error(), "does not support SMTP AUTH") {
+			t.Fatalf("got %v, want no authentication before STARTTLS", err)
+		}
+	})
+	t.Run("STARTTLSWithTheRightPasswordDelivers", func(t *testing.T) {
+		if err := send("smtp+starttls://usher%40example.com:s3cr%3At%40@" + srv.Addr + "?insecure_skip_verify=1"); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+		msgs := smtptest.Messages(t, srv.Mailbox)
+		if len(msgs) != 1 {
+			t.Fatalf("got %d messages, want 1", len(msgs))
+		}
+		checkDelivered(t, msgs[0], true)
+	})
+}
+
 func TestServerDownIsAnError(t *testing.T) {
 	srv := smtptest.StartServer(t, smtptest.NoTLS)
 	srv.Stop()
@@ -219,4 +270,25 @@ func checkDelivered(t *testing.T, msg *netmail.Message, inactive bool) {
 	if !inactive && (strings.Contains(text+html, "status=inactive") || strings.Contains(html, "View inactive users")) {
 		t.Errorf("an email without inactive users links to the filtered report")
 	}
+}
+
+// TestNoPasswordInClearText: a server that offers PLAIN and LOGIN over a
+// clear connection still does not get the password from smtp://.
+func TestNoPasswordInClearText(t *testing.T) {
+	srv := smtptest.StartAuthServer(t, "usher@example.com", "s3cret", true)
+	sender, err := mail.Open("smtp://usher%40example.com:s3cret@" + srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sender.Send(context.Background(), message(true))
+	if err == nil {
+		t.Fatal("authenticated and delivered over a clear connection")
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("the error shows the password: %v", err)
+	}
+	if n := len(smtptest.Messages(t, srv.Mailbox)); n != 0 {
+		t.Fatalf("server accepted %d messages", n)
+	}
+	t.Logf("refused as wanted: %v", err)
 }

@@ -6,9 +6,12 @@ package scheduler
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -25,14 +28,27 @@ const DefaultInterval = 30 * time.Second
 // batch is how many runs one SendDue claims.
 const batch = 100
 
-// Owner names this process in run leases: host name and process id.
+// Owner names this process in run leases: host name, process id and a
+// random suffix. The suffix keeps two replicas apart even when they share
+// both (containers whose processes are all pid 1 on copied host names), so
+// a lease one of them lost can never be mistaken for the other's.
 func Owner() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "usher"
-	}
-	return fmt.Sprintf("%s:%d", host, os.Getpid())
+	ownerOnce.Do(func() {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "usher"
+		}
+		b := make([]byte, 4)
+		_, _ = rand.Read(b) // never fails (crypto/rand)
+		owner = fmt.Sprintf("%s:%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	})
+	return owner
 }
+
+var (
+	ownerOnce sync.Once
+	owner     string
+)
 
 // Result counts what one pass did.
 type Result struct {
@@ -67,7 +83,8 @@ func RunOnce(ctx context.Context, n Notifier, owner string) (Result, error) {
 // Run plans and sends due notifications at once and then every interval
 // until ctx ends; it returns when the pass in progress has finished, so
 // nothing it started outlives it. Errors are logged and the next tick tries
-// again. log may be nil for slog.Default().
+// again. log may be nil for slog.Default(). Saying that a Notifier without
+// a mailer delivers nothing is the caller's job: it knows the setting to name.
 func Run(ctx context.Context, n Notifier, interval time.Duration, owner string, log *slog.Logger) {
 	if log == nil {
 		log = slog.Default()
@@ -76,9 +93,6 @@ func Run(ctx context.Context, n Notifier, interval time.Duration, owner string, 
 		interval = DefaultInterval
 	}
 	log = log.With(slog.String("owner", owner))
-	if !n.CanDeliver() {
-		log.WarnContext(ctx, "no SMTP server configured (--smtp or USHER_SMTP_URL): usage notifications will not be delivered; their runs are planned and stay pending until a server is configured")
-	}
 	log.InfoContext(ctx, "scheduler started", slog.Duration("interval", interval))
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -3,8 +3,11 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -111,4 +114,14 @@ func TestRunKeepsGoingAfterAnError(t *testing.T) {
 			t.Fatalf("got %d passes, %d due, want 4 passes and nothing due", f.plans, f.due)
 		}
 	})
+}
+
+func TestOwnerNamesThisProcessStably(t *testing.T) {
+	o := scheduler.Owner()
+	if o != scheduler.Owner() {
+		t.Fatalf("owner changed between calls: %q, %q", o, scheduler.Owner())
+	}
+	if want := fmt.Sprintf(":%d-", os.Getpid()); !strings.Contains(o, want) || len(o) < len(want)+8 {
+		t.Fatalf("got %q, want host name, %q and a random suffix", o, want)
+	}
 }

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/notify"
 	"github.com/usherhq/usher/internal/usher"
 )
 
 // Config holds what the HTTP handler depends on.
 type Config struct {
 	Access  *access.Service                 // decides and does everything the API offers
+	Notify  *notify.Service                 // usage notification settings and runs; nil = those endpoints answer 404
 	Logger  *slog.Logger                    // one line per request, and internal errors; nil = discard
 	Health  func(ctx context.Context) error // pings the database; nil = always healthy
 	MaxBody int64                           // bytes; 0 = 1 MiB default for JSON bodies
@@ -34,6 +36,7 @@ const healthTimeout = 2 * time.Second
 // server is the set of dependencies the handlers are methods on.
 type server struct {
 	access  *access.Service
+	notify  *notify.Service
 	log     *slog.Logger
 	health  func(ctx context.Context) error
 	maxBody int64
@@ -43,7 +46,7 @@ type server struct {
 // NewHandler returns the HTTP handler for the API and /healthz. Every request
 // is logged, recovered from panics and answered with problem+json on errors.
 func NewHandler(cfg Config) http.Handler {
-	s := &server{access: cfg.Access, log: cfg.Logger, health: cfg.Health, maxBody: cfg.MaxBody, metrics: newMetrics()}
+	s := &server{access: cfg.Access, notify: cfg.Notify, log: cfg.Logger, health: cfg.Health, maxBody: cfg.MaxBody, metrics: newMetrics()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -28,4 +28,11 @@ func (s *server) routes(mux *http.ServeMux) {
 	api("POST /api/v1/unassign", s.unassign)
 	api("POST /api/v1/tokens", s.createToken)
 	api("GET /api/v1/audit-log", s.auditLog)
+
+	if s.notify != nil {
+		api("GET /api/v1/usage-notifications", s.getNotifications)
+		api("PUT /api/v1/usage-notifications", s.setNotifications)
+		api("DELETE /api/v1/usage-notifications", s.turnOffNotifications)
+		api("GET /api/v1/usage-notifications/runs", s.notificationRuns)
+	}
 }

@@ -86,6 +86,51 @@ func StartServer(t testing.TB, mode TLS) *Server {
 	return s
 }
 
+// authScript runs aiosmtpd requiring AUTH (PLAIN, LOGIN) with one user name
+// and password, and STARTTLS before it unless clear is "1". The aiosmtpd
+// command line cannot configure authentication, so this is the few lines of
+// Python that can. Arguments: host port maildir cert key user password clear.
+const authScript = `
+import ssl, sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+host, port, maildir, cert, key, user, password, clear = sys.argv[1:9]
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
+    return AuthResult(success=ok)
+tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+tls.load_cert_chain(cert, key)
+# The controller's start-up probe cannot authenticate; it only needs the banner.
+Controller(Mailbox(maildir), hostname=host, port=int(port), authenticator=check, auth_required=True,
+           auth_require_tls=clear != "1", require_starttls=clear != "1", tls_context=tls, ready_timeout=10).start()
+threading.Event().wait()
+`
+
+// StartAuthServer runs a server that requires SMTP AUTH with user and
+// password, on a self-signed certificate for 127.0.0.1 (clients need
+// insecure_skip_verify). It requires STARTTLS first unless clearAuth, in
+// which case it also offers PLAIN and LOGIN over the clear connection, as a
+// badly configured server would. It stops when the test ends.
+func StartAuthServer(t testing.TB, user, password string, clearAuth bool) *Server {
+	t.Helper()
+	if err := exec.Command(Python, "-c", "import aiosmtpd").Run(); err != nil {
+		t.Fatalf("aiosmtpd is not available to %s (%v); install it with: %s", Python, err, Install)
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Mailbox: filepath.Join(dir, "maildir"), t: t}
+	cert, key := selfSigned(t, dir)
+	clear := "0"
+	if clearAuth {
+		clear = "1"
+	}
+	s.args = []string{"-c", authScript, "127.0.0.1", strconv.Itoa(port), s.Mailbox, cert, key, user, password, clear}
+	t.Cleanup(s.Stop)
+	s.Restart()
+	return s
+}
+
 // Restart starts a stopped server again on the same address and Maildir.
 func (s *Server) Restart() {
 	s.t.Helper()

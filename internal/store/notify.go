@@ -1,0 +1,247 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// This file implements notify.Tx. AccountByID, UserByID, RolesOf and
+// InsertAudit are shared with access.Tx (access.go).
+
+// Notify returns the store of the notify domain.
+func (db *DB) Notify() notify.Store { return notifyStore{db} }
+
+type notifyStore struct{ db *DB }
+
+var _ notify.Tx = (*Tx)(nil)
+
+func (s notifyStore) Read(ctx context.Context, fn func(notify.Tx) error) error {
+	return s.db.Read(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+func (s notifyStore) Write(ctx context.Context, fn func(notify.Tx) error) error {
+	return s.db.Write(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+// ---- settings ----
+
+const settingColumns = `account_id, user_id, enabled, start_date, frequency, inactive_range, send_hour,
+	next_at, last_run_for, created_at, updated_at`
+
+func scanSetting(row interface{ Scan(...any) error }) (notify.Setting, error) {
+	var s notify.Setting
+	var start string
+	var next, last, created, updated int64
+	err := row.Scan(&s.AccountID, &s.UserID, &s.Enabled, &start, &s.Frequency, &s.Range, &s.SendHour,
+		&next, &last, &created, &updated)
+	if err != nil {
+		return s, err
+	}
+	if s.StartDate, err = parseStoredDate(start); err != nil {
+		return s, err
+	}
+	s.NextAt, s.LastRunFor, s.CreatedAt, s.UpdatedAt = fromMillis(next), fromMillis(last), fromMillis(created), fromMillis(updated)
+	return s, nil
+}
+
+// SettingOf returns the user's notification setting.
+func (tx *Tx) SettingOf(ctx context.Context, accountID, userID int64) (notify.Setting, error) {
+	s, err := scanSetting(tx.queryRow(ctx, "SELECT "+settingColumns+" FROM notification_settings WHERE account_id = ? AND user_id = ?", accountID, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, usher.Errorf(usher.ENOTFOUND, "no usage notification setting for user %d", userID)
+	} else if err != nil {
+		return s, fmt.Errorf("get notification setting of user %d: %w", userID, err)
+	}
+	return s, nil
+}
+
+// PutSetting inserts or replaces the setting of (s.AccountID, s.UserID).
+func (tx *Tx) PutSetting(ctx context.Context, s notify.Setting) error {
+	_, err := tx.exec(ctx, `
+		INSERT INTO notification_settings (`+settingColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, user_id) DO UPDATE SET
+			enabled = excluded.enabled, start_date = excluded.start_date, frequency = excluded.frequency,
+			inactive_range = excluded.inactive_range, send_hour = excluded.send_hour, next_at = excluded.next_at,
+			last_run_for = excluded.last_run_for, created_at = excluded.created_at, updated_at = excluded.updated_at`,
+		s.AccountID, s.UserID, s.Enabled, s.StartDate.String(), string(s.Frequency), string(s.Range), s.SendHour,
+		millis(s.NextAt), millis(s.LastRunFor), millis(s.CreatedAt), millis(s.UpdatedAt))
+	if isForeignKeyViolation(err) {
+		return usher.Errorf(usher.ENOTFOUND, "user %d not found", s.UserID)
+	} else if err != nil {
+		return fmt.Errorf("put notification setting of user %d: %w", s.UserID, err)
+	}
+	return nil
+}
+
+// DueSettings returns enabled settings whose next occurrence is due, of
+// every account, served by notification_settings_due. On PostgreSQL the rows
+// are locked and rows another scheduler holds are skipped, so replicas
+// planning at once share the work instead of queueing behind each other;
+// SQLite has one writer, so nobody else holds them.
+func (tx *Tx) DueSettings(ctx context.Context, now time.Time, limit int) ([]notify.Setting, error) {
+	q := "SELECT " + settingColumns + ` FROM notification_settings
+		WHERE enabled AND next_at <= ?
+		ORDER BY next_at, account_id, user_id LIMIT ?`
+	if tx.engine == Postgres {
+		q += " FOR UPDATE SKIP LOCKED"
+	}
+	rows, err := tx.query(ctx, q, millis(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due notification settings: %w", err)
+	}
+	out, err := collect(rows, scanSetting)
+	if err != nil {
+		return nil, fmt.Errorf("due notification settings: %w", err)
+	}
+	return out, nil
+}
+
+// AdvanceSetting moves a due setting to its next occurrence unless it
+// changed since it was read. On PostgreSQL a concurrent advance holds the
+// row lock; after it commits, the WHERE is checked again against the new
+// row, so only one of two racing schedulers sees a row changed.
+func (tx *Tx) AdvanceSetting(ctx context.Context, s notify.Setting, from time.Time) (bool, error) {
+	n, err := affected(tx.exec(ctx, `
+		UPDATE notification_settings SET next_at = ?, last_run_for = ?, updated_at = ?
+		WHERE account_id = ? AND user_id = ? AND enabled AND next_at = ?`,
+		millis(s.NextAt), millis(s.LastRunFor), millis(s.UpdatedAt), s.AccountID, s.UserID, millis(from)))
+	if err != nil {
+		return false, fmt.Errorf("advance notification setting of user %d: %w", s.UserID, err)
+	}
+	return n == 1, nil
+}
+
+// ---- runs ----
+
+const runColumns = `id, account_id, user_id, scheduled_for, inactive_range, status, attempts, next_attempt_at,
+	message_id, inactive_users, inactive_seats, last_error, lease_owner, lease_until, delivered_at, created_at, updated_at`
+
+func scanRun(row interface{ Scan(...any) error }) (notify.Run, error) {
+	var r notify.Run
+	var scheduled, nextAttempt, leaseUntil, delivered, created, updated int64
+	err := row.Scan(&r.ID, &r.AccountID, &r.UserID, &scheduled, &r.Range, &r.Status, &r.Attempts, &nextAttempt,
+		&r.MessageID, &r.InactiveUsers, &r.InactiveSeats, &r.LastError, &r.LeaseOwner, &leaseUntil, &delivered, &created, &updated)
+	r.ScheduledFor, r.NextAttemptAt, r.LeaseUntil = fromMillis(scheduled), fromMillis(nextAttempt), fromMillis(leaseUntil)
+	r.DeliveredAt, r.CreatedAt, r.UpdatedAt = fromMillis(delivered), fromMillis(created), fromMillis(updated)
+	return r, err
+}
+
+// InsertRun stores r unless its occurrence has a run. ON CONFLICT DO
+// NOTHING, not a caught unique violation: on PostgreSQL a failed statement
+// would abort the whole transaction, and with it the setting's advance.
+func (tx *Tx) InsertRun(ctx context.Context, r *notify.Run) (bool, error) {
+	err := tx.queryRow(ctx, `
+		INSERT INTO notification_runs (account_id, user_id, scheduled_for, inactive_range, status, attempts, next_attempt_at,
+			message_id, inactive_users, inactive_seats, last_error, lease_owner, lease_until, delivered_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (account_id, user_id, scheduled_for) DO NOTHING
+		RETURNING id`,
+		r.AccountID, r.UserID, millis(r.ScheduledFor), string(r.Range), string(r.Status), r.Attempts, millis(r.NextAttemptAt),
+		r.MessageID, r.InactiveUsers, r.InactiveSeats, r.LastError, r.LeaseOwner, millis(r.LeaseUntil), millis(r.DeliveredAt),
+		millis(r.CreatedAt), millis(r.UpdatedAt)).Scan(&r.ID)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case isForeignKeyViolation(err):
+		return false, usher.Errorf(usher.ENOTFOUND, "no usage notification setting for user %d", r.UserID)
+	case err != nil:
+		return false, fmt.Errorf("insert notification run of user %d for %s: %w", r.UserID, r.ScheduledFor.Format(time.RFC3339), err)
+	}
+	return true, nil
+}
+
+// ClaimRuns leases claimable runs in one UPDATE, served by
+// notification_runs_claimable. On PostgreSQL the inner SELECT locks the rows
+// it picks and skips rows a concurrent claim has locked, so two replicas
+// claiming at once get disjoint runs without waiting for each other; a row
+// whose lease a committed claim has just renewed no longer matches when
+// re-checked. On SQLite the write transaction holds the database's only
+// write lock, across processes too, so claims follow one another.
+func (tx *Tx) ClaimRuns(ctx context.Context, now time.Time, owner string, until time.Time, limit int) ([]notify.Run, error) {
+	lock := ""
+	if tx.engine == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	rows, err := tx.query(ctx, `
+		UPDATE notification_runs
+		SET status = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
+		WHERE id IN (
+			SELECT id FROM notification_runs
+			WHERE status IN ('pending', 'sending') AND next_attempt_at <= ? AND lease_until < ?
+			ORDER BY next_attempt_at, id
+			LIMIT ?`+lock+`
+		)
+		RETURNING `+runColumns,
+		owner, millis(until), millis(now), millis(now), millis(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim notification runs: %w", err)
+	}
+	out, err := collect(rows, scanRun)
+	if err != nil {
+		return nil, fmt.Errorf("claim notification runs: %w", err)
+	}
+	// RETURNING promises no order.
+	slices.SortFunc(out, func(a, b notify.Run) int {
+		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// FinishRun records an attempt's outcome while the run is still leased to owner.
+func (tx *Tx) FinishRun(ctx context.Context, r notify.Run, owner string) error {
+	n, err := affected(tx.exec(ctx, `
+		UPDATE notification_runs
+		SET status = ?, attempts = ?, next_attempt_at = ?, inactive_users = ?, inactive_seats = ?, last_error = ?,
+			lease_owner = ?, lease_until = ?, delivered_at = ?, updated_at = ?
+		WHERE account_id = ? AND id = ? AND status = 'sending' AND lease_owner = ?`,
+		string(r.Status), r.Attempts, millis(r.NextAttemptAt), r.InactiveUsers, r.InactiveSeats, r.LastError,
+		r.LeaseOwner, millis(r.LeaseUntil), millis(r.DeliveredAt), millis(r.UpdatedAt),
+		r.AccountID, r.ID, owner))
+	if err != nil {
+		return fmt.Errorf("finish notification run %d: %w", r.ID, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var exists int
+	if err := tx.queryRow(ctx, "SELECT COUNT(*) FROM notification_runs WHERE account_id = ? AND id = ?", r.AccountID, r.ID).Scan(&exists); err != nil {
+		return fmt.Errorf("finish notification run %d: %w", r.ID, err)
+	}
+	if exists == 0 {
+		return usher.Errorf(usher.ENOTFOUND, "notification run %d not found", r.ID)
+	}
+	return usher.Errorf(usher.ECONFLICT, "notification run %d is no longer leased to %s", r.ID, owner)
+}
+
+// RunsOf returns a page of the user's runs, newest first, served by
+// notification_runs_by_user.
+func (tx *Tx) RunsOf(ctx context.Context, accountID, userID, beforeID int64, limit int) ([]notify.Run, error) {
+	var q strings.Builder
+	args := []any{accountID, userID}
+	q.WriteString("SELECT " + runColumns + " FROM notification_runs WHERE account_id = ? AND user_id = ?")
+	if beforeID > 0 {
+		q.WriteString(" AND id < ?")
+		args = append(args, beforeID)
+	}
+	q.WriteString(" ORDER BY id DESC LIMIT ?")
+	args = append(args, limit)
+	rows, err := tx.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("notification runs of user %d: %w", userID, err)
+	}
+	out, err := collect(rows, scanRun)
+	if err != nil {
+		return nil, fmt.Errorf("notification runs of user %d: %w", userID, err)
+	}
+	return out, nil
+}
