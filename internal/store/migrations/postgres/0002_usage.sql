@@ -1,0 +1,48 @@
+-- Usage: raw events (kept for the retention period), days with use, and per
+-- (user, product) rollups. Keep in step with ../sqlite/0002_usage.sql.
+--
+-- Days are calendar days in the account's time zone, counted in days since
+-- 1970-01-01 (usage.Day). An event costs one narrow row in usage_events; a
+-- (user, product, day) already recorded costs nothing more, so people who use
+-- the same products every day cause one usage_days row and one rollup update
+-- per day, whatever the number of events.
+
+CREATE TABLE usage_events (
+    account_id BIGINT  NOT NULL,
+    user_id    BIGINT  NOT NULL,
+    product_id BIGINT  NOT NULL REFERENCES products (id),
+    at         BIGINT  NOT NULL, -- unix milliseconds
+    PRIMARY KEY (account_id, user_id, product_id, at),
+    FOREIGN KEY (account_id, user_id) REFERENCES users (account_id, id) ON DELETE CASCADE
+);
+-- Pruning walks the oldest events of every account.
+CREATE INDEX usage_events_by_at ON usage_events (at);
+
+-- The report counts days used in a range with a range scan of this key.
+CREATE TABLE usage_days (
+    account_id BIGINT  NOT NULL,
+    user_id    BIGINT  NOT NULL,
+    product_id BIGINT  NOT NULL REFERENCES products (id),
+    day        INTEGER NOT NULL,
+    PRIMARY KEY (account_id, user_id, product_id, day),
+    FOREIGN KEY (account_id, user_id) REFERENCES users (account_id, id) ON DELETE CASCADE
+);
+
+-- One row per (user, product) ever used; the report reads last_day by key.
+CREATE TABLE usage_rollups (
+    account_id BIGINT  NOT NULL,
+    user_id    BIGINT  NOT NULL,
+    product_id BIGINT  NOT NULL REFERENCES products (id),
+    first_day  INTEGER NOT NULL,
+    last_day   INTEGER NOT NULL,
+    days       INTEGER NOT NULL CHECK (days > 0),
+    PRIMARY KEY (account_id, user_id, product_id),
+    FOREIGN KEY (account_id, user_id) REFERENCES users (account_id, id) ON DELETE CASCADE,
+    CHECK (first_day <= last_day)
+);
+
+-- When usage was last processed, shown on the report.
+CREATE TABLE usage_processed (
+    account_id   BIGINT PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+    processed_at BIGINT NOT NULL
+);

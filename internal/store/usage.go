@@ -1,0 +1,527 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/usherhq/usher/internal/usage"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// This file implements usage.Tx.
+
+// Usage returns the store of the usage domain.
+func (db *DB) Usage() usage.Store { return usageStore{db} }
+
+type usageStore struct{ db *DB }
+
+var _ usage.Tx = (*Tx)(nil)
+
+func (s usageStore) Read(ctx context.Context, fn func(usage.Tx) error) error {
+	return s.db.Read(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+func (s usageStore) Write(ctx context.Context, fn func(usage.Tx) error) error {
+	return s.db.Write(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+// sqliteChunk bounds the rows of one multi-row INSERT on SQLite, whose
+// statements take at most 32,766 parameters (6 per row at most here).
+const sqliteChunk = 2000
+
+// ProductIDs maps every catalog product code to its id.
+func (tx *Tx) ProductIDs(ctx context.Context) (map[string]int64, error) {
+	rows, err := tx.query(ctx, "SELECT code, id FROM products")
+	if err != nil {
+		return nil, fmt.Errorf("product ids: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var code string
+		var id int64
+		if err := rows.Scan(&code, &id); err != nil {
+			return nil, fmt.Errorf("product ids: %w", err)
+		}
+		out[code] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("product ids: %w", err)
+	}
+	return out, nil
+}
+
+// UserIDs maps the given (normalised) emails to user ids in the account,
+// served by the unique key (account_id, email).
+func (tx *Tx) UserIDs(ctx context.Context, accountID int64, emails []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(emails))
+	for chunk := range slices.Chunk(emails, 1000) {
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, accountID)
+		for _, e := range chunk {
+			args = append(args, e)
+		}
+		rows, err := tx.query(ctx, "SELECT email, id FROM users WHERE account_id = ? AND email IN ("+placeholders(len(chunk))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("user ids: %w", err)
+		}
+		for rows.Next() {
+			var e string
+			var id int64
+			if err := rows.Scan(&e, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("user ids: %w", err)
+			}
+			out[e] = id
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("user ids: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// InsertEvents stores the events not stored yet and returns those it stored.
+// Rows go in key order, so two concurrent ingests on PostgreSQL take their
+// unique-index locks in the same order and cannot deadlock.
+func (tx *Tx) InsertEvents(ctx context.Context, accountID int64, events []usage.StoredEvent) ([]usage.StoredEvent, error) {
+	type key struct{ u, p, at int64 }
+	days := make(map[key]usage.Day, len(events))
+	keys := make([]key, 0, len(events))
+	for _, e := range events {
+		k := key{e.UserID, e.ProductID, millis(e.At)}
+		if _, ok := days[k]; !ok {
+			keys = append(keys, k)
+		}
+		days[k] = e.Day
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.u, b.u), cmp.Compare(a.p, b.p), cmp.Compare(a.at, b.at))
+	})
+	out := make([]usage.StoredEvent, 0, len(keys))
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var k key
+			if err := rows.Scan(&k.u, &k.p, &k.at); err != nil {
+				return err
+			}
+			out = append(out, usage.StoredEvent{UserID: k.u, ProductID: k.p, At: fromMillis(k.at), Day: days[k]})
+		}
+		return rows.Err()
+	}
+	if tx.engine == Postgres {
+		// One statement per batch: the arrays travel as three parameters.
+		us, ps, ats := make([]int64, len(keys)), make([]int64, len(keys)), make([]int64, len(keys))
+		for i, k := range keys {
+			us[i], ps[i], ats[i] = k.u, k.p, k.at
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_events (account_id, user_id, product_id, at)
+			SELECT ?, u, p, a FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, a)
+			ON CONFLICT DO NOTHING
+			RETURNING user_id, product_id, at`, accountID, us, ps, ats)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert usage events: %w", err)
+		}
+		return out, nil
+	}
+	for chunk := range slices.Chunk(keys, sqliteChunk) {
+		args := make([]any, 0, 4*len(chunk))
+		for _, k := range chunk {
+			args = append(args, accountID, k.u, k.p, k.at)
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_events (account_id, user_id, product_id, at) VALUES `+valueRows(len(chunk), 4)+`
+			ON CONFLICT DO NOTHING
+			RETURNING user_id, product_id, at`, args...)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert usage events: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// AddDays records days with use and returns those not recorded before.
+func (tx *Tx) AddDays(ctx context.Context, accountID int64, days []usage.UseDay) ([]usage.UseDay, error) {
+	days = slices.Clone(days)
+	slices.SortFunc(days, compareUseDays)
+	days = slices.Compact(days)
+	out := make([]usage.UseDay, 0, len(days))
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var d usage.UseDay
+			if err := rows.Scan(&d.UserID, &d.ProductID, &d.Day); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	}
+	if tx.engine == Postgres {
+		us, ps, ds := make([]int64, len(days)), make([]int64, len(days)), make([]int64, len(days))
+		for i, d := range days {
+			us[i], ps[i], ds[i] = d.UserID, d.ProductID, int64(d.Day)
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_days (account_id, user_id, product_id, day)
+			SELECT ?, u, p, d FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, d)
+			ON CONFLICT DO NOTHING
+			RETURNING user_id, product_id, day`, accountID, us, ps, ds)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("add usage days: %w", err)
+		}
+		return out, nil
+	}
+	for chunk := range slices.Chunk(days, sqliteChunk) {
+		args := make([]any, 0, 4*len(chunk))
+		for _, d := range chunk {
+			args = append(args, accountID, d.UserID, d.ProductID, int64(d.Day))
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_days (account_id, user_id, product_id, day) VALUES `+valueRows(len(chunk), 4)+`
+			ON CONFLICT DO NOTHING
+			RETURNING user_id, product_id, day`, args...)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("add usage days: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func compareUseDays(a, b usage.UseDay) int {
+	return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.ProductID, b.ProductID), cmp.Compare(a.Day, b.Day))
+}
+
+// AddToRollups folds newly recorded days into the rollups: one upsert per
+// (user, product) among days, however many days it gained. Callers pass only
+// days AddDays reported as new, so days stays a count of distinct days.
+func (tx *Tx) AddToRollups(ctx context.Context, accountID int64, days []usage.UseDay) error {
+	type rollup struct {
+		u, p        int64
+		first, last usage.Day
+		n           int64
+	}
+	days = slices.Clone(days)
+	slices.SortFunc(days, compareUseDays)
+	days = slices.Compact(days)
+	var rs []rollup
+	for _, d := range days {
+		if n := len(rs); n > 0 && rs[n-1].u == d.UserID && rs[n-1].p == d.ProductID {
+			rs[n-1].last = d.Day // days are sorted
+			rs[n-1].n++
+			continue
+		}
+		rs = append(rs, rollup{u: d.UserID, p: d.ProductID, first: d.Day, last: d.Day, n: 1})
+	}
+	const upsert = `
+		ON CONFLICT (account_id, user_id, product_id) DO UPDATE SET
+			first_day = CASE WHEN excluded.first_day < usage_rollups.first_day THEN excluded.first_day ELSE usage_rollups.first_day END,
+			last_day  = CASE WHEN excluded.last_day > usage_rollups.last_day THEN excluded.last_day ELSE usage_rollups.last_day END,
+			days      = usage_rollups.days + excluded.days`
+	if tx.engine == Postgres {
+		us, ps, fs, ls, ns := make([]int64, len(rs)), make([]int64, len(rs)), make([]int64, len(rs)), make([]int64, len(rs)), make([]int64, len(rs))
+		for i, r := range rs {
+			us[i], ps[i], fs[i], ls[i], ns[i] = r.u, r.p, int64(r.first), int64(r.last), r.n
+		}
+		_, err := tx.exec(ctx, `
+			INSERT INTO usage_rollups (account_id, user_id, product_id, first_day, last_day, days)
+			SELECT ?, u, p, f, l, n FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, f, l, n)`+
+			upsert, accountID, us, ps, fs, ls, ns)
+		if err != nil {
+			return fmt.Errorf("update usage rollups: %w", err)
+		}
+		return nil
+	}
+	for chunk := range slices.Chunk(rs, sqliteChunk) {
+		args := make([]any, 0, 6*len(chunk))
+		for _, r := range chunk {
+			args = append(args, accountID, r.u, r.p, int64(r.first), int64(r.last), r.n)
+		}
+		_, err := tx.exec(ctx, `
+			INSERT INTO usage_rollups (account_id, user_id, product_id, first_day, last_day, days)
+			VALUES `+valueRows(len(chunk), 6)+upsert, args...)
+		if err != nil {
+			return fmt.Errorf("update usage rollups: %w", err)
+		}
+	}
+	return nil
+}
+
+// SetProcessedAt records when usage was last processed for the account.
+func (tx *Tx) SetProcessedAt(ctx context.Context, accountID int64, at time.Time) error {
+	_, err := tx.exec(ctx, `
+		INSERT INTO usage_processed (account_id, processed_at) VALUES (?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET processed_at = excluded.processed_at`,
+		accountID, millis(at))
+	if err != nil {
+		return fmt.Errorf("set usage processed time: %w", err)
+	}
+	return nil
+}
+
+// ProcessedAt is when usage was last processed for the account; nil if never.
+func (tx *Tx) ProcessedAt(ctx context.Context, accountID int64) (*time.Time, error) {
+	var ms int64
+	err := tx.queryRow(ctx, "SELECT processed_at FROM usage_processed WHERE account_id = ?", accountID).Scan(&ms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil //nolint:nilnil // never processed is a valid answer, documented on usage.Tx
+	} else if err != nil {
+		return nil, fmt.Errorf("usage processed time: %w", err)
+	}
+	t := fromMillis(ms)
+	return &t, nil
+}
+
+// PruneEvents deletes at most limit raw events older than before, oldest
+// first, through usage_events_by_at. Days and rollups stay.
+func (tx *Tx) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
+	n, err := affected(tx.exec(ctx, `
+		DELETE FROM usage_events WHERE (account_id, user_id, product_id, at) IN (
+			SELECT account_id, user_id, product_id, at FROM usage_events
+			WHERE at < ? ORDER BY at LIMIT ?)`, millis(before), limit))
+	if err != nil {
+		return 0, fmt.Errorf("prune usage events: %w", err)
+	}
+	return n, nil
+}
+
+// ---- the Usage Report ----
+
+// usagePlanList is the SQL list of plans that carry usage data, taken from
+// usher.Plan.HasUsageData so that the rule has one definition.
+var usagePlanList = func() string {
+	var q []string
+	for _, p := range usher.Plans {
+		if p.HasUsageData() {
+			q = append(q, "'"+string(p)+"'")
+		}
+	}
+	return strings.Join(q, ", ")
+}()
+
+// reportSQL returns the report's rows for q as a derived table x with the
+// columns user_id, name, name_key, email, product_code, product_name,
+// subscription_id, contract_number, plan, assigned_at, last_day, status
+// and, when withDays, days_used, filtered by everything in q except the
+// keyset position and the limit.
+//
+// A seat is a row of assignments (its primary key leads with account_id);
+// last_day is read from usage_rollups by key and days_used counts a key
+// range of usage_days. Status applies usage.SeatStatus: inactive when both
+// the last day used and the assignment fall before the cutoff day.
+func (tx *Tx) reportSQL(q usage.ReportQuery, withDays bool) (string, []any) {
+	// PostgreSQL sorts text by the database's collation; "C" makes it
+	// bytewise, as SQLite does and as the cursors expect.
+	collate := ""
+	if tx.engine == Postgres {
+		collate = ` COLLATE "C"`
+	}
+	var b strings.Builder
+	var args []any
+	b.WriteString(`SELECT a.user_id, u.name, u.name_key, u.email` + collate + ` AS email,
+		p.code` + collate + ` AS product_code, p.name AS product_name, s.id AS subscription_id, s.contract_number, s.plan,
+		a.assigned_at, r.last_day,
+		CASE WHEN s.plan NOT IN (` + usagePlanList + `) THEN 'unavailable'
+		     WHEN (r.last_day IS NULL OR r.last_day < ?) AND a.assigned_at < ? THEN 'inactive'
+		     ELSE 'active' END AS status`)
+	args = append(args, int64(q.CutoffDay), millis(q.CutoffAt))
+	if withDays {
+		b.WriteString(`,
+		(SELECT COUNT(*) FROM usage_days d
+		 WHERE d.account_id = a.account_id AND d.user_id = a.user_id AND d.product_id = s.product_id AND d.day >= ?) AS days_used`)
+		args = append(args, int64(q.CutoffDay))
+	}
+	b.WriteString(`
+		FROM assignments a
+		JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id
+		JOIN products p ON p.id = s.product_id
+		LEFT JOIN usage_rollups r ON r.account_id = a.account_id AND r.user_id = a.user_id AND r.product_id = s.product_id
+		WHERE a.account_id = ?`)
+	args = append(args, q.AccountID)
+	if q.SubscriptionIDs != nil {
+		if len(q.SubscriptionIDs) == 0 {
+			b.WriteString(" AND 1 = 0")
+		} else {
+			b.WriteString(" AND a.subscription_id IN (" + placeholders(len(q.SubscriptionIDs)) + ")")
+			args = append(args, int64Args(q.SubscriptionIDs)...)
+		}
+	}
+	if q.SubscriptionID != 0 {
+		b.WriteString(" AND a.subscription_id = ?")
+		args = append(args, q.SubscriptionID)
+	}
+	if q.ProductCode != "" {
+		b.WriteString(" AND p.code = ?")
+		args = append(args, q.ProductCode)
+	}
+	if q.Query != "" {
+		b.WriteString(` AND (u.name_key LIKE ? ESCAPE '\' OR lower(u.email) LIKE ? ESCAPE '\')`)
+		pattern := "%" + escapeLike(strings.ToLower(q.Query)) + "%"
+		args = append(args, pattern, pattern)
+	}
+	inner := b.String()
+	b.Reset()
+	b.WriteString("(" + inner + ") x")
+	if q.Status != "" && q.Status != "all" {
+		// The outer WHERE needs its own clause; callers append with AND.
+		return b.String() + " WHERE x.status = ?", append(args, q.Status)
+	}
+	return b.String() + " WHERE 1 = 1", args
+}
+
+// reportSortKey is the SQL expression of each sort order; cursorOf in the
+// usage service builds the same keys from rows.
+func reportSortKey(sort string) string {
+	switch sort {
+	case "email":
+		return "x.email"
+	case "product":
+		return "x.product_code"
+	case "last_used":
+		return "COALESCE(x.last_day, -1)"
+	case "days_used":
+		return "x.days_used"
+	}
+	return "x.name_key"
+}
+
+func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
+	from, args := tx.reportSQL(q, true)
+	key := reportSortKey(q.Sort)
+	var b strings.Builder
+	b.WriteString(`SELECT x.user_id, x.name, x.email, x.product_code, x.product_name, x.subscription_id,
+		x.contract_number, x.plan, x.assigned_at, x.last_day, x.days_used FROM ` + from)
+	dir, cmpOp := "", ">"
+	if q.Desc {
+		dir, cmpOp = " DESC", "<"
+	}
+	if c := q.After; c != nil {
+		b.WriteString(" AND (" + key + ", x.user_id, x.subscription_id) " + cmpOp + " (?, ?, ?)")
+		switch q.Sort {
+		case "last_used", "days_used":
+			args = append(args, c.Num)
+		default:
+			args = append(args, c.Key)
+		}
+		args = append(args, c.UserID, c.SubscriptionID)
+	}
+	b.WriteString(" ORDER BY " + key + dir + ", x.user_id" + dir + ", x.subscription_id" + dir)
+	if q.Limit > 0 {
+		b.WriteString(" LIMIT ?")
+		args = append(args, q.Limit)
+	}
+	return b.String(), args
+}
+
+func scanRawRow(row interface{ Scan(...any) error }) (usage.RawRow, error) {
+	var r usage.RawRow
+	var assigned int64
+	var last sql.NullInt64
+	err := row.Scan(&r.UserID, &r.Name, &r.Email, &r.ProductCode, &r.ProductName, &r.SubscriptionID,
+		&r.ContractNumber, &r.Plan, &assigned, &last, &r.DaysUsed)
+	r.AssignedAt = fromMillis(assigned)
+	if last.Valid {
+		d := usage.Day(last.Int64)
+		r.LastDay = &d
+	}
+	return r, err
+}
+
+// ReportRows returns the rows matching q in q's order, at most q.Limit.
+func (tx *Tx) ReportRows(ctx context.Context, q usage.ReportQuery) ([]usage.RawRow, error) {
+	query, args := tx.reportQuery(q)
+	rows, err := tx.query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("usage report rows: %w", err)
+	}
+	out, err := collect(rows, scanRawRow)
+	if err != nil {
+		return nil, fmt.Errorf("usage report rows: %w", err)
+	}
+	return out, nil
+}
+
+// EachReportRow streams every row matching q in q's order without holding
+// them all.
+func (tx *Tx) EachReportRow(ctx context.Context, q usage.ReportQuery, fn func(usage.RawRow) error) error {
+	query, args := tx.reportQuery(q)
+	rows, err := tx.query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("usage report rows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRawRow(rows)
+		if err != nil {
+			return fmt.Errorf("usage report rows: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("usage report rows: %w", err)
+	}
+	return nil
+}
+
+// ReportTotals counts all rows matching q, ignoring its position and limit.
+func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
+	from, args := tx.reportSQL(q, false)
+	var t usage.ReportTotals
+	err := tx.queryRow(ctx, `
+		SELECT COUNT(*), COUNT(DISTINCT x.user_id),
+		       COALESCE(SUM(CASE WHEN x.status = 'inactive' THEN 1 ELSE 0 END), 0),
+		       COUNT(DISTINCT CASE WHEN x.status = 'inactive' THEN x.user_id END)
+		FROM `+from, args...).Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers)
+	if err != nil {
+		return t, fmt.Errorf("usage report totals: %w", err)
+	}
+	return t, nil
+}
+
+// InactiveByProduct counts inactive seats and users per product for q, by
+// product code.
+func (tx *Tx) InactiveByProduct(ctx context.Context, q usage.ReportQuery) ([]usage.ProductSummary, error) {
+	from, args := tx.reportSQL(q, false)
+	rows, err := tx.query(ctx, `
+		SELECT x.product_code, x.product_name, COUNT(*), COUNT(DISTINCT x.user_id)
+		FROM `+from+` AND x.status = 'inactive'
+		GROUP BY x.product_code, x.product_name
+		ORDER BY x.product_code`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("inactive by product: %w", err)
+	}
+	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usage.ProductSummary, error) {
+		var s usage.ProductSummary
+		err := row.Scan(&s.Product, &s.ProductName, &s.InactiveSeats, &s.InactiveUsers)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inactive by product: %w", err)
+	}
+	return out, nil
+}
