@@ -101,13 +101,17 @@ func (s *Service) Ingest(ctx context.Context, a usher.Actor, items iter.Seq[Item
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("ingest: %w", err)
 		}
-		if it.Err != nil {
-			res.reject(it.Line, "%v", it.Err)
-			if it.Fatal {
-				break
+		if it.Fatal {
+			// Nothing can be read after it: store what came before, then
+			// say why the rest of the body was not read.
+			if err := flush(); err != nil {
+				return res, fmt.Errorf("ingest: %w", err)
 			}
-			continue
+			res.reject(it.Line, "%v", it.Err)
+			break
 		}
+		// Malformed lines travel in the batch too, so rejections are listed
+		// in line order and the first MaxRejections are the first lines.
 		batch = append(batch, it)
 		if len(batch) == cap(batch) {
 			if err := flush(); err != nil {
@@ -125,6 +129,9 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 	users map[string]int64, batch []Item, res *IngestResult) error {
 	var unknown []string
 	for i := range batch {
+		if batch[i].Err != nil {
+			continue
+		}
 		e := usher.NormalizeEmail(batch[i].Event.User)
 		batch[i].Event.User = e
 		if _, ok := users[e]; !ok && !slices.Contains(unknown, e) {
@@ -157,6 +164,8 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 			ev := it.Event
 			uid, pid := users[ev.User], products[ev.Product]
 			switch {
+			case it.Err != nil:
+				res.reject(it.Line, "%v", it.Err)
 			case uid == 0:
 				res.reject(it.Line, "user %q is not a user of this account", ev.User)
 			case pid == 0:
