@@ -3,7 +3,6 @@ package usage
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,10 +142,40 @@ func strictUnmarshal(b []byte, w *wireEvent) error {
 	return nil
 }
 
+// readErr remembers a read error other than io.EOF.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErr) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// lineScanner returns a scanner of the lines of r. When reading fails
+// (a connection cut, a body over its limit), the piece of line read before
+// the failure is not returned as a line: Err reports the failure instead,
+// so a cut-off last line is not mistaken for a malformed one.
+func lineScanner(r io.Reader) *bufio.Scanner {
+	er := &readErr{r: r}
+	sc := bufio.NewScanner(er)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if atEOF && er.err != nil && len(data) > 0 && bytes.IndexByte(data, '\n') < 0 {
+			return 0, nil, er.err
+		}
+		return bufio.ScanLines(data, atEOF)
+	})
+	return sc
+}
+
 func decodeNDJSON(r io.Reader) iter.Seq[Item] {
 	return func(yield func(Item) bool) {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 0, 4096), MaxLine)
+		sc := lineScanner(r)
 		n := 0
 		for sc.Scan() {
 			n++
@@ -174,58 +203,118 @@ func decodeNDJSON(r io.Reader) iter.Seq[Item] {
 	}
 }
 
+// decodeCSV reads CSV line by line: an event never spans lines, so a stray
+// quote costs its own line only, where a general CSV reader would run the
+// quoted field on to the end of the body and lose every line after it.
 func decodeCSV(r io.Reader) iter.Seq[Item] {
 	return func(yield func(Item) bool) {
-		cr := csv.NewReader(bufio.NewReaderSize(r, 64<<10))
-		cr.FieldsPerRecord = -1
-		cr.ReuseRecord = true
-		cr.TrimLeadingSpace = true
-		head, err := cr.Read()
-		if err == io.EOF {
-			yield(Item{Err: errors.New("the body is empty: send a header line user,product,at and one event per line"), Fatal: true})
-			return
-		} else if err != nil {
-			yield(Item{Line: 1, Err: fmt.Errorf("header: %v", err), Fatal: true})
-			return
-		}
+		sc := lineScanner(r)
+		n := 0
+		var head []string
 		col := map[string]int{}
-		for i, h := range head {
-			col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
-		}
-		for _, need := range []string{"user", "product", "at"} {
-			if _, ok := col[need]; !ok {
-				yield(Item{Line: 1, Err: fmt.Errorf("the header line must name the columns user, product and at; it has %q", strings.Join(head, ",")), Fatal: true})
-				return
+		for sc.Scan() {
+			n++
+			text := sc.Text()
+			if n == 1 {
+				text = strings.TrimPrefix(text, "\ufeff")
 			}
-		}
-		get := func(rec []string, name string) string {
-			if i := col[name]; i < len(rec) {
-				return rec[i]
+			if strings.TrimSpace(text) == "" {
+				continue
 			}
-			return ""
-		}
-		for {
-			rec, err := cr.Read()
-			if err == io.EOF {
-				return
+			rec, err := splitCSVLine(text)
+			if head == nil {
+				if err != nil {
+					yield(Item{Line: n, Err: fmt.Errorf("header: %v", err), Fatal: true})
+					return
+				}
+				head = rec
+				for i, h := range head {
+					col[strings.ToLower(strings.TrimSpace(h))] = i
+				}
+				for _, need := range []string{"user", "product", "at"} {
+					if _, ok := col[need]; !ok {
+						yield(Item{Line: n, Err: fmt.Errorf("the header line must name the columns user, product and at; it has %q", text), Fatal: true})
+						return
+					}
+				}
+				continue
 			}
-			line, _ := cr.FieldPos(0)
-			it := Item{Line: line}
-			var pe *csv.ParseError
+			it := Item{Line: n}
 			switch {
-			case errors.As(err, &pe):
-				it.Line, it.Err = pe.Line, fmt.Errorf("malformed CSV: %v", pe.Err)
 			case err != nil:
-				yield(Item{Line: line, Err: err, Fatal: true})
-				return
+				it.Err = fmt.Errorf("malformed CSV: %v", err)
 			case len(rec) != len(head):
 				it.Err = fmt.Errorf("has %d fields, the header has %d", len(rec), len(head))
 			default:
-				it.Event, it.Err = wireEvent{User: get(rec, "user"), Product: get(rec, "product"), At: get(rec, "at")}.event()
+				it.Event, it.Err = wireEvent{User: rec[col["user"]], Product: rec[col["product"]], At: rec[col["at"]]}.event()
 			}
 			if !yield(it) {
 				return
 			}
+		}
+		if err := sc.Err(); err != nil {
+			if errors.Is(err, bufio.ErrTooLong) {
+				err = fmt.Errorf("line %d is longer than %d bytes", n+1, MaxLine)
+			}
+			yield(Item{Line: n + 1, Err: err, Fatal: true})
+			return
+		}
+		if head == nil {
+			yield(Item{Err: errors.New("the body is empty: send a header line user,product,at and one event per line"), Fatal: true})
+		}
+	}
+}
+
+// splitCSVLine splits one line of RFC 4180 CSV: fields separated by commas,
+// optionally quoted with "" for a quote inside. Leading spaces of a field
+// are dropped.
+func splitCSVLine(line string) ([]string, error) {
+	line = strings.TrimSuffix(line, "\r")
+	var out []string
+	var b strings.Builder
+	for i := 0; ; {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		b.Reset()
+		if i < len(line) && line[i] == '"' {
+			i++
+			for {
+				j := strings.IndexByte(line[i:], '"')
+				if j < 0 {
+					return nil, fmt.Errorf("field %d: a quoted field is not closed", len(out)+1)
+				}
+				b.WriteString(line[i : i+j])
+				i += j + 1
+				if i < len(line) && line[i] == '"' { // a doubled quote
+					b.WriteByte('"')
+					i++
+					continue
+				}
+				break
+			}
+			if i < len(line) && line[i] != ',' {
+				return nil, fmt.Errorf("field %d: unexpected text after the closing quote", len(out)+1)
+			}
+		} else {
+			j := strings.IndexByte(line[i:], ',')
+			if j < 0 {
+				j = len(line) - i
+			}
+			field := line[i : i+j]
+			if strings.Contains(field, `"`) {
+				return nil, fmt.Errorf("field %d: a quote inside an unquoted field", len(out)+1)
+			}
+			b.WriteString(field)
+			i += j
+		}
+		out = append(out, b.String())
+		if i >= len(line) {
+			return out, nil
+		}
+		i++ // the comma
+		if i == len(line) {
+			return append(out, ""), nil
 		}
 	}
 }

@@ -138,3 +138,34 @@ func TestDayOfUsesTheAccountsTimeZone(t *testing.T) {
 		t.Fatalf("got %s, want 2026-03-01", got)
 	}
 }
+
+func TestDecodeCSVStrayQuoteCostsOneLine(t *testing.T) {
+	body := "\ufeffUser, Product ,at\r\n" +
+		"ada@x.test,draftpro,2026-03-01T09:00:00Z\r\n" +
+		"bob@x.test,draftpro,\"2026-03-01T09:00:00Z\r\n" + // never closed
+		"\"cy@x.test\",\"draft\"\"pro\",\"2026-03-01T09:00:00Z\"\r\n" +
+		"dee@x.test,draft\"pro,2026-03-01T09:00:00Z\r\n" +
+		"eve@x.test,\"draftpro\"x,2026-03-01T09:00:00Z\r\n" +
+		"fay@x.test,draftpro,2026-03-01T09:00:00Z,\r\n" +
+		"\r\n" +
+		"gus@x.test, draftpro, 2026-03-01T09:00:00Z\n"
+	events, bad := collect(body, usage.FormatCSV)
+	if len(events) != 3 || events[0].User != "ada@x.test" || events[1].Product != `draft"pro` || events[2].User != "gus@x.test" || events[2].Product != "draftpro" {
+		t.Fatalf("events: got %+v, want ada, cy and gus", events)
+	}
+	for line, want := range map[int]string{3: "not closed", 5: "quote inside", 6: "after the closing quote", 7: "has 4 fields"} {
+		if !strings.Contains(bad[line], want) {
+			t.Errorf("line %d: got %q, want it to mention %q", line, bad[line], want)
+		}
+	}
+	if len(bad) != 4 {
+		t.Errorf("rejections: got %v, want lines 3, 5, 6 and 7", bad)
+	}
+}
+
+func TestDecodeCSVEmptyBody(t *testing.T) {
+	_, bad := collect("\n\n", usage.FormatCSV)
+	if !strings.Contains(bad[0], "empty") {
+		t.Fatalf("got %v", bad)
+	}
+}

@@ -27,4 +27,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	api("POST /api/v1/unassign", s.unassign)
 	api("POST /api/v1/tokens", s.createToken)
 	api("GET /api/v1/audit-log", s.auditLog)
+
+	if s.usage != nil {
+		api("POST /api/v1/usage-events", s.ingestUsage)
+		api("GET /api/v1/reports/usage", s.usageReport)
+	}
 }
