@@ -11,12 +11,16 @@ import (
 	"net/http"
 	netmail "net/mail"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/mail"
+	"github.com/usherhq/usher/internal/store"
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/web"
 )
 
@@ -37,6 +41,10 @@ Flags (a flag wins over its environment variable):
                                                                  env USHER_MAIL_FROM
   --log-level LEVEL   debug, info, warn or error (default info)  env USHER_LOG_LEVEL
   --log-format FMT    text or json (default text)                env USHER_LOG_FORMAT
+  --usage-retention D how long raw usage events are kept before they are pruned
+                      in the background, in days ("400" or "400d") or as a Go
+                      duration ("9600h"); older events are refused (default 400d)
+                                                                 env USHER_USAGE_RETENTION
   --demo              seed a demo account "Demo Co" unless it exists, and print a
                       fresh API token of its primary admin with a curl example
   -h, --help          show this help
@@ -53,6 +61,7 @@ type serveConfig struct {
 	addr, db, baseURL, smtp, mailFrom, logLevel, logFormat string
 	demo                                                   bool
 	smtpSafe                                               string // smtp without its password, for logs
+	retention                                              retentionFlag
 }
 
 // defaultAddr is where serve listens unless told otherwise: loopback only.
@@ -79,9 +88,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&c.demo, "demo", false, "seed and print a demo account")
+	c.retention = retentionFlag(usage.DefaultRetention)
+	fs.Var(&c.retention, "usage-retention", "how long raw usage events are kept")
 	err := parse(fs, serveHelp, args, stdout, map[string]string{
 		"addr": "USHER_ADDR", "db": "USHER_DB", "base-url": "USHER_BASE_URL", "smtp": "USHER_SMTP_URL",
 		"mail-from": "USHER_MAIL_FROM", "log-level": "USHER_LOG_LEVEL", "log-format": "USHER_LOG_FORMAT",
+		"usage-retention": "USHER_USAGE_RETENTION",
 	})
 	if err != nil {
 		return err
@@ -98,6 +110,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer db.Close()
 	log.Info("database ready", "engine", db.Engine(), "db", redact(c.db))
 	svc := access.New(db.Access(), nil)
+	use := usage.New(db.Usage(), usage.Config{Retention: time.Duration(c.retention)})
 
 	// Listen before seeding, so a taken port fails at once.
 	ln, err := net.Listen("tcp", c.addr)
@@ -118,7 +131,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if c.demo {
-		if err := startDemo(ctx, svc, log, base, stdout); err != nil {
+		if err := startDemo(ctx, db, svc, use, log, base, stdout); err != nil {
 			return err
 		}
 	}
@@ -126,6 +139,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv := &http.Server{
 		Handler: web.NewHandler(web.Config{
 			Access: svc,
+			Usage:  use,
 			Logger: log,
 			Health: func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
 		}),
@@ -139,6 +153,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "base_url", base)
+
+	// Background work lives as long as the server and is waited for on the
+	// way out, after requests in flight have finished.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
+	background.Go(func() { prunePeriodically(bgCtx, use, pruneInterval, log) })
 
 	select {
 	case err := <-served:
@@ -212,15 +236,35 @@ func localURL(addr string) string {
 // demoSeed fixes the demo's random choices, so every demo looks the same.
 const demoSeed = 20240601
 
-func startDemo(ctx context.Context, svc *access.Service, log *slog.Logger, base string, stdout io.Writer) error {
+func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usage.Service, log *slog.Logger, base string, stdout io.Writer) error {
 	start := time.Now()
-	s, err := demo.Ensure(ctx, svc, start, rand.New(rand.NewPCG(demoSeed, demoSeed)))
+	rnd := rand.New(rand.NewPCG(demoSeed, demoSeed))
+	// The account is set up as if months ago, so that its seats have a
+	// history: a seat assigned then and never used is inactive today.
+	// Once seeded, the account lives in the present.
+	setUp := start.AddDate(0, -demo.HistoryMonths, 0)
+	seeder := access.New(db.Access(), func() time.Time { return setUp })
+	accounts, err := svc.ListAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range accounts {
+		if a.Name == demo.AccountName {
+			seeder = svc
+		}
+	}
+	s, err := demo.Ensure(ctx, seeder, start, rnd)
 	if err != nil {
 		return err
 	}
 	if r := s.Seeded; r != nil {
+		u, err := demo.SeedUsage(ctx, svc, use, s, start, rnd)
+		if err != nil {
+			return err
+		}
 		log.Info("demo account seeded", "account_id", r.Account.ID, "users", r.Users, "subscriptions", r.Subscriptions,
-			"seats", r.Seats, "seats_used", r.SeatsUsed, "benefit_grants", r.BenefitGrants, "managers_without_seat", r.ManagersWithoutSeat, "took", time.Since(start).Round(time.Millisecond).String())
+			"seats", r.Seats, "seats_used", r.SeatsUsed+u.RecentSeats, "benefit_grants", r.BenefitGrants, "managers_without_seat", r.ManagersWithoutSeat,
+			"usage_events", u.Events, "took", time.Since(start).Round(time.Millisecond).String())
 	} else {
 		log.Info("demo account exists; made a fresh API token", "account_id", s.Account.ID)
 	}
@@ -235,5 +279,63 @@ Try:
   curl -H "Authorization: Bearer %s" '%s/api/v1/users?limit=5'
 
 `, s.Account.Name, s.Account.ID, s.Account.TimeZone, base, s.Admin.Name, s.Admin.Email, s.Token, s.Token, base, s.Token, base)
+	return nil
+}
+
+// pruneInterval is how often raw usage events past their retention are
+// deleted. Pruning is idempotent, so replicas may each run it.
+const pruneInterval = time.Hour
+
+// prunePeriodically deletes raw usage events past their retention now and
+// then every interval, until ctx ends. A failure is logged and retried at
+// the next tick; the events wait, nothing is lost.
+func prunePeriodically(ctx context.Context, use *usage.Service, interval time.Duration, log *slog.Logger) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		n, err := use.Prune(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Error("pruning usage events failed; retrying later", "err", err, "retry_in", interval.String())
+		case n > 0:
+			log.Info("pruned usage events", "events", n, "retention_days", int(use.Retention().Hours()/24),
+				"took", time.Since(start).Round(time.Millisecond).String())
+		}
+		t.Reset(interval)
+	}
+}
+
+// retentionFlag reads a retention as days ("400", "400d") or a Go duration
+// ("9600h"), at least one day.
+type retentionFlag time.Duration
+
+func (r *retentionFlag) String() string {
+	d := time.Duration(*r)
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
+}
+
+func (r *retentionFlag) Set(s string) error {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSuffix(s, "d")); err == nil {
+		d = time.Duration(n) * 24 * time.Hour
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return fmt.Errorf("want a number of days such as 400d, or a duration such as 9600h")
+	}
+	if d < 24*time.Hour {
+		return fmt.Errorf("must be at least one day")
+	}
+	*r = retentionFlag(d)
 	return nil
 }
