@@ -47,6 +47,7 @@ Commands:
   migrate          apply database migrations and exit
   account create   create an account and its primary admin; prints an API token
   account list     list accounts
+  usage import     import usage events from a CSV or NDJSON file
   version          print the version
   help [command]   show help for a command
 
@@ -67,6 +68,7 @@ func commands() []command {
 		{"migrate", migrateHelp, runMigrate},
 		{"account create", accountCreateHelp, runAccountCreate},
 		{"account list", accountListHelp, runAccountList},
+		{"usage import", usageImportHelp, runUsageImport},
 		{"version", versionHelp, runVersion},
 	}
 }
@@ -89,6 +91,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, accountHelp)
 				return exitOK
 			}
+			if name == "usage" {
+				fmt.Fprint(stdout, usageHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -97,6 +103,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		args = []string{"version"}
 	case "account":
 		return runAccount(ctx, args[1:], stdout, stderr)
+	case "usage":
+		return runUsage(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {
