@@ -481,3 +481,49 @@ func TestReportSeesOnlyTheCallersSubscriptions(t *testing.T) {
 		}
 	})
 }
+
+// People who use the same products every day cost one day row per day and
+// one rollup write per (user, product) per batch, whatever the number of
+// events; days already counted cost nothing.
+func TestIngestWritesRollupsOnlyWhenTheyChange(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorld(t, db)
+		for _, e := range []string{"ada@acme.test", "bob@acme.test"} {
+			w.seat(t, e, w.std, w.now)
+		}
+		w.now = time.Date(2026, 6, 15, 20, 0, 0, 0, w.nyc)
+		body := func(fromDay, days int) string {
+			var lines []string
+			for _, u := range []string{"ada", "bob"} {
+				for d := fromDay; d < fromDay+days; d++ {
+					for h := 8; h < 18; h++ { // ten events a day
+						lines = append(lines, fmt.Sprintf(`{"user":"%s@acme.test","product":"draftpro","at":"2026-06-%02dT%02d:00:00-04:00"}`, u, d, h))
+					}
+				}
+			}
+			return strings.Join(lines, "\n")
+		}
+		stats := w.use.Stats()
+		res := w.ingest(t, usage.FormatNDJSON, body(1, 10))
+		if res.Accepted != 200 || stats.DayWrites.Load() != 20 || stats.RollupWrites.Load() != 2 {
+			t.Fatalf("first: %d accepted, %d day writes, %d rollup writes; want 200, 20, 2",
+				res.Accepted, stats.DayWrites.Load(), stats.RollupWrites.Load())
+		}
+		// Later events of days already counted: stored, but no day or rollup write.
+		late := strings.ReplaceAll(body(1, 10), ":00:00-04:00", ":30:00-04:00")
+		res = w.ingest(t, usage.FormatNDJSON, late)
+		if res.Accepted != 200 || stats.DayWrites.Load() != 20 || stats.RollupWrites.Load() != 2 {
+			t.Fatalf("same days: %d accepted, %d day writes, %d rollup writes; want 200 and no more writes",
+				res.Accepted, stats.DayWrites.Load(), stats.RollupWrites.Load())
+		}
+		// One new day: one day row and one rollup write per person.
+		w.ingest(t, usage.FormatNDJSON, body(11, 1))
+		if stats.DayWrites.Load() != 22 || stats.RollupWrites.Load() != 4 {
+			t.Fatalf("new day: %d day writes, %d rollup writes; want 22 and 4", stats.DayWrites.Load(), stats.RollupWrites.Load())
+		}
+		r := w.report(t, usage.ReportFilter{Range: usage.Range30d, Sort: "email"})
+		if len(r.Rows) != 2 || r.Rows[0].DaysUsed != 11 || r.Rows[0].LastUsed.String() != "2026-06-11" {
+			t.Fatalf("report: got %+v", r.Rows)
+		}
+	})
+}
