@@ -48,6 +48,7 @@ Commands:
   account create   create an account and its primary admin; prints an API token
   account list     list accounts
   usage import     import usage events from a CSV or NDJSON file
+  bench            measure ingest, the Usage Report and its export against raw SQL
   version          print the version
   help [command]   show help for a command
 
@@ -69,6 +70,7 @@ func commands() []command {
 		{"account create", accountCreateHelp, runAccountCreate},
 		{"account list", accountListHelp, runAccountList},
 		{"usage import", usageImportHelp, runUsageImport},
+		{"bench", benchHelp, runBench},
 		{"version", versionHelp, runVersion},
 	}
 }
