@@ -527,3 +527,59 @@ func TestIngestWritesRollupsOnlyWhenTheyChange(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkIngest measures ingesting NDJSON of 100 people using one product
+// ten times a day, 5,000 events per iteration, and reports events per second
+// and day and rollup writes per event.
+func BenchmarkIngest(b *testing.B) {
+	for _, engine := range storetest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			db := storetest.Open(b, engine)
+			ctx := context.Background()
+			nyc, _ := time.LoadLocation("America/New_York")
+			now := time.Date(2026, 6, 15, 12, 0, 0, 0, nyc)
+			clock := func() time.Time { return now }
+			acc := access.New(db.Access(), clock)
+			use := usage.New(db.Usage(), usage.Config{Now: clock})
+			_, _, token, err := acc.CreateAccount(ctx, access.NewAccount{Name: "Acme", AdminEmail: "admin@acme.test", TimeZone: "America/New_York"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			admin, err := acc.Authenticate(ctx, token)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 100 {
+				email := fmt.Sprintf("user%03d@acme.test", i)
+				if _, err := acc.CreateUser(ctx, admin, access.UserInput{Email: &email}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			start := now.Add(-300 * 24 * time.Hour)
+			bodies := make([]string, b.N)
+			for n := range b.N {
+				var sb strings.Builder
+				for e := range 5000 {
+					k := n*5000 + e
+					// Ten events per person and day, so days repeat across batches.
+					at := start.Add(time.Duration(k/1000)*24*time.Hour + time.Duration(k%1000)*time.Second)
+					fmt.Fprintf(&sb, `{"user":"user%03d@acme.test","product":"draftpro","at":%q}`+"\n", k%100, at.Format(time.RFC3339))
+				}
+				bodies[n] = sb.String()
+			}
+			b.ResetTimer()
+			for n := range b.N {
+				res, err := use.Ingest(ctx, admin, usage.Decode(strings.NewReader(bodies[n]), usage.FormatNDJSON))
+				if err != nil || res.Accepted != 5000 {
+					b.Fatalf("got %+v, %v", res, err)
+				}
+			}
+			b.StopTimer()
+			st := use.Stats()
+			events := float64(st.EventsAccepted.Load())
+			b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(st.DayWrites.Load())/events, "day-writes/event")
+			b.ReportMetric(float64(st.RollupWrites.Load())/events, "rollup-writes/event")
+		})
+	}
+}

@@ -93,6 +93,8 @@ func (s *server) ingestUsage(w http.ResponseWriter, r *http.Request) {
 	case empty:
 		s.writeError(w, r, usher.Errorf(codeMalformed, "the request body is empty; send %s", ingestTypes))
 	default:
+		s.log.InfoContext(r.Context(), "usage events ingested", slog.String("format", string(format)),
+			slog.Int("accepted", res.Accepted), slog.Int("duplicates", res.Duplicates), slog.Int("rejected", res.Rejected))
 		s.writeJSON(w, r, http.StatusOK, res)
 	}
 }
