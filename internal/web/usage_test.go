@@ -314,9 +314,13 @@ func TestUsageReportAPI(t *testing.T) {
 			p := c.fail(http.StatusUnprocessableEntity, usher.EINVALID, "GET",
 				"/api/v1/reports/usage?status=asleep&range=2w&sort=age&product=nope&subscription=x&limit=0", nil,
 				"limit", "subscription", "status", "range", "sort", "product")
-			if !strings.Contains(p.Detail, "30d, 3m, 6m, 9m, 1y") || !strings.Contains(p.Detail, "all, active, inactive, unavailable") {
+			if !strings.Contains(p.Detail, "30d, 3m, 6m, 9m, 1y") || !strings.Contains(p.Detail, "all, active, inactive, unavailable") ||
+				!strings.Contains(p.Detail, "between 1 and 1000") {
 				t.Errorf("detail does not list the allowed values: %s", p.Detail)
 			}
+			c.fail(http.StatusUnprocessableEntity, usher.EINVALID, "GET", "/api/v1/reports/usage?limit=1001", nil, "limit")
+			var big usage.Report
+			c.ok(http.StatusOK, "GET", "/api/v1/reports/usage?limit=1000", nil, &big)
 			r := c.do("GET", "/api/v1/reports/usage?range=2w", nil, "Accept", "text/csv")
 			r.problem(t, http.StatusUnprocessableEntity, usher.EINVALID, "range")
 		})
