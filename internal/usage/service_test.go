@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/store"
@@ -582,4 +583,19 @@ func BenchmarkIngest(b *testing.B) {
 			b.ReportMetric(float64(st.RollupWrites.Load())/events, "rollup-writes/event")
 		})
 	}
+}
+
+func TestIngestCutsLongReasons(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorld(t, db)
+		long := strings.Repeat("é", 5000) + "@acme.test"
+		res := w.ingest(t, usage.FormatCSV, "user,product,at\n"+long+",draftpro,2025-01-01T10:00:00Z\n")
+		if res.Rejected != 1 {
+			t.Fatalf("got %+v, want one rejection", res)
+		}
+		reason := res.Rejections[0].Reason
+		if len(reason) > 300+len("…") || !strings.HasPrefix(reason, `user "éé`) || !strings.HasSuffix(reason, "…") || !utf8.ValidString(reason) {
+			t.Fatalf("reason of %d bytes: %q…, want at most 300 bytes of valid UTF-8 ending in …", len(reason), reason[:20])
+		}
+	})
 }
