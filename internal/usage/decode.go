@@ -72,7 +72,9 @@ func (w wireEvent) event() (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("at: %q is not an RFC 3339 time such as 2026-03-01T09:30:00Z", w.At)
 	}
-	return Event{User: strings.TrimSpace(w.User), Product: strings.TrimSpace(w.Product), At: at}, nil
+	// Clones, not substrings: a batch holds thousands of events, and each
+	// must not keep its whole input line (up to MaxLine) alive.
+	return Event{User: strings.Clone(strings.TrimSpace(w.User)), Product: strings.Clone(strings.TrimSpace(w.Product)), At: at}, nil
 }
 
 // Decode reads events from r one at a time, never holding the whole body.

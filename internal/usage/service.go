@@ -171,7 +171,7 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 			case pid == 0:
 				res.reject(it.Line, "product %q is not a product code", ev.Product)
 			case ev.At.After(newest):
-				res.reject(it.Line, "at %s is in the future", ev.At.Format(time.RFC3339))
+				res.reject(it.Line, "at %s is in the future (more than %s ahead of the server's clock)", ev.At.Format(time.RFC3339), minutes(s.cfg.ClockSkew))
 			case ev.At.Before(oldest):
 				res.reject(it.Line, "at %s is older than the retention period of %d days", ev.At.Format(time.RFC3339), int(s.cfg.Retention.Hours()/24))
 			default:
@@ -225,6 +225,17 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 		s.stats.RollupWrites.Add(int64(rollupRows(added)))
 		return nil
 	})
+}
+
+// minutes writes d for people: "5 minutes", or "90s" when not whole minutes.
+func minutes(d time.Duration) string {
+	switch {
+	case d == time.Minute:
+		return "1 minute"
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return d.String()
 }
 
 // rollupRows counts the distinct (user, product) pairs among days.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/store"
@@ -524,6 +525,77 @@ func TestIngestWritesRollupsOnlyWhenTheyChange(t *testing.T) {
 		r := w.report(t, usage.ReportFilter{Range: usage.Range30d, Sort: "email"})
 		if len(r.Rows) != 2 || r.Rows[0].DaysUsed != 11 || r.Rows[0].LastUsed.String() != "2026-06-11" {
 			t.Fatalf("report: got %+v", r.Rows)
+		}
+	})
+}
+
+// BenchmarkIngest measures ingesting NDJSON of 100 people using one product
+// ten times a day, 5,000 events per iteration, and reports events per second
+// and day and rollup writes per event.
+func BenchmarkIngest(b *testing.B) {
+	for _, engine := range storetest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			db := storetest.Open(b, engine)
+			ctx := context.Background()
+			nyc, _ := time.LoadLocation("America/New_York")
+			now := time.Date(2026, 6, 15, 12, 0, 0, 0, nyc)
+			clock := func() time.Time { return now }
+			acc := access.New(db.Access(), clock)
+			use := usage.New(db.Usage(), usage.Config{Now: clock})
+			_, _, token, err := acc.CreateAccount(ctx, access.NewAccount{Name: "Acme", AdminEmail: "admin@acme.test", TimeZone: "America/New_York"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			admin, err := acc.Authenticate(ctx, token)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range 100 {
+				email := fmt.Sprintf("user%03d@acme.test", i)
+				if _, err := acc.CreateUser(ctx, admin, access.UserInput{Email: &email}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			start := now.Add(-300 * 24 * time.Hour)
+			bodies := make([]string, b.N)
+			for n := range b.N {
+				var sb strings.Builder
+				for e := range 5000 {
+					k := n*5000 + e
+					// Ten events per person and day, so days repeat across batches.
+					at := start.Add(time.Duration(k/1000)*24*time.Hour + time.Duration(k%1000)*time.Second)
+					fmt.Fprintf(&sb, `{"user":"user%03d@acme.test","product":"draftpro","at":%q}`+"\n", k%100, at.Format(time.RFC3339))
+				}
+				bodies[n] = sb.String()
+			}
+			b.ResetTimer()
+			for n := range b.N {
+				res, err := use.Ingest(ctx, admin, usage.Decode(strings.NewReader(bodies[n]), usage.FormatNDJSON))
+				if err != nil || res.Accepted != 5000 {
+					b.Fatalf("got %+v, %v", res, err)
+				}
+			}
+			b.StopTimer()
+			st := use.Stats()
+			events := float64(st.EventsAccepted.Load())
+			b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(st.DayWrites.Load())/events, "day-writes/event")
+			b.ReportMetric(float64(st.RollupWrites.Load())/events, "rollup-writes/event")
+		})
+	}
+}
+
+func TestIngestCutsLongReasons(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorld(t, db)
+		long := strings.Repeat("é", 5000) + "@acme.test"
+		res := w.ingest(t, usage.FormatCSV, "user,product,at\n"+long+",draftpro,2025-01-01T10:00:00Z\n")
+		if res.Rejected != 1 {
+			t.Fatalf("got %+v, want one rejection", res)
+		}
+		reason := res.Rejections[0].Reason
+		if len(reason) > 300+len("…") || !strings.HasPrefix(reason, `user "éé`) || !strings.HasSuffix(reason, "…") || !utf8.ValidString(reason) {
+			t.Fatalf("reason of %d bytes: %q…, want at most 300 bytes of valid UTF-8 ending in …", len(reason), reason[:20])
 		}
 	})
 }

@@ -4,6 +4,7 @@ package usage
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/usherhq/usher/internal/usher"
@@ -154,9 +155,17 @@ type IngestResult struct {
 // MaxRejections bounds the rejections listed in an IngestResult.
 const MaxRejections = 1000
 
+// maxReason bounds one rejection's reason, which may quote the input: a
+// thousand reasons quoting 64 kB lines would be a 64 MB answer.
+const maxReason = 300
+
 func (r *IngestResult) reject(line int, format string, args ...any) {
 	r.Rejected++
 	if len(r.Rejections) < MaxRejections {
-		r.Rejections = append(r.Rejections, Rejection{Line: line, Reason: fmt.Sprintf(format, args...)})
+		reason := fmt.Sprintf(format, args...)
+		if len(reason) > maxReason {
+			reason = strings.ToValidUTF8(reason[:maxReason], "") + "…"
+		}
+		r.Rejections = append(r.Rejections, Rejection{Line: line, Reason: reason})
 	}
 }

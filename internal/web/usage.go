@@ -93,6 +93,8 @@ func (s *server) ingestUsage(w http.ResponseWriter, r *http.Request) {
 	case empty:
 		s.writeError(w, r, usher.Errorf(codeMalformed, "the request body is empty; send %s", ingestTypes))
 	default:
+		s.log.InfoContext(r.Context(), "usage events ingested", slog.String("format", string(format)),
+			slog.Int("accepted", res.Accepted), slog.Int("duplicates", res.Duplicates), slog.Int("rejected", res.Rejected))
 		s.writeJSON(w, r, http.StatusOK, res)
 	}
 }
@@ -127,10 +129,18 @@ func (b *bodyLimit) Read(p []byte) (int, error) {
 // the domain checks the values.
 func reportFilter(p *usher.Problems, r *http.Request) usage.ReportFilter {
 	q := r.URL.Query()
-	cursor, limit := pageParams(p, r)
-	if limit < 0 {
-		limit = 0 // reported by pageParams; keep the domain's own complaint out
+	// The report's pages go up to 1,000 rows, past the lists' limit, so it
+	// reads limit itself; the domain checks the range.
+	limit := 0
+	if raw := q.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			p.Add("limit", "must be a whole number between 1 and 1000")
+		} else {
+			limit = n
+		}
 	}
+	cursor := q.Get("cursor")
 	return usage.ReportFilter{
 		Status:         q.Get("status"),
 		Range:          usage.Range(q.Get("range")),

@@ -199,33 +199,65 @@ func TestUsageIngestBodyLimit(t *testing.T) {
 }
 
 // A large upload is read line by line and stored batch by batch: the heap
-// stays far below the size of the body.
+// stays far below the size of the body, in every format.
 func TestUsageIngestStreamsTheBody(t *testing.T) {
 	if testing.Short() {
-		t.Skip("sends 32 MB")
+		t.Skip("sends 30 MB per format")
 	}
 	db := storetest.Open(t, store.SQLite)
 	u := newUsageEnv(t, db, 0)
 	u.seat("ada@acme.test", u.std)
-	const lines, pad = 8000, 4000 // 8,000 events of about 4 kB each
-	start := testNow.Add(-300 * 24 * time.Hour)
-	pr, pw := io.Pipe()
-	go func() {
-		padding := strings.Repeat(" ", pad)
-		for i := range lines {
-			at := start.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)
-			if _, err := fmt.Fprintf(pw, `{"user":"ada@acme.test",%s"product":"draftpro","at":%q}`+"\n", padding, at); err != nil {
-				return
+	const lines, pad = 3000, 10_000 // 3,000 events of about 10 kB each
+	padding := strings.Repeat(" ", pad)
+	for i, tc := range []struct {
+		contentType          string
+		head, line, sep, end string
+	}{
+		{"application/x-ndjson", "", `{"user":"ada@acme.test",%s"product":"draftpro","at":%q}`, "\n", "\n"},
+		{"application/json", "[", `{"user":"ada@acme.test",%s"product":"draftpro","at":%q}`, ",\n", "]"},
+		{"text/csv", "user,product,at\n", `ada@acme.test,draftpro%s,%s`, "\n", "\n"},
+	} {
+		t.Run(tc.contentType, func(t *testing.T) {
+			// Each format its own days, so every event is new.
+			start := testNow.Add(-time.Duration(300-100*i) * 24 * time.Hour)
+			pr, pw := io.Pipe()
+			go func() {
+				_, _ = io.WriteString(pw, tc.head)
+				for n := range lines {
+					if n > 0 {
+						_, _ = io.WriteString(pw, tc.sep)
+					}
+					at := start.Add(time.Duration(n) * time.Minute).Format(time.RFC3339)
+					if _, err := fmt.Fprintf(pw, tc.line, padding, at); err != nil {
+						return
+					}
+				}
+				_, _ = io.WriteString(pw, tc.end)
+				pw.Close()
+			}()
+			res, base, peak := ingestMeasured(t, u, tc.contentType, pr)
+			if res.Accepted != lines || res.Rejected != 0 {
+				t.Fatalf("got %+v, want %d accepted", res, lines)
 			}
-		}
-		pw.Close()
-	}()
-	var peak atomic.Uint64
+			body := uint64(lines * pad)
+			t.Logf("heap in use: %d MB before, %d MB at the peak, body %d MB", base>>20, peak>>20, body>>20)
+			if grew := peak - min(peak, base); grew > body/3 {
+				t.Fatalf("heap grew by %d MB for a %d MB body", grew>>20, body>>20)
+			}
+		})
+	}
+}
+
+// ingestMeasured sends body and samples the heap in use while the server
+// reads it.
+func ingestMeasured(t *testing.T, u *usageEnv, contentType string, body io.Reader) (res usage.IngestResult, base, peak uint64) {
+	t.Helper()
+	var top atomic.Uint64
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
+	var m0 runtime.MemStats
+	runtime.ReadMemStats(&m0)
 	go func() {
 		defer close(done)
 		var m runtime.MemStats
@@ -236,16 +268,16 @@ func TestUsageIngestStreamsTheBody(t *testing.T) {
 			case <-time.After(20 * time.Millisecond):
 			}
 			runtime.ReadMemStats(&m)
-			if m.HeapInuse > peak.Load() {
-				peak.Store(m.HeapInuse)
+			if m.HeapInuse > top.Load() {
+				top.Store(m.HeapInuse)
 			}
 		}
 	}()
-	req, err := http.NewRequest("POST", u.srv.URL+"/api/v1/usage-events", pr)
+	req, err := http.NewRequest("POST", u.srv.URL+"/api/v1/usage-events", body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Authorization", "Bearer "+u.admin.token)
 	resp, err := u.srv.Client().Do(req)
 	close(stop)
@@ -254,18 +286,10 @@ func TestUsageIngestStreamsTheBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var res usage.IngestResult
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Accepted != lines || res.Rejected != 0 {
-		t.Fatalf("got %d accepted, %d rejected, want %d accepted", res.Accepted, res.Rejected, lines)
-	}
-	body := uint64(lines * pad)
-	t.Logf("heap in use: %d MB before, %d MB at the peak, body %d MB", base.HeapInuse>>20, peak.Load()>>20, body>>20)
-	if grew := peak.Load() - min(peak.Load(), base.HeapInuse); grew > body/2 {
-		t.Fatalf("heap grew by %d MB for a %d MB body", grew>>20, body>>20)
-	}
+	return res, m0.HeapInuse, top.Load()
 }
 
 func TestUsageReportAPI(t *testing.T) {
@@ -314,9 +338,13 @@ func TestUsageReportAPI(t *testing.T) {
 			p := c.fail(http.StatusUnprocessableEntity, usher.EINVALID, "GET",
 				"/api/v1/reports/usage?status=asleep&range=2w&sort=age&product=nope&subscription=x&limit=0", nil,
 				"limit", "subscription", "status", "range", "sort", "product")
-			if !strings.Contains(p.Detail, "30d, 3m, 6m, 9m, 1y") || !strings.Contains(p.Detail, "all, active, inactive, unavailable") {
+			if !strings.Contains(p.Detail, "30d, 3m, 6m, 9m, 1y") || !strings.Contains(p.Detail, "all, active, inactive, unavailable") ||
+				!strings.Contains(p.Detail, "between 1 and 1000") {
 				t.Errorf("detail does not list the allowed values: %s", p.Detail)
 			}
+			c.fail(http.StatusUnprocessableEntity, usher.EINVALID, "GET", "/api/v1/reports/usage?limit=1001", nil, "limit")
+			var big usage.Report
+			c.ok(http.StatusOK, "GET", "/api/v1/reports/usage?limit=1000", nil, &big)
 			r := c.do("GET", "/api/v1/reports/usage?range=2w", nil, "Accept", "text/csv")
 			r.problem(t, http.StatusUnprocessableEntity, usher.EINVALID, "range")
 		})
