@@ -269,6 +269,45 @@ func (tx *Tx) AddToRollups(ctx context.Context, accountID int64, days []usage.Us
 	return nil
 }
 
+// TouchSeats moves assignments.last_used_at forward for the seats of each
+// (user, product) in uses, in key order so concurrent ingests lock seats in
+// the same order.
+func (tx *Tx) TouchSeats(ctx context.Context, accountID int64, uses []usage.SeatUse) (int64, error) {
+	uses = slices.Clone(uses)
+	slices.SortFunc(uses, func(a, b usage.SeatUse) int {
+		return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.ProductID, b.ProductID))
+	})
+	if tx.engine == Postgres {
+		us, ps, ats := make([]int64, len(uses)), make([]int64, len(uses)), make([]int64, len(uses))
+		for i, u := range uses {
+			us[i], ps[i], ats[i] = u.UserID, u.ProductID, millis(u.At)
+		}
+		n, err := affected(tx.exec(ctx, `
+			UPDATE assignments a SET last_used_at = t.at
+			FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, at), subscriptions s
+			WHERE a.account_id = ? AND a.user_id = t.u AND a.last_used_at < t.at
+			  AND s.account_id = a.account_id AND s.id = a.subscription_id AND s.product_id = t.p`,
+			us, ps, ats, accountID))
+		if err != nil {
+			return 0, fmt.Errorf("touch seats: %w", err)
+		}
+		return n, nil
+	}
+	var total int64
+	for _, u := range uses {
+		n, err := affected(tx.exec(ctx, `
+			UPDATE assignments SET last_used_at = ?
+			WHERE account_id = ? AND user_id = ? AND last_used_at < ?
+			  AND subscription_id IN (SELECT id FROM subscriptions WHERE account_id = ? AND product_id = ?)`,
+			millis(u.At), accountID, u.UserID, millis(u.At), accountID, u.ProductID))
+		if err != nil {
+			return 0, fmt.Errorf("touch seats: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
 // SetProcessedAt records when usage was last processed for the account.
 func (tx *Tx) SetProcessedAt(ctx context.Context, accountID int64, at time.Time) error {
 	_, err := tx.exec(ctx, `
@@ -321,44 +360,33 @@ var usagePlanList = func() string {
 	return strings.Join(q, ", ")
 }()
 
-// reportSQL returns the report's rows for q as a derived table x with the
-// columns user_id, name, name_key, email, product_code, product_name,
-// subscription_id, contract_number, plan, assigned_at, last_day, status
-// and, when withDays, days_used, filtered by everything in q except the
-// keyset position and the limit.
+// reportWhere returns the FROM and WHERE clauses of the report's queries:
+// the seats (assignments) matching everything in q but the keyset position
+// and the limit. The query is flat, so each engine can walk an index in the
+// report's order and stop at the page's end; a seat's status is decided from
+// its own row (plan, assigned_at, last_used_at), never from a derived table.
 //
-// A seat is a row of assignments (its primary key leads with account_id);
-// last_day is read from usage_rollups by key and days_used counts a key
-// range of usage_days. Status applies usage.SeatStatus: inactive when both
-// the last day used and the assignment fall before the cutoff day.
-func (tx *Tx) reportSQL(q usage.ReportQuery, withDays bool) (string, []any) {
-	// PostgreSQL sorts text by the database's collation; "C" makes it
-	// bytewise, as SQLite does and as the cursors expect.
-	collate := ""
-	if tx.engine == Postgres {
-		collate = ` COLLATE "C"`
-	}
+// withRows adds what the rows show: the user, the product and the rollup;
+// withProduct the product alone.
+func (tx *Tx) reportWhere(q usage.ReportQuery, withRows, withProduct bool) (string, []any) {
 	var b strings.Builder
 	var args []any
-	b.WriteString(`SELECT a.user_id, u.name, u.name_key, u.email` + collate + ` AS email,
-		p.code` + collate + ` AS product_code, p.name AS product_name, s.id AS subscription_id, s.contract_number, s.plan,
-		a.assigned_at, r.last_day,
-		CASE WHEN s.plan NOT IN (` + usagePlanList + `) THEN 'unavailable'
-		     WHEN (r.last_day IS NULL OR r.last_day < ?) AND a.assigned_at < ? THEN 'inactive'
-		     ELSE 'active' END AS status`)
-	args = append(args, int64(q.CutoffDay), millis(q.CutoffAt))
-	if withDays {
-		b.WriteString(`,
-		(SELECT COUNT(*) FROM usage_days d
-		 WHERE d.account_id = a.account_id AND d.user_id = a.user_id AND d.product_id = s.product_id AND d.day >= ?) AS days_used`)
-		args = append(args, int64(q.CutoffDay))
-	}
 	b.WriteString(`
 		FROM assignments a
-		JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id
-		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id
-		JOIN products p ON p.id = s.product_id
-		LEFT JOIN usage_rollups r ON r.account_id = a.account_id AND r.user_id = a.user_id AND r.product_id = s.product_id
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id`)
+	if withRows || q.Query != "" {
+		b.WriteString(`
+		JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id`)
+	}
+	if withRows || withProduct || q.ProductCode != "" {
+		b.WriteString(`
+		JOIN products p ON p.id = s.product_id`)
+	}
+	if withRows {
+		b.WriteString(`
+		LEFT JOIN usage_rollups r ON r.account_id = a.account_id AND r.user_id = a.user_id AND r.product_id = s.product_id`)
+	}
+	b.WriteString(`
 		WHERE a.account_id = ?`)
 	args = append(args, q.AccountID)
 	if q.SubscriptionIDs != nil {
@@ -382,44 +410,70 @@ func (tx *Tx) reportSQL(q usage.ReportQuery, withDays bool) (string, []any) {
 		pattern := "%" + escapeLike(strings.ToLower(q.Query)) + "%"
 		args = append(args, pattern, pattern)
 	}
-	inner := b.String()
-	b.Reset()
-	b.WriteString("(" + inner + ") x")
-	if q.Status != "" && q.Status != "all" {
-		// The outer WHERE needs its own clause; callers append with AND.
-		return b.String() + " WHERE x.status = ?", append(args, q.Status)
+	switch q.Status {
+	case string(usage.StatusInactive):
+		b.WriteString(" AND " + inactiveSeat)
+		args = append(args, millis(q.CutoffAt), millis(q.CutoffAt))
+	case string(usage.StatusActive):
+		b.WriteString(" AND s.plan IN (" + usagePlanList + ") AND (a.last_used_at >= ? OR a.assigned_at >= ?)")
+		args = append(args, millis(q.CutoffAt), millis(q.CutoffAt))
+	case string(usage.StatusUnavailable):
+		b.WriteString(" AND s.plan NOT IN (" + usagePlanList + ")")
 	}
-	return b.String() + " WHERE 1 = 1", args
+	return b.String(), args
 }
 
-// reportSortKey is the SQL expression of each sort order; cursorOf in the
-// usage service builds the same keys from rows.
-func reportSortKey(sort string) string {
+// inactiveSeat is usage.SeatStatus in SQL, with the range's first midnight
+// twice as its parameters: a seat with usage data whose last use and
+// assignment both fall before the range. A last use before that midnight is
+// a last day before the cutoff day, as days are days of the account's zone.
+var inactiveSeat = "(s.plan IN (" + usagePlanList + ") AND a.last_used_at < ? AND a.assigned_at < ?)"
+
+// daysUsedSQL counts the seat's days of use in the range by a key range of
+// usage_days; its parameter is the cutoff day.
+const daysUsedSQL = `(SELECT COUNT(*) FROM usage_days d
+		 WHERE d.account_id = a.account_id AND d.user_id = a.user_id AND d.product_id = s.product_id AND d.day >= ?)`
+
+// reportSortKey is the SQL expression of each sort order and whether it
+// takes the cutoff day as a parameter; cursorOf in the usage service builds
+// the same keys from rows. PostgreSQL compares the text keys bytewise
+// (COLLATE "C"), as SQLite does and as the cursors expect.
+func (tx *Tx) reportSortKey(sort string) (string, bool) {
+	collate := ""
+	if tx.engine == Postgres {
+		collate = ` COLLATE "C"`
+	}
 	switch sort {
 	case "email":
-		return "x.email"
+		return "u.email" + collate, false
 	case "product":
-		return "x.product_code"
+		return "p.code" + collate, false
 	case "last_used":
-		return "COALESCE(x.last_day, -1)"
+		return "COALESCE(r.last_day, -1)", false
 	case "days_used":
-		return "x.days_used"
+		return daysUsedSQL, true
 	}
-	return "x.name_key"
+	return "u.name_key", false // COLLATE "C" in its column definition
 }
 
 func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
-	from, args := tx.reportSQL(q, true)
-	key := reportSortKey(q.Sort)
 	var b strings.Builder
-	b.WriteString(`SELECT x.user_id, x.name, x.email, x.product_code, x.product_name, x.subscription_id,
-		x.contract_number, x.plan, x.assigned_at, x.last_day, x.days_used FROM ` + from)
+	args := []any{int64(q.CutoffDay)}
+	b.WriteString(`SELECT a.user_id, u.name, u.email, p.code, p.name, s.id, s.contract_number, s.plan, a.assigned_at, r.last_day,
+		` + daysUsedSQL)
+	from, fromArgs := tx.reportWhere(q, true, true)
+	b.WriteString(from)
+	args = append(args, fromArgs...)
+	key, keyArg := tx.reportSortKey(q.Sort)
 	dir, cmpOp := "", ">"
 	if q.Desc {
 		dir, cmpOp = " DESC", "<"
 	}
 	if c := q.After; c != nil {
-		b.WriteString(" AND (" + key + ", x.user_id, x.subscription_id) " + cmpOp + " (?, ?, ?)")
+		b.WriteString(" AND (" + key + ", a.user_id, a.subscription_id) " + cmpOp + " (?, ?, ?)")
+		if keyArg {
+			args = append(args, int64(q.CutoffDay))
+		}
 		switch q.Sort {
 		case "last_used", "days_used":
 			args = append(args, c.Num)
@@ -428,7 +482,10 @@ func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
 		}
 		args = append(args, c.UserID, c.SubscriptionID)
 	}
-	b.WriteString(" ORDER BY " + key + dir + ", x.user_id" + dir + ", x.subscription_id" + dir)
+	b.WriteString(" ORDER BY " + key + dir + ", a.user_id" + dir + ", a.subscription_id" + dir)
+	if keyArg {
+		args = append(args, int64(q.CutoffDay))
+	}
 	if q.Limit > 0 {
 		b.WriteString(" LIMIT ?")
 		args = append(args, q.Limit)
@@ -490,13 +547,14 @@ func (tx *Tx) EachReportRow(ctx context.Context, q usage.ReportQuery, fn func(us
 
 // ReportTotals counts all rows matching q, ignoring its position and limit.
 func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
-	from, args := tx.reportSQL(q, false)
+	from, args := tx.reportWhere(q, false, false)
+	args = append([]any{millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt)}, args...)
 	var t usage.ReportTotals
 	err := tx.queryRow(ctx, `
-		SELECT COUNT(*), COUNT(DISTINCT x.user_id),
-		       COALESCE(SUM(CASE WHEN x.status = 'inactive' THEN 1 ELSE 0 END), 0),
-		       COUNT(DISTINCT CASE WHEN x.status = 'inactive' THEN x.user_id END)
-		FROM `+from, args...).Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers)
+		SELECT COUNT(*), COUNT(DISTINCT a.user_id),
+		       COALESCE(SUM(CASE WHEN `+inactiveSeat+` THEN 1 ELSE 0 END), 0),
+		       COUNT(DISTINCT CASE WHEN `+inactiveSeat+` THEN a.user_id END)`+from, args...).
+		Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers)
 	if err != nil {
 		return t, fmt.Errorf("usage report totals: %w", err)
 	}
@@ -506,12 +564,12 @@ func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.Repo
 // InactiveByProduct counts inactive seats and users per product for q, by
 // product code.
 func (tx *Tx) InactiveByProduct(ctx context.Context, q usage.ReportQuery) ([]usage.ProductSummary, error) {
-	from, args := tx.reportSQL(q, false)
+	q.Status = string(usage.StatusInactive)
+	from, args := tx.reportWhere(q, false, true)
 	rows, err := tx.query(ctx, `
-		SELECT x.product_code, x.product_name, COUNT(*), COUNT(DISTINCT x.user_id)
-		FROM `+from+` AND x.status = 'inactive'
-		GROUP BY x.product_code, x.product_name
-		ORDER BY x.product_code`, args...)
+		SELECT p.code, p.name, COUNT(*), COUNT(DISTINCT a.user_id)`+from+`
+		GROUP BY p.code, p.name
+		ORDER BY p.code`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("inactive by product: %w", err)
 	}

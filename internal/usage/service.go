@@ -37,6 +37,7 @@ type Stats struct {
 	EventsAccepted atomic.Int64 // raw events stored
 	DayWrites      atomic.Int64 // (user, product, day) rows added
 	RollupWrites   atomic.Int64 // rollup rows changed
+	SeatWrites     atomic.Int64 // seats whose last use moved forward
 }
 
 // New returns a usage service on store.
@@ -210,8 +211,12 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 		if err != nil {
 			return err
 		}
+		var seatWrites int64
 		if len(added) > 0 {
 			if err := tx.AddToRollups(ctx, accountID, added); err != nil {
+				return err
+			}
+			if seatWrites, err = tx.TouchSeats(ctx, accountID, latestUses(stored, added)); err != nil {
 				return err
 			}
 		}
@@ -223,6 +228,7 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 		s.stats.EventsAccepted.Add(int64(len(stored)))
 		s.stats.DayWrites.Add(int64(len(added)))
 		s.stats.RollupWrites.Add(int64(rollupRows(added)))
+		s.stats.SeatWrites.Add(seatWrites)
 		return nil
 	})
 }
@@ -236,6 +242,30 @@ func minutes(d time.Duration) string {
 		return fmt.Sprintf("%d minutes", d/time.Minute)
 	}
 	return d.String()
+}
+
+// latestUses returns, for each (user, product) that gained a day of use,
+// its latest event among stored. Seats move only with new days, so a person
+// using a product all day costs one seat write a day, not one per event;
+// any instant of the latest day decides inactivity as well as the last.
+func latestUses(stored []StoredEvent, added []UseDay) []SeatUse {
+	type k struct{ u, p int64 }
+	gained := make(map[k]bool, len(added))
+	for _, d := range added {
+		gained[k{d.UserID, d.ProductID}] = true
+	}
+	latest := make(map[k]time.Time, len(gained))
+	for _, e := range stored {
+		key := k{e.UserID, e.ProductID}
+		if gained[key] && e.At.After(latest[key]) {
+			latest[key] = e.At
+		}
+	}
+	out := make([]SeatUse, 0, len(latest))
+	for key, at := range latest {
+		out = append(out, SeatUse{UserID: key.u, ProductID: key.p, At: at})
+	}
+	return out
 }
 
 // rollupRows counts the distinct (user, product) pairs among days.

@@ -28,6 +28,13 @@ type UseDay struct {
 	Day       Day
 }
 
+// SeatUse is the latest use of a product by a user in one ingest batch.
+type SeatUse struct {
+	UserID    int64
+	ProductID int64
+	At        time.Time
+}
+
 // ReportQuery is a ReportFilter resolved for storage.
 type ReportQuery struct {
 	AccountID       int64
@@ -84,6 +91,9 @@ type Tx interface {
 	// AddToRollups folds newly recorded days into the per (user, product)
 	// rollups: first day, last day and days used.
 	AddToRollups(ctx context.Context, accountID int64, days []UseDay) error
+	// TouchSeats moves the last use of the user's seats of each product
+	// forward to At, where it is earlier, and returns how many seats changed.
+	TouchSeats(ctx context.Context, accountID int64, uses []SeatUse) (int64, error)
 	SetProcessedAt(ctx context.Context, accountID int64, at time.Time) error
 	// ProcessedAt is when usage was last processed for the account; nil if never.
 	ProcessedAt(ctx context.Context, accountID int64) (*time.Time, error)

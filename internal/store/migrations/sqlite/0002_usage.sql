@@ -48,3 +48,11 @@ CREATE TABLE usage_processed (
     account_id   INTEGER PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
     processed_at INTEGER NOT NULL
 ) STRICT;
+
+-- A seat's latest use of its product (unix ms; 0 before the first), kept
+-- with the seat so that the report decides inactive seats from the seat row
+-- alone: inactive for a range when the plan has usage data and both
+-- last_used_at and assigned_at fall before the range's first midnight. The
+-- ingest moves it forward once per new day of use, like the rollups.
+ALTER TABLE assignments ADD COLUMN last_used_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX assignments_by_last_use ON assignments (account_id, subscription_id, last_used_at);
