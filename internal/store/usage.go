@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -367,16 +368,29 @@ var usagePlanList = func() string {
 // its own row (plan, assigned_at, last_used_at), never from a derived table.
 //
 // withRows adds what the rows show: the user, the product and the rollup;
-// withProduct the product alone.
-func (tx *Tx) reportWhere(q usage.ReportQuery, withRows, withProduct bool) (string, []any) {
+// withProduct the product alone. walkUsers makes SQLite start from users in
+// name order (CROSS JOIN fixes its join order), for pages in name order of a
+// filter that matches many seats: the page is then found by walking an
+// index and stopping, not by sorting every match. PostgreSQL's planner makes
+// that choice itself from its statistics.
+func (tx *Tx) reportWhere(q usage.ReportQuery, withRows, withProduct, walkUsers bool) (string, []any) {
 	var b strings.Builder
 	var args []any
-	b.WriteString(`
+	switch {
+	case walkUsers && tx.engine == SQLite:
+		b.WriteString(`
+		FROM users u
+		CROSS JOIN assignments a
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id`)
+	case withRows || q.Query != "":
+		b.WriteString(`
+		FROM assignments a
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id
+		JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id`)
+	default:
+		b.WriteString(`
 		FROM assignments a
 		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id`)
-	if withRows || q.Query != "" {
-		b.WriteString(`
-		JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id`)
 	}
 	if withRows || withProduct || q.ProductCode != "" {
 		b.WriteString(`
@@ -389,6 +403,9 @@ func (tx *Tx) reportWhere(q usage.ReportQuery, withRows, withProduct bool) (stri
 	b.WriteString(`
 		WHERE a.account_id = ?`)
 	args = append(args, q.AccountID)
+	if walkUsers && tx.engine == SQLite {
+		b.WriteString(" AND u.account_id = a.account_id AND u.id = a.user_id")
+	}
 	if q.SubscriptionIDs != nil {
 		if len(q.SubscriptionIDs) == 0 {
 			b.WriteString(" AND 1 = 0")
@@ -456,12 +473,19 @@ func (tx *Tx) reportSortKey(sort string) (string, bool) {
 	return "u.name_key", false // COLLATE "C" in its column definition
 }
 
+// walkInNameOrder tells whether a page in name order is found faster by
+// walking users in name order than by sorting every match: when the filter
+// matches many rows, so that a page's worth turns up among the first users.
+func walkInNameOrder(q usage.ReportQuery) bool {
+	return q.Sort == "name" && q.Limit > 0 && q.Matching >= 20*q.Limit
+}
+
 func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
 	var b strings.Builder
 	args := []any{int64(q.CutoffDay)}
 	b.WriteString(`SELECT a.user_id, u.name, u.email, p.code, p.name, s.id, s.contract_number, s.plan, a.assigned_at, r.last_day,
 		` + daysUsedSQL)
-	from, fromArgs := tx.reportWhere(q, true, true)
+	from, fromArgs := tx.reportWhere(q, true, true, walkInNameOrder(q))
 	b.WriteString(from)
 	args = append(args, fromArgs...)
 	key, keyArg := tx.reportSortKey(q.Sort)
@@ -545,9 +569,23 @@ func (tx *Tx) EachReportRow(ctx context.Context, q usage.ReportQuery, fn func(us
 	return nil
 }
 
+// ReportVersion is the account's latest audit entry and the time usage was
+// last processed: every change of users and seats writes an audit entry.
+func (tx *Tx) ReportVersion(ctx context.Context, accountID int64) (string, error) {
+	var audit, processed int64
+	err := tx.queryRow(ctx, `
+		SELECT COALESCE((SELECT MAX(id) FROM audit_log WHERE account_id = ?), 0),
+		       COALESCE((SELECT processed_at FROM usage_processed WHERE account_id = ?), 0)`,
+		accountID, accountID).Scan(&audit, &processed)
+	if err != nil {
+		return "", fmt.Errorf("usage report version: %w", err)
+	}
+	return strconv.FormatInt(audit, 10) + "." + strconv.FormatInt(processed, 10), nil
+}
+
 // ReportTotals counts all rows matching q, ignoring its position and limit.
 func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
-	from, args := tx.reportWhere(q, false, false)
+	from, args := tx.reportWhere(q, false, false, false)
 	args = append([]any{millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt)}, args...)
 	var t usage.ReportTotals
 	err := tx.queryRow(ctx, `
@@ -565,7 +603,7 @@ func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.Repo
 // product code.
 func (tx *Tx) InactiveByProduct(ctx context.Context, q usage.ReportQuery) ([]usage.ProductSummary, error) {
 	q.Status = string(usage.StatusInactive)
-	from, args := tx.reportWhere(q, false, true)
+	from, args := tx.reportWhere(q, false, true, false)
 	rows, err := tx.query(ctx, `
 		SELECT p.code, p.name, COUNT(*), COUNT(DISTINCT a.user_id)`+from+`
 		GROUP BY p.code, p.name

@@ -27,9 +27,10 @@ const DefaultRetention = 400 * 24 * time.Hour
 
 // Service ingests usage and answers the Usage Report.
 type Service struct {
-	store Store
-	cfg   Config
-	stats Stats
+	store  Store
+	cfg    Config
+	stats  Stats
+	totals totalsCache
 }
 
 // Stats counts writes so write amplification can be measured.
@@ -410,14 +411,28 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		if rg == "" {
 			rg = Range30d
 		}
+		// Totals first: how many rows match tells storage how to find the page.
+		version, err := tx.ReportVersion(ctx, a.AccountID)
+		if err != nil {
+			return err
+		}
+		key, now := totalsKey(q, version), s.cfg.Now()
+		totals, ok := s.totals.get(key, now)
+		if !ok {
+			if totals, err = tx.ReportTotals(ctx, q); err != nil {
+				return err
+			}
+			s.totals.put(key, totals, now)
+		}
 		limit := q.Limit
 		q.Limit = limit + 1
+		q.Matching = totals.Seats
 		raw, err := tx.ReportRows(ctx, q)
 		if err != nil {
 			return err
 		}
 		loc := acct.Location()
-		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date(), Rows: make([]ReportRow, 0, len(raw))}
+		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date(), Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
 		if len(raw) > limit {
 			raw = raw[:limit]
 			out.NextCursor = access.EncodeCursor(cursorOf(q.Sort, raw[limit-1]))
@@ -425,9 +440,6 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		for _, r := range raw {
 			r.AssignedAt = r.AssignedAt.In(loc)
 			out.Rows = append(out.Rows, s.row(r, rg, today))
-		}
-		if out.Totals, err = tx.ReportTotals(ctx, q); err != nil {
-			return err
 		}
 		out.ProcessedAt, err = tx.ProcessedAt(ctx, a.AccountID)
 		return err

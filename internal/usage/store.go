@@ -49,6 +49,7 @@ type ReportQuery struct {
 	Desc            bool
 	After           *ReportCursor // keyset position; nil for the first page
 	Limit           int           // 0: no limit (export)
+	Matching        int           // rows the filter matches, when known: a hint for finding the page
 }
 
 // ReportCursor is a keyset position in the report's order.
@@ -104,6 +105,9 @@ type Tx interface {
 	ReportRows(ctx context.Context, q ReportQuery) ([]RawRow, error)
 	// EachReportRow streams every row matching q in q's order.
 	EachReportRow(ctx context.Context, q ReportQuery, fn func(RawRow) error) error
+	// ReportVersion changes whenever anything the report shows may have
+	// changed: users, seats, or usage processed.
+	ReportVersion(ctx context.Context, accountID int64) (string, error)
 	// ReportTotals counts all rows matching q (ignoring After and Limit).
 	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
 	// InactiveByProduct counts inactive seats and users per product for q.
