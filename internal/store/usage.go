@@ -294,13 +294,17 @@ func (tx *Tx) ProcessedAt(ctx context.Context, accountID int64) (*time.Time, err
 	return &t, nil
 }
 
+// pruneEventsSQL deletes the oldest events before a time, at most a limit
+// of them: neither engine has a portable DELETE … LIMIT.
+const pruneEventsSQL = `
+	DELETE FROM usage_events WHERE (account_id, user_id, product_id, at) IN (
+		SELECT account_id, user_id, product_id, at FROM usage_events
+		WHERE at < ? ORDER BY at LIMIT ?)`
+
 // PruneEvents deletes at most limit raw events older than before, oldest
 // first, through usage_events_by_at. Days and rollups stay.
 func (tx *Tx) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
-	n, err := affected(tx.exec(ctx, `
-		DELETE FROM usage_events WHERE (account_id, user_id, product_id, at) IN (
-			SELECT account_id, user_id, product_id, at FROM usage_events
-			WHERE at < ? ORDER BY at LIMIT ?)`, millis(before), limit))
+	n, err := affected(tx.exec(ctx, pruneEventsSQL, millis(before), limit))
 	if err != nil {
 		return 0, fmt.Errorf("prune usage events: %w", err)
 	}
