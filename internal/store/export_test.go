@@ -9,7 +9,7 @@ func UsageQueriesForTest(engine string, q usage.ReportQuery) map[string][2]any {
 	tx := &Tx{engine: engine}
 	page, pageArgs := tx.reportQuery(q)
 	from, totalArgs := tx.reportSQL(q, false)
-	totals := "SELECT COUNT(*), COUNT(DISTINCT x.user_id) FROM " + from
+	totals := reportTotalsSQL + from
 	return map[string][2]any{
 		"page":   {tx.bind(page), pageArgs},
 		"totals": {tx.bind(totals), totalArgs},

@@ -492,15 +492,18 @@ func (tx *Tx) EachReportRow(ctx context.Context, q usage.ReportQuery, fn func(us
 	return nil
 }
 
+// reportTotalsSQL is followed by reportSQL's derived table.
+const reportTotalsSQL = `
+	SELECT COUNT(*), COUNT(DISTINCT x.user_id),
+	       COALESCE(SUM(CASE WHEN x.status = 'inactive' THEN 1 ELSE 0 END), 0),
+	       COUNT(DISTINCT CASE WHEN x.status = 'inactive' THEN x.user_id END)
+	FROM `
+
 // ReportTotals counts all rows matching q, ignoring its position and limit.
 func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
 	from, args := tx.reportSQL(q, false)
 	var t usage.ReportTotals
-	err := tx.queryRow(ctx, `
-		SELECT COUNT(*), COUNT(DISTINCT x.user_id),
-		       COALESCE(SUM(CASE WHEN x.status = 'inactive' THEN 1 ELSE 0 END), 0),
-		       COUNT(DISTINCT CASE WHEN x.status = 'inactive' THEN x.user_id END)
-		FROM `+from, args...).Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers)
+	err := tx.queryRow(ctx, reportTotalsSQL+from, args...).Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers)
 	if err != nil {
 		return t, fmt.Errorf("usage report totals: %w", err)
 	}
