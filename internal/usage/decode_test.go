@@ -68,6 +68,12 @@ func TestDecodeJSONArray(t *testing.T) {
 	if len(events) != 1 || !strings.Contains(bad[2], "must be a string") {
 		t.Fatalf("got %v %v", events, bad)
 	}
+	events, bad = collect(`[1, {"user":"a@x.test","product":"p","at":"2026-03-01T09:00:00Z","x":[1,{"y":2}]}, "s",
+		{"user":"b@x.test","product":"p","at":"2026-03-01T09:00:00Z"}, {"user":`, usage.FormatJSON)
+	if len(events) != 1 || events[0].User != "b@x.test" || !strings.Contains(bad[1], "got a JSON number") ||
+		!strings.Contains(bad[2], `unknown field "x"`) || !strings.Contains(bad[3], "got a JSON string") || !strings.Contains(bad[5], "malformed JSON") {
+		t.Fatalf("wrong elements: got %v %v", events, bad)
+	}
 	_, bad = collect(``, usage.FormatJSON)
 	if !strings.Contains(bad[0], "empty") {
 		t.Fatalf("empty body: got %v", bad)

@@ -202,12 +202,12 @@ func TestUsageIngestBodyLimit(t *testing.T) {
 // stays far below the size of the body, in every format.
 func TestUsageIngestStreamsTheBody(t *testing.T) {
 	if testing.Short() {
-		t.Skip("sends 30 MB per format")
+		t.Skip("sends 20 MB per format")
 	}
 	db := storetest.Open(t, store.SQLite)
 	u := newUsageEnv(t, db, 0)
 	u.seat("ada@acme.test", u.std)
-	const lines, pad = 3000, 10_000 // 3,000 events of about 10 kB each
+	const lines, pad = 2000, 10_000 // 2,000 events of about 10 kB each
 	padding := strings.Repeat(" ", pad)
 	for i, tc := range []struct {
 		contentType          string
