@@ -3,7 +3,9 @@ package usage_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -596,6 +598,62 @@ func TestIngestCutsLongReasons(t *testing.T) {
 		reason := res.Rejections[0].Reason
 		if len(reason) > 300+len("…") || !strings.HasPrefix(reason, `user "éé`) || !strings.HasSuffix(reason, "…") || !utf8.ValidString(reason) {
 			t.Fatalf("reason of %d bytes: %q…, want at most 300 bytes of valid UTF-8 ending in …", len(reason), reason[:20])
+		}
+	})
+}
+
+// Replicas may receive the same events at once: every event is stored once,
+// every day counted once, and no ingest fails (no deadlock on PostgreSQL).
+func TestConcurrentIngestOfTheSameEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorld(t, db)
+		for i := range 5 {
+			w.seat(t, fmt.Sprintf("user%d@acme.test", i), w.std, w.now)
+		}
+		w.now = time.Date(2026, 6, 15, 12, 0, 0, 0, w.nyc)
+		var lines []string
+		for d := 1; d <= 10; d++ {
+			for i := range 5 {
+				for h := 9; h < 12; h++ {
+					lines = append(lines, fmt.Sprintf(`{"user":"user%d@acme.test","product":"draftpro","at":"2026-06-%02dT%02d:00:00Z"}`, i, d, h))
+				}
+			}
+		}
+		const senders = 4
+		results := make([]usage.IngestResult, senders)
+		errs := make([]error, senders)
+		var wg sync.WaitGroup
+		for s := range senders {
+			wg.Go(func() {
+				// Each sender sends the events in another order.
+				mine := slices.Clone(lines)
+				if s%2 == 1 {
+					slices.Reverse(mine)
+				}
+				results[s], errs[s] = w.use.Ingest(context.Background(), w.admin,
+					usage.Decode(strings.NewReader(strings.Join(mine, "\n")), usage.FormatNDJSON))
+			})
+		}
+		wg.Wait()
+		accepted, dupes := 0, 0
+		for s := range senders {
+			if errs[s] != nil {
+				t.Fatalf("sender %d: %v", s, errs[s])
+			}
+			accepted += results[s].Accepted
+			dupes += results[s].Duplicates
+		}
+		if accepted != len(lines) || dupes != (senders-1)*len(lines) {
+			t.Fatalf("accepted %d, duplicates %d; want %d and %d", accepted, dupes, len(lines), (senders-1)*len(lines))
+		}
+		if got := w.use.Stats().DayWrites.Load(); got != 50 {
+			t.Fatalf("day writes: got %d, want 50", got)
+		}
+		r := w.report(t, usage.ReportFilter{Range: usage.Range30d})
+		for _, row := range r.Rows {
+			if row.DaysUsed != 10 {
+				t.Errorf("%s: %d days used, want 10", row.Email, row.DaysUsed)
+			}
 		}
 	})
 }
