@@ -128,15 +128,27 @@ func (s *Service) Ingest(ctx context.Context, a usher.Actor, items iter.Seq[Item
 func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Location, products map[string]int64,
 	users map[string]int64, batch []Item, res *IngestResult) error {
 	var unknown []string
+	asked := map[string]bool{}
+	valid := 0
 	for i := range batch {
 		if batch[i].Err != nil {
 			continue
 		}
+		valid++
 		e := usher.NormalizeEmail(batch[i].Event.User)
 		batch[i].Event.User = e
-		if _, ok := users[e]; !ok && !slices.Contains(unknown, e) {
+		if _, ok := users[e]; !ok && !asked[e] {
+			asked[e] = true
 			unknown = append(unknown, e)
 		}
+	}
+	if valid == 0 {
+		// Nothing to store: no transaction, which on SQLite would take the
+		// write lock for nothing.
+		for _, it := range batch {
+			res.reject(it.Line, "%v", it.Err)
+		}
+		return nil
 	}
 	if len(users)+len(unknown) > maxUserCache {
 		clear(users)
