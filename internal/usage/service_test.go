@@ -482,6 +482,29 @@ func TestReportSeesOnlyTheCallersSubscriptions(t *testing.T) {
 		if err != nil || rows != 1 {
 			t.Fatalf("export as coordinator: got %d rows, %v; want 1", rows, err)
 		}
+
+		// A contract manager sees their contract; a secondary admin the account.
+		mgr := w.seat(t, "manager@acme.test", w.basic, w.now)
+		if err := w.acc.GrantRole(ctx, w.admin, usher.RoleGrant{UserID: mgr.ID, Role: usher.RoleContractManager, SubscriptionID: w.basic.ID}); err != nil {
+			t.Fatal(err)
+		}
+		second := w.seat(t, "second@acme.test", w.basic, w.now)
+		if err := w.acc.GrantRole(ctx, w.admin, usher.RoleGrant{UserID: second.ID, Role: usher.RoleSecondaryAdmin}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			user  usher.User
+			seats int
+		}{{mgr, 3}, {second, 4}} {
+			a, err := w.acc.ActorFor(ctx, w.admin.AccountID, c.user.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := w.use.Report(ctx, a, usage.ReportFilter{})
+			if err != nil || r.Totals.Seats != c.seats {
+				t.Errorf("%s: got %+v, %v; want %d seats", c.user.Email, r.Totals, err, c.seats)
+			}
+		}
 	})
 }
 
