@@ -70,6 +70,11 @@ func (s *server) ingestUsage(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		// Read as is, a compressed body would only produce a rejection per line.
+		s.writeError(w, r, usher.Errorf(usher.EUNSUPPORTED, "Content-Encoding %q is not supported; send the body uncompressed", ce))
+		return
+	}
 	extendDeadlines(w)
 	body := bufio.NewReaderSize(&bodyLimit{r: http.MaxBytesReader(w, r.Body, s.maxIngestBody)}, 64<<10)
 	// The body is looked at only when the service pulls the first item,

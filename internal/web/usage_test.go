@@ -135,6 +135,12 @@ func TestUsageIngestAsANewUserWould(t *testing.T) {
 				}
 			}
 		})
+		t.Run("CompressedBodyIs415", func(t *testing.T) {
+			r := c.do("POST", "/api/v1/usage-events", raw("\x1f\x8b..."), "Content-Type", "text/csv", "Content-Encoding", "gzip")
+			if p := r.problem(t, http.StatusUnsupportedMediaType, usher.EUNSUPPORTED); !strings.Contains(p.Detail, "gzip") {
+				t.Errorf("detail %q", p.Detail)
+			}
+		})
 		t.Run("EmptyBodyIs400", func(t *testing.T) {
 			for _, ct := range []string{"text/csv", "application/x-ndjson", "application/json"} {
 				r, _ := c.ingest(ct, "  \n")
