@@ -347,10 +347,9 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	loc := acct.Location()
 	today := DayOf(s.cfg.Now(), loc)
 	cutoff := f.Range.Cutoff(today)
-	cd := cutoff.Date()
 	q := ReportQuery{
 		AccountID: a.AccountID, SubscriptionIDs: access.VisibleSubscriptions(a, access.ViewReports),
-		Status: f.Status, CutoffDay: cutoff, CutoffAt: time.Date(cd.Year(), cd.Month(), cd.Day(), 0, 0, 0, 0, loc), // midnight: assigned before it = assigned before the cutoff day
+		Status: f.Status, CutoffDay: cutoff, CutoffAt: StartOfDay(cutoff, loc), // assigned before it = assigned before the cutoff day
 		ProductCode: f.Product, SubscriptionID: f.SubscriptionID, Query: strings.ToLower(strings.TrimSpace(f.Query)),
 		Sort: sort, Desc: desc, After: cur, Limit: f.Limit,
 	}

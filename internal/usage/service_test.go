@@ -680,3 +680,25 @@ func TestConcurrentIngestOfTheSameEvents(t *testing.T) {
 		}
 	})
 }
+
+// In Havana the clocks skip from 23:59:59 on March 8, 2025 to 01:00 on
+// March 9: a seat assigned at 23:30 that evening was assigned before a
+// cutoff of March 9, in the rows and in the status filter alike.
+func TestReportCutoffWhereMidnightIsSkipped(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorldIn(t, db, "America/Havana")
+		havana := w.nyc
+		w.seat(t, "evening@acme.test", w.std, time.Date(2025, 3, 8, 23, 30, 0, 0, havana))
+		w.seat(t, "morning@acme.test", w.std, time.Date(2025, 3, 9, 1, 0, 30, 0, havana))
+		w.now = time.Date(2025, 4, 8, 12, 0, 0, 0, havana)
+		r := w.report(t, usage.ReportFilter{Range: usage.Range30d})
+		got := statusByEmail(r)
+		if r.Cutoff.String() != "2025-03-09" || got["evening@acme.test/draftpro"] != usage.StatusInactive || got["morning@acme.test/draftpro"] != usage.StatusActive {
+			t.Fatalf("cutoff %s, statuses %v; want 2025-03-09, evening inactive, morning active", r.Cutoff, got)
+		}
+		inactive := w.report(t, usage.ReportFilter{Range: usage.Range30d, Status: "inactive"})
+		if len(inactive.Rows) != 1 || inactive.Rows[0].Email != "evening@acme.test" || inactive.Totals.InactiveSeats != 1 {
+			t.Fatalf("status=inactive: got %+v, totals %+v; want the evening seat only", inactive.Rows, inactive.Totals)
+		}
+	})
+}
