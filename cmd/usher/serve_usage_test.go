@@ -91,3 +91,22 @@ func TestPrunePeriodically(t *testing.T) {
 		t.Fatal("the pruner did not stop with its context")
 	}
 }
+
+func TestServeHelpNamesTheRetention(t *testing.T) {
+	code, stdout, _ := cli(t, "serve", "--help")
+	if code != 0 || !strings.Contains(stdout, "--usage-retention") || !strings.Contains(stdout, "USHER_USAGE_RETENTION") {
+		t.Fatalf("exit %d, help:\n%s", code, stdout)
+	}
+	code, stdout, _ = cli(t, "help")
+	if code != 0 || !strings.Contains(stdout, "usage import") {
+		t.Fatalf("overview does not list usage import:\n%s", stdout)
+	}
+}
+
+func TestServeTakesTheRetentionFromTheEnvironment(t *testing.T) {
+	t.Setenv("USHER_USAGE_RETENTION", "a fortnight")
+	code, _, stderr := cli(t, "serve", "--db", tempDB(t))
+	if code != exitUsage || !strings.Contains(stderr, "USHER_USAGE_RETENTION") {
+		t.Fatalf("exit %d, stderr %q; want 2 naming the variable", code, stderr)
+	}
+}

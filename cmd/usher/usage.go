@@ -204,6 +204,9 @@ func findAccount(ctx context.Context, svc *access.Service, want string) (usher.A
 }
 
 func printSummary(w io.Writer, file string, acct usher.Account, res usage.IngestResult) {
+	if file == "-" {
+		file = "standard input"
+	}
 	fmt.Fprintf(w, "Imported %s into account %d %q: %d accepted, %d %s, %d rejected.\n",
 		file, acct.ID, acct.Name, res.Accepted, res.Duplicates, plural(res.Duplicates, "duplicate", "duplicates"), res.Rejected)
 	if len(res.Rejections) == 0 {

@@ -192,3 +192,27 @@ func TestImportProgress(t *testing.T) {
 		t.Error("a buffer is not a terminal")
 	}
 }
+
+func TestUsageImportFromStandardInput(t *testing.T) {
+	dsn := tempDB(t)
+	importDB(t, dsn)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stdin
+	os.Stdin = r
+	defer func() { os.Stdin = saved; r.Close() }()
+	go func() {
+		_, _ = w.WriteString(`{"user":"ada@acme.test","product":"draftpro","at":"` + recent(1) + `"}` + "\n")
+		w.Close()
+	}()
+	code, stdout, stderr := cli(t, "usage", "import", "--db", dsn, "--format", "ndjson", "-")
+	if code != exitOK || !strings.Contains(stdout, "Imported standard input into account 1") || !strings.Contains(stdout, "1 accepted") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, _, stderr = cli(t, "usage", "import", "--db", dsn, "-")
+	if code != exitUsage || !strings.Contains(stderr, "--format") {
+		t.Fatalf("without --format: exit %d, stderr %q", code, stderr)
+	}
+}

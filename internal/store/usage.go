@@ -334,13 +334,17 @@ func (tx *Tx) ProcessedAt(ctx context.Context, accountID int64) (*time.Time, err
 	return &t, nil
 }
 
+// pruneEventsSQL deletes the oldest events before a time, at most a limit
+// of them: neither engine has a portable DELETE … LIMIT.
+const pruneEventsSQL = `
+	DELETE FROM usage_events WHERE (account_id, user_id, product_id, at) IN (
+		SELECT account_id, user_id, product_id, at FROM usage_events
+		WHERE at < ? ORDER BY at LIMIT ?)`
+
 // PruneEvents deletes at most limit raw events older than before, oldest
 // first, through usage_events_by_at. Days and rollups stay.
 func (tx *Tx) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
-	n, err := affected(tx.exec(ctx, `
-		DELETE FROM usage_events WHERE (account_id, user_id, product_id, at) IN (
-			SELECT account_id, user_id, product_id, at FROM usage_events
-			WHERE at < ? ORDER BY at LIMIT ?)`, millis(before), limit))
+	n, err := affected(tx.exec(ctx, pruneEventsSQL, millis(before), limit))
 	if err != nil {
 		return 0, fmt.Errorf("prune usage events: %w", err)
 	}
@@ -583,17 +587,22 @@ func (tx *Tx) ReportVersion(ctx context.Context, accountID int64) (string, error
 	return strconv.FormatInt(audit, 10) + "." + strconv.FormatInt(processed, 10), nil
 }
 
-// ReportTotals counts all rows matching q, ignoring its position and limit.
-func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
+// reportTotalsQuery counts the seats and users matching q, and the inactive
+// ones among them, ignoring its position and limit.
+func (tx *Tx) reportTotalsQuery(q usage.ReportQuery) (string, []any) {
 	from, args := tx.reportWhere(q, false, false, false)
 	args = append([]any{millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt)}, args...)
-	var t usage.ReportTotals
-	err := tx.queryRow(ctx, `
+	return `
 		SELECT COUNT(*), COUNT(DISTINCT a.user_id),
-		       COALESCE(SUM(CASE WHEN `+inactiveSeat+` THEN 1 ELSE 0 END), 0),
-		       COUNT(DISTINCT CASE WHEN `+inactiveSeat+` THEN a.user_id END)`+from, args...).
-		Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers)
-	if err != nil {
+		       COALESCE(SUM(CASE WHEN ` + inactiveSeat + ` THEN 1 ELSE 0 END), 0),
+		       COUNT(DISTINCT CASE WHEN ` + inactiveSeat + ` THEN a.user_id END)` + from, args
+}
+
+// ReportTotals counts all rows matching q, ignoring its position and limit.
+func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
+	query, args := tx.reportTotalsQuery(q)
+	var t usage.ReportTotals
+	if err := tx.queryRow(ctx, query, args...).Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers); err != nil {
 		return t, fmt.Errorf("usage report totals: %w", err)
 	}
 	return t, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -493,4 +494,63 @@ func BenchmarkUsageReportPage(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The report and pruning are served by indexes on both engines: SQLite's
+// plan has no full scan of a table, and PostgreSQL, told to avoid sequential
+// scans, finds an index for every table.
+func TestUsageQueriesUseIndexes(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newUsageFixture(t, db)
+		for _, q := range []usage.ReportQuery{
+			reportQuery(f, 20000),
+			func() usage.ReportQuery {
+				q := reportQuery(f, 20000)
+				q.SubscriptionIDs, q.Status, q.Sort, q.Limit = []int64{f.sub.ID}, "inactive", "days_used", 100
+				q.After = &usage.ReportCursor{Num: 3, UserID: 1, SubscriptionID: 1}
+				return q
+			}(),
+		} {
+			for name, qa := range store.UsageQueriesForTest(db.Engine(), q) {
+				query, args := qa[0].(string), qa[1].([]any)
+				tx, err := db.SQL().BeginTx(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				explain := "EXPLAIN QUERY PLAN "
+				if db.Engine() == store.Postgres {
+					explain = "EXPLAIN "
+					if _, err := tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rows, err := tx.QueryContext(ctx, explain+query, args...)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				var plan []string
+				cols, _ := rows.Columns()
+				for rows.Next() {
+					vals := make([]any, len(cols))
+					ptrs := make([]any, len(cols))
+					for i := range vals {
+						ptrs[i] = &vals[i]
+					}
+					if err := rows.Scan(ptrs...); err != nil {
+						t.Fatal(err)
+					}
+					plan = append(plan, fmt.Sprint(vals[len(vals)-1]))
+				}
+				rows.Close()
+				_ = tx.Rollback()
+				for _, line := range plan {
+					l := strings.TrimSpace(line)
+					if strings.HasPrefix(l, "SCAN ") && !strings.HasPrefix(l, "SCAN CONSTANT") || strings.Contains(l, "Seq Scan") {
+						t.Errorf("%s: a full scan: %s\nplan:\n%s", name, l, strings.Join(plan, "\n"))
+					}
+				}
+			}
+		}
+	})
 }

@@ -106,15 +106,17 @@ func decodeJSON(r io.Reader) iter.Seq[Item] {
 			return
 		}
 		for n := 1; dec.More(); n++ {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				yield(Item{Line: n, Err: fmt.Errorf("malformed JSON at byte %d (nothing after it was read): %v", dec.InputOffset(), err), Fatal: true})
-				return
-			}
+			// Decoding straight into the event scans each element once more
+			// than needed, not three times more as through a RawMessage. A
+			// wrong type or an unknown field is that element's problem: the
+			// decoder has read the whole element and can go on.
 			var w wireEvent
 			it := Item{Line: n}
-			if err := strictUnmarshal(raw, &w); err != nil {
-				it.Err = err
+			if err := dec.Decode(&w); err != nil {
+				if it.Err = elementError(err); it.Err == nil {
+					yield(Item{Line: n, Err: fmt.Errorf("malformed JSON at byte %d (nothing after it was read): %v", dec.InputOffset(), err), Fatal: true})
+					return
+				}
 			} else {
 				it.Event, it.Err = w.event()
 			}
@@ -132,14 +134,27 @@ func strictUnmarshal(b []byte, w *wireEvent) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(w); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("%s must be a string", te.Field)
-		}
-		if strings.HasPrefix(err.Error(), "json: unknown field") {
-			return fmt.Errorf("%s; an event has user, product and at", strings.TrimPrefix(err.Error(), "json: "))
+		if e := elementError(err); e != nil {
+			return e
 		}
 		return fmt.Errorf("not an event object: %v", err)
+	}
+	return nil
+}
+
+// elementError words the errors that concern one well-formed JSON value
+// (a wrong type, an unknown field), and returns nil for the others: bad
+// syntax, a cut-off body, a failed read.
+func elementError(err error) error {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te) && te.Field == "":
+		return fmt.Errorf("not an event object: got a JSON %s", te.Value)
+	case errors.As(err, &te):
+		return fmt.Errorf("%s must be a string", te.Field)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		// encoding/json has no error type for this; the message is stable.
+		return fmt.Errorf("%s; an event has user, product and at", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil
 }

@@ -130,15 +130,27 @@ func (s *Service) Ingest(ctx context.Context, a usher.Actor, items iter.Seq[Item
 func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Location, products map[string]int64,
 	users map[string]int64, batch []Item, res *IngestResult) error {
 	var unknown []string
+	asked := map[string]bool{}
+	valid := 0
 	for i := range batch {
 		if batch[i].Err != nil {
 			continue
 		}
+		valid++
 		e := usher.NormalizeEmail(batch[i].Event.User)
 		batch[i].Event.User = e
-		if _, ok := users[e]; !ok && !slices.Contains(unknown, e) {
+		if _, ok := users[e]; !ok && !asked[e] {
+			asked[e] = true
 			unknown = append(unknown, e)
 		}
+	}
+	if valid == 0 {
+		// Nothing to store: no transaction, which on SQLite would take the
+		// write lock for nothing.
+		for _, it := range batch {
+			res.reject(it.Line, "%v", it.Err)
+		}
+		return nil
 	}
 	if len(users)+len(unknown) > maxUserCache {
 		clear(users)
@@ -366,10 +378,9 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	loc := acct.Location()
 	today := DayOf(s.cfg.Now(), loc)
 	cutoff := f.Range.Cutoff(today)
-	cd := cutoff.Date()
 	q := ReportQuery{
 		AccountID: a.AccountID, SubscriptionIDs: access.VisibleSubscriptions(a, access.ViewReports),
-		Status: f.Status, CutoffDay: cutoff, CutoffAt: time.Date(cd.Year(), cd.Month(), cd.Day(), 0, 0, 0, 0, loc), // midnight: assigned before it = assigned before the cutoff day
+		Status: f.Status, CutoffDay: cutoff, CutoffAt: StartOfDay(cutoff, loc), // assigned before it = assigned before the cutoff day
 		ProductCode: f.Product, SubscriptionID: f.SubscriptionID, Query: strings.ToLower(strings.TrimSpace(f.Query)),
 		Sort: sort, Desc: desc, After: cur, Limit: f.Limit,
 	}

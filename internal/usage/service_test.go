@@ -3,7 +3,9 @@ package usage_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -480,6 +482,29 @@ func TestReportSeesOnlyTheCallersSubscriptions(t *testing.T) {
 		if err != nil || rows != 1 {
 			t.Fatalf("export as coordinator: got %d rows, %v; want 1", rows, err)
 		}
+
+		// A contract manager sees their contract; a secondary admin the account.
+		mgr := w.seat(t, "manager@acme.test", w.basic, w.now)
+		if err := w.acc.GrantRole(ctx, w.admin, usher.RoleGrant{UserID: mgr.ID, Role: usher.RoleContractManager, SubscriptionID: w.basic.ID}); err != nil {
+			t.Fatal(err)
+		}
+		second := w.seat(t, "second@acme.test", w.basic, w.now)
+		if err := w.acc.GrantRole(ctx, w.admin, usher.RoleGrant{UserID: second.ID, Role: usher.RoleSecondaryAdmin}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			user  usher.User
+			seats int
+		}{{mgr, 3}, {second, 4}} {
+			a, err := w.acc.ActorFor(ctx, w.admin.AccountID, c.user.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := w.use.Report(ctx, a, usage.ReportFilter{})
+			if err != nil || r.Totals.Seats != c.seats {
+				t.Errorf("%s: got %+v, %v; want %d seats", c.user.Email, r.Totals, err, c.seats)
+			}
+		}
 	})
 }
 
@@ -596,6 +621,84 @@ func TestIngestCutsLongReasons(t *testing.T) {
 		reason := res.Rejections[0].Reason
 		if len(reason) > 300+len("…") || !strings.HasPrefix(reason, `user "éé`) || !strings.HasSuffix(reason, "…") || !utf8.ValidString(reason) {
 			t.Fatalf("reason of %d bytes: %q…, want at most 300 bytes of valid UTF-8 ending in …", len(reason), reason[:20])
+		}
+	})
+}
+
+// Replicas may receive the same events at once: every event is stored once,
+// every day counted once, and no ingest fails (no deadlock on PostgreSQL).
+func TestConcurrentIngestOfTheSameEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorld(t, db)
+		for i := range 5 {
+			w.seat(t, fmt.Sprintf("user%d@acme.test", i), w.std, w.now)
+		}
+		w.now = time.Date(2026, 6, 15, 12, 0, 0, 0, w.nyc)
+		var lines []string
+		for d := 1; d <= 10; d++ {
+			for i := range 5 {
+				for h := 9; h < 12; h++ {
+					lines = append(lines, fmt.Sprintf(`{"user":"user%d@acme.test","product":"draftpro","at":"2026-06-%02dT%02d:00:00Z"}`, i, d, h))
+				}
+			}
+		}
+		const senders = 4
+		results := make([]usage.IngestResult, senders)
+		errs := make([]error, senders)
+		var wg sync.WaitGroup
+		for s := range senders {
+			wg.Go(func() {
+				// Each sender sends the events in another order.
+				mine := slices.Clone(lines)
+				if s%2 == 1 {
+					slices.Reverse(mine)
+				}
+				results[s], errs[s] = w.use.Ingest(context.Background(), w.admin,
+					usage.Decode(strings.NewReader(strings.Join(mine, "\n")), usage.FormatNDJSON))
+			})
+		}
+		wg.Wait()
+		accepted, dupes := 0, 0
+		for s := range senders {
+			if errs[s] != nil {
+				t.Fatalf("sender %d: %v", s, errs[s])
+			}
+			accepted += results[s].Accepted
+			dupes += results[s].Duplicates
+		}
+		if accepted != len(lines) || dupes != (senders-1)*len(lines) {
+			t.Fatalf("accepted %d, duplicates %d; want %d and %d", accepted, dupes, len(lines), (senders-1)*len(lines))
+		}
+		if got := w.use.Stats().DayWrites.Load(); got != 50 {
+			t.Fatalf("day writes: got %d, want 50", got)
+		}
+		r := w.report(t, usage.ReportFilter{Range: usage.Range30d})
+		for _, row := range r.Rows {
+			if row.DaysUsed != 10 {
+				t.Errorf("%s: %d days used, want 10", row.Email, row.DaysUsed)
+			}
+		}
+	})
+}
+
+// In Havana the clocks skip from 23:59:59 on March 8, 2025 to 01:00 on
+// March 9: a seat assigned at 23:30 that evening was assigned before a
+// cutoff of March 9, in the rows and in the status filter alike.
+func TestReportCutoffWhereMidnightIsSkipped(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorldIn(t, db, "America/Havana")
+		havana := w.nyc
+		w.seat(t, "evening@acme.test", w.std, time.Date(2025, 3, 8, 23, 30, 0, 0, havana))
+		w.seat(t, "morning@acme.test", w.std, time.Date(2025, 3, 9, 1, 0, 30, 0, havana))
+		w.now = time.Date(2025, 4, 8, 12, 0, 0, 0, havana)
+		r := w.report(t, usage.ReportFilter{Range: usage.Range30d})
+		got := statusByEmail(r)
+		if r.Cutoff.String() != "2025-03-09" || got["evening@acme.test/draftpro"] != usage.StatusInactive || got["morning@acme.test/draftpro"] != usage.StatusActive {
+			t.Fatalf("cutoff %s, statuses %v; want 2025-03-09, evening inactive, morning active", r.Cutoff, got)
+		}
+		inactive := w.report(t, usage.ReportFilter{Range: usage.Range30d, Status: "inactive"})
+		if len(inactive.Rows) != 1 || inactive.Rows[0].Email != "evening@acme.test" || inactive.Totals.InactiveSeats != 1 {
+			t.Fatalf("status=inactive: got %+v, totals %+v; want the evening seat only", inactive.Rows, inactive.Totals)
 		}
 	})
 }

@@ -75,6 +75,28 @@ func DayOf(t time.Time, loc *time.Location) Day {
 	return Day(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
 }
 
+// StartOfDay is the first instant of day d in loc: midnight, except where a
+// clock change skips midnight (America/Havana in March goes from 23:59:59
+// to 01:00), when it is the first instant after the change. Everything at or
+// after it falls on d or later, everything before it earlier.
+func StartOfDay(d Day, loc *time.Location) time.Time {
+	date := d.Date()
+	t := time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, loc)
+	// time.Date picks an instant for a skipped midnight that may lie on the
+	// day before, so search the hours around it, to the second (the
+	// resolution of time zone changes): DayOf(lo) < d <= DayOf(hi).
+	lo, hi := t.Add(-3*time.Hour).Unix(), t.Add(3*time.Hour).Unix()
+	for lo+1 < hi {
+		mid := lo + (hi-lo)/2
+		if DayOf(time.Unix(mid, 0), loc) >= d {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return time.Unix(hi, 0).In(loc)
+}
+
 // Date returns the day as a usher.Date.
 func (d Day) Date() usher.Date {
 	return usher.Date{Time: time.Unix(int64(d)*86400, 0).UTC()}

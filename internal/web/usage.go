@@ -70,6 +70,11 @@ func (s *server) ingestUsage(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		// Read as is, a compressed body would only produce a rejection per line.
+		s.writeError(w, r, usher.Errorf(usher.EUNSUPPORTED, "Content-Encoding %q is not supported; send the body uncompressed", ce))
+		return
+	}
 	extendDeadlines(w)
 	body := bufio.NewReaderSize(&bodyLimit{r: http.MaxBytesReader(w, r.Body, s.maxIngestBody)}, 64<<10)
 	// The body is looked at only when the service pulls the first item,
@@ -88,6 +93,9 @@ func (s *server) ingestUsage(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.usage.Ingest(r.Context(), actorFrom(r.Context()), iter.Seq[usage.Item](items))
 	switch {
+	case err != nil && r.Context().Err() != nil:
+		// The client went away; the batches stored so far stay stored.
+		s.log.InfoContext(r.Context(), "usage upload ended by the client", slog.Int("accepted", res.Accepted), slog.Any("err", err))
 	case err != nil:
 		s.writeError(w, r, err)
 	case empty:
@@ -272,7 +280,9 @@ func (s *server) usageReportCSV(w http.ResponseWriter, r *http.Request, f usage.
 	}
 	// Part of the file is out: cut the connection so the client sees a
 	// failure rather than a short file that looks complete.
-	s.log.ErrorContext(r.Context(), "usage report export failed", slog.Any("err", err))
+	if r.Context().Err() == nil {
+		s.log.ErrorContext(r.Context(), "usage report export failed", slog.Any("err", err))
+	}
 	panic(http.ErrAbortHandler)
 }
 

