@@ -50,6 +50,8 @@ Commands:
   account list     list accounts
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
+  usage import     import usage events from a CSV or NDJSON file
+  bench            measure ingest, the Usage Report and its export against raw SQL
   version          print the version
   help [command]   show help for a command
 
@@ -74,6 +76,8 @@ func commands() []command {
 		{"notifications set", notificationsSetHelp, runNotificationsSet},
 		{"notifications off", notificationsOffHelp, runNotificationsOff},
 		{"notifications run-due", notificationsRunDueHelp, runNotificationsRunDue},
+		{"usage import", usageImportHelp, runUsageImport},
+		{"bench", benchHelp, runBench},
 		{"version", versionHelp, runVersion},
 	}
 }
@@ -100,6 +104,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, notificationsHelp)
 				return exitOK
 			}
+			if name == "usage" {
+				fmt.Fprint(stdout, usageHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -110,6 +118,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runAccount(ctx, args[1:], stdout, stderr)
 	case "notifications":
 		return runNotifications(ctx, args[1:], stdout, stderr)
+	case "usage":
+		return runUsage(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

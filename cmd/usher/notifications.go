@@ -448,13 +448,6 @@ func runNotificationsRunDue(ctx context.Context, args []string, stdout, stderr i
 	return nil
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
 // printSetting writes a setting for people, times in the account's zone.
 func printSetting(w io.Writer, a usher.Actor, acct usher.Account, st notify.Setting) {
 	loc := acct.Location()

@@ -11,13 +11,17 @@ import (
 	"net/http"
 	netmail "net/mail"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/scheduler"
+	"github.com/usherhq/usher/internal/store"
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/web"
 )
 
@@ -42,6 +46,10 @@ Flags (a flag wins over its environment variable):
                       (default 30s)                        env USHER_SCHEDULER_INTERVAL
   --log-level LEVEL   debug, info, warn or error (default info)  env USHER_LOG_LEVEL
   --log-format FMT    text or json (default text)                env USHER_LOG_FORMAT
+  --usage-retention D how long raw usage events are kept before they are pruned
+                      in the background, in days ("400" or "400d") or as a Go
+                      duration ("9600h"); older events are refused (default 400d)
+                                                                 env USHER_USAGE_RETENTION
   --demo              seed a demo account "Demo Co" unless it exists, and print a
                       fresh API token of its primary admin with a curl example
   -h, --help          show this help
@@ -59,6 +67,7 @@ type serveConfig struct {
 	demo                                                   bool
 	interval                                               time.Duration // of the scheduler
 	smtpSafe                                               string        // smtp without its password, for logs
+	retention                                              retentionFlag
 }
 
 // defaultAddr is where serve listens unless told otherwise: loopback only.
@@ -86,10 +95,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&c.demo, "demo", false, "seed and print a demo account")
 	fs.DurationVar(&c.interval, "scheduler-interval", scheduler.DefaultInterval, "how often to look for due emails")
+	c.retention = retentionFlag(usage.DefaultRetention)
+	fs.Var(&c.retention, "usage-retention", "how long raw usage events are kept")
 	err := parse(fs, serveHelp, args, stdout, map[string]string{
 		"addr": "USHER_ADDR", "db": "USHER_DB", "base-url": "USHER_BASE_URL", "smtp": "USHER_SMTP_URL",
 		"mail-from": "USHER_MAIL_FROM", "log-level": "USHER_LOG_LEVEL", "log-format": "USHER_LOG_FORMAT",
-		"scheduler-interval": "USHER_SCHEDULER_INTERVAL",
+		"scheduler-interval": "USHER_SCHEDULER_INTERVAL", "usage-retention": "USHER_USAGE_RETENTION",
 	})
 	if err != nil {
 		return err
@@ -110,6 +121,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer db.Close()
 	log.Info("database ready", "engine", db.Engine(), "db", redact(c.db))
 	svc := access.New(db.Access(), now)
+	use := usage.New(db.Usage(), usage.Config{Now: now, Retention: time.Duration(c.retention)})
 
 	// Listen before seeding, so a taken port fails at once.
 	ln, err := net.Listen("tcp", c.addr)
@@ -134,7 +146,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if c.demo {
-		if err := startDemo(ctx, svc, log, base, stdout); err != nil {
+		if err := startDemo(ctx, db, svc, use, log, base, stdout); err != nil {
 			return err
 		}
 	}
@@ -143,6 +155,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Handler: web.NewHandler(web.Config{
 			Access: svc,
 			Notify: notifications,
+			Usage:  use,
 			Logger: log,
 			Health: func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
 		}),
@@ -167,6 +180,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}()
 	stopScheduler := func() { cancelScheduler(); <-schedDone }
 	defer stopScheduler()
+	// Background work lives as long as the server and is waited for on the
+	// way out, after requests in flight have finished.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
+	background.Go(func() { prunePeriodically(bgCtx, use, pruneInterval, log) })
 
 	select {
 	case err := <-served:
@@ -246,15 +268,35 @@ func localURL(addr string) string {
 // demoSeed fixes the demo's random choices, so every demo looks the same.
 const demoSeed = 20240601
 
-func startDemo(ctx context.Context, svc *access.Service, log *slog.Logger, base string, stdout io.Writer) error {
+func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usage.Service, log *slog.Logger, base string, stdout io.Writer) error {
 	start := time.Now()
-	s, err := demo.Ensure(ctx, svc, start, rand.New(rand.NewPCG(demoSeed, demoSeed)))
+	rnd := rand.New(rand.NewPCG(demoSeed, demoSeed))
+	// The account is set up as if months ago, so that its seats have a
+	// history: a seat assigned then and never used is inactive today.
+	// Once seeded, the account lives in the present.
+	setUp := start.AddDate(0, -demo.HistoryMonths, 0)
+	seeder := access.New(db.Access(), func() time.Time { return setUp })
+	accounts, err := svc.ListAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range accounts {
+		if a.Name == demo.AccountName {
+			seeder = svc
+		}
+	}
+	s, err := demo.Ensure(ctx, seeder, start, rnd)
 	if err != nil {
 		return err
 	}
 	if r := s.Seeded; r != nil {
+		u, err := demo.SeedUsage(ctx, svc, use, s, start, rnd)
+		if err != nil {
+			return err
+		}
 		log.Info("demo account seeded", "account_id", r.Account.ID, "users", r.Users, "subscriptions", r.Subscriptions,
-			"seats", r.Seats, "seats_used", r.SeatsUsed, "benefit_grants", r.BenefitGrants, "managers_without_seat", r.ManagersWithoutSeat, "took", time.Since(start).Round(time.Millisecond).String())
+			"seats", r.Seats, "seats_used", r.SeatsUsed+u.RecentSeats, "benefit_grants", r.BenefitGrants, "managers_without_seat", r.ManagersWithoutSeat,
+			"usage_events", u.Events, "took", time.Since(start).Round(time.Millisecond).String())
 	} else {
 		log.Info("demo account exists; made a fresh API token", "account_id", s.Account.ID)
 	}
@@ -269,5 +311,63 @@ Try:
   curl -H "Authorization: Bearer %s" '%s/api/v1/users?limit=5'
 
 `, s.Account.Name, s.Account.ID, s.Account.TimeZone, base, s.Admin.Name, s.Admin.Email, s.Token, s.Token, base, s.Token, base)
+	return nil
+}
+
+// pruneInterval is how often raw usage events past their retention are
+// deleted. Pruning is idempotent, so replicas may each run it.
+const pruneInterval = time.Hour
+
+// prunePeriodically deletes raw usage events past their retention now and
+// then every interval, until ctx ends. A failure is logged and retried at
+// the next tick; the events wait, nothing is lost.
+func prunePeriodically(ctx context.Context, use *usage.Service, interval time.Duration, log *slog.Logger) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		n, err := use.Prune(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Error("pruning usage events failed; retrying later", "err", err, "retry_in", interval.String())
+		case n > 0:
+			log.Info("pruned usage events", "events", n, "retention_days", int(use.Retention().Hours()/24),
+				"took", time.Since(start).Round(time.Millisecond).String())
+		}
+		t.Reset(interval)
+	}
+}
+
+// retentionFlag reads a retention as days ("400", "400d") or a Go duration
+// ("9600h"), at least one day.
+type retentionFlag time.Duration
+
+func (r *retentionFlag) String() string {
+	d := time.Duration(*r)
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
+}
+
+func (r *retentionFlag) Set(s string) error {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSuffix(s, "d")); err == nil {
+		d = time.Duration(n) * 24 * time.Hour
+	} else if d, err = time.ParseDuration(s); err != nil {
+		return fmt.Errorf("want a number of days such as 400d, or a duration such as 9600h")
+	}
+	if d < 24*time.Hour {
+		return fmt.Errorf("must be at least one day")
+	}
+	*r = retentionFlag(d)
 	return nil
 }

@@ -203,6 +203,27 @@ func TestServeDemo(t *testing.T) {
 		t.Error("none of the first 40 users holds a seat with services")
 	}
 
+	// Months of usage: the report shows every status.
+	var report struct {
+		Rows []struct {
+			Status   string  `json:"status"`
+			LastUsed *string `json:"last_used"`
+		} `json:"rows"`
+		Totals struct {
+			InactiveSeats int `json:"inactive_seats"`
+		} `json:"totals"`
+		ProcessedAt *time.Time `json:"processed_at"`
+	}
+	get("/api/v1/reports/usage?range=3m&limit=1000", &report)
+	statuses := map[string]int{}
+	for _, r := range report.Rows {
+		statuses[r.Status]++
+	}
+	if statuses["active"] == 0 || statuses["inactive"] == 0 || statuses["unavailable"] == 0 ||
+		report.Totals.InactiveSeats != statuses["inactive"] || report.ProcessedAt == nil {
+		t.Errorf("usage report: statuses %v, totals %+v, processed at %v", statuses, report.Totals, report.ProcessedAt)
+	}
+
 	if !strings.Contains(stderr.String(), "usage notification emails will not be delivered") {
 		t.Error("no log line says notification emails will not be delivered without SMTP")
 	}

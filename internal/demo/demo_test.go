@@ -10,6 +10,7 @@ import (
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/store/storetest"
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -19,9 +20,14 @@ func TestEnsure(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		svc := access.New(db.Access(), func() time.Time { return now })
+		// Seeded as serve --demo does, as if months ago, so that the usage
+		// seeded last has seats to be inactive on.
+		setUp := now.AddDate(0, -demo.HistoryMonths, 0)
+		past := access.New(db.Access(), func() time.Time { return setUp })
 
 		start := time.Now()
-		first, err := demo.Ensure(ctx, svc, now, rand.New(rand.NewPCG(1, 2)))
+		rnd := rand.New(rand.NewPCG(1, 2))
+		first, err := demo.Ensure(ctx, past, now, rnd)
 		if err != nil {
 			t.Fatalf("ensure: %v", err)
 		}
@@ -167,6 +173,56 @@ func TestEnsure(t *testing.T) {
 			}
 			if len(accounts) != 1 {
 				t.Errorf("accounts: got %d, want 1", len(accounts))
+			}
+		})
+
+		t.Run("SeedUsage", func(t *testing.T) {
+			use := usage.New(db.Usage(), usage.Config{Now: func() time.Time { return now }})
+			s := first
+			start = time.Now()
+			res, err := demo.SeedUsage(ctx, svc, use, s, now, rnd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("seeded %d usage events for %d (user, product) pairs on %s in %v", res.Events, res.Pairs, db.Engine(), time.Since(start).Round(time.Millisecond))
+			if res.Events < 10_000 || res.Daily == 0 || res.Occasional == 0 || res.Stopped == 0 || res.Never == 0 || res.RecentSeats != demo.RecentSeats {
+				t.Fatalf("got %+v, want every kind of use and %d recent seats", res, demo.RecentSeats)
+			}
+
+			admin, err := svc.ActorFor(ctx, s.Account.ID, s.Admin.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := map[string]int{}
+			for _, rg := range []usage.Range{usage.Range30d, usage.Range3m} {
+				err = use.EachRow(ctx, admin, usage.ReportFilter{Range: rg}, func(usage.Report) error { return nil }, func(r usage.ReportRow) error {
+					kind := string(rg) + " " + string(r.Status)
+					switch {
+					case r.Status == usage.StatusUnavailable:
+					case r.LastUsed == nil && r.Status == usage.StatusActive:
+						kind += " new, never used"
+					case r.LastUsed == nil:
+						kind += " never used"
+					}
+					kinds[kind]++
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, want := range []string{
+				"30d active", "30d inactive", "30d inactive never used", "30d active new, never used", "30d unavailable",
+				"3m active", "3m inactive", "3m inactive never used",
+			} {
+				if kinds[want] == 0 {
+					t.Errorf("no %q rows; got %v", want, kinds)
+				}
+			}
+			// Some who stopped one to three months ago are inactive for 30 days
+			// only.
+			if kinds["3m inactive"] >= kinds["30d inactive"] {
+				t.Errorf("3m inactive %d, 30d inactive %d: want fewer inactive over the longer range", kinds["3m inactive"], kinds["30d inactive"])
 			}
 		})
 	})

@@ -68,6 +68,12 @@ func TestDecodeJSONArray(t *testing.T) {
 	if len(events) != 1 || !strings.Contains(bad[2], "must be a string") {
 		t.Fatalf("got %v %v", events, bad)
 	}
+	events, bad = collect(`[1, {"user":"a@x.test","product":"p","at":"2026-03-01T09:00:00Z","x":[1,{"y":2}]}, "s",
+		{"user":"b@x.test","product":"p","at":"2026-03-01T09:00:00Z"}, {"user":`, usage.FormatJSON)
+	if len(events) != 1 || events[0].User != "b@x.test" || !strings.Contains(bad[1], "got a JSON number") ||
+		!strings.Contains(bad[2], `unknown field "x"`) || !strings.Contains(bad[3], "got a JSON string") || !strings.Contains(bad[5], "malformed JSON") {
+		t.Fatalf("wrong elements: got %v %v", events, bad)
+	}
 	_, bad = collect(``, usage.FormatJSON)
 	if !strings.Contains(bad[0], "empty") {
 		t.Fatalf("empty body: got %v", bad)
@@ -136,5 +142,71 @@ func TestDayOfUsesTheAccountsTimeZone(t *testing.T) {
 	}
 	if got := usage.DayOf(at, time.UTC).String(); got != "2026-03-01" {
 		t.Fatalf("got %s, want 2026-03-01", got)
+	}
+}
+
+func TestDecodeCSVStrayQuoteCostsOneLine(t *testing.T) {
+	body := "\ufeffUser, Product ,at\r\n" +
+		"ada@x.test,draftpro,2026-03-01T09:00:00Z\r\n" +
+		"bob@x.test,draftpro,\"2026-03-01T09:00:00Z\r\n" + // never closed
+		"\"cy@x.test\",\"draft\"\"pro\",\"2026-03-01T09:00:00Z\"\r\n" +
+		"dee@x.test,draft\"pro,2026-03-01T09:00:00Z\r\n" +
+		"eve@x.test,\"draftpro\"x,2026-03-01T09:00:00Z\r\n" +
+		"fay@x.test,draftpro,2026-03-01T09:00:00Z,\r\n" +
+		"\r\n" +
+		"gus@x.test, draftpro, 2026-03-01T09:00:00Z\n"
+	events, bad := collect(body, usage.FormatCSV)
+	if len(events) != 3 || events[0].User != "ada@x.test" || events[1].Product != `draft"pro` || events[2].User != "gus@x.test" || events[2].Product != "draftpro" {
+		t.Fatalf("events: got %+v, want ada, cy and gus", events)
+	}
+	for line, want := range map[int]string{3: "not closed", 5: "quote inside", 6: "after the closing quote", 7: "has 4 fields"} {
+		if !strings.Contains(bad[line], want) {
+			t.Errorf("line %d: got %q, want it to mention %q", line, bad[line], want)
+		}
+	}
+	if len(bad) != 4 {
+		t.Errorf("rejections: got %v, want lines 3, 5, 6 and 7", bad)
+	}
+}
+
+func TestDecodeCSVEmptyBody(t *testing.T) {
+	_, bad := collect("\n\n", usage.FormatCSV)
+	if !strings.Contains(bad[0], "empty") {
+		t.Fatalf("got %v", bad)
+	}
+}
+
+func TestStartOfDay(t *testing.T) {
+	havana, err := time.LoadLocation("America/Havana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		day  string
+		want string // UTC
+	}{
+		{"2025-03-09", "2025-03-09T05:00:00Z"}, // midnight skipped: the day starts at 01:00 CDT
+		{"2025-11-02", "2025-11-02T04:00:00Z"}, // midnight twice: the first one
+		{"2025-06-15", "2025-06-15T04:00:00Z"},
+	} {
+		d, _ := time.Parse(time.DateOnly, c.day)
+		if got := usage.StartOfDay(usage.DayOf(d, time.UTC), havana).UTC().Format(time.RFC3339); got != c.want {
+			t.Errorf("%s in Havana: got %s, want %s", c.day, got, c.want)
+		}
+	}
+	// Every day of three years in zones with and without clock changes at
+	// or near midnight: the instant before the start is on the day before.
+	for _, name := range []string{"UTC", "Europe/Berlin", "America/Havana", "America/Santiago", "Asia/Beirut", "Pacific/Apia", "Australia/Lord_Howe"} {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := usage.DayOf(time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC), time.UTC)
+		for d := first; d < first+3*366; d++ {
+			s := usage.StartOfDay(d, loc)
+			if usage.DayOf(s, loc) != d || usage.DayOf(s.Add(-time.Second), loc) != d-1 {
+				t.Fatalf("%s %s: start %s is on %s, a second before on %s", name, d, s, usage.DayOf(s, loc), usage.DayOf(s.Add(-time.Second), loc))
+			}
+		}
 	}
 }

@@ -31,7 +31,7 @@ type ReportRow struct {
 	AssignedAt     time.Time   `json:"assigned_at"`
 	LastUsed       *usher.Date `json:"last_used"`       // nil: never used
 	DaysUsed       int         `json:"days_used"`       // days with use inside the range
-	MonthlyAverage float64     `json:"monthly_average"` // days used per 30 days inside the range
+	MonthlyAverage float64     `json:"monthly_average"` // days used per month of the range (30d counts as one)
 	Status         Status      `json:"status"`
 	// StatusNote explains an unavailable status to people.
 	StatusNote string `json:"status_note,omitempty"`

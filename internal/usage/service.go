@@ -27,9 +27,10 @@ const DefaultRetention = 400 * 24 * time.Hour
 
 // Service ingests usage and answers the Usage Report.
 type Service struct {
-	store Store
-	cfg   Config
-	stats Stats
+	store  Store
+	cfg    Config
+	stats  Stats
+	totals totalsCache
 }
 
 // Stats counts writes so write amplification can be measured.
@@ -37,6 +38,7 @@ type Stats struct {
 	EventsAccepted atomic.Int64 // raw events stored
 	DayWrites      atomic.Int64 // (user, product, day) rows added
 	RollupWrites   atomic.Int64 // rollup rows changed
+	SeatWrites     atomic.Int64 // seats whose last use moved forward
 }
 
 // New returns a usage service on store.
@@ -101,13 +103,17 @@ func (s *Service) Ingest(ctx context.Context, a usher.Actor, items iter.Seq[Item
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("ingest: %w", err)
 		}
-		if it.Err != nil {
-			res.reject(it.Line, "%v", it.Err)
-			if it.Fatal {
-				break
+		if it.Fatal {
+			// Nothing can be read after it: store what came before, then
+			// say why the rest of the body was not read.
+			if err := flush(); err != nil {
+				return res, fmt.Errorf("ingest: %w", err)
 			}
-			continue
+			res.reject(it.Line, "%v", it.Err)
+			break
 		}
+		// Malformed lines travel in the batch too, so rejections are listed
+		// in line order and the first MaxRejections are the first lines.
 		batch = append(batch, it)
 		if len(batch) == cap(batch) {
 			if err := flush(); err != nil {
@@ -124,12 +130,27 @@ func (s *Service) Ingest(ctx context.Context, a usher.Actor, items iter.Seq[Item
 func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Location, products map[string]int64,
 	users map[string]int64, batch []Item, res *IngestResult) error {
 	var unknown []string
+	asked := map[string]bool{}
+	valid := 0
 	for i := range batch {
+		if batch[i].Err != nil {
+			continue
+		}
+		valid++
 		e := usher.NormalizeEmail(batch[i].Event.User)
 		batch[i].Event.User = e
-		if _, ok := users[e]; !ok && !slices.Contains(unknown, e) {
+		if _, ok := users[e]; !ok && !asked[e] {
+			asked[e] = true
 			unknown = append(unknown, e)
 		}
+	}
+	if valid == 0 {
+		// Nothing to store: no transaction, which on SQLite would take the
+		// write lock for nothing.
+		for _, it := range batch {
+			res.reject(it.Line, "%v", it.Err)
+		}
+		return nil
 	}
 	if len(users)+len(unknown) > maxUserCache {
 		clear(users)
@@ -157,12 +178,14 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 			ev := it.Event
 			uid, pid := users[ev.User], products[ev.Product]
 			switch {
+			case it.Err != nil:
+				res.reject(it.Line, "%v", it.Err)
 			case uid == 0:
 				res.reject(it.Line, "user %q is not a user of this account", ev.User)
 			case pid == 0:
 				res.reject(it.Line, "product %q is not a product code", ev.Product)
 			case ev.At.After(newest):
-				res.reject(it.Line, "at %s is in the future", ev.At.Format(time.RFC3339))
+				res.reject(it.Line, "at %s is in the future (more than %s ahead of the server's clock)", ev.At.Format(time.RFC3339), minutes(s.cfg.ClockSkew))
 			case ev.At.Before(oldest):
 				res.reject(it.Line, "at %s is older than the retention period of %d days", ev.At.Format(time.RFC3339), int(s.cfg.Retention.Hours()/24))
 			default:
@@ -201,8 +224,12 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 		if err != nil {
 			return err
 		}
+		var seatWrites int64
 		if len(added) > 0 {
 			if err := tx.AddToRollups(ctx, accountID, added); err != nil {
+				return err
+			}
+			if seatWrites, err = tx.TouchSeats(ctx, accountID, latestUses(stored, added)); err != nil {
 				return err
 			}
 		}
@@ -214,8 +241,44 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 		s.stats.EventsAccepted.Add(int64(len(stored)))
 		s.stats.DayWrites.Add(int64(len(added)))
 		s.stats.RollupWrites.Add(int64(rollupRows(added)))
+		s.stats.SeatWrites.Add(seatWrites)
 		return nil
 	})
+}
+
+// minutes writes d for people: "5 minutes", or "90s" when not whole minutes.
+func minutes(d time.Duration) string {
+	switch {
+	case d == time.Minute:
+		return "1 minute"
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+	return d.String()
+}
+
+// latestUses returns, for each (user, product) that gained a day of use,
+// its latest event among stored. Seats move only with new days, so a person
+// using a product all day costs one seat write a day, not one per event;
+// any instant of the latest day decides inactivity as well as the last.
+func latestUses(stored []StoredEvent, added []UseDay) []SeatUse {
+	type k struct{ u, p int64 }
+	gained := make(map[k]bool, len(added))
+	for _, d := range added {
+		gained[k{d.UserID, d.ProductID}] = true
+	}
+	latest := make(map[k]time.Time, len(gained))
+	for _, e := range stored {
+		key := k{e.UserID, e.ProductID}
+		if gained[key] && e.At.After(latest[key]) {
+			latest[key] = e.At
+		}
+	}
+	out := make([]SeatUse, 0, len(latest))
+	for key, at := range latest {
+		out = append(out, SeatUse{UserID: key.u, ProductID: key.p, At: at})
+	}
+	return out
 }
 
 // rollupRows counts the distinct (user, product) pairs among days.
@@ -315,10 +378,9 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	loc := acct.Location()
 	today := DayOf(s.cfg.Now(), loc)
 	cutoff := f.Range.Cutoff(today)
-	cd := cutoff.Date()
 	q := ReportQuery{
 		AccountID: a.AccountID, SubscriptionIDs: access.VisibleSubscriptions(a, access.ViewReports),
-		Status: f.Status, CutoffDay: cutoff, CutoffAt: time.Date(cd.Year(), cd.Month(), cd.Day(), 0, 0, 0, 0, loc), // midnight: assigned before it = assigned before the cutoff day
+		Status: f.Status, CutoffDay: cutoff, CutoffAt: StartOfDay(cutoff, loc), // assigned before it = assigned before the cutoff day
 		ProductCode: f.Product, SubscriptionID: f.SubscriptionID, Query: strings.ToLower(strings.TrimSpace(f.Query)),
 		Sort: sort, Desc: desc, After: cur, Limit: f.Limit,
 	}
@@ -360,14 +422,28 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		if rg == "" {
 			rg = Range30d
 		}
+		// Totals first: how many rows match tells storage how to find the page.
+		version, err := tx.ReportVersion(ctx, a.AccountID)
+		if err != nil {
+			return err
+		}
+		key, now := totalsKey(q, version), s.cfg.Now()
+		totals, ok := s.totals.get(key, now)
+		if !ok {
+			if totals, err = tx.ReportTotals(ctx, q); err != nil {
+				return err
+			}
+			s.totals.put(key, totals, now)
+		}
 		limit := q.Limit
 		q.Limit = limit + 1
+		q.Matching = totals.Seats
 		raw, err := tx.ReportRows(ctx, q)
 		if err != nil {
 			return err
 		}
 		loc := acct.Location()
-		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date(), Rows: make([]ReportRow, 0, len(raw))}
+		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date(), Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
 		if len(raw) > limit {
 			raw = raw[:limit]
 			out.NextCursor = access.EncodeCursor(cursorOf(q.Sort, raw[limit-1]))
@@ -375,9 +451,6 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		for _, r := range raw {
 			r.AssignedAt = r.AssignedAt.In(loc)
 			out.Rows = append(out.Rows, s.row(r, rg, today))
-		}
-		if out.Totals, err = tx.ReportTotals(ctx, q); err != nil {
-			return err
 		}
 		out.ProcessedAt, err = tx.ProcessedAt(ctx, a.AccountID)
 		return err

@@ -28,6 +28,13 @@ type UseDay struct {
 	Day       Day
 }
 
+// SeatUse is the latest use of a product by a user in one ingest batch.
+type SeatUse struct {
+	UserID    int64
+	ProductID int64
+	At        time.Time
+}
+
 // ReportQuery is a ReportFilter resolved for storage.
 type ReportQuery struct {
 	AccountID       int64
@@ -42,6 +49,7 @@ type ReportQuery struct {
 	Desc            bool
 	After           *ReportCursor // keyset position; nil for the first page
 	Limit           int           // 0: no limit (export)
+	Matching        int           // rows the filter matches, when known: a hint for finding the page
 }
 
 // ReportCursor is a keyset position in the report's order.
@@ -84,6 +92,9 @@ type Tx interface {
 	// AddToRollups folds newly recorded days into the per (user, product)
 	// rollups: first day, last day and days used.
 	AddToRollups(ctx context.Context, accountID int64, days []UseDay) error
+	// TouchSeats moves the last use of the user's seats of each product
+	// forward to At, where it is earlier, and returns how many seats changed.
+	TouchSeats(ctx context.Context, accountID int64, uses []SeatUse) (int64, error)
 	SetProcessedAt(ctx context.Context, accountID int64, at time.Time) error
 	// ProcessedAt is when usage was last processed for the account; nil if never.
 	ProcessedAt(ctx context.Context, accountID int64) (*time.Time, error)
@@ -94,6 +105,9 @@ type Tx interface {
 	ReportRows(ctx context.Context, q ReportQuery) ([]RawRow, error)
 	// EachReportRow streams every row matching q in q's order.
 	EachReportRow(ctx context.Context, q ReportQuery, fn func(RawRow) error) error
+	// ReportVersion changes whenever anything the report shows may have
+	// changed: users, seats, or usage processed.
+	ReportVersion(ctx context.Context, accountID int64) (string, error)
 	// ReportTotals counts all rows matching q (ignoring After and Limit).
 	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
 	// InactiveByProduct counts inactive seats and users per product for q.

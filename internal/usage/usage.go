@@ -4,6 +4,7 @@ package usage
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/usherhq/usher/internal/usher"
@@ -72,6 +73,28 @@ type Day int32
 func DayOf(t time.Time, loc *time.Location) Day {
 	y, m, d := t.In(loc).Date()
 	return Day(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+}
+
+// StartOfDay is the first instant of day d in loc: midnight, except where a
+// clock change skips midnight (America/Havana in March goes from 23:59:59
+// to 01:00), when it is the first instant after the change. Everything at or
+// after it falls on d or later, everything before it earlier.
+func StartOfDay(d Day, loc *time.Location) time.Time {
+	date := d.Date()
+	t := time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, loc)
+	// time.Date picks an instant for a skipped midnight that may lie on the
+	// day before, so search the hours around it, to the second (the
+	// resolution of time zone changes): DayOf(lo) < d <= DayOf(hi).
+	lo, hi := t.Add(-3*time.Hour).Unix(), t.Add(3*time.Hour).Unix()
+	for lo+1 < hi {
+		mid := lo + (hi-lo)/2
+		if DayOf(time.Unix(mid, 0), loc) >= d {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return time.Unix(hi, 0).In(loc)
 }
 
 // Date returns the day as a usher.Date.
@@ -154,9 +177,17 @@ type IngestResult struct {
 // MaxRejections bounds the rejections listed in an IngestResult.
 const MaxRejections = 1000
 
+// maxReason bounds one rejection's reason, which may quote the input: a
+// thousand reasons quoting 64 kB lines would be a 64 MB answer.
+const maxReason = 300
+
 func (r *IngestResult) reject(line int, format string, args ...any) {
 	r.Rejected++
 	if len(r.Rejections) < MaxRejections {
-		r.Rejections = append(r.Rejections, Rejection{Line: line, Reason: fmt.Sprintf(format, args...)})
+		reason := fmt.Sprintf(format, args...)
+		if len(reason) > maxReason {
+			reason = strings.ToValidUTF8(reason[:maxReason], "") + "…"
+		}
+		r.Rejections = append(r.Rejections, Rejection{Line: line, Reason: reason})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -24,6 +25,10 @@ type Config struct {
 	Logger  *slog.Logger                    // one line per request, and internal errors; nil = discard
 	Health  func(ctx context.Context) error // pings the database; nil = always healthy
 	MaxBody int64                           // bytes; 0 = 1 MiB default for JSON bodies
+	// Usage ingests usage events and answers the Usage Report; nil leaves
+	// those endpoints out.
+	Usage         *usage.Service
+	MaxIngestBody int64 // bytes of one usage upload; 0 = DefaultMaxIngestBody
 }
 
 // DefaultMaxBody bounds JSON request bodies when Config.MaxBody is 0.
@@ -41,17 +46,24 @@ type server struct {
 	health  func(ctx context.Context) error
 	maxBody int64
 	metrics *metrics
+
+	usage         *usage.Service
+	maxIngestBody int64
 }
 
 // NewHandler returns the HTTP handler for the API and /healthz. Every request
 // is logged, recovered from panics and answered with problem+json on errors.
 func NewHandler(cfg Config) http.Handler {
-	s := &server{access: cfg.Access, notify: cfg.Notify, log: cfg.Logger, health: cfg.Health, maxBody: cfg.MaxBody, metrics: newMetrics()}
+	s := &server{access: cfg.Access, notify: cfg.Notify, usage: cfg.Usage, log: cfg.Logger, health: cfg.Health,
+		maxBody: cfg.MaxBody, maxIngestBody: cfg.MaxIngestBody, metrics: newMetrics()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
+	}
+	if s.maxIngestBody <= 0 {
+		s.maxIngestBody = DefaultMaxIngestBody
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)

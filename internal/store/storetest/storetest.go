@@ -9,9 +9,6 @@ package storetest
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -83,52 +80,20 @@ func openPostgres(tb testing.TB) *store.DB {
 	defer cancel()
 
 	base := PostgresURL()
-	admin, err := sql.Open("pgx", base)
-	if err == nil {
-		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = admin.PingContext(pingCtx)
-		cancel()
-	}
+	db, drop, err := store.OpenScratchSchema(ctx, base, "usher_t_")
 	if err != nil {
-		tb.Fatalf("PostgreSQL is not reachable at %s: %v\n"+
+		tb.Fatalf("PostgreSQL at %s: %v\n"+
 			"Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"+
 			"or point USHER_TEST_POSTGRES_URL at a server; USHER_TEST_POSTGRES=off skips PostgreSQL outside CI.",
 			redact(base), err)
 	}
-
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	schema := "usher_t_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		tb.Fatalf("create schema %s: %v", schema, err)
-	}
 	tb.Cleanup(func() {
-		defer admin.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
+		if err := drop(ctx); err != nil {
+			tb.Error(err)
 		}
 	})
-
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("USHER_TEST_POSTGRES_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := store.Open(ctx, u.String())
-	if err != nil {
-		tb.Fatalf("open postgres: %v", err)
-	}
-	// Registered after the schema's cleanup, so it runs before it: the
-	// pool's connections are gone when the schema is dropped.
-	tb.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		tb.Fatalf("migrate postgres: %v", err)
-	}
 	return db
 }
 

@@ -1,0 +1,190 @@
+// Package bench measures Usher's usage path on a real database against a
+// baseline on the same database in the same run: ingest through the HTTP
+// endpoint against raw bulk loading, the Usage Report's first page against
+// the bare SQL that returns the same rows, and the CSV export against
+// streaming the same query (COPY on PostgreSQL). `usher bench` runs it; the
+// test suite runs it at a small scale so that it keeps working.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/store"
+	"github.com/usherhq/usher/internal/usage"
+	"github.com/usherhq/usher/internal/web"
+)
+
+// Config sizes a run. Full is the size the performance goals are set for.
+type Config struct {
+	Users           int // users in the synthetic account
+	Seats           int // assigned seats over five products, at least Users
+	Events          int // usage events over Days
+	EventsPerUseDay int // events a user sends on a day they use a product
+	Days            int // days of usage history, ending yesterday
+	Batch           int // events per ingest request (NDJSON)
+	Senders         int // ingest requests in flight at once
+	ReportRequests  int // requests timed for the report's first page
+	PageSize        int // rows on the report's first page
+}
+
+// Full is the size of the performance goals: 100,000 users, 150,000 seats
+// and 10,000,000 events over a year.
+func Full() Config {
+	return Config{
+		Users: 100_000, Seats: 150_000, Events: 10_000_000, EventsPerUseDay: 25, Days: 365,
+		Batch: 10_000, Senders: 2, ReportRequests: 200, PageSize: 100,
+	}
+}
+
+// Scaled returns Full with users, seats and events multiplied by f (0 < f ≤ 1).
+func Scaled(f float64) Config {
+	c := Full()
+	c.Users = max(50, int(float64(c.Users)*f))
+	c.Seats = max(c.Users, int(float64(c.Seats)*f))
+	c.Events = max(c.EventsPerUseDay*c.Days, int(float64(c.Events)*f))
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Users < 1 || c.Seats < c.Users || c.Seats > 2*c.Users:
+		return fmt.Errorf("bench: seats must be between users and twice users (users %d, seats %d)", c.Users, c.Seats)
+	case c.EventsPerUseDay < 1 || c.Days < recentDays+1 || c.Events < c.EventsPerUseDay*c.Days:
+		return fmt.Errorf("bench: need at least one use-day a day over more than %d days", recentDays)
+	case c.Batch < 1 || c.Senders < 1 || c.ReportRequests < 1 || c.PageSize < 1:
+		return errors.New("bench: batch, senders, report requests and page size must be positive")
+	}
+	return nil
+}
+
+// Result holds one engine's figures.
+type Result struct {
+	Engine string
+	Config Config
+	Setup  time.Duration // seeding users and seats, not measured against anything
+
+	Ingest Ingest
+	Report Latency
+	Export Export
+}
+
+// Ingest compares events/s through POST /api/v1/usage-events with a raw
+// bulk load of the same rows into a table shaped like usage_events.
+type Ingest struct {
+	Events       int
+	Accepted     int
+	Duplicates   int
+	HTTP         time.Duration
+	Raw          time.Duration
+	RawMethod    string
+	DayWrites    int64 // (user, product, day) rows added
+	RollupWrites int64 // rollup rows changed
+}
+
+func (i Ingest) HTTPRate() float64 { return rate(i.Events, i.HTTP) }
+func (i Ingest) RawRate() float64  { return rate(i.Events, i.Raw) }
+func (i Ingest) Ratio() float64    { return i.HTTPRate() / i.RawRate() }
+
+// RollupWritesPerEvent is the write amplification of the rollups.
+func (i Ingest) RollupWritesPerEvent() float64 {
+	return float64(i.RollupWrites) / float64(max(i.Accepted, 1))
+}
+
+// Latency compares the report's first page through HTTP with the bare SQL
+// query that returns the same rows.
+type Latency struct {
+	Query            string // the request timed
+	Rows             int    // rows on the page
+	HTTPP50, HTTPP99 time.Duration
+	SQLP50, SQLP99   time.Duration
+}
+
+// Export compares the full CSV export through HTTP with streaming the same
+// query from the database (COPY … TO STDOUT on PostgreSQL).
+type Export struct {
+	Rows          int
+	HTTP          time.Duration
+	Baseline      time.Duration
+	BaselineKind  string
+	PeakHeapBytes uint64 // heap growth while the export ran
+}
+
+func (e Export) HTTPRate() float64     { return rate(e.Rows, e.HTTP) }
+func (e Export) BaselineRate() float64 { return rate(e.Rows, e.Baseline) }
+func (e Export) Ratio() float64        { return e.HTTPRate() / e.BaselineRate() }
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// Run builds the synthetic account in db, which must be freshly migrated and
+// empty, and measures. progress, if not nil, hears what it is doing.
+func Run(ctx context.Context, db *store.DB, cfg Config, progress func(format string, args ...any)) (Result, error) {
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	if err := cfg.validate(); err != nil {
+		return Result{}, err
+	}
+	res := Result{Engine: db.Engine(), Config: cfg}
+	now := time.Now()
+	start := time.Now()
+	w, err := seed(ctx, db, cfg, now, progress)
+	if err != nil {
+		return res, err
+	}
+	res.Setup = time.Since(start)
+
+	use := usage.New(db.Usage(), usage.Config{})
+	srv, base, err := serve(db, use)
+	if err != nil {
+		return res, err
+	}
+	defer srv.Close()
+	c := &client{http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Senders + 1}}, base: base, token: w.token}
+	g := newEvents(cfg, w, now)
+
+	progress("ingesting %d events through HTTP", g.total())
+	if res.Ingest, err = measureIngest(ctx, c, db, g, use); err != nil {
+		return res, err
+	}
+	if err := analyze(ctx, db); err != nil {
+		return res, err
+	}
+	progress("timing %d report requests", cfg.ReportRequests)
+	if res.Report, err = measureReport(ctx, c, db, w, cfg); err != nil {
+		return res, err
+	}
+	progress("exporting the full report as CSV")
+	if res.Export, err = measureExport(ctx, c, db, w); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// serve runs the real API handler on a loopback port.
+func serve(db *store.DB, use *usage.Service) (*http.Server, string, error) {
+	h := web.NewHandler(web.Config{
+		Access: access.New(db.Access(), nil),
+		Usage:  use,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with Close
+	return srv, "http://" + ln.Addr().String(), nil
+}

@@ -1,0 +1,56 @@
+package bench_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/usherhq/usher/internal/bench"
+	"github.com/usherhq/usher/internal/store"
+	"github.com/usherhq/usher/internal/store/storetest"
+)
+
+// TestRunAtSmallScale runs the whole benchmark on both engines at a scale
+// that takes seconds, so it keeps working; the figures it prints mean little.
+func TestRunAtSmallScale(t *testing.T) {
+	cfg := bench.Scaled(0.003) // 300 users, 450 seats, 30,000 events
+	cfg.ReportRequests = 5
+	cfg.PageSize = 20
+	var results []bench.Result
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		res, err := bench.Run(context.Background(), db, cfg, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := res.Ingest
+		if in.Events < 29_000 || in.Accepted != in.Events || in.Duplicates != 0 {
+			t.Errorf("ingest: %d events, %d accepted, %d duplicates", in.Events, in.Accepted, in.Duplicates)
+		}
+		if in.HTTP <= 0 || in.Raw <= 0 {
+			t.Errorf("ingest times: HTTP %v, raw %v", in.HTTP, in.Raw)
+		}
+		// 25 events a use-day: one day row per 25 events at most, and one
+		// rollup write per day row at most.
+		if in.DayWrites == 0 || in.DayWrites > int64(in.Accepted/25+1) || in.RollupWrites > in.DayWrites {
+			t.Errorf("writes: %d days, %d rollups for %d events", in.DayWrites, in.RollupWrites, in.Accepted)
+		}
+		if res.Report.Rows != cfg.PageSize {
+			t.Errorf("report page: %d rows, want %d (the data has inactive seats)", res.Report.Rows, cfg.PageSize)
+		}
+		if res.Export.Rows != cfg.Seats {
+			t.Errorf("export: %d rows, want one per seat (%d)", res.Export.Rows, cfg.Seats)
+		}
+		results = append(results, res)
+	})
+	var out bytes.Buffer
+	if err := bench.Write(&out, results); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Logf("\n%s", out.String())
+}

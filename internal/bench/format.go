@@ -1,0 +1,95 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Goals of the usage issue, checked in the table Write prints.
+const (
+	goalIngestRatio  = 0.5
+	goalRollupPerEvt = 0.05
+	goalReportP99    = 25 * time.Millisecond
+	goalReportVsSQL  = 2.0
+	goalExportRatio  = 0.5
+)
+
+// Write prints results as a Markdown table, one column per engine, with
+// each goal and whether it was met.
+func Write(w io.Writer, results []Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	c := results[0].Config
+	p := &printer{w: w}
+	p.printf("Synthetic account: %d users, %d seats on 5 products, %d usage events over %d days (%d events per user-day of use); ingest in NDJSON batches of %d, %d in flight.\n\n",
+		c.Users, c.Seats, c.Events, c.Days, c.EventsPerUseDay, c.Batch, c.Senders)
+	p.printf("| measure | goal |")
+	for _, r := range results {
+		p.printf(" %s |", r.Engine)
+	}
+	p.printf("\n|---|---|")
+	for range results {
+		p.printf("---|")
+	}
+	p.printf("\n")
+	row := func(name, goal string, cell func(r Result) string) {
+		p.printf("| %s | %s |", name, goal)
+		for _, r := range results {
+			p.printf(" %s |", cell(r))
+		}
+		p.printf("\n")
+	}
+	mark := func(ok bool) string {
+		if ok {
+			return "✓"
+		}
+		return "✗"
+	}
+	row("ingest via HTTP, events/s", "", func(r Result) string { return fmt.Sprintf("%.0f", r.Ingest.HTTPRate()) })
+	row("raw bulk load, events/s", "", func(r Result) string { return fmt.Sprintf("%.0f", r.Ingest.RawRate()) })
+	row("ingest ÷ raw", fmt.Sprintf("≥ %.1f", goalIngestRatio), func(r Result) string {
+		return fmt.Sprintf("%.2f %s", r.Ingest.Ratio(), mark(r.Ingest.Ratio() >= goalIngestRatio))
+	})
+	row("rollup writes per event", fmt.Sprintf("≤ %.2f", goalRollupPerEvt), func(r Result) string {
+		x := r.Ingest.RollupWritesPerEvent()
+		return fmt.Sprintf("%.3f %s", x, mark(x <= goalRollupPerEvt))
+	})
+	row("report page p50 / p99 (HTTP)", fmt.Sprintf("p99 ≤ %v", goalReportP99), func(r Result) string {
+		return fmt.Sprintf("%s / %s %s", ms(r.Report.HTTPP50), ms(r.Report.HTTPP99), mark(r.Report.HTTPP99 <= goalReportP99))
+	})
+	row("bare SQL p50 / p99", "", func(r Result) string { return fmt.Sprintf("%s / %s", ms(r.Report.SQLP50), ms(r.Report.SQLP99)) })
+	row("report p99 ÷ bare SQL p99", fmt.Sprintf("≤ %.0f", goalReportVsSQL), func(r Result) string {
+		x := float64(r.Report.HTTPP99) / float64(max(r.Report.SQLP99, 1))
+		return fmt.Sprintf("%.2f %s", x, mark(x <= goalReportVsSQL))
+	})
+	row("CSV export, rows/s", "", func(r Result) string { return fmt.Sprintf("%.0f (%d rows)", r.Export.HTTPRate(), r.Export.Rows) })
+	row("baseline export, rows/s", "", func(r Result) string { return fmt.Sprintf("%.0f", r.Export.BaselineRate()) })
+	row("export ÷ baseline", fmt.Sprintf("≥ %.1f", goalExportRatio), func(r Result) string {
+		return fmt.Sprintf("%.2f %s", r.Export.Ratio(), mark(r.Export.Ratio() >= goalExportRatio))
+	})
+	row("heap growth during export", "flat", func(r Result) string { return fmt.Sprintf("%.1f MiB", float64(r.Export.PeakHeapBytes)/(1<<20)) })
+	p.printf("\nBaselines: ")
+	for i, r := range results {
+		if i > 0 {
+			p.printf("; ")
+		}
+		p.printf("%s ingest: %s, export: %s", r.Engine, r.Ingest.RawMethod, r.Export.BaselineKind)
+	}
+	p.printf(".\n")
+	return p.err
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}

@@ -1,0 +1,17 @@
+package store
+
+import "github.com/usherhq/usher/internal/usage"
+
+// UsageQueriesForTest returns the SQL and arguments of the report's page
+// and totals queries and of pruning as the engine runs them, so the plan
+// test can EXPLAIN them.
+func UsageQueriesForTest(engine string, q usage.ReportQuery) map[string][2]any {
+	tx := &Tx{engine: engine}
+	page, pageArgs := tx.reportQuery(q)
+	totals, totalArgs := tx.reportTotalsQuery(q)
+	return map[string][2]any{
+		"page":   {tx.bind(page), pageArgs},
+		"totals": {tx.bind(totals), totalArgs},
+		"prune":  {tx.bind(pruneEventsSQL), []any{int64(1), 10}},
+	}
+}

@@ -1,0 +1,82 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usherhq/usher/internal/store"
+	"github.com/usherhq/usher/internal/store/storetest"
+	"github.com/usherhq/usher/internal/usage"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// TestReportPagesAreTheSameWhicheverWayTheyAreFound pages through the report
+// with and without the hint that many rows match (which on SQLite walks
+// users in name order instead of sorting the matches) and wants the same
+// rows in the same order both ways, for every status filter.
+func TestReportPagesAreTheSameWhicheverWayTheyAreFound(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		acct := newAccount(t, db, "Acme")
+		std := newSubscription(t, db, acct.ID, "C-1", 100)
+		// Seats are assigned at now; the range starts a day later, so only
+		// the seats used two days later are active.
+		cutoff := now.Add(24 * time.Hour)
+		var users []usher.User
+		for i := range 60 {
+			// Names out of id order, some equal, so ties break by id.
+			users = append(users, newUser(t, db, acct.ID, fmt.Sprintf("u%02d@example.com", i), fmt.Sprintf("User %02d", (i*37)%25)))
+		}
+		write(t, db, func(tx *store.Tx) error {
+			for i, u := range users {
+				if err := assign(ctx, tx, acct.ID, u.ID, std.ID); err != nil {
+					return err
+				}
+				if i%3 == 0 { // used recently: active
+					if _, err := tx.TouchSeats(ctx, acct.ID, []usage.SeatUse{{UserID: u.ID, ProductID: std.Product.ID, At: now.Add(48 * time.Hour)}}); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		for _, status := range []string{"all", "inactive", "active"} {
+			t.Run(status, func(t *testing.T) {
+				pages := func(matching int) [][2]int64 {
+					var out [][2]int64
+					q := usage.ReportQuery{AccountID: acct.ID, Status: status, Sort: "name", Limit: 4, Matching: matching,
+						CutoffAt: cutoff, CutoffDay: usage.DayOf(cutoff, time.UTC)}
+					for range 100 {
+						var rows []usage.RawRow
+						read(t, db, func(tx *store.Tx) (err error) {
+							rows, err = tx.ReportRows(ctx, q)
+							return err
+						})
+						for _, r := range rows {
+							out = append(out, [2]int64{r.UserID, r.SubscriptionID})
+						}
+						if len(rows) < q.Limit {
+							return out
+						}
+						last := rows[len(rows)-1]
+						q.After = &usage.ReportCursor{Key: strings.ToLower(last.Name), UserID: last.UserID, SubscriptionID: last.SubscriptionID}
+					}
+					t.Fatal("paging did not end")
+					return nil
+				}
+				sorted, walked := pages(0), pages(1_000_000)
+				want := map[string]int{"all": 60, "inactive": 40, "active": 20}[status]
+				if len(sorted) != want {
+					t.Fatalf("sorted: got %d rows, want %d", len(sorted), want)
+				}
+				if !slices.Equal(sorted, walked) {
+					t.Fatalf("pages differ:\nsorted %v\nwalked %v", sorted, walked)
+				}
+			})
+		}
+	})
+}

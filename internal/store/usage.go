@@ -1,0 +1,632 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usherhq/usher/internal/usage"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// This file implements usage.Tx.
+
+// Usage returns the store of the usage domain.
+func (db *DB) Usage() usage.Store { return usageStore{db} }
+
+type usageStore struct{ db *DB }
+
+var _ usage.Tx = (*Tx)(nil)
+
+func (s usageStore) Read(ctx context.Context, fn func(usage.Tx) error) error {
+	return s.db.Read(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+func (s usageStore) Write(ctx context.Context, fn func(usage.Tx) error) error {
+	return s.db.Write(ctx, func(tx *Tx) error { return fn(tx) })
+}
+
+// sqliteChunk bounds the rows of one multi-row INSERT on SQLite, whose
+// statements take at most 32,766 parameters (6 per row at most here).
+const sqliteChunk = 2000
+
+// ProductIDs maps every catalog product code to its id.
+func (tx *Tx) ProductIDs(ctx context.Context) (map[string]int64, error) {
+	rows, err := tx.query(ctx, "SELECT code, id FROM products")
+	if err != nil {
+		return nil, fmt.Errorf("product ids: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var code string
+		var id int64
+		if err := rows.Scan(&code, &id); err != nil {
+			return nil, fmt.Errorf("product ids: %w", err)
+		}
+		out[code] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("product ids: %w", err)
+	}
+	return out, nil
+}
+
+// UserIDs maps the given (normalised) emails to user ids in the account,
+// served by the unique key (account_id, email).
+func (tx *Tx) UserIDs(ctx context.Context, accountID int64, emails []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(emails))
+	for chunk := range slices.Chunk(emails, 1000) {
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, accountID)
+		for _, e := range chunk {
+			args = append(args, e)
+		}
+		rows, err := tx.query(ctx, "SELECT email, id FROM users WHERE account_id = ? AND email IN ("+placeholders(len(chunk))+")", args...)
+		if err != nil {
+			return nil, fmt.Errorf("user ids: %w", err)
+		}
+		for rows.Next() {
+			var e string
+			var id int64
+			if err := rows.Scan(&e, &id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("user ids: %w", err)
+			}
+			out[e] = id
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("user ids: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// InsertEvents stores the events not stored yet and returns those it stored.
+// Rows go in key order, so two concurrent ingests on PostgreSQL take their
+// unique-index locks in the same order and cannot deadlock.
+func (tx *Tx) InsertEvents(ctx context.Context, accountID int64, events []usage.StoredEvent) ([]usage.StoredEvent, error) {
+	type key struct{ u, p, at int64 }
+	days := make(map[key]usage.Day, len(events))
+	keys := make([]key, 0, len(events))
+	for _, e := range events {
+		k := key{e.UserID, e.ProductID, millis(e.At)}
+		if _, ok := days[k]; !ok {
+			keys = append(keys, k)
+		}
+		days[k] = e.Day
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.u, b.u), cmp.Compare(a.p, b.p), cmp.Compare(a.at, b.at))
+	})
+	out := make([]usage.StoredEvent, 0, len(keys))
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var k key
+			if err := rows.Scan(&k.u, &k.p, &k.at); err != nil {
+				return err
+			}
+			out = append(out, usage.StoredEvent{UserID: k.u, ProductID: k.p, At: fromMillis(k.at), Day: days[k]})
+		}
+		return rows.Err()
+	}
+	if tx.engine == Postgres {
+		// One statement per batch: the arrays travel as three parameters.
+		us, ps, ats := make([]int64, len(keys)), make([]int64, len(keys)), make([]int64, len(keys))
+		for i, k := range keys {
+			us[i], ps[i], ats[i] = k.u, k.p, k.at
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_events (account_id, user_id, product_id, at)
+			SELECT ?, u, p, a FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, a)
+			ON CONFLICT DO NOTHING
+			RETURNING user_id, product_id, at`, accountID, us, ps, ats)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert usage events: %w", err)
+		}
+		return out, nil
+	}
+	for chunk := range slices.Chunk(keys, sqliteChunk) {
+		args := make([]any, 0, 4*len(chunk))
+		for _, k := range chunk {
+			args = append(args, accountID, k.u, k.p, k.at)
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_events (account_id, user_id, product_id, at) VALUES `+valueRows(len(chunk), 4)+`
+			ON CONFLICT DO NOTHING
+			RETURNING user_id, product_id, at`, args...)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert usage events: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// AddDays records days with use and returns those not recorded before.
+func (tx *Tx) AddDays(ctx context.Context, accountID int64, days []usage.UseDay) ([]usage.UseDay, error) {
+	days = slices.Clone(days)
+	slices.SortFunc(days, compareUseDays)
+	days = slices.Compact(days)
+	out := make([]usage.UseDay, 0, len(days))
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var d usage.UseDay
+			if err := rows.Scan(&d.UserID, &d.ProductID, &d.Day); err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	}
+	if tx.engine == Postgres {
+		us, ps, ds := make([]int64, len(days)), make([]int64, len(days)), make([]int64, len(days))
+		for i, d := range days {
+			us[i], ps[i], ds[i] = d.UserID, d.ProductID, int64(d.Day)
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_days (account_id, user_id, product_id, day)
+			SELECT ?, u, p, d FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, d)
+			ON CONFLICT DO NOTHING
+			RETURNING user_id, product_id, day`, accountID, us, ps, ds)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("add usage days: %w", err)
+		}
+		return out, nil
+	}
+	for chunk := range slices.Chunk(days, sqliteChunk) {
+		args := make([]any, 0, 4*len(chunk))
+		for _, d := range chunk {
+			args = append(args, accountID, d.UserID, d.ProductID, int64(d.Day))
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_days (account_id, user_id, product_id, day) VALUES `+valueRows(len(chunk), 4)+`
+			ON CONFLICT DO NOTHING
+			RETURNING user_id, product_id, day`, args...)
+		if err == nil {
+			err = scan(rows)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("add usage days: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func compareUseDays(a, b usage.UseDay) int {
+	return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.ProductID, b.ProductID), cmp.Compare(a.Day, b.Day))
+}
+
+// AddToRollups folds newly recorded days into the rollups: one upsert per
+// (user, product) among days, however many days it gained. Callers pass only
+// days AddDays reported as new, so days stays a count of distinct days.
+func (tx *Tx) AddToRollups(ctx context.Context, accountID int64, days []usage.UseDay) error {
+	type rollup struct {
+		u, p        int64
+		first, last usage.Day
+		n           int64
+	}
+	days = slices.Clone(days)
+	slices.SortFunc(days, compareUseDays)
+	days = slices.Compact(days)
+	var rs []rollup
+	for _, d := range days {
+		if n := len(rs); n > 0 && rs[n-1].u == d.UserID && rs[n-1].p == d.ProductID {
+			rs[n-1].last = d.Day // days are sorted
+			rs[n-1].n++
+			continue
+		}
+		rs = append(rs, rollup{u: d.UserID, p: d.ProductID, first: d.Day, last: d.Day, n: 1})
+	}
+	const upsert = `
+		ON CONFLICT (account_id, user_id, product_id) DO UPDATE SET
+			first_day = CASE WHEN excluded.first_day < usage_rollups.first_day THEN excluded.first_day ELSE usage_rollups.first_day END,
+			last_day  = CASE WHEN excluded.last_day > usage_rollups.last_day THEN excluded.last_day ELSE usage_rollups.last_day END,
+			days      = usage_rollups.days + excluded.days`
+	if tx.engine == Postgres {
+		us, ps, fs, ls, ns := make([]int64, len(rs)), make([]int64, len(rs)), make([]int64, len(rs)), make([]int64, len(rs)), make([]int64, len(rs))
+		for i, r := range rs {
+			us[i], ps[i], fs[i], ls[i], ns[i] = r.u, r.p, int64(r.first), int64(r.last), r.n
+		}
+		_, err := tx.exec(ctx, `
+			INSERT INTO usage_rollups (account_id, user_id, product_id, first_day, last_day, days)
+			SELECT ?, u, p, f, l, n FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, f, l, n)`+
+			upsert, accountID, us, ps, fs, ls, ns)
+		if err != nil {
+			return fmt.Errorf("update usage rollups: %w", err)
+		}
+		return nil
+	}
+	for chunk := range slices.Chunk(rs, sqliteChunk) {
+		args := make([]any, 0, 6*len(chunk))
+		for _, r := range chunk {
+			args = append(args, accountID, r.u, r.p, int64(r.first), int64(r.last), r.n)
+		}
+		_, err := tx.exec(ctx, `
+			INSERT INTO usage_rollups (account_id, user_id, product_id, first_day, last_day, days)
+			VALUES `+valueRows(len(chunk), 6)+upsert, args...)
+		if err != nil {
+			return fmt.Errorf("update usage rollups: %w", err)
+		}
+	}
+	return nil
+}
+
+// TouchSeats moves assignments.last_used_at forward for the seats of each
+// (user, product) in uses, in key order so concurrent ingests lock seats in
+// the same order.
+func (tx *Tx) TouchSeats(ctx context.Context, accountID int64, uses []usage.SeatUse) (int64, error) {
+	uses = slices.Clone(uses)
+	slices.SortFunc(uses, func(a, b usage.SeatUse) int {
+		return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.ProductID, b.ProductID))
+	})
+	if tx.engine == Postgres {
+		us, ps, ats := make([]int64, len(uses)), make([]int64, len(uses)), make([]int64, len(uses))
+		for i, u := range uses {
+			us[i], ps[i], ats[i] = u.UserID, u.ProductID, millis(u.At)
+		}
+		n, err := affected(tx.exec(ctx, `
+			UPDATE assignments a SET last_used_at = t.at
+			FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, at), subscriptions s
+			WHERE a.account_id = ? AND a.user_id = t.u AND a.last_used_at < t.at
+			  AND s.account_id = a.account_id AND s.id = a.subscription_id AND s.product_id = t.p`,
+			us, ps, ats, accountID))
+		if err != nil {
+			return 0, fmt.Errorf("touch seats: %w", err)
+		}
+		return n, nil
+	}
+	var total int64
+	for _, u := range uses {
+		n, err := affected(tx.exec(ctx, `
+			UPDATE assignments SET last_used_at = ?
+			WHERE account_id = ? AND user_id = ? AND last_used_at < ?
+			  AND subscription_id IN (SELECT id FROM subscriptions WHERE account_id = ? AND product_id = ?)`,
+			millis(u.At), accountID, u.UserID, millis(u.At), accountID, u.ProductID))
+		if err != nil {
+			return 0, fmt.Errorf("touch seats: %w", err)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// SetProcessedAt records when usage was last processed for the account.
+func (tx *Tx) SetProcessedAt(ctx context.Context, accountID int64, at time.Time) error {
+	_, err := tx.exec(ctx, `
+		INSERT INTO usage_processed (account_id, processed_at) VALUES (?, ?)
+		ON CONFLICT (account_id) DO UPDATE SET processed_at = excluded.processed_at`,
+		accountID, millis(at))
+	if err != nil {
+		return fmt.Errorf("set usage processed time: %w", err)
+	}
+	return nil
+}
+
+// ProcessedAt is when usage was last processed for the account; nil if never.
+func (tx *Tx) ProcessedAt(ctx context.Context, accountID int64) (*time.Time, error) {
+	var ms int64
+	err := tx.queryRow(ctx, "SELECT processed_at FROM usage_processed WHERE account_id = ?", accountID).Scan(&ms)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil //nolint:nilnil // never processed is a valid answer, documented on usage.Tx
+	} else if err != nil {
+		return nil, fmt.Errorf("usage processed time: %w", err)
+	}
+	t := fromMillis(ms)
+	return &t, nil
+}
+
+// pruneEventsSQL deletes the oldest events before a time, at most a limit
+// of them: neither engine has a portable DELETE … LIMIT.
+const pruneEventsSQL = `
+	DELETE FROM usage_events WHERE (account_id, user_id, product_id, at) IN (
+		SELECT account_id, user_id, product_id, at FROM usage_events
+		WHERE at < ? ORDER BY at LIMIT ?)`
+
+// PruneEvents deletes at most limit raw events older than before, oldest
+// first, through usage_events_by_at. Days and rollups stay.
+func (tx *Tx) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
+	n, err := affected(tx.exec(ctx, pruneEventsSQL, millis(before), limit))
+	if err != nil {
+		return 0, fmt.Errorf("prune usage events: %w", err)
+	}
+	return n, nil
+}
+
+// ---- the Usage Report ----
+
+// usagePlanList is the SQL list of plans that carry usage data, taken from
+// usher.Plan.HasUsageData so that the rule has one definition.
+var usagePlanList = func() string {
+	var q []string
+	for _, p := range usher.Plans {
+		if p.HasUsageData() {
+			q = append(q, "'"+string(p)+"'")
+		}
+	}
+	return strings.Join(q, ", ")
+}()
+
+// reportWhere returns the FROM and WHERE clauses of the report's queries:
+// the seats (assignments) matching everything in q but the keyset position
+// and the limit. The query is flat, so each engine can walk an index in the
+// report's order and stop at the page's end; a seat's status is decided from
+// its own row (plan, assigned_at, last_used_at), never from a derived table.
+//
+// withRows adds what the rows show: the user, the product and the rollup;
+// withProduct the product alone. walkUsers makes SQLite start from users in
+// name order (CROSS JOIN fixes its join order), for pages in name order of a
+// filter that matches many seats: the page is then found by walking an
+// index and stopping, not by sorting every match. PostgreSQL's planner makes
+// that choice itself from its statistics.
+func (tx *Tx) reportWhere(q usage.ReportQuery, withRows, withProduct, walkUsers bool) (string, []any) {
+	var b strings.Builder
+	var args []any
+	switch {
+	case walkUsers && tx.engine == SQLite:
+		b.WriteString(`
+		FROM users u
+		CROSS JOIN assignments a
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id`)
+	case withRows || q.Query != "":
+		b.WriteString(`
+		FROM assignments a
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id
+		JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id`)
+	default:
+		b.WriteString(`
+		FROM assignments a
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id`)
+	}
+	if withRows || withProduct || q.ProductCode != "" {
+		b.WriteString(`
+		JOIN products p ON p.id = s.product_id`)
+	}
+	if withRows {
+		b.WriteString(`
+		LEFT JOIN usage_rollups r ON r.account_id = a.account_id AND r.user_id = a.user_id AND r.product_id = s.product_id`)
+	}
+	b.WriteString(`
+		WHERE a.account_id = ?`)
+	args = append(args, q.AccountID)
+	if walkUsers && tx.engine == SQLite {
+		b.WriteString(" AND u.account_id = a.account_id AND u.id = a.user_id")
+	}
+	if q.SubscriptionIDs != nil {
+		if len(q.SubscriptionIDs) == 0 {
+			b.WriteString(" AND 1 = 0")
+		} else {
+			b.WriteString(" AND a.subscription_id IN (" + placeholders(len(q.SubscriptionIDs)) + ")")
+			args = append(args, int64Args(q.SubscriptionIDs)...)
+		}
+	}
+	if q.SubscriptionID != 0 {
+		b.WriteString(" AND a.subscription_id = ?")
+		args = append(args, q.SubscriptionID)
+	}
+	if q.ProductCode != "" {
+		b.WriteString(" AND p.code = ?")
+		args = append(args, q.ProductCode)
+	}
+	if q.Query != "" {
+		b.WriteString(` AND (u.name_key LIKE ? ESCAPE '\' OR lower(u.email) LIKE ? ESCAPE '\')`)
+		pattern := "%" + escapeLike(strings.ToLower(q.Query)) + "%"
+		args = append(args, pattern, pattern)
+	}
+	switch q.Status {
+	case string(usage.StatusInactive):
+		b.WriteString(" AND " + inactiveSeat)
+		args = append(args, millis(q.CutoffAt), millis(q.CutoffAt))
+	case string(usage.StatusActive):
+		b.WriteString(" AND s.plan IN (" + usagePlanList + ") AND (a.last_used_at >= ? OR a.assigned_at >= ?)")
+		args = append(args, millis(q.CutoffAt), millis(q.CutoffAt))
+	case string(usage.StatusUnavailable):
+		b.WriteString(" AND s.plan NOT IN (" + usagePlanList + ")")
+	}
+	return b.String(), args
+}
+
+// inactiveSeat is usage.SeatStatus in SQL, with the range's first midnight
+// twice as its parameters: a seat with usage data whose last use and
+// assignment both fall before the range. A last use before that midnight is
+// a last day before the cutoff day, as days are days of the account's zone.
+var inactiveSeat = "(s.plan IN (" + usagePlanList + ") AND a.last_used_at < ? AND a.assigned_at < ?)"
+
+// daysUsedSQL counts the seat's days of use in the range by a key range of
+// usage_days; its parameter is the cutoff day.
+const daysUsedSQL = `(SELECT COUNT(*) FROM usage_days d
+		 WHERE d.account_id = a.account_id AND d.user_id = a.user_id AND d.product_id = s.product_id AND d.day >= ?)`
+
+// reportSortKey is the SQL expression of each sort order and whether it
+// takes the cutoff day as a parameter; cursorOf in the usage service builds
+// the same keys from rows. PostgreSQL compares the text keys bytewise
+// (COLLATE "C"), as SQLite does and as the cursors expect.
+func (tx *Tx) reportSortKey(sort string) (string, bool) {
+	collate := ""
+	if tx.engine == Postgres {
+		collate = ` COLLATE "C"`
+	}
+	switch sort {
+	case "email":
+		return "u.email" + collate, false
+	case "product":
+		return "p.code" + collate, false
+	case "last_used":
+		return "COALESCE(r.last_day, -1)", false
+	case "days_used":
+		return daysUsedSQL, true
+	}
+	return "u.name_key", false // COLLATE "C" in its column definition
+}
+
+// walkInNameOrder tells whether a page in name order is found faster by
+// walking users in name order than by sorting every match: when the filter
+// matches many rows, so that a page's worth turns up among the first users.
+func walkInNameOrder(q usage.ReportQuery) bool {
+	return q.Sort == "name" && q.Limit > 0 && q.Matching >= 20*q.Limit
+}
+
+func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
+	var b strings.Builder
+	args := []any{int64(q.CutoffDay)}
+	b.WriteString(`SELECT a.user_id, u.name, u.email, p.code, p.name, s.id, s.contract_number, s.plan, a.assigned_at, r.last_day,
+		` + daysUsedSQL)
+	from, fromArgs := tx.reportWhere(q, true, true, walkInNameOrder(q))
+	b.WriteString(from)
+	args = append(args, fromArgs...)
+	key, keyArg := tx.reportSortKey(q.Sort)
+	dir, cmpOp := "", ">"
+	if q.Desc {
+		dir, cmpOp = " DESC", "<"
+	}
+	if c := q.After; c != nil {
+		b.WriteString(" AND (" + key + ", a.user_id, a.subscription_id) " + cmpOp + " (?, ?, ?)")
+		if keyArg {
+			args = append(args, int64(q.CutoffDay))
+		}
+		switch q.Sort {
+		case "last_used", "days_used":
+			args = append(args, c.Num)
+		default:
+			args = append(args, c.Key)
+		}
+		args = append(args, c.UserID, c.SubscriptionID)
+	}
+	b.WriteString(" ORDER BY " + key + dir + ", a.user_id" + dir + ", a.subscription_id" + dir)
+	if keyArg {
+		args = append(args, int64(q.CutoffDay))
+	}
+	if q.Limit > 0 {
+		b.WriteString(" LIMIT ?")
+		args = append(args, q.Limit)
+	}
+	return b.String(), args
+}
+
+func scanRawRow(row interface{ Scan(...any) error }) (usage.RawRow, error) {
+	var r usage.RawRow
+	var assigned int64
+	var last sql.NullInt64
+	err := row.Scan(&r.UserID, &r.Name, &r.Email, &r.ProductCode, &r.ProductName, &r.SubscriptionID,
+		&r.ContractNumber, &r.Plan, &assigned, &last, &r.DaysUsed)
+	r.AssignedAt = fromMillis(assigned)
+	if last.Valid {
+		d := usage.Day(last.Int64)
+		r.LastDay = &d
+	}
+	return r, err
+}
+
+// ReportRows returns the rows matching q in q's order, at most q.Limit.
+func (tx *Tx) ReportRows(ctx context.Context, q usage.ReportQuery) ([]usage.RawRow, error) {
+	query, args := tx.reportQuery(q)
+	rows, err := tx.query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("usage report rows: %w", err)
+	}
+	out, err := collect(rows, scanRawRow)
+	if err != nil {
+		return nil, fmt.Errorf("usage report rows: %w", err)
+	}
+	return out, nil
+}
+
+// EachReportRow streams every row matching q in q's order without holding
+// them all.
+func (tx *Tx) EachReportRow(ctx context.Context, q usage.ReportQuery, fn func(usage.RawRow) error) error {
+	query, args := tx.reportQuery(q)
+	rows, err := tx.query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("usage report rows: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRawRow(rows)
+		if err != nil {
+			return fmt.Errorf("usage report rows: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("usage report rows: %w", err)
+	}
+	return nil
+}
+
+// ReportVersion is the account's latest audit entry and the time usage was
+// last processed: every change of users and seats writes an audit entry.
+func (tx *Tx) ReportVersion(ctx context.Context, accountID int64) (string, error) {
+	var audit, processed int64
+	err := tx.queryRow(ctx, `
+		SELECT COALESCE((SELECT MAX(id) FROM audit_log WHERE account_id = ?), 0),
+		       COALESCE((SELECT processed_at FROM usage_processed WHERE account_id = ?), 0)`,
+		accountID, accountID).Scan(&audit, &processed)
+	if err != nil {
+		return "", fmt.Errorf("usage report version: %w", err)
+	}
+	return strconv.FormatInt(audit, 10) + "." + strconv.FormatInt(processed, 10), nil
+}
+
+// reportTotalsQuery counts the seats and users matching q, and the inactive
+// ones among them, ignoring its position and limit.
+func (tx *Tx) reportTotalsQuery(q usage.ReportQuery) (string, []any) {
+	from, args := tx.reportWhere(q, false, false, false)
+	args = append([]any{millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt)}, args...)
+	return `
+		SELECT COUNT(*), COUNT(DISTINCT a.user_id),
+		       COALESCE(SUM(CASE WHEN ` + inactiveSeat + ` THEN 1 ELSE 0 END), 0),
+		       COUNT(DISTINCT CASE WHEN ` + inactiveSeat + ` THEN a.user_id END)` + from, args
+}
+
+// ReportTotals counts all rows matching q, ignoring its position and limit.
+func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
+	query, args := tx.reportTotalsQuery(q)
+	var t usage.ReportTotals
+	if err := tx.queryRow(ctx, query, args...).Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers); err != nil {
+		return t, fmt.Errorf("usage report totals: %w", err)
+	}
+	return t, nil
+}
+
+// InactiveByProduct counts inactive seats and users per product for q, by
+// product code.
+func (tx *Tx) InactiveByProduct(ctx context.Context, q usage.ReportQuery) ([]usage.ProductSummary, error) {
+	q.Status = string(usage.StatusInactive)
+	from, args := tx.reportWhere(q, false, true, false)
+	rows, err := tx.query(ctx, `
+		SELECT p.code, p.name, COUNT(*), COUNT(DISTINCT a.user_id)`+from+`
+		GROUP BY p.code, p.name
+		ORDER BY p.code`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("inactive by product: %w", err)
+	}
+	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usage.ProductSummary, error) {
+		var s usage.ProductSummary
+		err := row.Scan(&s.Product, &s.ProductName, &s.InactiveSeats, &s.InactiveUsers)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inactive by product: %w", err)
+	}
+	return out, nil
+}
