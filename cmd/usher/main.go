@@ -42,11 +42,13 @@ Usage:
   usher <command> [flags]
 
 Commands:
-  serve            run the HTTP server (REST API under /api/v1)
-  serve --demo     the same, with a seeded demo account and a printed API token
+  serve            run the HTTP server (admin console at /, REST API under /api/v1)
+  serve --demo     the same, with a seeded demo account; prints how to sign in
   migrate          apply database migrations and exit
   account create   create an account and its primary admin; prints an API token
   account list     list accounts
+  user set-password
+                   set a user's console password, or print a one-time link
   version          print the version
   help [command]   show help for a command
 
@@ -67,6 +69,7 @@ func commands() []command {
 		{"migrate", migrateHelp, runMigrate},
 		{"account create", accountCreateHelp, runAccountCreate},
 		{"account list", accountListHelp, runAccountList},
+		{"user set-password", userSetPasswordHelp, runUserSetPassword},
 		{"version", versionHelp, runVersion},
 	}
 }
@@ -89,6 +92,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, accountHelp)
 				return exitOK
 			}
+			if name == "user" {
+				fmt.Fprint(stdout, userHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -97,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		args = []string{"version"}
 	case "account":
 		return runAccount(ctx, args[1:], stdout, stderr)
+	case "user":
+		return runUser(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/auth"
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/web"
@@ -98,6 +99,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer db.Close()
 	log.Info("database ready", "engine", db.Engine(), "db", redact(c.db))
 	svc := access.New(db.Access(), nil)
+	authSvc := auth.New(db.Auth(), auth.Config{})
 
 	// Listen before seeding, so a taken port fails at once.
 	ln, err := net.Listen("tcp", c.addr)
@@ -118,7 +120,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if c.demo {
-		if err := startDemo(ctx, svc, log, base, stdout); err != nil {
+		if err := startDemo(ctx, svc, authSvc, log, base, stdout); err != nil {
 			return err
 		}
 	}
@@ -212,7 +214,7 @@ func localURL(addr string) string {
 // demoSeed fixes the demo's random choices, so every demo looks the same.
 const demoSeed = 20240601
 
-func startDemo(ctx context.Context, svc *access.Service, log *slog.Logger, base string, stdout io.Writer) error {
+func startDemo(ctx context.Context, svc *access.Service, authSvc *auth.Service, log *slog.Logger, base string, stdout io.Writer) error {
 	start := time.Now()
 	s, err := demo.Ensure(ctx, svc, start, rand.New(rand.NewPCG(demoSeed, demoSeed)))
 	if err != nil {
@@ -224,16 +226,31 @@ func startDemo(ctx context.Context, svc *access.Service, log *slog.Logger, base 
 	} else {
 		log.Info("demo account exists; made a fresh API token", "account_id", s.Account.ID)
 	}
+	// The known password is set once; a password someone set since is kept.
+	has, same, err := authSvc.PasswordIs(ctx, s.Account.ID, s.Admin.ID, demo.AdminPassword)
+	if err != nil {
+		return fmt.Errorf("demo password: %w", err)
+	}
+	password := demo.AdminPassword
+	if !has {
+		if err := authSvc.SetPassword(ctx, s.Account.ID, s.Admin.ID, demo.AdminPassword); err != nil {
+			return fmt.Errorf("demo password: %w", err)
+		}
+	} else if !same {
+		password = "(changed since the demo set it; usher user set-password sets a new one)"
+	}
 	fmt.Fprintf(stdout, `
 Usher demo: account %q (id %d, time zone %s)
   URL:        %s
+  Sign in:    %s/signin
   Admin:      %s <%s> (primary admin)
+  Password:   %s
   API token:  %s
               (a new token on every --demo start; earlier ones keep working)
 Try:
   curl -H "Authorization: Bearer %s" %s/api/v1/subscriptions
   curl -H "Authorization: Bearer %s" '%s/api/v1/users?limit=5'
 
-`, s.Account.Name, s.Account.ID, s.Account.TimeZone, base, s.Admin.Name, s.Admin.Email, s.Token, s.Token, base, s.Token, base)
+`, s.Account.Name, s.Account.ID, s.Account.TimeZone, base, base, s.Admin.Name, s.Admin.Email, password, s.Token, s.Token, base, s.Token, base)
 	return nil
 }

@@ -425,3 +425,21 @@ func (s *Service) UsePasswordLink(ctx context.Context, token, password string) (
 	}
 	return plain, sess, nil
 }
+
+// PasswordIs reports whether the user has a password and whether it is
+// password. It lets the demo set its known password only once, and say so
+// truthfully when someone has changed it since.
+func (s *Service) PasswordIs(ctx context.Context, accountID, userID int64, password string) (has, matches bool, err error) {
+	var hash string
+	err = s.store.Read(ctx, func(tx Tx) (err error) { hash, err = tx.PasswordHash(ctx, accountID, userID); return err })
+	if usher.ErrorCode(err) == usher.ENOTFOUND {
+		return false, false, nil
+	} else if err != nil {
+		return false, false, fmt.Errorf("password of user %d: %w", userID, err)
+	}
+	matches, err = VerifyPassword(password, hash)
+	if err != nil {
+		return true, false, fmt.Errorf("password of user %d: %w", userID, err)
+	}
+	return true, matches, nil
+}
