@@ -19,13 +19,15 @@ import (
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/web"
+	"github.com/usherhq/usher/internal/web/console"
 )
 
 const serveHelp = `Usage: usher serve [flags]
 
-Runs the HTTP server: the REST API under /api/v1 and GET /healthz. It applies
-database migrations first. SIGINT or SIGTERM shut it down gracefully: it stops
-accepting connections and lets requests in flight finish.
+Runs the HTTP server: the admin console at /, the REST API under /api/v1 and
+GET /healthz. It applies database migrations first. SIGINT or SIGTERM shut it
+down gracefully: it stops accepting connections and lets requests in flight
+finish.
 
 Flags (a flag wins over its environment variable):
   --addr HOST:PORT    address to listen on (default 127.0.0.1:8080)  env USHER_ADDR
@@ -125,11 +127,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
 	srv := &http.Server{
 		Handler: web.NewHandler(web.Config{
-			Access: svc,
-			Logger: log,
-			Health: func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
+			Access:  svc,
+			Logger:  log,
+			Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
+			Console: ui,
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

@@ -1,5 +1,5 @@
-// Package web is Usher's HTTP edge: the REST API under /api/v1 and, later,
-// the admin console. It translates requests into calls of the domain services
+// Package web is Usher's HTTP edge: the REST API under /api/v1, with the
+// admin console (package console) mounted for every other path. It translates requests into calls of the domain services
 // and their errors back into HTTP; it decides no permissions itself.
 package web
 
@@ -22,6 +22,9 @@ type Config struct {
 	Logger  *slog.Logger                    // one line per request, and internal errors; nil = discard
 	Health  func(ctx context.Context) error // pings the database; nil = always healthy
 	MaxBody int64                           // bytes; 0 = 1 MiB default for JSON bodies
+	// Console serves every path the API does not (the admin console, see
+	// package console); nil = those paths answer 404 problems.
+	Console http.Handler
 }
 
 // DefaultMaxBody bounds JSON request bodies when Config.MaxBody is 0.
@@ -51,7 +54,20 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return s.observe(s.apiHeaders(s.unrouted(mux)))
+	api := s.unrouted(mux)
+	if cfg.Console == nil {
+		return s.observe(s.apiHeaders(api))
+	}
+	// The API keeps its own mux, so its 404 and 405 problems are not
+	// swallowed by the console's catch-all "/".
+	split := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" || isAPIPath(r.URL.Path) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		cfg.Console.ServeHTTP(w, r)
+	})
+	return s.observe(s.apiHeaders(split))
 }
 
 // requestInfo is filled in while a request is served and read when it is logged.
