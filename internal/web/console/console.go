@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/auth"
@@ -172,9 +171,11 @@ func (s *server) secureRequest(r *http.Request) bool {
 	return s.secure || r.TLS != nil
 }
 
-func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
+// setSessionCookie hands the browser the session's token. Its lifetime is
+// the session's, so the browser forgets it when the server would refuse it.
+func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, sess auth.Session) {
 	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: token, Path: "/", Expires: expires, MaxAge: int(time.Until(expires).Seconds()),
+		Name: cookieName, Value: token, Path: "/", Expires: sess.ExpiresAt, MaxAge: int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureRequest(r),
 	})
 }

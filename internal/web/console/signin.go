@@ -55,7 +55,7 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, status, "signin", page{Title: "Sign in", Errors: errorLines(err), Data: signInPage{Email: email, Next: next}})
 		return
 	}
-	s.setSessionCookie(w, r, token, sess.ExpiresAt)
+	s.setSessionCookie(w, r, token, sess)
 	if next == "" {
 		next = "/"
 	}
@@ -117,6 +117,6 @@ func (s *server) setPassword(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, nil, err)
 		return
 	}
-	s.setSessionCookie(w, r, plain, sess.ExpiresAt)
+	s.setSessionCookie(w, r, plain, sess)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
