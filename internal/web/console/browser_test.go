@@ -431,10 +431,18 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("ClearOneServiceAndSave", func(t *testing.T) {
 		ada.open(benAccess + "?tab=products")
-		ada.do(
-			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.toggle[aria-controls="products-%d"]`, ms.ID))),
-			chromedp.Click(chromedp.CSS(fmt.Sprintf("#service-%d-rendering", ms.ID))),
-		)
+		// With the keyboard: Space on the arrow unfolds the services, and
+		// the focused control shows a visible outline.
+		toggle := fmt.Sprintf(`button.toggle[aria-controls="products-%d"]`, ms.ID)
+		ada.do(chromedp.Focus(chromedp.CSS(toggle)), chromedp.SendKeys(chromedp.CSS(toggle), " "))
+		if !ada.eval(fmt.Sprintf(`document.querySelector('%s').getAttribute("aria-expanded") === "true"`, toggle)) {
+			t.Fatal("Space on the arrow did not unfold the services")
+		}
+		// The console's own ring (3px solid), not the browser's thin default.
+		if style := run(ada, chromedp.Evaluate[string](`(() => { const s = getComputedStyle(document.activeElement); return s.outlineStyle + " " + s.outlineWidth })()`)); style != "solid 3px" {
+			t.Errorf("the focused arrow's outline is %q, want the console's solid 3px ring", style)
+		}
+		ada.do(chromedp.Click(chromedp.CSS(fmt.Sprintf("#service-%d-rendering", ms.ID))))
 		ada.submit("#save")
 		ada.wantText(".message", "saved")
 		got := s.accessOf("ben")[ms.ID]

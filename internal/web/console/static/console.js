@@ -33,6 +33,21 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // Each Edit Access tab saves on its own: switching tabs with unsaved
+  // ticks would drop them, so ask first.
+  for (const form of document.querySelectorAll("form.access")) {
+    let dirty = false;
+    form.addEventListener("change", () => { dirty = true; });
+    form.addEventListener("submit", () => { dirty = false; });
+    for (const link of document.querySelectorAll(".tabs a")) {
+      link.addEventListener("click", (event) => {
+        if (dirty && !window.confirm("You have changes that are not saved. Leave this tab without saving them?")) {
+          event.preventDefault();
+        }
+      });
+    }
+  }
+
   // Forms that give something up ask first.
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {
