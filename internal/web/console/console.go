@@ -235,7 +235,9 @@ type page struct {
 	Nav     []navItem
 	Message string   // a success message, shown in a status region
 	Errors  []string // problems, shown in an alert region
-	Data    any
+	// ErrorsTitle introduces Errors, e.g. to say that nothing was saved.
+	ErrorsTitle string
+	Data        any
 }
 
 var funcs = template.FuncMap{

@@ -347,3 +347,62 @@ func TestAPIKeepsItsProblemsWithTheConsoleMounted(t *testing.T) {
 		}
 	}
 }
+
+func TestRefusedSaveKeepsTheTicksAndChangesNothing(t *testing.T) {
+	s := newHTTPSite(t, false)
+	ctx := context.Background()
+	sys := usher.System(s.acct.ID)
+	one, no := 1, false
+	d := func(v string) usher.Date { x, _ := usher.ParseDate(v); return x }
+	sub, err := s.access.CreateSubscription(ctx, sys, access.NewSubscription{
+		Product: "civilworks", Plan: usher.PlanStandard, Seats: &one, ContractNumber: "CW-1",
+		TermStart: d("2026-01-01"), TermEnd: d("2026-12-31"), Benefits: []string{"web_support"},
+		ContractManagerID: s.admin.ID, AssignManagerSeat: &no,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []usher.User
+	for _, name := range []string{"Kim", "Lou"} {
+		email := strings.ToLower(name) + "@acme.test"
+		u, err := s.access.CreateUser(ctx, sys, access.UserInput{Email: &email, Name: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	if err := s.access.Assign(ctx, sys, users[0].ID, sub.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := s.client()
+	c.signIn("ada@acme.test", password)
+	a := c.send("POST", fmt.Sprintf("/users/%d/access", users[1].ID), url.Values{
+		"tab": {"products"}, "assign": {fmt.Sprint(sub.ID)}, "service": {fmt.Sprintf("%d/collaboration", sub.ID)},
+	})
+	if a.status != http.StatusConflict || !strings.Contains(a.body, `role="alert"`) || !strings.Contains(a.body, "Nothing was saved") || !strings.Contains(a.body, "No seats available on contract CW-1") {
+		t.Fatalf("assigning the last seat twice: %d, want 409 with an alert:\n%s", a.status, a.body)
+	}
+	for _, id := range []string{fmt.Sprintf(`id="assign-%d"`, sub.ID), fmt.Sprintf(`id="service-%d-collaboration"`, sub.ID)} {
+		if !regexp.MustCompile(regexp.QuoteMeta(id) + `[^>]* checked`).MatchString(a.body) {
+			t.Errorf("the refused page does not keep %s ticked", id)
+		}
+	}
+	got, err := s.access.Access(ctx, sys, users[1].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got.Subscriptions {
+		if e.Assigned {
+			t.Fatalf("Lou holds a seat of %s after a refused save", e.Subscription.ContractNumber)
+		}
+	}
+
+	t.Run("AServiceWithoutItsSeatNamesTheContract", func(t *testing.T) {
+		a := c.send("POST", fmt.Sprintf("/users/%d/access", users[1].ID), url.Values{
+			"tab": {"products"}, "service": {fmt.Sprintf("%d/collaboration", sub.ID)},
+		})
+		if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "CivilWorks CW-1: services need the seat") {
+			t.Fatalf("got %d:\n%s", a.status, a.body)
+		}
+	})
+}

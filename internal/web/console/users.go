@@ -188,9 +188,10 @@ func (s *server) saveAccess(w http.ResponseWriter, r *http.Request, v viewer) {
 			return
 		}
 		s.render(w, r, status, "access", page{
-			Title:  "Edit Access: " + ua.User.Name,
-			Errors: describeAccessErrors(err, changes, ua),
-			Data:   accessView(v, ua, tab, want),
+			Title:       "Edit Access: " + ua.User.Name,
+			ErrorsTitle: "Nothing was saved:",
+			Errors:      describeAccessErrors(err, changes, ua),
+			Data:        accessView(v, ua, tab, want),
 		})
 		return
 	}
