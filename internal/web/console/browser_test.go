@@ -500,6 +500,8 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Error("Max sees contract DP-1, which he has no role on")
 		}
 		maxTab.wantText(fmt.Sprintf("#sub-%d .seats-used", ms.ID), "2")
+		maxTab.wantText(fmt.Sprintf("#sub-%d form button", ms.ID), "Release my seat")
+		maxTab.screenshot("subscriptions-manager")
 		// The confirmation window is the browser's; answer it yes.
 		maxTab.eval(`(() => { window.confirm = () => true; return true })()`)
 		maxTab.submit(fmt.Sprintf("#sub-%d form button", ms.ID))
