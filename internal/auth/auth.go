@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,6 +56,10 @@ type Service struct {
 	// dummy is a hash verified when no user matches, so a sign-in for an
 	// unknown email takes as long as one with a wrong password.
 	dummy string
+	// slots bounds the argon2 computations running at once: each takes
+	// Params.Memory, so a burst of sign-ins must queue rather than exhaust
+	// the server's memory.
+	slots chan struct{}
 }
 
 // New returns a Service on store.
@@ -80,7 +85,30 @@ func New(store Store, cfg Config) *Service {
 	if cfg.MaxFailuresPerClient <= 0 {
 		cfg.MaxFailuresPerClient = DefaultMaxFailuresPerClient
 	}
-	return &Service{store: store, cfg: cfg, dummy: HashPassword("not a password", cfg.Params)}
+	return &Service{store: store, cfg: cfg, dummy: HashPassword("not a password", cfg.Params),
+		slots: make(chan struct{}, max(2, runtime.NumCPU()))}
+}
+
+// verify checks a password against a hash, waiting for a free slot.
+func (s *Service) verify(ctx context.Context, password, hash string) (bool, error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.slots }()
+	return VerifyPassword(password, hash)
+}
+
+// hash hashes a new password, waiting for a free slot.
+func (s *Service) hash(ctx context.Context, password string) (string, error) {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	defer func() { <-s.slots }()
+	return HashPassword(password, s.cfg.Params), nil
 }
 
 // SessionTTL is how long a new session lasts, for the cookie's Max-Age.
@@ -188,7 +216,7 @@ func (s *Service) SignIn(ctx context.Context, email, password, client string) (s
 	// the limit check; the limit is a brake, not an exact count.
 	var match *candidate
 	for i := range candidates {
-		ok, err := VerifyPassword(password, candidates[i].hash)
+		ok, err := s.verify(ctx, password, candidates[i].hash)
 		if err != nil {
 			return "", Session{}, fmt.Errorf("sign in %s: user %d: %w", email, candidates[i].user.ID, err)
 		}
@@ -198,7 +226,9 @@ func (s *Service) SignIn(ctx context.Context, email, password, client string) (s
 		}
 	}
 	if len(candidates) == 0 {
-		_, _ = VerifyPassword(password, s.dummy)
+		if _, err := s.verify(ctx, password, s.dummy); err != nil {
+			return "", Session{}, fmt.Errorf("sign in: %w", err)
+		}
 	}
 
 	if match == nil {
@@ -306,8 +336,11 @@ func (s *Service) SetPassword(ctx context.Context, accountID, userID int64, pass
 	if err := p.Err(); err != nil {
 		return err
 	}
-	hash := HashPassword(password, s.cfg.Params)
-	err := s.store.Write(ctx, func(tx Tx) error {
+	hash, err := s.hash(ctx, password)
+	if err != nil {
+		return fmt.Errorf("set password of user %d: %w", userID, err)
+	}
+	err = s.store.Write(ctx, func(tx Tx) error {
 		u, err := tx.UserByID(ctx, accountID, userID)
 		if err != nil {
 			return err
@@ -394,10 +427,13 @@ func (s *Service) UsePasswordLink(ctx context.Context, token, password string) (
 	if err := p.Err(); err != nil {
 		return "", Session{}, err
 	}
-	hash := HashPassword(password, s.cfg.Params)
+	hash, err := s.hash(ctx, password)
+	if err != nil {
+		return "", Session{}, fmt.Errorf("set password with link: %w", err)
+	}
 	plain, shash := newSecret("uss_")
 	var sess Session
-	err := s.store.Write(ctx, func(tx Tx) error {
+	err = s.store.Write(ctx, func(tx Tx) error {
 		l, err := s.liveLink(ctx, tx, token)
 		if err != nil {
 			return err
@@ -437,7 +473,7 @@ func (s *Service) PasswordIs(ctx context.Context, accountID, userID int64, passw
 	} else if err != nil {
 		return false, false, fmt.Errorf("password of user %d: %w", userID, err)
 	}
-	matches, err = VerifyPassword(password, hash)
+	matches, err = s.verify(ctx, password, hash)
 	if err != nil {
 		return true, false, fmt.Errorf("password of user %d: %w", userID, err)
 	}
