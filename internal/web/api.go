@@ -77,6 +77,15 @@ type requestInfo struct {
 
 type requestInfoKey struct{}
 
+// NoteActor records whom a request acts for, so its log line names them.
+// Handlers outside this package that authenticate on their own (the
+// console's sessions) call it; it does nothing outside a logged request.
+func NoteActor(ctx context.Context, accountID, userID int64) {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		info.accountID, info.userID = accountID, userID
+	}
+}
+
 // recorder remembers the status written, for the log line and for deciding
 // whether a panic can still be answered with a problem.
 type recorder struct {

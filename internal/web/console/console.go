@@ -20,6 +20,7 @@ import (
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/auth"
 	"github.com/usherhq/usher/internal/usher"
+	"github.com/usherhq/usher/internal/web"
 )
 
 //go:embed templates/*.html
@@ -143,6 +144,7 @@ func (s *server) signedIn(h func(http.ResponseWriter, *http.Request, viewer)) ht
 			http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
+		web.NoteActor(r.Context(), v.Actor.AccountID, v.Actor.UserID)
 		h(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)), v)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,11 +38,30 @@ type httpSite struct {
 	// now is the clock of both services; tests move it between requests,
 	// which the server reads on other goroutines.
 	now atomic.Pointer[time.Time]
+	log lockedBuffer // the server's log
 }
 
 func (s *httpSite) advance(d time.Duration) {
 	t := s.now.Load().Add(d)
 	s.now.Store(&t)
+}
+
+// lockedBuffer collects log lines the server writes on its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newHTTPSite(t *testing.T, secure bool) *httpSite {
@@ -65,7 +85,7 @@ func newHTTPSite(t *testing.T, secure bool) *httpSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(web.NewHandler(web.Config{Access: s.access, Console: ui, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	srv := httptest.NewServer(web.NewHandler(web.Config{Access: s.access, Console: ui, Logger: slog.New(slog.NewTextHandler(&s.log, nil))}))
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s
@@ -405,4 +425,21 @@ func TestRefusedSaveKeepsTheTicksAndChangesNothing(t *testing.T) {
 			t.Fatalf("got %d:\n%s", a.status, a.body)
 		}
 	})
+}
+
+func TestRequestLogNamesTheSignedInUser(t *testing.T) {
+	s := newHTTPSite(t, false)
+	c := s.client()
+	c.signIn("ada@acme.test", password)
+	c.send("GET", "/subscriptions", nil)
+	want := "path=/subscriptions status=200"
+	for _, line := range strings.Split(s.log.String(), "\n") {
+		if strings.Contains(line, want) {
+			if !strings.Contains(line, fmt.Sprintf("account_id=%d user_id=%d", s.acct.ID, s.admin.ID)) {
+				t.Fatalf("the log line does not name the user: %s", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no log line with %q in:\n%s", want, s.log.String())
 }
