@@ -87,11 +87,19 @@ func (s *server) accessPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	p := page{Title: "Edit Access: " + ua.User.Name, Data: accessView(v, ua, tabOf(r.URL.Query().Get("tab")), nil)}
+	p := page{Title: accessTitle(v, ua.User), Data: accessView(v, ua, tabOf(r.URL.Query().Get("tab")), nil)}
 	if r.URL.Query().Get("saved") == "1" {
 		p.Message = "Your changes to " + ua.User.Name + "'s access have been saved."
 	}
 	s.render(w, r, http.StatusOK, "access", p)
+}
+
+// accessTitle names the page as the navigation does for one's own access.
+func accessTitle(v viewer, u usher.User) string {
+	if u.ID == v.Actor.UserID {
+		return "My access"
+	}
+	return "Edit Access: " + u.Name
 }
 
 func tabOf(s string) string {
@@ -188,7 +196,7 @@ func (s *server) saveAccess(w http.ResponseWriter, r *http.Request, v viewer) {
 			return
 		}
 		s.render(w, r, status, "access", page{
-			Title:       "Edit Access: " + ua.User.Name,
+			Title:       accessTitle(v, ua.User),
 			ErrorsTitle: "Nothing was saved:",
 			Errors:      describeAccessErrors(err, changes, ua),
 			Data:        accessView(v, ua, tab, want),
