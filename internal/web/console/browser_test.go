@@ -41,6 +41,7 @@ type site struct {
 	t      *testing.T
 	url    string
 	access *access.Service
+	auth   *auth.Service
 	acct   usher.Account
 	users  map[string]usher.User // by first name, lower case
 	ms, dp usher.Subscription
@@ -53,6 +54,7 @@ func newSite(t *testing.T) *site {
 	s := &site{t: t, access: access.New(db.Access(), nil), users: map[string]usher.User{}}
 	// argon2's cost is not under test here; the format and code path are.
 	authSvc := auth.New(db.Auth(), auth.Config{Params: auth.Params{Memory: 64, Time: 1, Threads: 1}})
+	s.auth = authSvc
 
 	acct, ada, _, err := s.access.CreateAccount(ctx, access.NewAccount{Name: "Acme Ltd", AdminEmail: "ada@acme.test", AdminName: "Ada Admin", TimeZone: "Europe/Berlin"})
 	if err != nil {
@@ -571,6 +573,26 @@ func TestConsoleInBrowser(t *testing.T) {
 		if s.accessOf("ben")[ms.ID].Assigned || s.seatsUsed(ms.ID) != before {
 			t.Fatal("the cross-site form assigned Ben a seat")
 		}
+	})
+
+	t.Run("OneTimeLinkSetsThePasswordAndSignsIn", func(t *testing.T) {
+		token, _, err := s.auth.CreatePasswordLink(context.Background(), s.acct.ID, ben.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := s.window(t, browser)
+		b.open("/set-password?token=" + token)
+		b.wantText("main", "Choose the password for", "ben@acme.test")
+		b.screenshot("set-password")
+		b.do(chromedp.SetValue(chromedp.CSS("#password"), "bens own password"), chromedp.SetValue(chromedp.CSS("#repeat"), "bens own password"))
+		b.submit(`form[action="/set-password"] button[type=submit]`)
+		b.wantText("main h1", "My access")
+		b.wantText(".who", "ben@acme.test")
+		if _, _, err := s.auth.SignIn(context.Background(), "ben@acme.test", "bens own password", ""); err != nil {
+			t.Fatalf("sign in with the password set through the link: %v", err)
+		}
+		b.open("/set-password?token=" + token)
+		b.wantText("main", "used already")
 	})
 
 	t.Run("SignOutEndsTheSession", func(t *testing.T) {
