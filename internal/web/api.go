@@ -1,6 +1,7 @@
 // Package web is Usher's HTTP edge: the REST API under /api/v1, with the
-// admin console (package console) mounted for every other path. It translates requests into calls of the domain services
-// and their errors back into HTTP; it decides no permissions itself.
+// admin console (package console) mounted for every other path. It
+// translates requests into calls of the domain services and their errors
+// back into HTTP; it decides no permissions itself.
 package web
 
 import (
