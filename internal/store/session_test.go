@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,4 +187,39 @@ func TestPasswordLinks(t *testing.T) {
 			wantCode(t, err, usher.ENOTFOUND)
 		})
 	})
+}
+
+// TestSignInQueriesUseIndexes pins the SQLite plans of the queries every
+// console request or sign-in runs: each must search an index, not scan.
+func TestSignInQueriesUseIndexes(t *testing.T) {
+	db := storetest.Open(t, store.SQLite)
+	for _, q := range []string{
+		"SELECT id FROM sessions WHERE token_hash = x'00'",
+		"DELETE FROM sessions WHERE expires_at <= 1",
+		"DELETE FROM sessions WHERE account_id = 1 AND user_id = 1",
+		"SELECT COUNT(*) FROM sign_in_failures WHERE key = 'email:a' AND at >= 1",
+		"DELETE FROM sign_in_failures WHERE key = 'email:a'",
+		"SELECT id FROM users WHERE email = 'a@b.test' ORDER BY account_id",
+		"SELECT hash FROM user_passwords WHERE account_id = 1 AND user_id = 1",
+		"SELECT user_id FROM password_links WHERE token_hash = x'00'",
+	} {
+		rows, err := db.SQL().QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		joined := strings.Join(plan, "; ")
+		if !strings.Contains(joined, "USING") || strings.Contains(joined, "SCAN") {
+			t.Errorf("%s\n  plan: %s\n  want a SEARCH using an index", q, joined)
+		}
+	}
 }
