@@ -24,7 +24,8 @@ Run "usher account <command> --help" for its flags.
 const accountCreateHelp = `Usage: usher account create --name NAME --admin-email EMAIL [flags]
 
 Creates an account with its first primary admin, and prints the admin's API
-token. The token is shown once: only its hash is stored.
+token. The token is shown once: only its hash is stored. It also prints how
+to set the admin's console password (usher user set-password).
 
 Flags:
   --name NAME           the organisation's name (required)
@@ -79,7 +80,12 @@ Primary admin: %s <%s>
 API token:     %s
 This token is shown once: only its hash is stored. Keep it somewhere safe.
 Try it:        curl -H "Authorization: Bearer %s" %s/api/v1/me
-`, acct.ID, acct.Name, acct.TimeZone, admin.Name, admin.Email, token, token, serverURL())
+Console:       set the admin's password to sign in at %s/signin:
+                 usher user set-password --email %s --account %d
+               or print a one-time link for them to set it:
+                 usher user set-password --email %s --account %d --link
+`, acct.ID, acct.Name, acct.TimeZone, admin.Name, admin.Email, token, token, serverURL(),
+		serverURL(), admin.Email, acct.ID, admin.Email, acct.ID)
 	return nil
 }
 

@@ -42,12 +42,14 @@ Usage:
   usher <command> [flags]
 
 Commands:
-  serve            run the HTTP server (REST API under /api/v1) and the
-                   notification scheduler
-  serve --demo     the same, with a seeded demo account and a printed API token
+  serve            run the HTTP server (admin console at /, REST API under /api/v1)
+                   and the notification scheduler
+  serve --demo     the same, with a seeded demo account; prints how to sign in
   migrate          apply database migrations and exit
   account create   create an account and its primary admin; prints an API token
   account list     list accounts
+  user set-password
+                   set a user's console password, or print a one-time link
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
@@ -78,6 +80,7 @@ func commands() []command {
 		{"notifications run-due", notificationsRunDueHelp, runNotificationsRunDue},
 		{"usage import", usageImportHelp, runUsageImport},
 		{"bench", benchHelp, runBench},
+		{"user set-password", userSetPasswordHelp, runUserSetPassword},
 		{"version", versionHelp, runVersion},
 	}
 }
@@ -108,6 +111,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, usageHelp)
 				return exitOK
 			}
+			if name == "user" {
+				fmt.Fprint(stdout, userHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -120,6 +127,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runNotifications(ctx, args[1:], stdout, stderr)
 	case "usage":
 		return runUsage(ctx, args[1:], stdout, stderr)
+	case "user":
+		return runUser(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

@@ -17,20 +17,23 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/auth"
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/scheduler"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/web"
+	"github.com/usherhq/usher/internal/web/console"
 )
 
 const serveHelp = `Usage: usher serve [flags]
 
-Runs the HTTP server (the REST API under /api/v1 and GET /healthz) and the
-scheduler that sends usage notification emails. It applies database
-migrations first. SIGINT or SIGTERM shut it down gracefully: it stops
-accepting connections, lets requests in flight finish and stops the scheduler.
+Runs the HTTP server: the admin console at /, the REST API under /api/v1 and
+GET /healthz; and the scheduler that sends usage notification emails. It
+applies database migrations first. SIGINT or SIGTERM shut it down gracefully:
+it stops accepting connections, lets requests in flight finish and stops the
+scheduler.
 
 Flags (a flag wins over its environment variable):
   --addr HOST:PORT    address to listen on (default 127.0.0.1:8080)  env USHER_ADDR
@@ -122,6 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("database ready", "engine", db.Engine(), "db", redact(c.db))
 	svc := access.New(db.Access(), now)
 	use := usage.New(db.Usage(), usage.Config{Now: now, Retention: time.Duration(c.retention)})
+	authSvc := auth.New(db.Auth(), auth.Config{})
 
 	// Listen before seeding, so a taken port fails at once.
 	ln, err := net.Listen("tcp", c.addr)
@@ -146,18 +150,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	if c.demo {
-		if err := startDemo(ctx, db, svc, use, log, base, stdout); err != nil {
+		if err := startDemo(ctx, db, svc, use, authSvc, log, base, stdout); err != nil {
 			return err
 		}
 	}
 
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
 	srv := &http.Server{
 		Handler: web.NewHandler(web.Config{
-			Access: svc,
-			Notify: notifications,
-			Usage:  use,
-			Logger: log,
-			Health: func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
+			Access:  svc,
+			Notify:  notifications,
+			Usage:   use,
+			Logger:  log,
+			Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
+			Console: ui,
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -268,7 +277,7 @@ func localURL(addr string) string {
 // demoSeed fixes the demo's random choices, so every demo looks the same.
 const demoSeed = 20240601
 
-func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usage.Service, log *slog.Logger, base string, stdout io.Writer) error {
+func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usage.Service, authSvc *auth.Service, log *slog.Logger, base string, stdout io.Writer) error {
 	start := time.Now()
 	rnd := rand.New(rand.NewPCG(demoSeed, demoSeed))
 	// The account is set up as if months ago, so that its seats have a
@@ -300,17 +309,32 @@ func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usag
 	} else {
 		log.Info("demo account exists; made a fresh API token", "account_id", s.Account.ID)
 	}
+	// The known password is set once; a password someone set since is kept.
+	has, same, err := authSvc.PasswordIs(ctx, s.Account.ID, s.Admin.ID, demo.AdminPassword)
+	if err != nil {
+		return fmt.Errorf("demo password: %w", err)
+	}
+	password := demo.AdminPassword
+	if !has {
+		if err := authSvc.SetPassword(ctx, s.Account.ID, s.Admin.ID, demo.AdminPassword); err != nil {
+			return fmt.Errorf("demo password: %w", err)
+		}
+	} else if !same {
+		password = "(changed since the demo set it; usher user set-password sets a new one)"
+	}
 	fmt.Fprintf(stdout, `
 Usher demo: account %q (id %d, time zone %s)
   URL:        %s
+  Sign in:    %s/signin
   Admin:      %s <%s> (primary admin)
+  Password:   %s
   API token:  %s
               (a new token on every --demo start; earlier ones keep working)
 Try:
   curl -H "Authorization: Bearer %s" %s/api/v1/subscriptions
   curl -H "Authorization: Bearer %s" '%s/api/v1/users?limit=5'
 
-`, s.Account.Name, s.Account.ID, s.Account.TimeZone, base, s.Admin.Name, s.Admin.Email, s.Token, s.Token, base, s.Token, base)
+`, s.Account.Name, s.Account.ID, s.Account.TimeZone, base, base, s.Admin.Name, s.Admin.Email, password, s.Token, s.Token, base, s.Token, base)
 	return nil
 }
 

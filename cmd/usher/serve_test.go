@@ -100,6 +100,22 @@ func TestServeDemo(t *testing.T) {
 
 	waitHealthy(t, base)
 
+	// The printed password signs in to the console.
+	pw := regexp.MustCompile(`Password:\s+(\S+)`).FindStringSubmatch(stdout.String())
+	if pw == nil || !strings.Contains(stdout.String(), "Sign in:    "+base+"/signin") {
+		t.Fatalf("no sign-in URL or password printed:\n%s", stdout.String())
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(base+"/signin", map[string][]string{"email": {"admin@demo.usher.test"}, "password": {pw[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cookie := resp.Header.Get("Set-Cookie"); resp.StatusCode != http.StatusSeeOther ||
+		!strings.HasPrefix(cookie, "usher_session=uss_") || !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") {
+		t.Fatalf("sign in with the printed password: %s, Set-Cookie %q", resp.Status, cookie)
+	}
+
 	get := func(path string, v any) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", base+path, nil)

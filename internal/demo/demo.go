@@ -21,7 +21,10 @@ const (
 	TimeZone    = "Europe/Berlin"
 	AdminEmail  = "admin@demo.usher.test"
 	AdminName   = "Avery Admin"
-	Domain      = "demo.usher.test"
+	// AdminPassword is the admin's console password, set at the first
+	// demo start. It is public: the demo holds no real data.
+	AdminPassword = "usher-demo-password"
+	Domain        = "demo.usher.test"
 )
 
 // UserCount is how many people the demo account has besides its two admins.

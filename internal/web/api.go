@@ -1,6 +1,7 @@
-// Package web is Usher's HTTP edge: the REST API under /api/v1 and, later,
-// the admin console. It translates requests into calls of the domain services
-// and their errors back into HTTP; it decides no permissions itself.
+// Package web is Usher's HTTP edge: the REST API under /api/v1, with the
+// admin console (package console) mounted for every other path. It
+// translates requests into calls of the domain services and their errors
+// back into HTTP; it decides no permissions itself.
 package web
 
 import (
@@ -29,6 +30,9 @@ type Config struct {
 	// those endpoints out.
 	Usage         *usage.Service
 	MaxIngestBody int64 // bytes of one usage upload; 0 = DefaultMaxIngestBody
+	// Console serves every path the API does not (the admin console, see
+	// package console); nil = those paths answer 404 problems.
+	Console http.Handler
 }
 
 // DefaultMaxBody bounds JSON request bodies when Config.MaxBody is 0.
@@ -67,7 +71,20 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return s.observe(s.apiHeaders(s.unrouted(mux)))
+	api := s.unrouted(mux)
+	if cfg.Console == nil {
+		return s.observe(s.apiHeaders(api))
+	}
+	// The API keeps its own mux, so its 404 and 405 problems are not
+	// swallowed by the console's catch-all "/".
+	split := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" || isAPIPath(r.URL.Path) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		cfg.Console.ServeHTTP(w, r)
+	})
+	return s.observe(s.apiHeaders(split))
 }
 
 // requestInfo is filled in while a request is served and read when it is logged.
@@ -76,6 +93,15 @@ type requestInfo struct {
 }
 
 type requestInfoKey struct{}
+
+// NoteActor records whom a request acts for, so its log line names them.
+// Handlers outside this package that authenticate on their own (the
+// console's sessions) call it; it does nothing outside a logged request.
+func NoteActor(ctx context.Context, accountID, userID int64) {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		info.accountID, info.userID = accountID, userID
+	}
+}
 
 // recorder remembers the status written, for the log line and for deciding
 // whether a panic can still be answered with a problem.

@@ -37,9 +37,7 @@ func (s *server) bearer(next http.HandlerFunc) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
-			info.accountID, info.userID = a.AccountID, a.UserID
-		}
+		NoteActor(r.Context(), a.AccountID, a.UserID)
 		next(w, r.WithContext(context.WithValue(r.Context(), actorKey{}, a)))
 	}
 }

@@ -2,7 +2,8 @@ package web
 
 import "net/http"
 
-// routes registers every endpoint. The admin console will add its own here.
+// routes registers every API endpoint. The admin console has its own routes
+// (package console), reached for paths no pattern here matches.
 func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metrics", s.serveMetrics)

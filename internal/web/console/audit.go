@@ -1,0 +1,122 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// auditPageSize is how many entries one page of the audit log shows.
+const auditPageSize = 50
+
+// auditActions are the actions offered as suggestions in the filter; the
+// field takes any action, so ones added later work before they are listed.
+var auditActions = []string{
+	"seat.assign", "seat.unassign", "services.set", "benefits.set",
+	"user.create", "user.update", "user.delete", "role.grant", "role.revoke",
+	"subscription.create", "token.create", "account.create", "password.set",
+}
+
+type auditPage struct {
+	User      string // the email filter as typed
+	Action    string
+	Actions   []string
+	Entries   []auditRow
+	NextHref  string
+	FirstHref string
+	Filtered  bool
+}
+
+type auditRow struct {
+	usher.AuditEntry
+	When     string // in the account's time zone
+	Contract string
+	Before   string // indented JSON, "" when none
+	After    string
+}
+
+func (s *server) auditLog(w http.ResponseWriter, r *http.Request, v viewer) {
+	q := r.URL.Query()
+	data := auditPage{User: strings.TrimSpace(q.Get("user")), Action: strings.TrimSpace(q.Get("action")), Actions: auditActions}
+	data.Filtered = data.User != "" || data.Action != ""
+	cursor := q.Get("cursor")
+
+	// The filter names a person by email, as admins know them; the audit
+	// log is kept by user id. An email nobody has shows an empty log.
+	var userID int64
+	if data.User != "" {
+		list, err := s.access.ListUsers(r.Context(), v.Actor, data.User, "", 10)
+		if err != nil {
+			s.renderError(w, r, &v, err)
+			return
+		}
+		for _, u := range list.Items {
+			if u.Email == usher.NormalizeEmail(data.User) {
+				userID = u.ID
+			}
+		}
+		if userID == 0 {
+			s.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Errors: []string{"user: nobody in this account has the email " + data.User}, Data: data})
+			return
+		}
+	}
+	log, err := s.access.AuditLog(r.Context(), v.Actor, userID, data.Action, cursor, auditPageSize)
+	if err != nil {
+		s.renderError(w, r, &v, err)
+		return
+	}
+	subs, err := s.access.ListSubscriptions(r.Context(), v.Actor, "", subscriptionsPageLimit)
+	if err != nil {
+		s.renderError(w, r, &v, err)
+		return
+	}
+	contracts := map[int64]string{}
+	for _, sub := range subs.Items {
+		contracts[sub.ID] = sub.Product.Name + " " + sub.ContractNumber
+	}
+	loc := v.Account.Location()
+	for _, e := range log.Items {
+		row := auditRow{AuditEntry: e, When: e.At.In(loc).Format("2006-01-02 15:04:05 MST"), Before: indent(e.Before), After: indent(e.After)}
+		if e.SubscriptionID != 0 {
+			row.Contract = contracts[e.SubscriptionID]
+			if row.Contract == "" {
+				row.Contract = "subscription " + strconv.FormatInt(e.SubscriptionID, 10)
+			}
+		}
+		data.Entries = append(data.Entries, row)
+	}
+	filter := url.Values{}
+	if data.User != "" {
+		filter.Set("user", data.User)
+	}
+	if data.Action != "" {
+		filter.Set("action", data.Action)
+	}
+	if log.NextCursor != "" {
+		next := url.Values{"cursor": {log.NextCursor}}
+		for k, vs := range filter {
+			next[k] = vs
+		}
+		data.NextHref = "/audit-log?" + next.Encode()
+	}
+	if cursor != "" {
+		data.FirstHref = "/audit-log?" + filter.Encode()
+	}
+	s.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Data: data})
+}
+
+func indent(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return string(raw)
+	}
+	return b.String()
+}

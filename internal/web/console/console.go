@@ -1,0 +1,386 @@
+// Package console is Usher's admin console: server-rendered pages
+// (html/template) with embedded CSS and a few lines of JavaScript that the
+// pages work without. Every page asks the same access service the REST API
+// uses; the console decides nothing itself and only hides controls the
+// service says a person cannot use.
+package console
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/auth"
+	"github.com/usherhq/usher/internal/usher"
+	"github.com/usherhq/usher/internal/web"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed static
+var staticFiles embed.FS
+
+// Config holds what the console depends on.
+type Config struct {
+	Access *access.Service
+	Auth   *auth.Service
+	Logger *slog.Logger // nil = discard
+	// SecureCookies marks the session cookie Secure even on plain HTTP
+	// requests, for servers behind a proxy that ends TLS (a https base URL).
+	// Requests that arrive over TLS get Secure cookies anyway.
+	SecureCookies bool
+}
+
+// cookieName is the session cookie. It holds a random token whose hash the
+// database keeps; it means nothing without the database.
+const cookieName = "usher_session"
+
+type server struct {
+	access *access.Service
+	auth   *auth.Service
+	log    *slog.Logger
+	secure bool
+	pages  map[string]*template.Template
+}
+
+// New returns the console's handler, to be mounted at "/". State-changing
+// requests from other origins are refused (http.CrossOriginProtection);
+// the session cookie is SameSite=Lax on top of that.
+func New(cfg Config) (http.Handler, error) {
+	s := &server{access: cfg.Access, auth: cfg.Auth, log: cfg.Logger, secure: cfg.SecureCookies}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if s.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	s.routes(mux)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderStatus(w, r, http.StatusForbidden, nil, "Request refused",
+			"This request came from another site, so it was refused. Nothing was changed.")
+	}))
+	return s.headers(cop.Handler(mux)), nil
+}
+
+func (s *server) routes(mux *http.ServeMux) {
+	static, _ := fs.Sub(staticFiles, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+
+	mux.HandleFunc("GET /{$}", s.signedIn(s.home))
+	mux.HandleFunc("GET /signin", s.signInPage)
+	mux.HandleFunc("POST /signin", s.signIn)
+	mux.HandleFunc("POST /signout", s.signOut)
+	mux.HandleFunc("GET /set-password", s.setPasswordPage)
+	mux.HandleFunc("POST /set-password", s.setPassword)
+
+	mux.HandleFunc("GET /users", s.signedIn(s.users))
+	mux.HandleFunc("GET /users/{id}/access", s.signedIn(s.accessPage))
+	mux.HandleFunc("POST /users/{id}/access", s.signedIn(s.saveAccess))
+	mux.HandleFunc("GET /subscriptions", s.signedIn(s.subscriptions))
+	mux.HandleFunc("POST /subscriptions/{id}/release", s.signedIn(s.releaseSeat))
+	mux.HandleFunc("GET /audit-log", s.signedIn(s.auditLog))
+
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.renderStatus(w, r, http.StatusNotFound, nil, "Page not found", "There is no page at this address.")
+	})
+}
+
+// headers keeps pages out of shared caches and other sites' frames, and
+// allows only the console's own scripts and styles.
+func (s *server) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		if strings.HasPrefix(r.URL.Path, "/static/") {
+			h.Set("Cache-Control", "no-cache")
+		} else {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ---- sessions ----
+
+type viewerKey struct{}
+
+// viewer is the signed-in person as pages need them.
+type viewer struct {
+	Actor   usher.Actor
+	Account usher.Account
+}
+
+// signedIn loads the session's actor, or sends the browser to sign in and
+// come back.
+func (s *server) signedIn(h func(http.ResponseWriter, *http.Request, viewer)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.viewer(r)
+		if err != nil {
+			if usher.ErrorCode(err) != usher.EUNAUTHORIZED {
+				s.renderError(w, r, nil, err)
+				return
+			}
+			if r.Method != http.MethodGet {
+				// A form posted after the session ended: its data is lost,
+				// so say why rather than silently redirecting.
+				s.renderStatus(w, r, http.StatusUnauthorized, nil, "Signed out",
+					"Your session has ended, so nothing was saved. Sign in and try again.")
+				return
+			}
+			http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		web.NoteActor(r.Context(), v.Actor.AccountID, v.Actor.UserID)
+		h(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)), v)
+	}
+}
+
+func (s *server) viewer(r *http.Request) (viewer, error) {
+	c, err := r.Cookie(cookieName)
+	if err != nil {
+		return viewer{}, usher.Errorf(usher.EUNAUTHORIZED, "not signed in")
+	}
+	sess, err := s.auth.Session(r.Context(), c.Value)
+	if err != nil {
+		return viewer{}, err
+	}
+	a, err := s.access.ActorFor(r.Context(), sess.AccountID, sess.UserID)
+	if err != nil {
+		return viewer{}, err
+	}
+	acct, err := s.access.Account(r.Context(), a)
+	if err != nil {
+		return viewer{}, err
+	}
+	return viewer{Actor: a, Account: acct}, nil
+}
+
+func (s *server) secureRequest(r *http.Request) bool {
+	return s.secure || r.TLS != nil
+}
+
+// setSessionCookie hands the browser the session's token. Its lifetime is
+// the session's, so the browser forgets it when the server would refuse it.
+func (s *server) setSessionCookie(w http.ResponseWriter, r *http.Request, token string, sess auth.Session) {
+	http.SetCookie(w, &http.Cookie{
+		Name: cookieName, Value: token, Path: "/", Expires: sess.ExpiresAt, MaxAge: int(sess.ExpiresAt.Sub(sess.CreatedAt).Seconds()),
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureRequest(r),
+	})
+}
+
+func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{
+		Name: cookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureRequest(r),
+	})
+}
+
+func (s *server) home(w http.ResponseWriter, r *http.Request, v viewer) {
+	http.Redirect(w, r, firstPage(v), http.StatusSeeOther)
+}
+
+// firstPage is where a person lands after signing in: the first page of the
+// navigation they may use, or their own access.
+func firstPage(v viewer) string {
+	for _, n := range navFor(v, "") {
+		return n.Href
+	}
+	return "/users/" + strconv.FormatInt(v.Actor.UserID, 10) + "/access"
+}
+
+// ---- navigation ----
+
+type navItem struct {
+	Label   string
+	Href    string
+	Current bool
+}
+
+// navFor lists the pages the viewer may open. The Usage Report and Usage
+// Notifications pages join the list (after Subscriptions, as "Reporting")
+// when they exist; nothing links to a page that does not.
+func navFor(v viewer, current string) []navItem {
+	a := v.Actor
+	var out []navItem
+	add := func(label, href string, ok bool) {
+		if ok {
+			out = append(out, navItem{Label: label, Href: href, Current: href == current})
+		}
+	}
+	add("Users", "/users", access.CanAny(a, access.ViewUsers))
+	add("Subscriptions", "/subscriptions", access.CanAny(a, access.ViewSubscription))
+	add("Audit log", "/audit-log", access.Can(a, access.ViewAudit, 0))
+	add("My access", "/users/"+strconv.FormatInt(a.UserID, 10)+"/access", true)
+	return out
+}
+
+// ---- rendering ----
+
+// page is what every template gets: the layout's parts and the page's data.
+type page struct {
+	Title   string
+	Viewer  *viewer
+	Nav     []navItem
+	Message string   // a success message, shown in a status region
+	Errors  []string // problems, shown in an alert region
+	// ErrorsTitle introduces Errors, e.g. to say that nothing was saved.
+	ErrorsTitle string
+	Data        any
+}
+
+var funcs = template.FuncMap{
+	"benefitName": usher.BenefitName,
+	"planName":    planName,
+}
+
+func planName(p usher.Plan) string {
+	if p == "" {
+		return ""
+	}
+	return strings.ToUpper(string(p[:1])) + string(p[1:])
+}
+
+// parsePages parses each page template with the layout, so every page
+// defines its own "content" block.
+func parsePages() (map[string]*template.Template, error) {
+	names, err := fs.Glob(templateFiles, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*template.Template{}
+	for _, n := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if base == "layout" {
+			continue
+		}
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", n)
+		if err != nil {
+			return nil, err
+		}
+		out[base] = t
+	}
+	return out, nil
+}
+
+// render writes a page. It renders into a buffer first, so a template error
+// becomes a clean 500 instead of half a page.
+func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name string, p page) {
+	if v, ok := r.Context().Value(viewerKey{}).(viewer); ok && p.Viewer == nil {
+		p.Viewer = &v
+	}
+	if p.Viewer != nil && p.Nav == nil {
+		p.Nav = navFor(*p.Viewer, r.URL.Path)
+	}
+	var buf bytes.Buffer
+	t, ok := s.pages[name]
+	if !ok {
+		s.log.ErrorContext(r.Context(), "no such page template", slog.String("page", name))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if err := t.Execute(&buf, p); err != nil {
+		s.log.ErrorContext(r.Context(), "render page", slog.String("page", name), slog.Any("err", err))
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// statusPage is the data of the "status" page: a heading and a sentence.
+type statusPage struct{ Heading, Text string }
+
+func (s *server) renderStatus(w http.ResponseWriter, r *http.Request, status int, v *viewer, heading, text string) {
+	s.render(w, r, status, "status", page{Title: heading, Viewer: v, Data: statusPage{heading, text}})
+}
+
+// errorStatus maps an error code to an HTTP status; the REST API's mapping,
+// minus what pages never answer.
+func errorStatus(code string) int {
+	switch code {
+	case usher.EINVALID:
+		return http.StatusUnprocessableEntity
+	case usher.ENOSEATS, usher.ECONFLICT:
+		return http.StatusConflict
+	case usher.EFORBIDDEN:
+		return http.StatusForbidden
+	case usher.ENOTFOUND:
+		return http.StatusNotFound
+	case usher.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case usher.ERATELIMITED:
+		return http.StatusTooManyRequests
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// renderError shows err on a page of its own. Internal errors are logged
+// and shown only as "internal error".
+func (s *server) renderError(w http.ResponseWriter, r *http.Request, v *viewer, err error) {
+	status := errorStatus(usher.ErrorCode(err))
+	heading := http.StatusText(status)
+	text := errorText(err)
+	if status == http.StatusInternalServerError {
+		s.log.ErrorContext(r.Context(), "internal error", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("err", err))
+		heading, text = "Something went wrong", "An internal error stopped this page. It has been logged; try again in a moment."
+	}
+	s.renderStatus(w, r, status, v, heading, text)
+}
+
+// errorText is an error as one sentence for a page, with every field's reason.
+func errorText(err error) string {
+	msg := usher.ErrorMessage(err)
+	if msg == "" {
+		return "internal error"
+	}
+	return upperFirst(msg) + "."
+}
+
+// errorLines lists a domain error's problems, one per field, for a form.
+func errorLines(err error) []string {
+	fields := usher.ErrorFields(err)
+	if len(fields) == 0 {
+		return []string{errorText(err)}
+	}
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = f.Field + ": " + f.Reason
+	}
+	return out
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// localPath returns next if it is a path on this site, else "". It keeps
+// the sign-in redirect from sending people to another site.
+func localPath(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" {
+		return ""
+	}
+	return next
+}

@@ -1,0 +1,122 @@
+package console
+
+import (
+	"net"
+	"net/http"
+
+	"github.com/usherhq/usher/internal/usher"
+)
+
+type signInPage struct {
+	Email string
+	Next  string
+}
+
+func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
+	next := localPath(r.URL.Query().Get("next"))
+	if v, err := s.viewer(r); err == nil {
+		if next == "" {
+			next = firstPage(v)
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	p := page{Title: "Sign in", Data: signInPage{Next: next}}
+	if r.URL.Query().Get("signed_out") == "1" {
+		p.Message = "You have signed out."
+	}
+	s.render(w, r, http.StatusOK, "signin", p)
+}
+
+// clientAddress is the connection's address, for the per-client failure
+// limit. Behind a proxy it is the proxy's: the per-email limit still holds.
+func clientAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request", "The form could not be read.")
+		return
+	}
+	email, next := r.PostForm.Get("email"), localPath(r.PostForm.Get("next"))
+	token, sess, err := s.auth.SignIn(r.Context(), email, r.PostForm.Get("password"), clientAddress(r))
+	if err != nil {
+		status := errorStatus(usher.ErrorCode(err))
+		if status == http.StatusInternalServerError {
+			s.renderError(w, r, nil, err)
+			return
+		}
+		s.render(w, r, status, "signin", page{Title: "Sign in", Errors: errorLines(err), Data: signInPage{Email: email, Next: next}})
+		return
+	}
+	s.setSessionCookie(w, r, token, sess)
+	if next == "" {
+		next = "/"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(cookieName); err == nil {
+		if err := s.auth.SignOut(r.Context(), c.Value); err != nil {
+			s.renderError(w, r, nil, err)
+			return
+		}
+	}
+	s.clearSessionCookie(w, r)
+	http.Redirect(w, r, "/signin?signed_out=1", http.StatusSeeOther)
+}
+
+type setPasswordPage struct {
+	Token string
+	User  usher.User
+}
+
+func (s *server) setPasswordPage(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("token")
+	u, err := s.auth.PasswordLinkUser(r.Context(), token)
+	if err != nil {
+		s.renderError(w, r, nil, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "setpassword", page{Title: "Set your password", Data: setPasswordPage{Token: token, User: u}})
+}
+
+func (s *server) setPassword(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request", "The form could not be read.")
+		return
+	}
+	token := r.PostForm.Get("token")
+	u, err := s.auth.PasswordLinkUser(r.Context(), token)
+	if err != nil {
+		s.renderError(w, r, nil, err)
+		return
+	}
+	// Typing the password twice is the form's business, not a rule of
+	// passwords, so it is checked here.
+	if r.PostForm.Get("password") != r.PostForm.Get("repeat") {
+		s.render(w, r, http.StatusUnprocessableEntity, "setpassword", page{Title: "Set your password",
+			Errors: []string{"repeat: does not match the password"}, Data: setPasswordPage{Token: token, User: u}})
+		return
+	}
+	plain, sess, err := s.auth.UsePasswordLink(r.Context(), token, r.PostForm.Get("password"))
+	if err != nil {
+		if usher.ErrorCode(err) == usher.EINVALID {
+			s.render(w, r, http.StatusUnprocessableEntity, "setpassword", page{Title: "Set your password",
+				Errors: errorLines(err), Data: setPasswordPage{Token: token, User: u}})
+			return
+		}
+		s.renderError(w, r, nil, err)
+		return
+	}
+	s.setSessionCookie(w, r, plain, sess)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}

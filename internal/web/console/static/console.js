@@ -1,0 +1,57 @@
+// Usher console: small enhancements. Every page works without this file.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  // Arrows that fold a contract's services or benefits. Without script the
+  // lists simply stay open and the arrows stay hidden.
+  for (const button of document.querySelectorAll("button.toggle[aria-controls]")) {
+    const list = document.getElementById(button.getAttribute("aria-controls"));
+    if (!list) continue;
+    const set = (open) => {
+      button.setAttribute("aria-expanded", String(open));
+      list.hidden = !open;
+    };
+    set(false);
+    button.hidden = false;
+    button.addEventListener("click", () => set(button.getAttribute("aria-expanded") !== "true"));
+  }
+
+  // A service needs its contract's seat: ticking a service ticks Assign on
+  // the contract, clearing Assign clears its services. The server checks the
+  // same rule; this only saves a round trip.
+  for (const box of document.querySelectorAll("input[data-service-of]")) {
+    box.addEventListener("change", () => {
+      const seat = document.getElementById("assign-" + box.dataset.serviceOf);
+      if (box.checked && seat && !seat.disabled) seat.checked = true;
+    });
+  }
+  for (const seat of document.querySelectorAll("input[data-contract]")) {
+    seat.addEventListener("change", () => {
+      if (seat.checked) return;
+      for (const box of document.querySelectorAll('input[data-service-of="' + seat.dataset.contract + '"]')) {
+        box.checked = false;
+      }
+    });
+  }
+
+  // Each Edit Access tab saves on its own: switching tabs with unsaved
+  // ticks would drop them, so ask first.
+  for (const form of document.querySelectorAll("form.access")) {
+    let dirty = false;
+    form.addEventListener("change", () => { dirty = true; });
+    form.addEventListener("submit", () => { dirty = false; });
+    for (const link of document.querySelectorAll(".tabs a")) {
+      link.addEventListener("click", (event) => {
+        if (dirty && !window.confirm("You have changes that are not saved. Leave this tab without saving them?")) {
+          event.preventDefault();
+        }
+      });
+    }
+  }
+
+  // Forms that give something up ask first.
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  }
+});
