@@ -212,18 +212,17 @@ type reportPage struct {
 	} `json:"rows"`
 }
 
-// bareReportSQL returns the page's seats by plain SQL: inactive seats on
-// plans with usage data, in name order. cutoffDay and cutoffAt are the
-// range's first day and its midnight, as the service computes them.
+// bareReportSQL returns the page's seats by plain SQL on the same schema:
+// inactive seats on plans with usage data, in name order, with what a row
+// shows. cutoffAt is the range's first midnight, as the service computes it.
 const bareReportSQL = `
 	SELECT a.user_id, a.subscription_id, u.name, u.email, p.code, s.contract_number, s.plan, a.assigned_at, r.last_day
-	FROM assignments a
-	JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id
+	FROM users u
+	JOIN assignments a ON a.account_id = u.account_id AND a.user_id = u.id
 	JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id
 	JOIN products p ON p.id = s.product_id
 	LEFT JOIN usage_rollups r ON r.account_id = a.account_id AND r.user_id = a.user_id AND r.product_id = s.product_id
-	WHERE a.account_id = ? AND s.plan IN ('standard', 'premium')
-	  AND (r.last_day IS NULL OR r.last_day < ?) AND a.assigned_at < ?
+	WHERE u.account_id = ? AND s.plan IN ('standard', 'premium') AND a.last_used_at < ? AND a.assigned_at < ?
 	ORDER BY u.name_key, a.user_id, a.subscription_id
 	LIMIT ?`
 
@@ -253,14 +252,13 @@ func measureReport(ctx context.Context, c *client, db *store.DB, w *world, cfg C
 	if err != nil {
 		return lat, fmt.Errorf("report cutoff %q: %w", page.Cutoff, err)
 	}
-	cutDay := usage.DayOf(cut, w.loc)
 
 	query := db.Rebind(bareReportSQL)
 	sqlTimes := make([]time.Duration, cfg.ReportRequests)
 	var ids [][2]int64
 	for i := range sqlTimes {
 		start := time.Now()
-		rows, err := db.SQL().QueryContext(ctx, query, w.account.ID, int64(cutDay), cut.UnixMilli(), cfg.PageSize)
+		rows, err := db.SQL().QueryContext(ctx, query, w.account.ID, cut.UnixMilli(), cut.UnixMilli(), cfg.PageSize)
 		if err != nil {
 			return lat, fmt.Errorf("bare report query: %w", err)
 		}
@@ -314,7 +312,7 @@ const exportSQL = `
 	       (SELECT COUNT(*) FROM usage_days d
 	        WHERE d.account_id = a.account_id AND d.user_id = a.user_id AND d.product_id = s.product_id AND d.day >= %[2]d) AS days_used,
 	       CASE WHEN s.plan NOT IN ('standard', 'premium') THEN 'unavailable'
-	            WHEN (r.last_day IS NULL OR r.last_day < %[2]d) AND a.assigned_at < %[3]d THEN 'inactive'
+	            WHEN a.last_used_at < %[3]d AND a.assigned_at < %[3]d THEN 'inactive'
 	            ELSE 'active' END AS status
 	FROM assignments a
 	JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id
