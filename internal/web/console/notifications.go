@@ -24,6 +24,7 @@ type notificationsPage struct {
 	Form      bool
 	StartDate string // YYYY-MM-DD, the form's value
 	MinDate   string // today in the account's time zone
+	SendTime  string // the local time emails go at, e.g. 08:00
 	Frequency string
 	Range     string
 
@@ -88,10 +89,11 @@ func (s *server) notificationsView(v viewer, st notify.Setting, exists bool) not
 	data := notificationsPage{
 		SetUp: exists, Enabled: exists && st.Enabled, MinDate: today, TimeZone: v.Account.TimeZone,
 		StartDate: today, Frequency: string(notify.Monthly), Range: string(usage.Range3m),
-		CanDeliver: s.notify.CanDeliver(),
+		CanDeliver: s.notify.CanDeliver(), SendTime: fmt.Sprintf("%02d:00", notify.DefaultSendHour),
 	}
 	if exists {
 		data.StartDate, data.Frequency, data.Range = st.StartDate.String(), string(st.Frequency), string(st.Range)
+		data.SendTime = fmt.Sprintf("%02d:00", st.SendHour)
 		data.StartsLabel = st.StartDate.Format("Monday 2 January 2006")
 		data.FrequencyLabel = upperFirst(st.Frequency.Label())
 		data.RangeLabel = "No use in the last " + st.Range.Label()
