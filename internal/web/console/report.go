@@ -62,6 +62,21 @@ func (f reportFilter) href(extra url.Values) string {
 	return reportPath + "?" + v.Encode()
 }
 
+// service is the filter as the usage service takes it.
+func (f reportFilter) service() (usage.ReportFilter, error) {
+	out := usage.ReportFilter{Status: f.Status, Range: usage.Range(f.Range), Product: f.Product, Query: f.Query, Sort: f.Sort}
+	if f.Subscription != "" {
+		id, err := strconv.ParseInt(f.Subscription, 10, 64)
+		if err != nil || id <= 0 {
+			var p usher.Problems
+			p.Addf("subscription", "%q is not a contract", f.Subscription)
+			return out, p.Err()
+		}
+		out.SubscriptionID = id
+	}
+	return out, nil
+}
+
 type reportPage struct {
 	Filter    reportFilter
 	Statuses  []option
@@ -109,6 +124,12 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	data, err := s.reportView(r.Context(), v, r.URL.Query(), nil)
+	if usher.ErrorCode(err) == usher.EINVALID {
+		// A hand-edited or outdated address: say which filter is wrong.
+		s.render(w, r, http.StatusUnprocessableEntity, "status", page{Title: "Usage Report", ErrorsTitle: "The report's filters are not valid:",
+			Errors: errorLines(err), Data: statusPage{Heading: "Usage Report", Text: "Change the address, or open the report without filters from the navigation."}})
+		return
+	}
 	if err != nil {
 		s.renderError(w, r, &v, err)
 		return
@@ -124,20 +145,15 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
 // keeps the given rows ticked, for a page shown again after a refusal.
 func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selected []string) (reportPage, error) {
 	f := filterOf(q)
-	var subID int64
-	if f.Subscription != "" {
-		var err error
-		if subID, err = strconv.ParseInt(f.Subscription, 10, 64); err != nil || subID <= 0 {
-			return reportPage{}, usher.Errorf(usher.EINVALID, "subscription %q is not a contract", f.Subscription)
-		}
+	sf, err := f.service()
+	if err != nil {
+		return reportPage{}, err
 	}
 	pageNo, _ := strconv.Atoi(q.Get("page"))
 	pageNo = max(pageNo, 1)
 	cursor := q.Get("cursor")
-	rep, err := s.usage.Report(ctx, v.Actor, usage.ReportFilter{
-		Status: f.Status, Range: usage.Range(f.Range), Product: f.Product, SubscriptionID: subID,
-		Query: f.Query, Sort: f.Sort, Cursor: cursor, Limit: reportPageSize,
-	})
+	sf.Cursor, sf.Limit = cursor, reportPageSize
+	rep, err := s.usage.Report(ctx, v.Actor, sf)
 	if err != nil {
 		return reportPage{}, err
 	}
@@ -267,18 +283,10 @@ func (s *server) reportCSV(w http.ResponseWriter, r *http.Request, v viewer) boo
 	if r.URL.Query().Get("format") != "csv" {
 		return false
 	}
-	f := filterOf(r.URL.Query())
-	var subID int64
-	if f.Subscription != "" {
-		var err error
-		if subID, err = strconv.ParseInt(f.Subscription, 10, 64); err != nil || subID <= 0 {
-			s.renderError(w, r, &v, usher.Errorf(usher.EINVALID, "subscription %q is not a contract", f.Subscription))
-			return true
-		}
+	sf, err := filterOf(r.URL.Query()).service()
+	if err == nil {
+		err = web.WriteReportCSV(w, r, s.usage, v.Actor, sf, s.log)
 	}
-	err := web.WriteReportCSV(w, r, s.usage, v.Actor, usage.ReportFilter{
-		Status: f.Status, Range: usage.Range(f.Range), Product: f.Product, SubscriptionID: subID, Query: f.Query, Sort: f.Sort,
-	}, s.log)
 	if err != nil {
 		s.renderError(w, r, &v, err)
 	}

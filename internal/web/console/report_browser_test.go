@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	netmail "net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -522,4 +523,74 @@ func textPart(t *testing.T, m *netmail.Message) string {
 			return string(b)
 		}
 	}
+}
+
+// TestReportAndNotificationsOverHTTP checks, without a browser, what a
+// browser hides: refusals, statuses and the export's headers.
+func TestReportAndNotificationsOverHTTP(t *testing.T) {
+	rs := newReportSite(t)
+	site := &httpSite{t: t, url: rs.url}
+	signedIn := func(name string) *browserless {
+		c := site.client()
+		if a := c.signIn(rs.users[name].Email, password); a.status != http.StatusSeeOther {
+			t.Fatalf("sign in as %s: %d", name, a.status)
+		}
+		return c
+	}
+	ada, ina := signedIn("ada"), signedIn("ina")
+
+	t.Run("PeopleWithoutReportsAreRefused", func(t *testing.T) {
+		a := ina.send("GET", "/reports/usage", nil)
+		if a.status != http.StatusForbidden || !strings.Contains(a.body, "may not see the usage report") {
+			t.Errorf("a user without a role opened the report: %d", a.status)
+		}
+		if a := ina.send("GET", "/usage-notifications", nil); a.status != http.StatusForbidden {
+			t.Errorf("a user without a role opened Usage Notifications: %d", a.status)
+		}
+		if a := ina.send("GET", fmt.Sprintf("/users/%d/access", rs.users["ina"].ID), nil); strings.Contains(a.body, `href="/reports/usage"`) || strings.Contains(a.body, `href="/usage-notifications"`) {
+			t.Error("the navigation of a user without a role links to the report or notifications")
+		}
+	})
+	t.Run("WrongFilterNamesTheField", func(t *testing.T) {
+		a := ada.send("GET", "/reports/usage?status=asleep&subscription=x", nil)
+		if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "subscription: &#34;x&#34; is not a contract") {
+			t.Fatalf("got %d:\n%s", a.status, a.body)
+		}
+		a = ada.send("GET", "/reports/usage?status=asleep", nil)
+		if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "status: must be one of") {
+			t.Fatalf("got %d:\n%s", a.status, a.body)
+		}
+	})
+	t.Run("ExportIsCSVWithTheFilters", func(t *testing.T) {
+		a := ada.send("GET", "/reports/usage?status=inactive&range=3m&product=draftpro&format=csv", nil)
+		lines := strings.Split(strings.TrimSpace(a.body), "\n")
+		if a.status != http.StatusOK || !strings.HasPrefix(a.header.Get("Content-Type"), "text/csv") || len(lines) != 2 || !strings.Contains(lines[1], "ivan@acme.test,draftpro") {
+			t.Fatalf("got %d %s: %q", a.status, a.header.Get("Content-Type"), lines)
+		}
+		if !strings.Contains(a.header.Get("Content-Disposition"), "attachment") {
+			t.Errorf("Content-Disposition %q, want an attachment", a.header.Get("Content-Disposition"))
+		}
+	})
+	seat := fmt.Sprintf("%d/%d", rs.users["ina"].ID, rs.ms.ID)
+	t.Run("CrossSiteUnassignIsRefused", func(t *testing.T) {
+		a := ada.send("POST", "/reports/usage/unassign", url.Values{"seat": {seat}, "confirm": {"1"}}, "Sec-Fetch-Site", "cross-site")
+		if a.status != http.StatusForbidden || !rs.accessOf("ina")[rs.ms.ID].Assigned {
+			t.Fatalf("cross-site unassign: %d, Ina assigned %v", a.status, rs.accessOf("ina")[rs.ms.ID].Assigned)
+		}
+	})
+	t.Run("UnassignWithoutSelectionSaysSo", func(t *testing.T) {
+		a := ada.send("POST", "/reports/usage/unassign", url.Values{"confirm": {"1"}, "return": {"/reports/usage?status=inactive"}})
+		if a.status != http.StatusUnprocessableEntity || !strings.Contains(a.body, "Select at least one user to unassign") {
+			t.Fatalf("got %d", a.status)
+		}
+	})
+	t.Run("UnassignGoesBackOnlyToTheReport", func(t *testing.T) {
+		a := ada.send("POST", "/reports/usage/unassign", url.Values{"seat": {seat}, "confirm": {"1"}, "return": {"https://evil.example/reports/usage"}})
+		if a.status != http.StatusSeeOther || !strings.HasPrefix(a.header.Get("Location"), "/reports/usage?") {
+			t.Fatalf("got %d to %q", a.status, a.header.Get("Location"))
+		}
+		if rs.accessOf("ina")[rs.ms.ID].Assigned {
+			t.Fatal("Ina still holds MS-1")
+		}
+	})
 }
