@@ -36,9 +36,12 @@ type notificationsPage struct {
 	FrequencyLabel string
 	RangeLabel     string
 	NextSend       string // in the account's time zone; "" when off
-	TimeZone       string
-	CanDeliver     bool
-	Runs           []runView
+	// NextDue says the next email's time has come: the scheduler sends it
+	// on its next pass (today chosen as the start after the hour).
+	NextDue    bool
+	TimeZone   string
+	CanDeliver bool
+	Runs       []runView
 }
 
 type runView struct {
@@ -99,6 +102,7 @@ func (s *server) notificationsView(v viewer, st notify.Setting, exists bool) not
 		data.RangeLabel = "No use in the last " + st.Range.Label()
 		if st.Enabled && !st.NextAt.IsZero() {
 			data.NextSend = st.NextAt.In(loc).Format("Monday 2 January 2006 at 15:04")
+			data.NextDue = !st.NextAt.After(s.now())
 		}
 		// A start date kept from before today stays allowed when editing.
 		if data.StartDate < data.MinDate {
@@ -122,6 +126,9 @@ func (d *notificationsPage) setOptions() {
 func nextEmail(d notificationsPage) string {
 	if d.NextSend == "" {
 		return ""
+	}
+	if d.NextDue {
+		return "The first email goes out within a minute."
 	}
 	return fmt.Sprintf("The next email goes on %s (%s).", d.NextSend, d.TimeZone)
 }
