@@ -62,19 +62,29 @@ func (f reportFilter) href(extra url.Values) string {
 	return reportPath + "?" + v.Encode()
 }
 
-// service is the filter as the usage service takes it.
-func (f reportFilter) service() (usage.ReportFilter, error) {
+// service is the filter as the usage service takes it, and what is wrong
+// with it before the service looks: a contract that is not a number.
+func (f reportFilter) service() (usage.ReportFilter, usher.Problems) {
 	out := usage.ReportFilter{Status: f.Status, Range: usage.Range(f.Range), Product: f.Product, Query: f.Query, Sort: f.Sort}
+	var p usher.Problems
 	if f.Subscription != "" {
 		id, err := strconv.ParseInt(f.Subscription, 10, 64)
 		if err != nil || id <= 0 {
-			var p usher.Problems
 			p.Addf("subscription", "%q is not a contract", f.Subscription)
-			return out, p.Err()
 		}
 		out.SubscriptionID = id
 	}
-	return out, nil
+	return out, p
+}
+
+// withProblems adds what the page found wrong to the service's own
+// validation error, so one answer names every wrong filter. Any other
+// error (the person may not see the report) wins.
+func withProblems(p usher.Problems, err error) error {
+	if len(p) == 0 || err != nil && usher.ErrorCode(err) != usher.EINVALID {
+		return err
+	}
+	return append(p, usher.ErrorFields(err)...).Err()
 }
 
 type reportPage struct {
@@ -124,14 +134,8 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	data, err := s.reportView(r.Context(), v, r.URL.Query(), nil)
-	if usher.ErrorCode(err) == usher.EINVALID {
-		// A hand-edited or outdated address: say which filter is wrong.
-		s.render(w, r, http.StatusUnprocessableEntity, "status", page{Title: "Usage Report", ErrorsTitle: "The report's filters are not valid:",
-			Errors: errorLines(err), Data: statusPage{Heading: "Usage Report", Text: "Change the address, or open the report without filters from the navigation."}})
-		return
-	}
 	if err != nil {
-		s.renderError(w, r, &v, err)
+		s.renderReportError(w, r, v, err)
 		return
 	}
 	p := page{Title: "Usage Report", Data: data}
@@ -141,20 +145,31 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
 	s.render(w, r, http.StatusOK, "report", p)
 }
 
+// renderReportError shows why the report cannot be shown. Wrong filters
+// come from a hand-edited or outdated address: it names each of them.
+func (s *server) renderReportError(w http.ResponseWriter, r *http.Request, v viewer, err error) {
+	if usher.ErrorCode(err) != usher.EINVALID {
+		s.renderError(w, r, &v, err)
+		return
+	}
+	s.render(w, r, http.StatusUnprocessableEntity, "status", page{Title: "Usage Report", ErrorsTitle: "The report's filters are not valid:",
+		Errors: errorLines(err), Data: statusPage{Heading: "Usage Report", Text: "Change the address, or open the report without filters from the navigation."}})
+}
+
 // reportView asks the usage service for one page of the report. selected
 // keeps the given rows ticked, for a page shown again after a refusal.
 func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selected []string) (reportPage, error) {
 	f := filterOf(q)
-	sf, err := f.service()
-	if err != nil {
-		return reportPage{}, err
+	sf, problems := f.service()
+	if len(problems) > 0 {
+		sf.SubscriptionID = 0 // let the service check the rest
 	}
 	pageNo, _ := strconv.Atoi(q.Get("page"))
 	pageNo = max(pageNo, 1)
 	cursor := q.Get("cursor")
 	sf.Cursor, sf.Limit = cursor, reportPageSize
 	rep, err := s.usage.Report(ctx, v.Actor, sf)
-	if err != nil {
+	if err = withProblems(problems, err); err != nil {
 		return reportPage{}, err
 	}
 	subs, err := s.access.ListSubscriptions(ctx, v.Actor, "", subscriptionsPageLimit)
@@ -283,12 +298,13 @@ func (s *server) reportCSV(w http.ResponseWriter, r *http.Request, v viewer) boo
 	if r.URL.Query().Get("format") != "csv" {
 		return false
 	}
-	sf, err := filterOf(r.URL.Query()).service()
+	sf, problems := filterOf(r.URL.Query()).service()
+	err := problems.Err()
 	if err == nil {
 		err = web.WriteReportCSV(w, r, s.usage, v.Actor, sf, s.log)
 	}
 	if err != nil {
-		s.renderError(w, r, &v, err)
+		s.renderReportError(w, r, v, err)
 	}
 	return true
 }
@@ -349,12 +365,12 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.reportWithErrors(w, r, v, backURL.Query(), nil, http.StatusUnprocessableEntity, "Nothing was unassigned:", []string{"Select at least one user to unassign."})
 		return
 	}
-	names, err := s.seatNames(r.Context(), v, items)
-	if err != nil {
-		s.renderError(w, r, &v, err)
-		return
-	}
 	if r.PostForm.Get("confirm") != "1" {
+		names, err := s.seatNames(r.Context(), v, items)
+		if err != nil {
+			s.renderError(w, r, &v, err)
+			return
+		}
 		data := unassignPage{Return: back, Keys: keys}
 		users := map[int64]bool{}
 		for _, it := range items {
@@ -370,6 +386,11 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 		status := errorStatus(usher.ErrorCode(err))
 		if status == http.StatusInternalServerError {
 			s.renderError(w, r, &v, err)
+			return
+		}
+		names, nerr := s.seatNames(r.Context(), v, items)
+		if nerr != nil {
+			s.renderError(w, r, &v, nerr)
 			return
 		}
 		s.reportWithErrors(w, r, v, backURL.Query(), keys, status, "Nothing was unassigned:", describeUnassignErrors(err, items, names))
