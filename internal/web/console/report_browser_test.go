@@ -241,7 +241,8 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 	t.Run("SelectTwoAndUnassignAfterConfirming", func(t *testing.T) {
 		ina := fmt.Sprintf("#seat-%d-%d", rs.users["ina"].ID, rs.ms.ID)
 		ivan := fmt.Sprintf("#seat-%d-%d", rs.users["ivan"].ID, rs.ms.ID)
-		b.do(chromedp.Click(chromedp.CSS(ina)), chromedp.Click(chromedp.CSS(ivan)))
+		// One with the mouse, one with the keyboard.
+		b.do(chromedp.Click(chromedp.CSS(ina)), chromedp.Focus(chromedp.CSS(ivan)), chromedp.SendKeys(chromedp.CSS(ivan), " "))
 		if !b.visible("#selection-bar") {
 			t.Fatal("selecting two users shows no message bar")
 		}
@@ -253,6 +254,9 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 		b.do(chromedp.Click(chromedp.CSS("#unassign")))
 		if !b.eval(`document.getElementById("unassign-dialog").open`) {
 			t.Fatal("Unassign opened no confirmation window")
+		}
+		if !b.eval(`document.getElementById("unassign-dialog").contains(document.activeElement)`) {
+			t.Error("the keyboard focus is not in the confirmation window")
 		}
 		b.wantText("#unassign-dialog-text", "Unassign 2 seats from 2 users?")
 		b.wantText("#unassign-dialog-list", "Ina Idle · Model Studio MS-1", "Ivan Inert · Model Studio MS-1")
