@@ -1,8 +1,8 @@
 // Package console is Usher's admin console: server-rendered pages
 // (html/template) with embedded CSS and a few lines of JavaScript that the
-// pages work without. Every page asks the same access service the REST API
-// uses; the console decides nothing itself and only hides controls the
-// service says a person cannot use.
+// pages work without. Every page asks the same services the REST API uses
+// (access, usage, notify); the console decides nothing itself and only
+// hides controls the services say a person cannot use.
 package console
 
 import (

@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/notify"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 	"github.com/usherhq/usher/internal/web"
 )
 
 // reportPath is the Usage Report's page; notification emails link to it
-// with ?status=inactive&range=… (notify.ReportPath).
-const reportPath = "/reports/usage"
+// with ?status=inactive&range=….
+const reportPath = notify.ReportPath
 
 // reportPageSize is how many seats one page of the report shows.
 const reportPageSize = 50
