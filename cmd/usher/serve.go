@@ -155,7 +155,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Now: now, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}

@@ -238,6 +238,18 @@ func (s *server) usageReportCSV(w http.ResponseWriter, r *http.Request, f usage.
 		s.writeError(w, r, err)
 		return
 	}
+	if err := WriteReportCSV(w, r, s.usage, actorFrom(r.Context()), f, s.log); err != nil {
+		s.writeError(w, r, err)
+	}
+}
+
+// WriteReportCSV streams every row of the Usage Report matching f (cursor
+// and limit are ignored) to w as a CSV attachment, for the API and the
+// console alike. It returns an error only while nothing has been written,
+// so the caller can answer it in its own way; a failure once the file has
+// begun cuts the connection (http.ErrAbortHandler), so the client sees a
+// failure rather than a short file that looks complete.
+func WriteReportCSV(w http.ResponseWriter, r *http.Request, use *usage.Service, a usher.Actor, f usage.ReportFilter, log *slog.Logger) error {
 	f.Cursor, f.Limit = "", 0
 	extendDeadlines(w)
 	cw := csv.NewWriter(w)
@@ -266,22 +278,19 @@ func (s *server) usageReportCSV(w http.ResponseWriter, r *http.Request, f usage.
 			strconv.FormatFloat(r.MonthlyAverage, 'f', 1, 64), string(r.Status), r.StatusNote,
 		})
 	}
-	err := s.usage.EachRow(r.Context(), actorFrom(r.Context()), f, head, row)
+	err := use.EachRow(r.Context(), a, f, head, row)
 	if err == nil {
 		cw.Flush()
 		err = cw.Error()
 	}
 	if err == nil {
-		return
+		return nil
 	}
 	if !started {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
-	// Part of the file is out: cut the connection so the client sees a
-	// failure rather than a short file that looks complete.
-	if r.Context().Err() == nil {
-		s.log.ErrorContext(r.Context(), "usage report export failed", slog.Any("err", err))
+	if r.Context().Err() == nil && log != nil {
+		log.ErrorContext(r.Context(), "usage report export failed", slog.Any("err", err))
 	}
 	panic(http.ErrAbortHandler)
 }

@@ -239,8 +239,24 @@ func discard[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 
 func (b *tab) location() string { b.t.Helper(); return run(b, chromedp.Location()) }
 
-// text is the visible text of the first element matching sel.
-func (b *tab) text(sel string) string { b.t.Helper(); return run(b, chromedp.Text(chromedp.CSS(sel))) }
+// text is the visible text of the first element matching sel, waiting
+// for it to appear. It asks the page by selector rather than through
+// DevTools node ids, which a page just replaced by a form's answer can
+// invalidate between the lookup and the read.
+func (b *tab) text(sel string) string {
+	b.t.Helper()
+	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? [e.innerText] : [] })()`, sel)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if v := run(b, chromedp.Evaluate[[]string](expr)); len(v) == 1 {
+			return v[0]
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: no element matches %s on %s", sel, b.location())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 func (b *tab) eval(expr string) bool { b.t.Helper(); return run(b, chromedp.Evaluate[bool](expr)) }
 

@@ -1,8 +1,8 @@
 // Package console is Usher's admin console: server-rendered pages
 // (html/template) with embedded CSS and a few lines of JavaScript that the
-// pages work without. Every page asks the same access service the REST API
-// uses; the console decides nothing itself and only hides controls the
-// service says a person cannot use.
+// pages work without. Every page asks the same services the REST API uses
+// (access, usage, notify); the console decides nothing itself and only
+// hides controls the services say a person cannot use.
 package console
 
 import (
@@ -16,9 +16,12 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/auth"
+	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 	"github.com/usherhq/usher/internal/web"
 )
@@ -33,7 +36,13 @@ var staticFiles embed.FS
 type Config struct {
 	Access *access.Service
 	Auth   *auth.Service
-	Logger *slog.Logger // nil = discard
+	// Usage answers the Usage Report; nil leaves the report out.
+	Usage *usage.Service
+	// Notify keeps usage notification settings; nil leaves the Usage
+	// Notifications page out.
+	Notify *notify.Service
+	Logger *slog.Logger     // nil = discard
+	Now    func() time.Time // the clock of date pickers; nil = time.Now
 	// SecureCookies marks the session cookie Secure even on plain HTTP
 	// requests, for servers behind a proxy that ends TLS (a https base URL).
 	// Requests that arrive over TLS get Secure cookies anyway.
@@ -47,7 +56,10 @@ const cookieName = "usher_session"
 type server struct {
 	access *access.Service
 	auth   *auth.Service
+	usage  *usage.Service
+	notify *notify.Service
 	log    *slog.Logger
+	now    func() time.Time
 	secure bool
 	pages  map[string]*template.Template
 }
@@ -56,9 +68,12 @@ type server struct {
 // requests from other origins are refused (http.CrossOriginProtection);
 // the session cookie is SameSite=Lax on top of that.
 func New(cfg Config) (http.Handler, error) {
-	s := &server{access: cfg.Access, auth: cfg.Auth, log: cfg.Logger, secure: cfg.SecureCookies}
+	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, log: cfg.Logger, now: cfg.Now, secure: cfg.SecureCookies}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	var err error
 	if s.pages, err = parsePages(); err != nil {
@@ -91,6 +106,15 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /subscriptions", s.signedIn(s.subscriptions))
 	mux.HandleFunc("POST /subscriptions/{id}/release", s.signedIn(s.releaseSeat))
 	mux.HandleFunc("GET /audit-log", s.signedIn(s.auditLog))
+	if s.usage != nil {
+		mux.HandleFunc("GET "+reportPath, s.signedIn(s.usageReport))
+		mux.HandleFunc("POST "+reportPath+"/unassign", s.signedIn(s.unassign))
+	}
+	if s.notify != nil {
+		mux.HandleFunc("GET "+notificationsPath, s.signedIn(s.notificationsPage))
+		mux.HandleFunc("POST "+notificationsPath, s.signedIn(s.saveNotifications))
+		mux.HandleFunc("POST "+notificationsPath+"/{state}", s.signedIn(s.switchNotifications))
+	}
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.renderStatus(w, r, http.StatusNotFound, nil, "Page not found", "There is no page at this address.")
@@ -190,13 +214,13 @@ func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) home(w http.ResponseWriter, r *http.Request, v viewer) {
-	http.Redirect(w, r, firstPage(v), http.StatusSeeOther)
+	http.Redirect(w, r, s.firstPage(v), http.StatusSeeOther)
 }
 
 // firstPage is where a person lands after signing in: the first page of the
 // navigation they may use, or their own access.
-func firstPage(v viewer) string {
-	for _, n := range navFor(v, "") {
+func (s *server) firstPage(v viewer) string {
+	for _, n := range s.navFor(v, "") {
 		return n.Href
 	}
 	return "/users/" + strconv.FormatInt(v.Actor.UserID, 10) + "/access"
@@ -211,9 +235,8 @@ type navItem struct {
 }
 
 // navFor lists the pages the viewer may open. The Usage Report and Usage
-// Notifications pages join the list (after Subscriptions, as "Reporting")
-// when they exist; nothing links to a page that does not.
-func navFor(v viewer, current string) []navItem {
+// Notifications follow Subscriptions when the server offers them.
+func (s *server) navFor(v viewer, current string) []navItem {
 	a := v.Actor
 	var out []navItem
 	add := func(label, href string, ok bool) {
@@ -223,6 +246,8 @@ func navFor(v viewer, current string) []navItem {
 	}
 	add("Users", "/users", access.CanAny(a, access.ViewUsers))
 	add("Subscriptions", "/subscriptions", access.CanAny(a, access.ViewSubscription))
+	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))
+	add("Usage Notifications", notificationsPath, s.notify != nil && access.Can(a, access.ManageNotification, 0))
 	add("Audit log", "/audit-log", access.Can(a, access.ViewAudit, 0))
 	add("My access", "/users/"+strconv.FormatInt(a.UserID, 10)+"/access", true)
 	return out
@@ -283,7 +308,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 		p.Viewer = &v
 	}
 	if p.Viewer != nil && p.Nav == nil {
-		p.Nav = navFor(*p.Viewer, r.URL.Path)
+		p.Nav = s.navFor(*p.Viewer, r.URL.Path)
 	}
 	var buf bytes.Buffer
 	t, ok := s.pages[name]

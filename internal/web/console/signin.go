@@ -16,7 +16,7 @@ func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 	next := localPath(r.URL.Query().Get("next"))
 	if v, err := s.viewer(r); err == nil {
 		if next == "" {
-			next = firstPage(v)
+			next = s.firstPage(v)
 		}
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return

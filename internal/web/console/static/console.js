@@ -54,4 +54,57 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   }
+
+  // Usage Report: ticking rows shows a bar saying how many users and seats
+  // are selected, with Unassign; Unassign asks in a dialog that names them.
+  // Without script the bar stays shown and Unassign opens a confirmation
+  // page instead.
+  const report = document.getElementById("unassign-form");
+  const bar = document.getElementById("selection-bar");
+  if (report && bar) {
+    const boxes = Array.from(report.querySelectorAll('input[name="seat"]'));
+    const all = document.getElementById("select-all");
+    const count = document.getElementById("selection-count");
+    const dialog = document.getElementById("unassign-dialog");
+    const plural = (n, word) => n + " " + word + (n === 1 ? "" : "s");
+    const ticked = () => boxes.filter((b) => b.checked);
+    const update = () => {
+      const seats = ticked();
+      const users = new Set(seats.map((b) => b.dataset.user)).size;
+      bar.hidden = seats.length === 0;
+      count.textContent = plural(users, "user") + " selected, holding " + plural(seats.length, "seat") + ".";
+      if (all) {
+        all.checked = seats.length > 0 && seats.length === boxes.length;
+        all.indeterminate = seats.length > 0 && seats.length < boxes.length;
+      }
+    };
+    if (all) {
+      all.hidden = false;
+      all.addEventListener("change", () => {
+        for (const b of boxes) b.checked = all.checked;
+        update();
+      });
+    }
+    for (const b of boxes) b.addEventListener("change", update);
+    update();
+    const button = document.getElementById("unassign");
+    if (dialog && typeof dialog.showModal === "function" && button) {
+      button.addEventListener("click", (event) => {
+        const seats = ticked();
+        if (seats.length === 0) return;
+        event.preventDefault();
+        const users = new Set(seats.map((b) => b.dataset.user)).size;
+        document.getElementById("unassign-dialog-text").textContent =
+          "Unassign " + plural(seats.length, "seat") + " from " + plural(users, "user") + "?";
+        const list = document.getElementById("unassign-dialog-list");
+        list.replaceChildren(...seats.map((b) => {
+          const li = document.createElement("li");
+          li.textContent = b.dataset.name + " · " + b.dataset.contract;
+          return li;
+        }));
+        dialog.showModal();
+      });
+      document.getElementById("unassign-cancel").addEventListener("click", () => dialog.close());
+    }
+  }
 });

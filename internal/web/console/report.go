@@ -1,0 +1,499 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/usage"
+	"github.com/usherhq/usher/internal/usher"
+	"github.com/usherhq/usher/internal/web"
+)
+
+// reportPath is the Usage Report's page; notification emails link to it
+// with ?status=inactive&range=….
+const reportPath = notify.ReportPath
+
+// reportPageSize is how many seats one page of the report shows.
+const reportPageSize = 50
+
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+// reportFilter is the report's filter as the page's query string holds it.
+type reportFilter struct {
+	Status, Range, Product, Subscription, Query, Sort string
+}
+
+func filterOf(q url.Values) reportFilter {
+	return reportFilter{
+		Status: q.Get("status"), Range: q.Get("range"), Product: q.Get("product"),
+		Subscription: q.Get("subscription"), Query: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort"),
+	}
+}
+
+// values is the filter as a query string, leaving out what is unset.
+func (f reportFilter) values() url.Values {
+	v := url.Values{}
+	for k, x := range map[string]string{"status": f.Status, "range": f.Range, "product": f.Product, "subscription": f.Subscription, "q": f.Query, "sort": f.Sort} {
+		if x != "" {
+			v.Set(k, x)
+		}
+	}
+	return v
+}
+
+func (f reportFilter) href(extra url.Values) string {
+	v := f.values()
+	for k, x := range extra {
+		v[k] = x
+	}
+	if len(v) == 0 {
+		return reportPath
+	}
+	return reportPath + "?" + v.Encode()
+}
+
+// service is the filter as the usage service takes it, and what is wrong
+// with it before the service looks: a contract that is not a number.
+func (f reportFilter) service() (usage.ReportFilter, usher.Problems) {
+	out := usage.ReportFilter{Status: f.Status, Range: usage.Range(f.Range), Product: f.Product, Query: f.Query, Sort: f.Sort}
+	var p usher.Problems
+	if f.Subscription != "" {
+		id, err := strconv.ParseInt(f.Subscription, 10, 64)
+		if err != nil || id <= 0 {
+			p.Addf("subscription", "%q is not a contract", f.Subscription)
+		}
+		out.SubscriptionID = id
+	}
+	return out, p
+}
+
+// withProblems adds what the page found wrong to the service's own
+// validation error, so one answer names every wrong filter. Any other
+// error (the person may not see the report) wins.
+func withProblems(p usher.Problems, err error) error {
+	if len(p) == 0 || err != nil && usher.ErrorCode(err) != usher.EINVALID {
+		return err
+	}
+	return append(p, usher.ErrorFields(err)...).Err()
+}
+
+type reportPage struct {
+	Filter    reportFilter
+	Statuses  []option
+	Ranges    []option
+	Products  []option
+	Contracts []option
+	Heading   string // what the rows are, e.g. "Inactive users over the last 3 months"
+	Totals    usage.ReportTotals
+	Processed string // when usage was last processed, in the account's time zone
+	Columns   []reportColumn
+	Rows      []reportRow
+	// Return is this page's address, where Unassign comes back to.
+	Return      string
+	CSVHref     string
+	NextHref    string
+	FirstHref   string
+	PageNumber  int
+	CanUnassign bool // at least one row has a checkbox
+	Filtered    bool
+}
+
+type reportColumn struct {
+	Label string
+	Href  string // sorts by this column; "" when it does not sort
+	Sort  string // "ascending", "descending" or "" for aria-sort
+	Num   bool
+}
+
+type reportRow struct {
+	usage.ReportRow
+	Key        string // "userID/subscriptionID", the checkbox's value
+	Assigned   string
+	Last       string
+	Selectable bool
+	Selected   bool
+}
+
+var reportStatuses = []option{
+	{Value: "all", Label: "All users"}, {Value: "inactive", Label: "Inactive users"},
+	{Value: "active", Label: "Active users"}, {Value: "unavailable", Label: "Plans without usage data"},
+}
+
+func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
+	if s.reportCSV(w, r, v) {
+		return
+	}
+	data, err := s.reportView(r.Context(), v, r.URL.Query(), nil)
+	if err != nil {
+		s.renderReportError(w, r, v, err)
+		return
+	}
+	p := page{Title: "Usage Report", Data: data}
+	if n, err := strconv.Atoi(r.URL.Query().Get("unassigned")); err == nil && n > 0 {
+		p.Message = unassignedMessage(r.URL.Query())
+	}
+	s.render(w, r, http.StatusOK, "report", p)
+}
+
+// renderReportError shows why the report cannot be shown. Wrong filters
+// come from a hand-edited or outdated address: it names each of them.
+func (s *server) renderReportError(w http.ResponseWriter, r *http.Request, v viewer, err error) {
+	if usher.ErrorCode(err) != usher.EINVALID {
+		s.renderError(w, r, &v, err)
+		return
+	}
+	s.render(w, r, http.StatusUnprocessableEntity, "status", page{Title: "Usage Report", ErrorsTitle: "The report's filters are not valid:",
+		Errors: errorLines(err), Data: statusPage{Heading: "Usage Report", Text: "Change the address, or open the report without filters from the navigation."}})
+}
+
+// reportView asks the usage service for one page of the report. selected
+// keeps the given rows ticked, for a page shown again after a refusal.
+func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selected []string) (reportPage, error) {
+	f := filterOf(q)
+	sf, problems := f.service()
+	if len(problems) > 0 {
+		sf.SubscriptionID = 0 // let the service check the rest
+	}
+	pageNo, _ := strconv.Atoi(q.Get("page"))
+	pageNo = max(pageNo, 1)
+	cursor := q.Get("cursor")
+	sf.Cursor, sf.Limit = cursor, reportPageSize
+	rep, err := s.usage.Report(ctx, v.Actor, sf)
+	if err = withProblems(problems, err); err != nil {
+		return reportPage{}, err
+	}
+	subs, err := s.access.ListSubscriptions(ctx, v.Actor, "", subscriptionsPageLimit)
+	if err != nil {
+		return reportPage{}, err
+	}
+	loc := v.Account.Location()
+	status := cmpOr(f.Status, "all")
+	data := reportPage{
+		Filter: f, Totals: rep.Totals, PageNumber: pageNo,
+		Return:   f.href(url.Values{"cursor": nonEmpty(cursor), "page": nonEmpty(q.Get("page"))}),
+		CSVHref:  f.href(url.Values{"format": {"csv"}}),
+		Filtered: f.Status != "" && f.Status != "all" || f.Product != "" || f.Subscription != "" || f.Query != "",
+	}
+	for _, o := range reportStatuses {
+		o.Selected = o.Value == status
+		data.Statuses = append(data.Statuses, o)
+	}
+	for _, rg := range usage.Ranges {
+		data.Ranges = append(data.Ranges, option{Value: string(rg), Label: rg.Label(), Selected: rg == rep.Range})
+	}
+	data.Products = []option{{Value: "", Label: "All products", Selected: f.Product == ""}}
+	data.Contracts = []option{{Value: "", Label: "All contracts", Selected: f.Subscription == ""}}
+	seen := map[string]bool{}
+	for _, sub := range subs.Items {
+		if !seen[sub.Product.Code] {
+			seen[sub.Product.Code] = true
+			data.Products = append(data.Products, option{Value: sub.Product.Code, Label: sub.Product.Name, Selected: sub.Product.Code == f.Product})
+		}
+		id := strconv.FormatInt(sub.ID, 10)
+		data.Contracts = append(data.Contracts, option{Value: id, Label: sub.Product.Name + " " + sub.ContractNumber + " (" + planName(sub.Plan) + ")", Selected: id == f.Subscription})
+	}
+	slices.SortStableFunc(data.Products[1:], func(a, b option) int { return strings.Compare(a.Label, b.Label) })
+
+	switch status {
+	case "inactive":
+		data.Heading = "Inactive users over the last " + rep.Range.Label()
+	case "active":
+		data.Heading = "Active users over the last " + rep.Range.Label()
+	case "unavailable":
+		data.Heading = "Seats on plans without usage data"
+	default:
+		data.Heading = "All users, usage over the last " + rep.Range.Label()
+	}
+	if rep.ProcessedAt != nil {
+		data.Processed = rep.ProcessedAt.In(loc).Format("2 January 2006 at 15:04 MST")
+	}
+	data.Columns = reportColumns(f)
+	for _, row := range rep.Rows {
+		rv := reportRow{
+			ReportRow: row, Key: fmt.Sprintf("%d/%d", row.UserID, row.SubscriptionID),
+			Assigned:   row.AssignedAt.In(loc).Format(time.DateOnly),
+			Selectable: access.Can(v.Actor, access.ManageSeats, row.SubscriptionID),
+		}
+		rv.Selected = rv.Selectable && slices.Contains(selected, rv.Key)
+		switch {
+		case row.Status == usage.StatusUnavailable:
+			rv.Last = "Not available for this plan"
+		case row.LastUsed == nil:
+			rv.Last = "Never"
+		default:
+			rv.Last = row.LastUsed.String()
+		}
+		data.CanUnassign = data.CanUnassign || rv.Selectable
+		data.Rows = append(data.Rows, rv)
+	}
+	if rep.NextCursor != "" {
+		data.NextHref = f.href(url.Values{"cursor": {rep.NextCursor}, "page": {strconv.Itoa(pageNo + 1)}})
+	}
+	if cursor != "" {
+		data.FirstHref = f.href(nil)
+	}
+	return data, nil
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// reportColumns are the table's headings; those that sort link to the
+// report sorted by them, the current one in the other direction.
+func reportColumns(f reportFilter) []reportColumn {
+	cur, desc := strings.CutPrefix(cmpOr(f.Sort, "name"), "-")
+	col := func(label, key string, num bool) reportColumn {
+		c := reportColumn{Label: label, Num: num}
+		if key == "" {
+			return c
+		}
+		next := key
+		if key == cur {
+			c.Sort = "ascending"
+			if desc {
+				c.Sort = "descending"
+			} else {
+				next = "-" + key
+			}
+		}
+		g := f
+		g.Sort = next
+		if next == "name" {
+			g.Sort = ""
+		}
+		c.Href = g.href(nil)
+		return c
+	}
+	return []reportColumn{
+		col("Name", "name", false), col("Email", "email", false), col("Product", "product", false),
+		col("Contract", "", false), col("Assigned", "", false), col("Last used", "last_used", false),
+		col("Days used", "days_used", true), col("Days a month", "", true), col("Status", "", false),
+	}
+}
+
+// reportCSV downloads every row matching the page's filter, through the
+// same writer as the API's CSV export.
+func (s *server) reportCSV(w http.ResponseWriter, r *http.Request, v viewer) bool {
+	if r.URL.Query().Get("format") != "csv" {
+		return false
+	}
+	sf, problems := filterOf(r.URL.Query()).service()
+	err := problems.Err()
+	if err == nil {
+		err = web.WriteReportCSV(w, r, s.usage, v.Actor, sf, s.log)
+	}
+	if err != nil {
+		s.renderReportError(w, r, v, err)
+	}
+	return true
+}
+
+// ---- unassign ----
+
+type unassignPage struct {
+	Return string
+	Keys   []string
+	Seats  []unassignSeat
+	Users  int
+}
+
+// seatKey names one seat: a user on a subscription.
+type seatKey struct{ user, sub int64 }
+
+func keyOf(it access.UnassignItem) seatKey { return seatKey{it.UserID, it.SubscriptionID} }
+
+type unassignSeat struct {
+	Name, Email, Contract string
+}
+
+// unassignSeats reads the ticked rows of the report.
+func unassignSeats(values []string) ([]access.UnassignItem, []string) {
+	var items []access.UnassignItem
+	var keys []string
+	seen := map[string]bool{}
+	for _, raw := range values {
+		u, sub, ok := strings.Cut(raw, "/")
+		uid, err1 := strconv.ParseInt(u, 10, 64)
+		sid, err2 := strconv.ParseInt(sub, 10, 64)
+		if !ok || err1 != nil || err2 != nil || seen[raw] {
+			continue
+		}
+		seen[raw] = true
+		keys = append(keys, raw)
+		items = append(items, access.UnassignItem{UserID: uid, SubscriptionID: sid})
+	}
+	return items, keys
+}
+
+// unassign takes the seats ticked in the report. Without confirm=1 it
+// shows a confirmation page (the script shows a dialog instead and sends
+// confirm=1); with it, the access service unassigns them all or none.
+func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
+	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+	if err := r.ParseForm(); err != nil {
+		s.renderStatus(w, r, http.StatusBadRequest, &v, "Bad request", "The form could not be read.")
+		return
+	}
+	back := localPath(r.PostForm.Get("return"))
+	if !strings.HasPrefix(back, reportPath) {
+		back = reportPath
+	}
+	backURL, _ := url.Parse(back)
+	items, keys := unassignSeats(r.PostForm["seat"])
+	if len(items) == 0 {
+		s.reportWithErrors(w, r, v, backURL.Query(), nil, http.StatusUnprocessableEntity, "Nothing was unassigned:", []string{"Select at least one user to unassign."})
+		return
+	}
+	if r.PostForm.Get("confirm") != "1" {
+		names, err := s.seatNames(r.Context(), v, items)
+		if err != nil {
+			s.renderError(w, r, &v, err)
+			return
+		}
+		data := unassignPage{Return: back, Keys: keys}
+		users := map[int64]bool{}
+		for _, it := range items {
+			users[it.UserID] = true
+			data.Seats = append(data.Seats, names[keyOf(it)])
+		}
+		data.Users = len(users)
+		s.render(w, r, http.StatusOK, "unassign", page{Title: "Unassign", Data: data})
+		return
+	}
+	res, err := s.access.Unassign(r.Context(), v.Actor, items)
+	if err != nil {
+		status := errorStatus(usher.ErrorCode(err))
+		if status == http.StatusInternalServerError {
+			s.renderError(w, r, &v, err)
+			return
+		}
+		names, nerr := s.seatNames(r.Context(), v, items)
+		if nerr != nil {
+			s.renderError(w, r, &v, nerr)
+			return
+		}
+		s.reportWithErrors(w, r, v, backURL.Query(), keys, status, "Nothing was unassigned:", describeUnassignErrors(err, items, names))
+		return
+	}
+	q := backURL.Query()
+	q.Set("unassigned", strconv.Itoa(res.Seats))
+	q.Set("users", strconv.Itoa(res.Users))
+	if res.Services > 0 {
+		q.Set("services", strconv.Itoa(res.Services))
+	}
+	if res.Benefits > 0 {
+		q.Set("benefits", strconv.Itoa(res.Benefits))
+	}
+	q.Del("cursor")
+	q.Del("page")
+	http.Redirect(w, r, reportPath+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+func (s *server) reportWithErrors(w http.ResponseWriter, r *http.Request, v viewer, q url.Values, keys []string, status int, title string, errs []string) {
+	data, err := s.reportView(r.Context(), v, q, keys)
+	if err != nil {
+		s.renderError(w, r, &v, err)
+		return
+	}
+	s.render(w, r, status, "report", page{Title: "Usage Report", ErrorsTitle: title, Errors: errs, Data: data})
+}
+
+// seatNames names each item's user and contract as the viewer may see
+// them; an item the viewer cannot see keeps its ids, and the access
+// service refuses it when asked to unassign it.
+func (s *server) seatNames(ctx context.Context, v viewer, items []access.UnassignItem) (map[seatKey]unassignSeat, error) {
+	out := map[seatKey]unassignSeat{}
+	byUser := map[int64]access.UserAccess{}
+	for _, it := range items {
+		ua, ok := byUser[it.UserID]
+		if !ok {
+			var err error
+			ua, err = s.access.Access(ctx, v.Actor, it.UserID)
+			if err != nil && usher.ErrorCode(err) != usher.ENOTFOUND {
+				return nil, fmt.Errorf("name seats to unassign: %w", err)
+			}
+			byUser[it.UserID] = ua
+		}
+		n := unassignSeat{Name: ua.User.Name, Email: ua.User.Email, Contract: "subscription " + strconv.FormatInt(it.SubscriptionID, 10)}
+		if n.Name == "" {
+			n.Name = "user " + strconv.FormatInt(it.UserID, 10)
+		}
+		for _, e := range ua.Subscriptions {
+			if e.Subscription.ID == it.SubscriptionID {
+				n.Contract = e.Subscription.Product.Name + " " + e.Subscription.ContractNumber
+			}
+		}
+		out[keyOf(it)] = n
+	}
+	return out, nil
+}
+
+// describeUnassignErrors names people and contracts instead of the API's
+// field paths (items[2]), which mean nothing on a page.
+func describeUnassignErrors(err error, items []access.UnassignItem, names map[seatKey]unassignSeat) []string {
+	fields := usher.ErrorFields(err)
+	if len(fields) == 0 {
+		return []string{errorText(err)}
+	}
+	out := make([]string, 0, len(fields))
+	for _, f := range fields {
+		label := f.Field
+		var i int
+		if _, err := fmt.Sscanf(f.Field, "items[%d]", &i); err == nil && i >= 0 && i < len(items) {
+			n := names[keyOf(items[i])]
+			label = n.Name + ", " + n.Contract
+		}
+		out = append(out, label+": "+f.Reason)
+	}
+	return out
+}
+
+// unassignedMessage says what an unassign did, from the counts the report
+// was sent back with.
+func unassignedMessage(q url.Values) string {
+	seats, _ := strconv.Atoi(q.Get("unassigned"))
+	users, _ := strconv.Atoi(q.Get("users"))
+	services, _ := strconv.Atoi(q.Get("services"))
+	benefits, _ := strconv.Atoi(q.Get("benefits"))
+	msg := fmt.Sprintf("Unassigned %s from %s", plural(seats, "seat"), plural(users, "user"))
+	var with []string
+	if services > 0 {
+		with = append(with, plural(services, "service"))
+	}
+	if benefits > 0 {
+		with = append(with, plural(benefits, "benefit"))
+	}
+	if len(with) > 0 {
+		msg += ", with " + strings.Join(with, " and ")
+	}
+	return msg + ". The seats are free to assign to someone else."
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
+}
