@@ -294,13 +294,21 @@ func (tx *Tx) TouchSeats(ctx context.Context, accountID int64, uses []usage.Seat
 		}
 		return n, nil
 	}
+	// One statement per chunk: compiling an UPDATE per seat cost SQLite
+	// more than the updates themselves.
 	var total int64
-	for _, u := range uses {
+	for chunk := range slices.Chunk(uses, sqliteChunk) {
+		args := make([]any, 0, 3*len(chunk)+2)
+		for _, u := range chunk {
+			args = append(args, u.UserID, u.ProductID, millis(u.At))
+		}
+		args = append(args, accountID, accountID)
 		n, err := affected(tx.exec(ctx, `
-			UPDATE assignments SET last_used_at = ?
-			WHERE account_id = ? AND user_id = ? AND last_used_at < ?
-			  AND subscription_id IN (SELECT id FROM subscriptions WHERE account_id = ? AND product_id = ?)`,
-			millis(u.At), accountID, u.UserID, millis(u.At), accountID, u.ProductID))
+			WITH t (u, p, at) AS (VALUES `+valueRows(len(chunk), 3)+`)
+			UPDATE assignments SET last_used_at = t.at
+			FROM t JOIN subscriptions s ON s.product_id = t.p
+			WHERE s.account_id = ? AND assignments.account_id = ? AND assignments.user_id = t.u
+			  AND assignments.subscription_id = s.id AND assignments.last_used_at < t.at`, args...))
 		if err != nil {
 			return 0, fmt.Errorf("touch seats: %w", err)
 		}
