@@ -74,7 +74,8 @@ type NotifyResult struct {
 	Delivered int // runs RunOnce reported delivered
 	// Bare is the same number of the same rendered message sent through
 	// go-mail, one connection per email as mail.SMTP does, with as many in
-	// flight as the scheduler sends at once.
+	// flight as the scheduler sends at once: half before the scheduler's
+	// run and half after it.
 	Bare time.Duration
 
 	// Messages the sink stored during each phase: the comparison holds only
@@ -166,11 +167,38 @@ func RunNotify(ctx context.Context, db *store.DB, cfg NotifyConfig, progress fun
 	}
 	res.Setup = time.Since(start)
 
-	progress("sending %d notifications through the scheduler to %s", cfg.Accounts, sk.addr)
-	before, err := sk.files()
+	// The bare loop sends the first admin's email, rendered from the data
+	// the scheduler will use for it. It runs in two halves, before and after
+	// the scheduler, so that a change in the machine's load during the run
+	// weighs on both sides alike.
+	e, err := renderFor(ctx, svc, use, admins[0], clock)
 	if err != nil {
 		return res, err
 	}
+	firstHalf := cfg.Accounts / 2
+	files := []map[string]bool{}
+	snapshot := func() error {
+		f, err := sk.files()
+		files = append(files, f)
+		return err
+	}
+	bare := func(n int) error {
+		progress("sending the same message %d times with a bare go-mail loop, %d at once", n, cfg.Workers)
+		d, err := bareSend(ctx, sk.addr, e, n, cfg.Workers)
+		res.Bare += d
+		if err != nil {
+			return fmt.Errorf("notify bench: bare loop: %w", err)
+		}
+		return snapshot()
+	}
+	if err := snapshot(); err != nil {
+		return res, err
+	}
+	if err := bare(firstHalf); err != nil {
+		return res, err
+	}
+
+	progress("sending %d notifications through the scheduler to %s", cfg.Accounts, sk.addr)
 	tn := &timedNotifier{Service: svc}
 	start = time.Now()
 	run, err := scheduler.RunOnce(ctx, tn, scheduler.Owner())
@@ -179,41 +207,43 @@ func RunNotify(ctx context.Context, db *store.DB, cfg NotifyConfig, progress fun
 	if err != nil {
 		return res, fmt.Errorf("notify bench: scheduler (planned %d, delivered %d): %w", run.Planned, run.Delivered, err)
 	}
-	afterUsher, err := sk.files()
-	if err != nil {
+	if err := snapshot(); err != nil {
 		return res, err
 	}
-	res.UsherReceived = len(afterUsher) - len(before)
+	if err := bare(cfg.Accounts - firstHalf); err != nil {
+		return res, err
+	}
+
+	fromBare, fromUsher := added(files[0], files[1]), added(files[1], files[2])
+	for f := range added(files[2], files[3]) {
+		fromBare[f] = true
+	}
+	res.UsherReceived, res.BareReceived = len(fromUsher), len(fromBare)
 	if run.Planned != cfg.Accounts || run.Delivered != cfg.Accounts || res.UsherReceived != cfg.Accounts {
 		return res, fmt.Errorf("notify bench: the scheduler planned %d and delivered %d, the sink received %d; want %d of each",
 			run.Planned, run.Delivered, res.UsherReceived, cfg.Accounts)
 	}
-	if n, err := deliveredRuns(ctx, db); err != nil || n != cfg.Accounts {
-		return res, fmt.Errorf("notify bench: %d runs recorded as delivered, want %d (%v)", n, cfg.Accounts, err)
-	}
-
-	// The bare loop sends the first admin's email, rendered from the same
-	// data the scheduler used for it.
-	e, err := renderFor(ctx, svc, use, admins[0], clock)
-	if err != nil {
-		return res, err
-	}
-	progress("sending the same message %d times with a bare go-mail loop, %d at once", cfg.Accounts, cfg.Workers)
-	if res.Bare, err = bareSend(ctx, sk.addr, e, cfg.Accounts, cfg.Workers); err != nil {
-		return res, fmt.Errorf("notify bench: bare loop: %w", err)
-	}
-	afterBare, err := sk.files()
-	if err != nil {
-		return res, err
-	}
-	res.BareReceived = len(afterBare) - len(afterUsher)
 	if res.BareReceived != cfg.Accounts {
 		return res, fmt.Errorf("notify bench: the sink received %d messages from the bare loop, want %d", res.BareReceived, cfg.Accounts)
 	}
-	if res.MessageBytes, err = sameMessage(afterUsher, afterBare, e.MessageID); err != nil {
+	if n, err := deliveredRuns(ctx, db); err != nil || n != cfg.Accounts {
+		return res, fmt.Errorf("notify bench: %d runs recorded as delivered, want %d (%v)", n, cfg.Accounts, err)
+	}
+	if res.MessageBytes, err = sameMessage(fromUsher, fromBare, e.MessageID); err != nil {
 		return res, fmt.Errorf("notify bench: %w", err)
 	}
 	return res, nil
+}
+
+// added returns the files in after that are not in before.
+func added(before, after map[string]bool) map[string]bool {
+	out := map[string]bool{}
+	for f := range after {
+		if !before[f] {
+			out[f] = true
+		}
+	}
+	return out
 }
 
 // timedNotifier is the notify service with its planning timed, to tell
@@ -303,27 +333,24 @@ func deliveredRuns(ctx context.Context, db *store.DB) (int, error) {
 	return n, nil
 }
 
-// renderFor renders the email the scheduler sent to a's admin, from the
-// run it recorded and the same inactivity count.
+// renderFor renders the email the scheduler is to send to a's admin for
+// their due setting, from the same inactivity count. sameMessage later
+// checks that the scheduler sent an email with the same Message-ID.
 func renderFor(ctx context.Context, svc *notify.Service, use *usage.Service, a benchAdmin, clock func() time.Time) (mail.Email, error) {
-	page, err := svc.Runs(ctx, a.actor, "", 1)
+	st, err := svc.Setting(ctx, a.actor)
 	if err != nil {
 		return mail.Email{}, fmt.Errorf("notify bench: %w", err)
 	}
-	if len(page.Items) != 1 {
-		return mail.Email{}, fmt.Errorf("notify bench: %s has %d runs, want 1", a.actor.Email, len(page.Items))
-	}
-	r := page.Items[0]
-	sum, err := use.InactiveSummary(ctx, a.account.ID, r.Range, notify.DefaultFirstUsers)
+	sum, err := use.InactiveSummary(ctx, a.account.ID, st.Range, notify.DefaultFirstUsers)
 	if err != nil {
 		return mail.Email{}, fmt.Errorf("notify bench: %w", err)
 	}
 	m := notify.Message{
-		MessageID: r.MessageID, From: benchFrom, To: a.user, Account: a.account, Date: clock(), ScheduledFor: r.ScheduledFor,
-		Summary: sum, SettingsURL: benchBaseURL + notify.SettingsPath,
+		MessageID: svc.MessageID(a.account.ID, a.user.ID, st.NextAt), From: benchFrom, To: a.user, Account: a.account,
+		Date: clock(), ScheduledFor: st.NextAt, Summary: sum, SettingsURL: benchBaseURL + notify.SettingsPath,
 	}
 	if sum.InactiveUsers > 0 {
-		m.ReportURL = svc.ReportURL(r.Range)
+		m.ReportURL = svc.ReportURL(st.Range)
 	}
 	e, err := mail.Render(m)
 	if err != nil {
@@ -403,48 +430,46 @@ func goMailMsg(e mail.Email) (*gomail.Msg, error) {
 }
 
 // sameMessage finds the scheduler's email with messageID among the files
-// in usherFiles and one of the bare loop's (in bareFiles and not in
-// usherFiles), and checks that they carry the same header fields, subject,
-// addresses and body size: otherwise the two rates compare different
-// work. It answers the message's size.
-func sameMessage(usherFiles, bareFiles map[string]bool, messageID string) (int, error) {
-	var fromUsher, fromBare *storedMsg
-	for f := range bareFiles {
-		if fromBare != nil && fromUsher != nil {
-			break
+// in fromUsher and one of the bare loop's in fromBare, and checks that they
+// carry the same header fields, subject, addresses and body size: otherwise
+// the two rates compare different work. It answers the message's size.
+func sameMessage(fromUsher, fromBare map[string]bool, messageID string) (int, error) {
+	find := func(files map[string]bool, what string) (*storedMsg, error) {
+		for f := range files {
+			m, err := readStored(f)
+			if err != nil {
+				return nil, err
+			}
+			if m.msg.Header.Get("Message-Id") == messageID {
+				return m, nil
+			}
 		}
-		m, err := readStored(f)
-		if err != nil {
-			return 0, err
-		}
-		if m.msg.Header.Get("Message-Id") != messageID {
-			continue
-		}
-		if usherFiles[f] {
-			fromUsher = m
-		} else if fromBare == nil {
-			fromBare = m
-		}
+		return nil, fmt.Errorf("the sink holds no message %s from the %s", messageID, what)
 	}
-	if fromUsher == nil || fromBare == nil {
-		return 0, fmt.Errorf("the sink holds no message %s from the scheduler (%t) or from the bare loop (%t)", messageID, fromUsher != nil, fromBare != nil)
+	u, err := find(fromUsher, "scheduler")
+	if err != nil {
+		return 0, err
+	}
+	b, err := find(fromBare, "bare loop")
+	if err != nil {
+		return 0, err
 	}
 	for _, h := range []string{"Subject", "From", "To", "Content-Type"} {
-		u, b := fromUsher.msg.Header.Get(h), fromBare.msg.Header.Get(h)
+		uh, bh := u.msg.Header.Get(h), b.msg.Header.Get(h)
 		if h == "Content-Type" { // the boundary is random; its length is not
-			u, b = strings.Split(u, ";")[0], strings.Split(b, ";")[0]
+			uh, bh = strings.Split(uh, ";")[0], strings.Split(bh, ";")[0]
 		}
-		if u != b {
-			return 0, fmt.Errorf("the bare loop's message differs from the scheduler's: %s %q, not %q", h, b, u)
+		if uh != bh {
+			return 0, fmt.Errorf("the bare loop's message differs from the scheduler's: %s %q, not %q", h, bh, uh)
 		}
 	}
-	if u, b := fromUsher.fields(), fromBare.fields(); !slices.Equal(u, b) {
-		return 0, fmt.Errorf("the bare loop's message differs from the scheduler's: header fields %v, not %v", b, u)
+	if uf, bf := u.fields(), b.fields(); !slices.Equal(uf, bf) {
+		return 0, fmt.Errorf("the bare loop's message differs from the scheduler's: header fields %v, not %v", bf, uf)
 	}
-	if fromUsher.bodySize != fromBare.bodySize {
-		return 0, fmt.Errorf("the bare loop's message differs from the scheduler's: body of %d bytes, not %d", fromBare.bodySize, fromUsher.bodySize)
+	if u.bodySize != b.bodySize {
+		return 0, fmt.Errorf("the bare loop's message differs from the scheduler's: body of %d bytes, not %d", b.bodySize, u.bodySize)
 	}
-	return fromUsher.size, nil
+	return u.size, nil
 }
 
 type storedMsg struct {
@@ -491,7 +516,7 @@ func WriteNotify(w io.Writer, results []NotifyResult) error {
 	}
 	c := results[0].Config
 	p := &printer{w: w}
-	p.printf("Notifications: %d accounts, each with a primary admin who gets one email and %d seats, all inactive; %d emails in flight at once, one SMTP connection each.\n\n",
+	p.printf("Notifications: %d accounts, each with a primary admin who gets one email and %d seats, all inactive; %d emails in flight at once, one SMTP connection each; the bare loop sends half before the scheduler and half after.\n\n",
 		c.Accounts, c.Users+1, c.Workers)
 	p.printf("| measure | goal |")
 	for _, r := range results {
