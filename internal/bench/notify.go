@@ -78,6 +78,13 @@ type NotifyResult struct {
 	// run and half after it.
 	Bare time.Duration
 
+	// CPU time used during each phase by this process (with SQLite, which
+	// runs in it, but not PostgreSQL's server) and by the sink: on a machine
+	// whose cores the sink shares, what Usher spends is taken from the sink.
+	// Zero when not measured (off Linux).
+	UsherCPU, UsherSinkCPU time.Duration
+	BareCPU, BareSinkCPU   time.Duration
+
 	// Messages the sink stored during each phase: the comparison holds only
 	// if both are Config.Accounts.
 	UsherReceived, BareReceived int
@@ -184,8 +191,11 @@ func RunNotify(ctx context.Context, db *store.DB, cfg NotifyConfig, progress fun
 	}
 	bare := func(n int) error {
 		progress("sending the same message %d times with a bare go-mail loop, %d at once", n, cfg.Workers)
+		self, sinkCPU := selfCPU(), sk.cpu()
 		d, err := bareSend(ctx, sk.addr, e, n, cfg.Workers)
 		res.Bare += d
+		res.BareCPU += selfCPU() - self
+		res.BareSinkCPU += sk.cpu() - sinkCPU
 		if err != nil {
 			return fmt.Errorf("notify bench: bare loop: %w", err)
 		}
@@ -200,9 +210,11 @@ func RunNotify(ctx context.Context, db *store.DB, cfg NotifyConfig, progress fun
 
 	progress("sending %d notifications through the scheduler to %s", cfg.Accounts, sk.addr)
 	tn := &timedNotifier{Service: svc}
+	self, sinkCPU := selfCPU(), sk.cpu()
 	start = time.Now()
 	run, err := scheduler.RunOnce(ctx, tn, scheduler.Owner())
 	res.Usher, res.Plan = time.Since(start), tn.plan
+	res.UsherCPU, res.UsherSinkCPU = selfCPU()-self, sk.cpu()-sinkCPU
 	res.Planned, res.Delivered = run.Planned, run.Delivered
 	if err != nil {
 		return res, fmt.Errorf("notify bench: scheduler (planned %d, delivered %d): %w", run.Planned, run.Delivered, err)
@@ -548,10 +560,23 @@ func WriteNotify(w io.Writer, results []NotifyResult) error {
 	row("received by the sink (scheduler / bare)", fmt.Sprint(c.Accounts), func(r NotifyResult) string {
 		return fmt.Sprintf("%d / %d", r.UsherReceived, r.BareReceived)
 	})
+	row("CPU per email, benchmark process / sink: scheduler; bare loop", "", func(r NotifyResult) string {
+		return fmt.Sprintf("%s / %s; %s / %s", perEmail(r.UsherCPU, r.UsherReceived), perEmail(r.UsherSinkCPU, r.UsherReceived),
+			perEmail(r.BareCPU, r.BareReceived), perEmail(r.BareSinkCPU, r.BareReceived))
+	})
 	row("message size", "", func(r NotifyResult) string { return fmt.Sprintf("%.1f KiB", float64(r.MessageBytes)/1024) })
 	row("setup (not measured)", "", func(r NotifyResult) string { return secs(r.Setup) })
 	p.printf("\nSMTP sink: %s, on this machine. It is likely the bottleneck of both paths, which then measure the sink as much as Usher: the ratio shows Usher's overhead only while the sink keeps up.\n", results[0].Sink)
 	return p.err
+}
+
+// perEmail is d shared over n emails, in milliseconds; "–" when d was not
+// measured.
+func perEmail(d time.Duration, n int) string {
+	if d <= 0 || n <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000/float64(n))
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }

@@ -99,6 +99,15 @@ func (s *sink) files() (map[string]bool, error) {
 	return out, nil
 }
 
+// cpu is the CPU time the server has used so far; zero if unknown.
+func (s *sink) cpu() time.Duration {
+	d, err := processCPU(s.cmd.Process.Pid)
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
