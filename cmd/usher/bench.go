@@ -77,25 +77,26 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	ncfg := bench.NotifyScaled(*scale)
-	if *notifyAccounts != 0 {
-		ncfg.Accounts = *notifyAccounts
+	ncfg, err := notifyConfig(*scale, *notifyAccounts)
+	if err != nil {
+		return err
 	}
-	if ncfg.Accounts < 1 {
-		return usageErrorf("bench: --notify %d: want a positive number of accounts", *notifyAccounts)
+	usageEngines := list
+	if !runUsage {
+		usageEngines = nil
 	}
 	cfg := bench.Scaled(*scale)
-	var results []bench.Result
 	if runUsage {
 		fmt.Fprintf(stderr, "usher bench: %d users, %d seats, %d events; %d cores, Go %s\n",
 			cfg.Users, cfg.Seats, cfg.Events, runtime.NumCPU(), runtime.Version())
-		for _, engine := range list {
-			res, err := benchOn(ctx, engine, *pg, cfg, stderr)
-			if err != nil {
-				return fmt.Errorf("bench on %s: %w", engine, err)
-			}
-			results = append(results, res)
+	}
+	var results []bench.Result
+	for _, engine := range usageEngines {
+		res, err := benchOn(ctx, engine, *pg, cfg, stderr)
+		if err != nil {
+			return fmt.Errorf("bench on %s: %w", engine, err)
 		}
+		results = append(results, res)
 	}
 	var notified []bench.NotifyResult
 	if runNotify {
@@ -103,18 +104,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	write := func(w io.Writer) error {
-		if err := bench.Write(w, results); err != nil {
-			return err
-		}
-		if len(results) > 0 && len(notified) > 0 {
-			if _, err := fmt.Fprintln(w); err != nil {
-				return err
-			}
-		}
-		return bench.WriteNotify(w, notified)
-	}
-	if err := write(stdout); err != nil {
+	if err := writeTables(stdout, results, notified); err != nil {
 		return err
 	}
 	if *out != "" {
@@ -123,7 +113,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer f.Close()
-		if err := write(f); err != nil {
+		if err := writeTables(f, results, notified); err != nil {
 			return fmt.Errorf("bench: write %s: %w", *out, err)
 		}
 		return f.Close()

@@ -29,6 +29,33 @@ func parseSuites(list string) (usage, notify bool, err error) {
 	return usage, notify, nil
 }
 
+// notifyConfig sizes the notification benchmark: --notify accounts, or
+// 1,000 times the scale when it is 0.
+func notifyConfig(scale float64, accounts int) (bench.NotifyConfig, error) {
+	cfg := bench.NotifyScaled(scale)
+	if accounts != 0 {
+		cfg.Accounts = accounts
+	}
+	if cfg.Accounts < 1 {
+		return cfg, usageErrorf("bench: --notify %d: want a positive number of accounts", accounts)
+	}
+	return cfg, nil
+}
+
+// writeTables prints the usage table, then the notification table, each
+// only if it ran.
+func writeTables(w io.Writer, results []bench.Result, notified []bench.NotifyResult) error {
+	if err := bench.Write(w, results); err != nil {
+		return err
+	}
+	if len(results) > 0 && len(notified) > 0 {
+		if _, err := fmt.Fprintln(w); err != nil {
+			return err
+		}
+	}
+	return bench.WriteNotify(w, notified)
+}
+
 // benchNotify runs the notification benchmark on each engine, each on a
 // scratch database of its own: it must start empty, and the usage
 // benchmark's data would only slow its setup.
