@@ -238,8 +238,10 @@ func RunNotify(ctx context.Context, db *store.DB, cfg NotifyConfig, progress fun
 	if res.BareReceived != cfg.Accounts {
 		return res, fmt.Errorf("notify bench: the sink received %d messages from the bare loop, want %d", res.BareReceived, cfg.Accounts)
 	}
-	if n, err := deliveredRuns(ctx, db); err != nil || n != cfg.Accounts {
-		return res, fmt.Errorf("notify bench: %d runs recorded as delivered, want %d (%v)", n, cfg.Accounts, err)
+	if n, err := deliveredRuns(ctx, db); err != nil {
+		return res, fmt.Errorf("notify bench: %w", err)
+	} else if n != cfg.Accounts {
+		return res, fmt.Errorf("notify bench: %d runs recorded as delivered, want %d", n, cfg.Accounts)
 	}
 	if res.MessageBytes, err = sameMessage(fromUsher, fromBare, e.MessageID); err != nil {
 		return res, fmt.Errorf("notify bench: %w", err)
