@@ -25,12 +25,21 @@ CSV export against COPY (same query) TO STDOUT. At scale 1 it builds 100,000
 users, 150,000 seats and 10,000,000 usage events on each engine, which takes
 minutes. Prints a Markdown table with the goals; see docs/performance.md.
 
+Then it measures usage notifications: one email to the primary admin of each
+of 1,000 accounts (at scale 1) through the scheduler, the mail package and a
+local SMTP server (aiosmtpd, from Debian's python3-aiosmtpd), against a bare
+go-mail loop sending the same message as often, as many at once, to the same
+server. Prints a second table.
+
 Every run uses a scratch database: a new SQLite file in a temporary directory,
 and a new schema in the PostgreSQL database, dropped afterwards.
 
 Flags:
   --scale F           fraction of the full size, 0 < F <= 1 (default 1)
   --engines LIST      sqlite, postgres or both (default sqlite,postgres)
+  --suites LIST       usage, notify or both (default usage,notify)
+  --notify N          accounts of the notification benchmark (default 1000
+                      times the scale, at least 20)
   --postgres URL      PostgreSQL server and database to make the schema in
                       (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
                                                                  env USHER_BENCH_POSTGRES_URL
@@ -46,6 +55,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	engines := fs.String("engines", "sqlite,postgres", "engines to run on")
 	pg := fs.String("postgres", defaultBenchPostgres, "PostgreSQL URL")
 	out := fs.String("out", "", "file to write the table to")
+	suites := fs.String("suites", "usage,notify", "benchmarks to run")
+	notifyAccounts := fs.Int("notify", 0, "accounts of the notification benchmark")
 	if err := parse(fs, benchHelp, args, stdout, map[string]string{"postgres": "USHER_BENCH_POSTGRES_URL"}); err != nil {
 		return err
 	}
@@ -62,18 +73,38 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			list = append(list, e)
 		}
 	}
+	runUsage, runNotify, err := parseSuites(*suites)
+	if err != nil {
+		return err
+	}
+	ncfg, err := notifyConfig(*scale, *notifyAccounts)
+	if err != nil {
+		return err
+	}
+	usageEngines := list
+	if !runUsage {
+		usageEngines = nil
+	}
 	cfg := bench.Scaled(*scale)
-	fmt.Fprintf(stderr, "usher bench: %d users, %d seats, %d events; %d cores, Go %s\n",
-		cfg.Users, cfg.Seats, cfg.Events, runtime.NumCPU(), runtime.Version())
+	if runUsage {
+		fmt.Fprintf(stderr, "usher bench: %d users, %d seats, %d events; %d cores, Go %s\n",
+			cfg.Users, cfg.Seats, cfg.Events, runtime.NumCPU(), runtime.Version())
+	}
 	var results []bench.Result
-	for _, engine := range list {
+	for _, engine := range usageEngines {
 		res, err := benchOn(ctx, engine, *pg, cfg, stderr)
 		if err != nil {
 			return fmt.Errorf("bench on %s: %w", engine, err)
 		}
 		results = append(results, res)
 	}
-	if err := bench.Write(stdout, results); err != nil {
+	var notified []bench.NotifyResult
+	if runNotify {
+		if notified, err = benchNotify(ctx, list, *pg, ncfg, stderr); err != nil {
+			return err
+		}
+	}
+	if err := writeTables(stdout, results, notified); err != nil {
 		return err
 	}
 	if *out != "" {
@@ -82,7 +113,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer f.Close()
-		if err := bench.Write(f, results); err != nil {
+		if err := writeTables(f, results, notified); err != nil {
 			return fmt.Errorf("bench: write %s: %w", *out, err)
 		}
 		return f.Close()
