@@ -42,6 +42,9 @@ type DB struct {
 
 	// readOpts and writeOpts are the transaction options per engine.
 	readOpts, writeOpts *sql.TxOptions
+
+	// Compiled statements of each SQLite pool; nil on PostgreSQL.
+	writerStmts, readerStmts *stmtCache
 }
 
 // sqliteBusyTimeout is how long an SQLite connection waits for a lock held
@@ -144,7 +147,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		reader.Close()
 		return nil, err
 	}
-	return &DB{engine: SQLite, writer: writer, reader: reader}, nil
+	return &DB{engine: SQLite, writer: writer, reader: reader,
+		writerStmts: newStmtCache(writer), readerStmts: newStmtCache(reader)}, nil
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -169,6 +173,10 @@ func (db *DB) Close() error {
 		_, _ = db.writer.ExecContext(ctx, "PRAGMA optimize") // best effort
 		cancel()
 	}
+	if db.writerStmts != nil {
+		db.writerStmts.close()
+		db.readerStmts.close()
+	}
 	err := db.writer.Close()
 	if db.reader != db.writer {
 		err = errors.Join(err, db.reader.Close())
@@ -179,22 +187,22 @@ func (db *DB) Close() error {
 // Read runs fn in a read-only transaction. Reads may run in parallel with
 // each other and with a write.
 func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
-	return db.run(ctx, db.reader, db.readOpts, fn)
+	return db.run(ctx, db.reader, db.readerStmts, db.readOpts, fn)
 }
 
 // Write runs fn in a transaction and commits it if fn returns nil. On SQLite
 // writes are serialised on one connection, so fn must not call Write itself.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
-	return db.run(ctx, db.writer, db.writeOpts, fn)
+	return db.run(ctx, db.writer, db.writerStmts, db.writeOpts, fn)
 }
 
-func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn func(*Tx) error) error {
+func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *sql.TxOptions, fn func(*Tx) error) error {
 	sqlTx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer sqlTx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := fn(&Tx{tx: sqlTx, engine: db.engine}); err != nil {
+	if err := fn(&Tx{tx: sqlTx, engine: db.engine, stmts: stmts}); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -209,6 +217,7 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, fn fun
 type Tx struct {
 	tx     *sql.Tx
 	engine string
+	stmts  *stmtCache // nil: run queries unprepared
 }
 
 // Access returns the store of the access domain.
@@ -236,15 +245,37 @@ func (tx *Tx) bind(query string) string {
 }
 
 func (tx *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return tx.tx.ExecContext(ctx, tx.bind(query), args...)
 }
 
 func (tx *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return tx.tx.QueryContext(ctx, tx.bind(query), args...)
 }
 
 func (tx *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return tx.tx.QueryRowContext(ctx, tx.bind(query), args...)
+}
+
+// stmt returns the compiled statement of query bound to this transaction,
+// or nil to run it unprepared. database/sql closes it with the transaction.
+func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if tx.stmts == nil {
+		return nil
+	}
+	st := tx.stmts.stmt(tx.bind(query))
+	if st == nil {
+		return nil
+	}
+	return tx.tx.StmtContext(ctx, st)
 }
 
 // affected returns how many rows a statement changed.
