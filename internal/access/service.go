@@ -95,16 +95,8 @@ func (s *Service) audit(ctx context.Context, tx Tx, a usher.Actor, action string
 		AccountID: a.AccountID, ActorID: a.UserID, ActorEmail: a.Email, Action: action,
 		TargetUserID: target.ID, TargetEmail: target.Email, SubscriptionID: subID, At: s.Now(),
 	}
-	var err error
-	if before != nil {
-		if e.Before, err = json.Marshal(before); err != nil {
-			return fmt.Errorf("audit %s: %w", action, err)
-		}
-	}
-	if after != nil {
-		if e.After, err = json.Marshal(after); err != nil {
-			return fmt.Errorf("audit %s: %w", action, err)
-		}
+	if err := e.SetChange(before, after); err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
 	}
 	if err := tx.InsertAudit(ctx, &e); err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)

@@ -25,22 +25,12 @@ func Write(w io.Writer, results []Result) error {
 	p := &printer{w: w}
 	p.printf("Synthetic account: %d users, %d seats on 5 products, %d usage events over %d days (%d events per user-day of use); ingest in NDJSON batches of %d, %d in flight.\n\n",
 		c.Users, c.Seats, c.Events, c.Days, c.EventsPerUseDay, c.Batch, c.Senders)
-	p.printf("| measure | goal |")
-	for _, r := range results {
-		p.printf(" %s |", r.Engine)
+	engines := make([]string, len(results))
+	for i, r := range results {
+		engines[i] = r.Engine
 	}
-	p.printf("\n|---|---|")
-	for range results {
-		p.printf("---|")
-	}
-	p.printf("\n")
-	row := func(name, goal string, cell func(r Result) string) {
-		p.printf("| %s | %s |", name, goal)
-		for _, r := range results {
-			p.printf(" %s |", cell(r))
-		}
-		p.printf("\n")
-	}
+	p.tableHead(engines)
+	row := func(name, goal string, cell func(r Result) string) { tableRow(p, results, name, goal, cell) }
 	mark := func(ok bool) string {
 		if ok {
 			return "✓"
@@ -82,6 +72,28 @@ func Write(w io.Writer, results []Result) error {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// tableHead starts a Markdown table with a column per engine.
+func (p *printer) tableHead(engines []string) {
+	p.printf("| measure | goal |")
+	for _, e := range engines {
+		p.printf(" %s |", e)
+	}
+	p.printf("\n|---|---|")
+	for range engines {
+		p.printf("---|")
+	}
+	p.printf("\n")
+}
+
+// tableRow prints one measure with a cell per engine's result.
+func tableRow[R any](p *printer, results []R, name, goal string, cell func(R) string) {
+	p.printf("| %s | %s |", name, goal)
+	for _, r := range results {
+		p.printf(" %s |", cell(r))
+	}
+	p.printf("\n")
+}
 
 type printer struct {
 	w   io.Writer

@@ -532,22 +532,12 @@ func WriteNotify(w io.Writer, results []NotifyResult) error {
 	p := &printer{w: w}
 	p.printf("Notifications: %d accounts, each with a primary admin who gets one email and %d seats, all inactive; %d emails in flight at once, one SMTP connection each; the bare loop sends half before the scheduler and half after.\n\n",
 		c.Accounts, c.Users+1, c.Workers)
-	p.printf("| measure | goal |")
-	for _, r := range results {
-		p.printf(" %s |", r.Engine)
+	engines := make([]string, len(results))
+	for i, r := range results {
+		engines[i] = r.Engine
 	}
-	p.printf("\n|---|---|")
-	for range results {
-		p.printf("---|")
-	}
-	p.printf("\n")
-	row := func(name, goal string, cell func(r NotifyResult) string) {
-		p.printf("| %s | %s |", name, goal)
-		for _, r := range results {
-			p.printf(" %s |", cell(r))
-		}
-		p.printf("\n")
-	}
+	p.tableHead(engines)
+	row := func(name, goal string, cell func(r NotifyResult) string) { tableRow(p, results, name, goal, cell) }
 	row("scheduler (RunOnce), emails/s", "", func(r NotifyResult) string {
 		return fmt.Sprintf("%.0f (%s, planning %s)", r.UsherRate(), secs(r.Usher), secs(r.Plan))
 	})

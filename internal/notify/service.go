@@ -2,7 +2,6 @@ package notify
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -315,16 +314,8 @@ func (s *Service) audit(ctx context.Context, tx Tx, a usher.Actor, action string
 		AccountID: a.AccountID, ActorID: a.UserID, ActorEmail: a.Email, Action: action,
 		TargetUserID: a.UserID, TargetEmail: a.Email, At: s.now(),
 	}
-	var err error
-	if before != nil {
-		if e.Before, err = json.Marshal(before); err != nil {
-			return fmt.Errorf("audit %s: %w", action, err)
-		}
-	}
-	if after != nil {
-		if e.After, err = json.Marshal(after); err != nil {
-			return fmt.Errorf("audit %s: %w", action, err)
-		}
+	if err := e.SetChange(before, after); err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
 	}
 	if err := tx.InsertAudit(ctx, &e); err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)

@@ -296,6 +296,23 @@ type AuditEntry struct {
 	At             time.Time       `json:"at"`
 }
 
+// SetChange records what an object was before and is after the change, as
+// JSON; nil leaves that side out.
+func (e *AuditEntry) SetChange(before, after any) error {
+	var err error
+	if before != nil {
+		if e.Before, err = json.Marshal(before); err != nil {
+			return err
+		}
+	}
+	if after != nil {
+		if e.After, err = json.Marshal(after); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Actor is who is acting: a signed-in user or an API token's user, with the
 // roles they hold at the time of the request.
 type Actor struct {
