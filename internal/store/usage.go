@@ -582,17 +582,23 @@ func (tx *Tx) EachReportRow(ctx context.Context, q usage.ReportQuery, fn func(us
 }
 
 // ReportVersion is the account's latest audit entry and the time usage was
-// last processed: every change of users and seats writes an audit entry.
-func (tx *Tx) ReportVersion(ctx context.Context, accountID int64) (string, error) {
+// last processed: every change of users and seats writes an audit entry. It
+// returns the processed time too, saving the report a round trip.
+func (tx *Tx) ReportVersion(ctx context.Context, accountID int64) (string, *time.Time, error) {
 	var audit, processed int64
 	err := tx.queryRow(ctx, `
 		SELECT COALESCE((SELECT MAX(id) FROM audit_log WHERE account_id = ?), 0),
 		       COALESCE((SELECT processed_at FROM usage_processed WHERE account_id = ?), 0)`,
 		accountID, accountID).Scan(&audit, &processed)
 	if err != nil {
-		return "", fmt.Errorf("usage report version: %w", err)
+		return "", nil, fmt.Errorf("usage report version: %w", err)
 	}
-	return strconv.FormatInt(audit, 10) + "." + strconv.FormatInt(processed, 10), nil
+	var at *time.Time
+	if processed != 0 {
+		t := fromMillis(processed)
+		at = &t
+	}
+	return strconv.FormatInt(audit, 10) + "." + strconv.FormatInt(processed, 10), at, nil
 }
 
 // reportTotalsQuery counts the seats and users matching q, and the inactive

@@ -423,7 +423,7 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 			rg = Range30d
 		}
 		// Totals first: how many rows match tells storage how to find the page.
-		version, err := tx.ReportVersion(ctx, a.AccountID)
+		version, processed, err := tx.ReportVersion(ctx, a.AccountID)
 		if err != nil {
 			return err
 		}
@@ -452,8 +452,8 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 			r.AssignedAt = r.AssignedAt.In(loc)
 			out.Rows = append(out.Rows, s.row(r, rg, today))
 		}
-		out.ProcessedAt, err = tx.ProcessedAt(ctx, a.AccountID)
-		return err
+		out.ProcessedAt = processed
+		return nil
 	})
 	if err != nil {
 		return Report{}, fmt.Errorf("usage report: %w", err)

@@ -106,8 +106,9 @@ type Tx interface {
 	// EachReportRow streams every row matching q in q's order.
 	EachReportRow(ctx context.Context, q ReportQuery, fn func(RawRow) error) error
 	// ReportVersion changes whenever anything the report shows may have
-	// changed: users, seats, or usage processed.
-	ReportVersion(ctx context.Context, accountID int64) (string, error)
+	// changed: users, seats, or usage processed. It also returns when usage
+	// was last processed (nil if never), which it reads anyway.
+	ReportVersion(ctx context.Context, accountID int64) (string, *time.Time, error)
 	// ReportTotals counts all rows matching q (ignoring After and Limit).
 	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
 	// InactiveByProduct counts inactive seats and users per product for q.
