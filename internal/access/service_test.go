@@ -500,6 +500,34 @@ func TestLastPrimaryAdminCannotBeRemoved(t *testing.T) {
 	})
 }
 
+// A secondary admin manages users, but disabling, re-addressing or deleting
+// a primary admin would be revoking that role by another route.
+func TestSecondaryAdminCannotEditOrDeleteAPrimaryAdmin(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		must(t, f.svc.GrantRole(ctx, f.primary, usher.RoleGrant{UserID: f.target.ID, Role: usher.RolePrimaryAdmin}))
+		disabled, email := usher.UserDisabled, "taken@acme.test"
+		for _, id := range []int64{f.primary.UserID, f.target.ID} {
+			_, err := f.svc.UpdateUser(ctx, f.secondary, id, access.UserInput{Status: &disabled})
+			wantCode(t, err, usher.EFORBIDDEN)
+			_, err = f.svc.UpdateUser(ctx, f.secondary, id, access.UserInput{Email: &email})
+			wantCode(t, err, usher.EFORBIDDEN)
+			wantCode(t, f.svc.DeleteUser(ctx, f.secondary, id), usher.EFORBIDDEN)
+		}
+		if u, _ := f.svc.User(ctx, f.primary, f.target.ID); u.Status != usher.UserActive || u.Email == email {
+			t.Fatalf("the refused edits changed %+v", u)
+		}
+		// A primary admin may disable another, but not the last active one.
+		if _, err := f.svc.UpdateUser(ctx, f.primary, f.target.ID, access.UserInput{Status: &disabled}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.svc.UpdateUser(ctx, f.primary, f.primary.UserID, access.UserInput{Status: &disabled})
+		wantCode(t, err, usher.ECONFLICT)
+		wantCode(t, f.svc.DeleteUser(ctx, f.primary, f.primary.UserID), usher.ECONFLICT)
+	})
+}
+
 func TestDeleteUserFreesSeats(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()

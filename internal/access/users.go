@@ -154,6 +154,9 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 		if err != nil {
 			return err
 		}
+		if err := primaryAdminTargetGuard(ctx, tx, a, id, "edit"); err != nil {
+			return err
+		}
 		u = before
 		if in.Email != nil {
 			u.Email = *in.Email
@@ -194,6 +197,9 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err != nil {
 			return err
 		}
+		if err := primaryAdminTargetGuard(ctx, tx, a, id, "delete"); err != nil {
+			return err
+		}
 		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
 			return err
 		}
@@ -220,14 +226,48 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 	return nil
 }
 
-// lastPrimaryAdminGuard refuses to remove the account's only primary admin.
+// primaryAdminTargetGuard refuses to edit or delete a primary admin unless
+// the actor may grant and revoke that role: disabling, re-addressing or
+// deleting a primary admin would otherwise be a revoke by another route.
+func primaryAdminTargetGuard(ctx context.Context, tx Tx, a usher.Actor, userID int64, verb string) error {
+	if Can(a, GrantPrimaryAdmin, 0) {
+		return nil
+	}
+	roles, err := tx.RolesOf(ctx, a.AccountID, userID)
+	if err != nil {
+		return err
+	}
+	for _, g := range roles {
+		if g.Role == usher.RolePrimaryAdmin {
+			return forbidden(verb + " a primary admin")
+		}
+	}
+	return nil
+}
+
+// lastPrimaryAdminGuard refuses to remove, disable or delete the account's
+// only active primary admin: a disabled one cannot sign in to act.
 func lastPrimaryAdminGuard(ctx context.Context, tx Tx, accountID, userID int64, verb string) error {
 	admins, err := tx.UsersWithRole(ctx, accountID, usher.RolePrimaryAdmin)
 	if err != nil {
 		return err
 	}
-	if len(admins) == 1 && admins[0].UserID == userID {
-		return usher.Errorf(usher.ECONFLICT, "cannot %s the account's only primary admin; make someone else primary admin first", verb)
+	target, others := false, 0
+	for _, g := range admins {
+		u, err := tx.UserByID(ctx, accountID, g.UserID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case u.Status != usher.UserActive:
+		case g.UserID == userID:
+			target = true
+		default:
+			others++
+		}
+	}
+	if target && others == 0 {
+		return usher.Errorf(usher.ECONFLICT, "cannot %s the account's only active primary admin; make someone else primary admin first", verb)
 	}
 	return nil
 }
