@@ -440,79 +440,65 @@ func (s *Service) plan(ctx context.Context, tx Tx, st Setting, loc *time.Locatio
 // ---- sending ----
 
 // SendDue claims at most max due runs for owner (a name unique to this
-// process, such as host:pid), sends them, Workers at a time, and records
-// each outcome. It answers how many were delivered. A failed send is retried
-// after Backoff, with the same Message-ID, until MaxAttempts. Without a
-// mailer it sends nothing and leaves runs pending.
+// process, such as host:pid), one at a time per worker, sends them, Workers
+// at a time, and records each outcome. It answers how many were delivered.
+// A failed send is retried after Backoff, with the same Message-ID, until
+// MaxAttempts. Without a mailer it sends nothing and leaves runs pending.
 //
-// When ctx ends, runs not started yet are handed back for the next claim;
-// a send in progress is cut short and counts as a failed attempt.
+// When ctx ends, no further run is claimed; a send in progress is cut short
+// and counts as a failed attempt.
 func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, error) {
 	if s.mailer == nil || max <= 0 {
 		return 0, nil
-	}
-	now := s.now()
-	lease := fmt.Sprintf("%s#%d", owner, s.claims.Add(1))
-	var runs []Run
-	err := s.store.Write(ctx, func(tx Tx) (err error) {
-		runs, err = tx.ClaimRuns(ctx, now, lease, now.Add(s.cfg.Lease), max)
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("claim due notifications: %w", err)
 	}
 	var (
 		wg        sync.WaitGroup
 		mu        sync.Mutex
 		errs      []error
 		delivered atomic.Int64
-		sem       = make(chan struct{}, s.cfg.Workers)
+		left      atomic.Int64 // claims this call may still make
 	)
-	for i, r := range runs {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			if err := s.release(ctx, runs[i:], lease); err != nil {
-				errs = append(errs, err)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	left.Store(int64(max))
+	for range min(s.cfg.Workers, max) {
+		wg.Go(func() {
+			// Each worker claims one run at a time, just before sending it,
+			// so a lease covers one send: runs claimed as a batch could wait
+			// for a worker longer than their lease, and another replica would
+			// take them over from a live worker and send them again.
+			for ctx.Err() == nil && left.Add(-1) >= 0 {
+				now := s.now()
+				lease := fmt.Sprintf("%s#%d", owner, s.claims.Add(1))
+				var runs []Run
+				err := s.store.Write(ctx, func(tx Tx) (err error) {
+					runs, err = tx.ClaimRuns(ctx, now, lease, now.Add(s.cfg.Lease), 1)
+					return err
+				})
+				if err != nil {
+					if ctx.Err() == nil {
+						fail(fmt.Errorf("claim due notifications: %w", err))
+					}
+					return
+				}
+				if len(runs) == 0 {
+					return
+				}
+				ok, err := s.send(ctx, runs[0], lease)
+				if ok {
+					delivered.Add(1)
+				}
+				if err != nil {
+					fail(err)
+				}
 			}
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			ok, err := s.send(ctx, r, lease)
-			if ok {
-				delivered.Add(1)
-			}
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
+		})
 	}
 	wg.Wait()
 	return int(delivered.Load()), errors.Join(errs...)
-}
-
-// release hands claimed runs that were never attempted back, without
-// counting the attempt.
-func (s *Service) release(ctx context.Context, runs []Run, lease string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	now := s.now()
-	return s.store.Write(ctx, func(tx Tx) error {
-		for _, r := range runs {
-			r.Status, r.Attempts, r.NextAttemptAt = StatusPending, r.Attempts-1, now
-			r.LeaseOwner, r.LeaseUntil, r.UpdatedAt = "", time.Time{}, now
-			if err := tx.FinishRun(ctx, r, lease); err != nil && usher.ErrorCode(err) != usher.ECONFLICT {
-				return fmt.Errorf("release run %d: %w", r.ID, err)
-			}
-		}
-		return nil
-	})
 }
 
 // send makes one attempt at a claimed run and records the outcome. It

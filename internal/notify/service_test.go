@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -591,5 +594,69 @@ func TestRunsArePagedNewestFirst(t *testing.T) {
 		if _, err := f.svc.Runs(context.Background(), f.admin, "junk!", 2); usher.ErrorCode(err) != usher.EINVALID {
 			t.Fatalf("bad cursor: got %v", err)
 		}
+	})
+}
+
+// clockMailer is a slow SMTP server: each send moves the clock a minute on.
+// Its 12th send first lets a second server's scheduler run, as a replica's
+// would while this one is busy.
+type clockMailer struct {
+	fakeMailer
+	clock  *clock
+	calls  atomic.Int32
+	at12th func()
+}
+
+func (m *clockMailer) Send(ctx context.Context, msg notify.Message) error {
+	if m.calls.Add(1) == 12 {
+		m.at12th()
+	}
+	m.clock.Add(time.Minute)
+	return m.fakeMailer.Send(ctx, msg)
+}
+
+// TestALiveWorkersRunsAreNotTakenOver: a busy server's runs must not outlive
+// their leases while they wait for a worker, or another replica takes them
+// over and both send them.
+func TestALiveWorkersRunsAreNotTakenOver(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		const n = 24
+		f := newFixture(t, db, 1)
+		for range n {
+			mustSet(t, f, f.addUser(usher.RolePrimaryAdmin), weekly("2026-01-14"))
+		}
+		mustPlan(t, f.svc, n)
+		// One worker each, so that the clock moves only with this
+		// server's own sends: a minute per email, as over a slow link.
+		oneWorker := func(m notify.Mailer) *notify.Service {
+			return notify.New(f.db.Notify(), m, fakeInactivity{users: 1, seats: 1}, notify.Config{
+				BaseURL: "https://usher.example.com/", From: "Usher <usher@example.com>", Now: f.clock.Now,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 1,
+			})
+		}
+		other := &fakeMailer{}
+		replica := oneWorker(other)
+		busy := &clockMailer{clock: f.clock}
+		busy.at12th = func() {
+			if _, err := replica.SendDue(context.Background(), "replica", 100); err != nil {
+				t.Errorf("replica: %v", err)
+			}
+		}
+		if _, err := oneWorker(busy).SendDue(context.Background(), "busy", 100); err != nil {
+			t.Fatalf("send due: %v", err)
+		}
+		seen := map[string]int{}
+		for _, m := range append(busy.messages(), other.messages()...) {
+			seen[m.MessageID]++
+		}
+		if len(seen) != n {
+			t.Fatalf("got %d distinct emails, want %d", len(seen), n)
+		}
+		for id, c := range seen {
+			if c != 1 {
+				t.Errorf("email %s sent %d times", id, c)
+			}
+		}
+		t.Logf("busy server sent %d, replica %d", len(busy.messages()), len(other.messages()))
 	})
 }
