@@ -852,6 +852,7 @@ func (tx *Tx) InsertAudit(ctx context.Context, e *usher.AuditEntry) error {
 	} else if err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
+	tx.markChanged(e.AccountID) // every change of users and seats is audited
 	return nil
 }
 

@@ -80,3 +80,48 @@ func TestReportPagesAreTheSameWhicheverWayTheyAreFound(t *testing.T) {
 		}
 	})
 }
+
+// TestDataVersionMovesOnWithEveryAuditedChangeAndIngest: the report keeps
+// totals per version, so a change that did not move it would show stale
+// totals.
+func TestDataVersionMovesOnWithEveryAuditedChangeAndIngest(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		acct := newAccount(t, db, "Acme")
+		other := newAccount(t, db, "Globex")
+		version := func(id int64) string {
+			var v string
+			read(t, db, func(tx *store.Tx) (err error) {
+				v, _, err = tx.ReportVersion(ctx, id)
+				return err
+			})
+			return v
+		}
+		v0, o0 := version(acct.ID), version(other.ID)
+		write(t, db, func(tx *store.Tx) error {
+			return tx.InsertAudit(ctx, &usher.AuditEntry{AccountID: acct.ID, ActorEmail: "a@acme.test", Action: "user.update", At: now})
+		})
+		v1 := version(acct.ID)
+		if v1 == v0 {
+			t.Fatalf("an audited change left the version at %s", v1)
+		}
+		write(t, db, func(tx *store.Tx) error { return tx.SetProcessedAt(ctx, acct.ID, now) })
+		v2 := version(acct.ID)
+		if v2 == v1 {
+			t.Fatalf("processing usage left the version at %s", v2)
+		}
+		// A transaction that fails changes nothing, its version included.
+		err := db.Write(ctx, func(tx *store.Tx) error {
+			if err := tx.InsertAudit(ctx, &usher.AuditEntry{AccountID: acct.ID, ActorEmail: "a@acme.test", Action: "user.update", At: now}); err != nil {
+				return err
+			}
+			return usher.Errorf(usher.ECONFLICT, "changed my mind")
+		})
+		if err == nil || version(acct.ID) != v2 {
+			t.Fatalf("a rolled-back change moved the version: %v, %s → %s", err, v2, version(acct.ID))
+		}
+		if version(other.ID) != o0 {
+			t.Fatalf("another account's version moved")
+		}
+	})
+}

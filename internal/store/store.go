@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -202,7 +203,11 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *sql
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer sqlTx.Rollback() //nolint:errcheck // a no-op after Commit
-	if err := fn(&Tx{tx: sqlTx, engine: db.engine, stmts: stmts}); err != nil {
+	tx := &Tx{tx: sqlTx, engine: db.engine, stmts: stmts}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.bumpVersions(ctx); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -218,6 +223,31 @@ type Tx struct {
 	tx     *sql.Tx
 	engine string
 	stmts  *stmtCache // nil: run queries unprepared
+
+	changed []int64 // accounts whose data version moves on at commit
+}
+
+// markChanged notes that the transaction changes what the account's reports
+// show, so that its data version moves on when it commits.
+func (tx *Tx) markChanged(accountID int64) {
+	if !slices.Contains(tx.changed, accountID) {
+		tx.changed = append(tx.changed, accountID)
+	}
+}
+
+// bumpVersions moves the data version of every changed account on, as the
+// transaction's last statements. Taking the accounts' row locks last, in id
+// order, keeps them out of lock cycles with the rows changed before, and
+// makes versions follow commit order: a snapshot that sees version v sees
+// every change up to v and none after.
+func (tx *Tx) bumpVersions(ctx context.Context) error {
+	slices.Sort(tx.changed)
+	for _, id := range tx.changed {
+		if _, err := tx.exec(ctx, "UPDATE accounts SET data_version = data_version + 1 WHERE id = ?", id); err != nil {
+			return fmt.Errorf("data version of account %d: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // Access returns the store of the access domain.

@@ -326,6 +326,7 @@ func (tx *Tx) SetProcessedAt(ctx context.Context, accountID int64, at time.Time)
 	if err != nil {
 		return fmt.Errorf("set usage processed time: %w", err)
 	}
+	tx.markChanged(accountID)
 	return nil
 }
 
@@ -581,16 +582,17 @@ func (tx *Tx) EachReportRow(ctx context.Context, q usage.ReportQuery, fn func(us
 	return nil
 }
 
-// ReportVersion is the account's latest audit entry and the time usage was
-// last processed: every change of users and seats writes an audit entry. It
-// returns the processed time too, saving the report a round trip.
+// ReportVersion is the account's data version, which every committed change
+// of users, seats and usage moves on in commit order (see Tx.bumpVersions),
+// and the time usage was last processed, which the report shows.
 func (tx *Tx) ReportVersion(ctx context.Context, accountID int64) (string, *time.Time, error) {
-	var audit, processed int64
+	var version, processed int64
 	err := tx.queryRow(ctx, `
-		SELECT COALESCE((SELECT MAX(id) FROM audit_log WHERE account_id = ?), 0),
-		       COALESCE((SELECT processed_at FROM usage_processed WHERE account_id = ?), 0)`,
-		accountID, accountID).Scan(&audit, &processed)
-	if err != nil {
+		SELECT a.data_version, COALESCE((SELECT processed_at FROM usage_processed p WHERE p.account_id = a.id), 0)
+		FROM accounts a WHERE a.id = ?`, accountID).Scan(&version, &processed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil, usher.Errorf(usher.ENOTFOUND, "account %d not found", accountID)
+	} else if err != nil {
 		return "", nil, fmt.Errorf("usage report version: %w", err)
 	}
 	var at *time.Time
@@ -598,7 +600,7 @@ func (tx *Tx) ReportVersion(ctx context.Context, accountID int64) (string, *time
 		t := fromMillis(processed)
 		at = &t
 	}
-	return strconv.FormatInt(audit, 10) + "." + strconv.FormatInt(processed, 10), at, nil
+	return strconv.FormatInt(version, 10), at, nil
 }
 
 // reportTotalsQuery counts the seats and users matching q, and the inactive
