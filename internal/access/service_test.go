@@ -542,3 +542,24 @@ func TestDeleteUserFreesSeats(t *testing.T) {
 		wantCode(t, err, usher.ENOTFOUND)
 	})
 }
+
+// An ingest token sends usage; of people it reads only its own user (as
+// GET /me shows it), not even that user's seats and benefits.
+func TestIngestTokenReadsNoUsers(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		_, plain, err := f.svc.CreateToken(ctx, f.primary, "sensor", usher.ScopeIngest)
+		must(t, err)
+		ingest, err := f.svc.Authenticate(ctx, plain)
+		must(t, err)
+		_, err = f.svc.User(ctx, ingest, f.target.ID)
+		wantCode(t, err, usher.ENOTFOUND)
+		_, err = f.svc.Access(ctx, ingest, ingest.UserID)
+		wantCode(t, err, usher.ENOTFOUND)
+		// The full token of the same user still reads its access.
+		if _, err := f.svc.Access(ctx, f.primary, f.primary.UserID); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
