@@ -563,3 +563,36 @@ func TestIngestTokenReadsNoUsers(t *testing.T) {
 		}
 	})
 }
+
+// TestTwoPrimaryAdminsRemovingEachOtherLeaveOne: each passes the last-admin
+// check alone; at once, one of them must be refused.
+func TestTwoPrimaryAdminsRemovingEachOtherLeaveOne(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		for round := range 20 {
+			a, _ := f.account(t, fmt.Sprintf("Pair %d", round), fmt.Sprintf("a%d@pair.test", round))
+			email, name := fmt.Sprintf("b%d@pair.test", round), "B"
+			bu, err := f.svc.CreateUser(ctx, a, access.UserInput{Email: &email, Name: &name})
+			must(t, err)
+			must(t, f.svc.GrantRole(ctx, a, usher.RoleGrant{UserID: bu.ID, Role: usher.RolePrimaryAdmin}))
+			b, err := f.svc.ActorFor(ctx, a.AccountID, bu.ID)
+			must(t, err)
+			var wg sync.WaitGroup
+			errs := make([]error, 2)
+			start := make(chan struct{})
+			wg.Go(func() { <-start; errs[0] = f.svc.DeleteUser(ctx, a, b.UserID) })
+			wg.Go(func() { <-start; errs[1] = f.svc.DeleteUser(ctx, b, a.UserID) })
+			close(start)
+			wg.Wait()
+			if (errs[0] == nil) == (errs[1] == nil) {
+				t.Fatalf("round %d: want exactly one removal, got errors %v and %v", round, errs[0], errs[1])
+			}
+			left, err := f.svc.ListUsers(ctx, usher.System(a.AccountID), "", "", 10)
+			must(t, err)
+			if len(left.Items) != 1 {
+				t.Fatalf("round %d: %d users left, want the one primary admin", round, len(left.Items))
+			}
+		}
+	})
+}

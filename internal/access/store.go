@@ -60,6 +60,9 @@ type Tx interface {
 	// RevokeRole fails with usher.ENOTFOUND when the grant does not exist.
 	RevokeRole(ctx context.Context, accountID int64, g usher.RoleGrant) error
 	RolesOf(ctx context.Context, accountID, userID int64) ([]usher.RoleGrant, error)
+	// LockRoleGrants holds the account's grants of role until the
+	// transaction ends, so that concurrent decisions about them queue.
+	LockRoleGrants(ctx context.Context, accountID int64, role usher.Role) error
 	// UsersWithRole lists grants of role in the account (all subscriptions).
 	UsersWithRole(ctx context.Context, accountID int64, role usher.Role) ([]usher.RoleGrant, error)
 

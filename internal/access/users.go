@@ -248,6 +248,10 @@ func primaryAdminTargetGuard(ctx context.Context, tx Tx, a usher.Actor, userID i
 // lastPrimaryAdminGuard refuses to remove, disable or delete the account's
 // only active primary admin: a disabled one cannot sign in to act.
 func lastPrimaryAdminGuard(ctx context.Context, tx Tx, accountID, userID int64, verb string) error {
+	// Two admins removing each other at once must not both pass.
+	if err := tx.LockRoleGrants(ctx, accountID, usher.RolePrimaryAdmin); err != nil {
+		return err
+	}
 	admins, err := tx.UsersWithRole(ctx, accountID, usher.RolePrimaryAdmin)
 	if err != nil {
 		return err

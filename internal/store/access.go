@@ -274,6 +274,23 @@ func (tx *Tx) UsersWithRole(ctx context.Context, accountID int64, role usher.Rol
 	return out, nil
 }
 
+// LockRoleGrants holds the account's grants of role until the transaction
+// ends, so that decisions about who holds it (the last primary admin) are
+// taken one at a time. SQLite's single writer already takes them so.
+func (tx *Tx) LockRoleGrants(ctx context.Context, accountID int64, role usher.Role) error {
+	if tx.engine != Postgres {
+		return nil
+	}
+	rows, err := tx.query(ctx, "SELECT 1 FROM role_grants WHERE account_id = ? AND role = ? FOR UPDATE", accountID, role)
+	if err == nil {
+		err = rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lock %s grants: %w", role, err)
+	}
+	return nil
+}
+
 // checkUserAndSubscription answers ENOTFOUND unless the user, and the
 // subscription when subscriptionID is not 0, belong to the account. One
 // round trip.
