@@ -18,19 +18,9 @@ import (
 // InsertAudit are shared with access.Tx (access.go).
 
 // Notify returns the store of the notify domain.
-func (db *DB) Notify() notify.Store { return notifyStore{db} }
-
-type notifyStore struct{ db *DB }
+func (db *DB) Notify() notify.Store { return domainStore[notify.Tx]{db} }
 
 var _ notify.Tx = (*Tx)(nil)
-
-func (s notifyStore) Read(ctx context.Context, fn func(notify.Tx) error) error {
-	return s.db.Read(ctx, func(tx *Tx) error { return fn(tx) })
-}
-
-func (s notifyStore) Write(ctx context.Context, fn func(notify.Tx) error) error {
-	return s.db.Write(ctx, func(tx *Tx) error { return fn(tx) })
-}
 
 // ---- settings ----
 

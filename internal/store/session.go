@@ -15,19 +15,9 @@ import (
 // set-password links (migration 0004).
 
 // Auth returns the store of the auth domain.
-func (db *DB) Auth() auth.Store { return authStore{db} }
-
-type authStore struct{ db *DB }
+func (db *DB) Auth() auth.Store { return domainStore[auth.Tx]{db} }
 
 var _ auth.Tx = (*Tx)(nil)
-
-func (s authStore) Read(ctx context.Context, fn func(auth.Tx) error) error {
-	return s.db.Read(ctx, func(tx *Tx) error { return fn(tx) })
-}
-
-func (s authStore) Write(ctx context.Context, fn func(auth.Tx) error) error {
-	return s.db.Write(ctx, func(tx *Tx) error { return fn(tx) })
-}
 
 // UsersByEmail lists the users with this email in every account, served by
 // users_by_email.

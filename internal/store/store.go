@@ -250,20 +250,23 @@ func (tx *Tx) bumpVersions(ctx context.Context) error {
 	return nil
 }
 
-// Access returns the store of the access domain.
-func (db *DB) Access() access.Store { return accessStore{db} }
+// domainStore hands a domain package its transactions as the Tx interface
+// it declares (access.Tx, usage.Tx, …); *Tx implements every one of them,
+// as the `var _ … = (*Tx)(nil)` lines check at compile time.
+type domainStore[T any] struct{ db *DB }
 
-type accessStore struct{ db *DB }
+func (s domainStore[T]) Read(ctx context.Context, fn func(T) error) error {
+	return s.db.Read(ctx, func(tx *Tx) error { return fn(any(tx).(T)) })
+}
+
+func (s domainStore[T]) Write(ctx context.Context, fn func(T) error) error {
+	return s.db.Write(ctx, func(tx *Tx) error { return fn(any(tx).(T)) })
+}
+
+// Access returns the store of the access domain.
+func (db *DB) Access() access.Store { return domainStore[access.Tx]{db} }
 
 var _ access.Tx = (*Tx)(nil)
-
-func (s accessStore) Read(ctx context.Context, fn func(access.Tx) error) error {
-	return s.db.Read(ctx, func(tx *Tx) error { return fn(tx) })
-}
-
-func (s accessStore) Write(ctx context.Context, fn func(access.Tx) error) error {
-	return s.db.Write(ctx, func(tx *Tx) error { return fn(tx) })
-}
 
 // ---- query helpers ----
 

@@ -18,19 +18,9 @@ import (
 // This file implements usage.Tx.
 
 // Usage returns the store of the usage domain.
-func (db *DB) Usage() usage.Store { return usageStore{db} }
-
-type usageStore struct{ db *DB }
+func (db *DB) Usage() usage.Store { return domainStore[usage.Tx]{db} }
 
 var _ usage.Tx = (*Tx)(nil)
-
-func (s usageStore) Read(ctx context.Context, fn func(usage.Tx) error) error {
-	return s.db.Read(ctx, func(tx *Tx) error { return fn(tx) })
-}
-
-func (s usageStore) Write(ctx context.Context, fn func(usage.Tx) error) error {
-	return s.db.Write(ctx, func(tx *Tx) error { return fn(tx) })
-}
 
 // sqliteChunk bounds the rows of one multi-row INSERT on SQLite, whose
 // statements take at most 32,766 parameters (6 per row at most here).
