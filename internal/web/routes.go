@@ -4,9 +4,13 @@ import "net/http"
 
 // routes registers every API endpoint. The admin console has its own routes
 // (package console), reached for paths no pattern here matches.
-func (s *server) routes(mux *http.ServeMux) {
+// withMetrics is false when /metrics has a listener of its own.
+func (s *server) routes(mux *http.ServeMux, withMetrics bool) {
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if withMetrics {
+		mux.HandleFunc("GET /metrics", s.serveMetrics)
+	}
 
 	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
 	api("GET /api/v1/me", s.me)
