@@ -62,12 +62,19 @@ func migrations(engine string) ([]migration, error) {
 // Migrate applies the migrations the database lacks, each in its own
 // transaction. It is safe to run repeatedly and, on PostgreSQL, from several
 // processes at once.
-func (db *DB) Migrate(ctx context.Context) error {
+func (db *DB) Migrate(ctx context.Context) error { return db.migrateTo(ctx, 0) }
+
+// migrateTo applies the migrations up to version upTo (0: all); the upgrade
+// test builds databases at every earlier version with it.
+func (db *DB) migrateTo(ctx context.Context, upTo int) error {
 	ms, err := migrations(db.engine)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, m := range ms {
+		if upTo > 0 && m.version > upTo {
+			break
+		}
 		if err := db.Write(ctx, func(tx *Tx) error { return tx.applyMigration(ctx, m) }); err != nil {
 			return fmt.Errorf("migrate %s: %w", m.name, err)
 		}
