@@ -139,6 +139,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if c.drainDelay < 0 || c.shutdownTimeout <= 0 {
+		return usageErrorf("serve: --drain-delay must not be negative and --shutdown-timeout must be positive")
+	}
 	log, err := c.check(stderr)
 	if err != nil {
 		return err
@@ -334,9 +337,6 @@ func (c *serveConfig) check(stderr io.Writer) (*slog.Logger, error) {
 		if _, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey); err != nil {
 			return nil, usageErrorf("serve: --tls-cert/--tls-key: %v", err)
 		}
-	}
-	if c.drainDelay < 0 || c.shutdownTimeout <= 0 {
-		return nil, usageErrorf("serve: --drain-delay must not be negative and --shutdown-timeout must be positive")
 	}
 	var h slog.Handler
 	switch c.logFormat {
