@@ -150,7 +150,7 @@ func (s *server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	if s.metricsToken != "" {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.metricsToken)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="usher metrics"`)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="usher"`)
 			s.writeError(w, r, usher.Errorf(usher.EUNAUTHORIZED, "GET /metrics needs the metrics token as Authorization: Bearer <token>"))
 			return
 		}
