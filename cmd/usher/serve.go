@@ -237,6 +237,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	var (
+		metricsSrv *http.Server
+		mln        net.Listener
+	)
+	if c.metricsAddr != "" {
+		if mln, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			return fmt.Errorf("listen on %s for metrics: %w", c.metricsAddr, err)
+		}
+		defer mln.Close()
+		metricsSrv = &http.Server{Handler: web.MetricsHandler(webCfg), ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout: readTimeout, WriteTimeout: writeTimeout, ErrorLog: srv.ErrorLog}
+	}
 	served := make(chan error, 2)
 	go func() {
 		if c.tlsCert != "" {
@@ -246,14 +258,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		served <- srv.Serve(ln)
 	}()
 	log.Info("listening", "addr", ln.Addr().String(), "base_url", base, "tls", c.tlsCert != "")
-	var metricsSrv *http.Server
-	if c.metricsAddr != "" {
-		mln, err := net.Listen("tcp", c.metricsAddr)
-		if err != nil {
-			return fmt.Errorf("listen on %s for metrics: %w", c.metricsAddr, err)
-		}
-		metricsSrv = &http.Server{Handler: web.MetricsHandler(webCfg), ReadHeaderTimeout: readHeaderTimeout,
-			ReadTimeout: readTimeout, WriteTimeout: writeTimeout, ErrorLog: srv.ErrorLog}
+	if metricsSrv != nil {
 		go func() { served <- metricsSrv.Serve(mln) }()
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
