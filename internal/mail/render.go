@@ -48,10 +48,10 @@ var (
 // view is what the templates see.
 type view struct {
 	Subject       string
-	Name          string // the recipient's
+	Name          string // the recipient's; "" greets without a name
 	Account       string
 	Period        string // "3 months", "year": reads after "the past"
-	Since         string // first day inside the range, e.g. "14 October 2025"
+	Since         string // first day inside the range, e.g. "14 Oct 2025"
 	InactiveUsers int
 	InactiveSeats int
 	Products      []usage.ProductSummary
@@ -93,12 +93,9 @@ func Render(m notify.Message) (Email, error) {
 	today := usage.DayOf(m.Date, loc)
 	v := view{
 		Subject: Subject(m), Name: m.To.Name, Account: m.Account.Name, Period: period(s.Range),
-		Since:         s.Range.Cutoff(today).Date().Format("2 January 2006"),
+		Since:         s.Range.Cutoff(today).Date().Human(),
 		InactiveUsers: s.InactiveUsers, InactiveSeats: s.InactiveSeats, Products: s.ByProduct,
 		FirstUsers: s.FirstUsers, More: s.InactiveUsers - len(s.FirstUsers), SettingsURL: m.SettingsURL,
-	}
-	if v.Name == "" {
-		v.Name = m.To.Email
 	}
 	if s.InactiveUsers > 0 {
 		v.ReportURL = m.ReportURL

@@ -123,3 +123,25 @@ func TestSubject(t *testing.T) {
 		}
 	}
 }
+
+// A recipient without a name is greeted without one, never by address, and
+// every email opens with a heading naming the account.
+func TestRenderGreetsWithoutANameAndHasAHeading(t *testing.T) {
+	m := message(true)
+	m.To.Name = ""
+	e, err := mail.Render(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, body := range map[string]string{"text": e.Text, "html": e.HTML} {
+		if !strings.Contains(body, "Hello,") || strings.Contains(body, "Hello "+m.To.Email) {
+			t.Errorf("%s: want a greeting without a name:\n%s", part, body)
+		}
+	}
+	if !strings.Contains(e.HTML, "<h1") || !strings.Contains(e.HTML, "Demo Co · Usher") {
+		t.Errorf("html: want a heading and the account's name:\n%s", e.HTML)
+	}
+	if !strings.HasPrefix(e.Text, "Demo Co: usage notification") {
+		t.Errorf("text: want the account's name first:\n%s", e.Text)
+	}
+}

@@ -354,3 +354,35 @@ func (a Actor) HasAny(role Role) bool {
 func (a Actor) IsAdmin() bool {
 	return a.HasAny(RolePrimaryAdmin) || a.HasAny(RoleSecondaryAdmin)
 }
+
+// The one way people read dates and times, in the console and in emails:
+// "25 Nov 2026" and "25 Nov 2026, 08:00 CET" (in the account's time zone).
+const (
+	dayLayout  = "2 Jan 2006"
+	timeLayout = "2 Jan 2006, 15:04 MST"
+)
+
+// Human is the date as people read it: "25 Nov 2026"; "" when zero.
+func (d Date) Human() string {
+	if d.IsZero() {
+		return ""
+	}
+	return d.Format(dayLayout)
+}
+
+// HumanTime is t in loc as people read it: "25 Nov 2026, 08:00 CET"; ""
+// when zero.
+func HumanTime(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(loc).Format(timeLayout)
+}
+
+// HumanDay is the calendar day of t in loc: "25 Nov 2026".
+func HumanDay(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(loc).Format(dayLayout)
+}

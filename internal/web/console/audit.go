@@ -81,7 +81,7 @@ func (s *server) auditLog(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	loc := v.Account.Location()
 	for _, e := range log.Items {
-		row := auditRow{AuditEntry: e, When: e.At.In(loc).Format("2006-01-02 15:04:05 MST"), Before: indent(e.Before), After: indent(e.After)}
+		row := auditRow{AuditEntry: e, When: usher.HumanTime(e.At, loc), Before: indent(e.Before), After: indent(e.After)}
 		if e.SubscriptionID != 0 {
 			row.Contract = contracts[e.SubscriptionID]
 			if row.Contract == "" {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -305,10 +306,14 @@ func (b *tab) wantText(sel string, wants ...string) {
 }
 
 // screenshot saves the page at desktop and phone width under
-// test-results/console/ and checks that nothing overflows sideways at 375 px.
+// test-results/console/ (and, with USHER_UPDATE_SCREENSHOTS=1, as
+// docs/screenshots/console-NAME-WIDTH.png) and checks the page at both
+// widths: axe-core finds no serious or critical accessibility violation, and
+// nothing is wider than the screen except inside a scroll container.
 func (b *tab) screenshot(name string) {
 	b.t.Helper()
-	dir := filepath.Join(repoRoot(b.t), "test-results", "console")
+	root := repoRoot(b.t)
+	dir := filepath.Join(root, "test-results", "console")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
 	}
@@ -317,17 +322,102 @@ func (b *tab) screenshot(name string) {
 		w, h  int64
 	}{{"desktop", 1280, 900}, {"375", 375, 812}} {
 		b.do(chromedp.EmulateViewport(size.w, size.h))
-		if size.w == 375 {
-			if over := b.evalInt(`document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
-				b.t.Errorf("%s at 375 px: the page is %d px wider than the screen", name, over)
-			}
-		}
+		b.checkPage(fmt.Sprintf("%s at %d px", name, size.w))
 		png := run(b, chromedp.FullScreenshot(100))
 		if err := os.WriteFile(filepath.Join(dir, name+"-"+size.label+".png"), png, 0o644); err != nil {
 			b.t.Fatal(err)
 		}
+		if os.Getenv("USHER_UPDATE_SCREENSHOTS") == "1" {
+			docs := filepath.Join(root, "docs", "screenshots", "console-"+name+"-"+size.label+".png")
+			if err := os.WriteFile(docs, png, 0o644); err != nil {
+				b.t.Fatal(err)
+			}
+		}
 	}
 	b.do(chromedp.EmulateViewport(1280, 900))
+}
+
+// checkPage runs the page checks of screenshot at the current width.
+func (b *tab) checkPage(where string) {
+	b.t.Helper()
+	for _, v := range b.axeViolations() {
+		b.t.Errorf("%s: accessibility: %s", where, v)
+	}
+	for _, o := range b.overflows() {
+		b.t.Errorf("%s: layout: %s", where, o)
+	}
+}
+
+// axeVersion is the axe-core release scripts/test installs from the npm
+// registry; bump both together.
+const axeVersion = "4.11.0"
+
+// axeScript is axe-core's axe.min.js, read once. A missing copy fails the
+// test: scripts/test installs it.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	axeOnce.Do(func() {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			axeErr = err
+			return
+		}
+		path := filepath.Join(cache, "usher", "axe-core-"+axeVersion, "node_modules", "axe-core", "axe.min.js")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			axeErr = fmt.Errorf("axe-core %s is needed by the console's browser tests and is missing (%v); run ./scripts/test, which installs it with npm", axeVersion, err)
+			return
+		}
+		axeSource = string(b)
+	})
+	if axeErr != nil {
+		t.Fatal(axeErr)
+	}
+	return axeSource
+}
+
+var (
+	axeOnce   sync.Once
+	axeSource string
+	axeErr    error
+)
+
+// axeViolations runs axe-core on the page as it is now and lists its
+// serious and critical violations, each with the elements it found.
+func (b *tab) axeViolations() []string {
+	b.t.Helper()
+	src := axeScript(b.t)
+	if !b.eval(`typeof window.axe === "object"`) {
+		// DevTools evaluation is not subject to the page's CSP, which
+		// allows only the console's own scripts.
+		b.do(discard(chromedp.Evaluate[bool](src + ";true")))
+	}
+	return run(b, chromedp.Evaluate[[]string](`axe.run(document, {resultTypes: ["violations"]}).then((r) =>
+  r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) =>
+    v.impact + " " + v.id + ": " + v.help + " — " + v.nodes.slice(0, 4).map((n) => n.target.join(" ") + " (" + n.failureSummary.replace(/\s+/g, " ") + ")").join("; ")))`, chromedp.EvalAwaitPromise))
+}
+
+// overflows lists what sticks out of the screen sideways: the page itself,
+// and any element whose right edge passes the screen's without a scroll
+// container (overflow-x auto or scroll) around it.
+func (b *tab) overflows() []string {
+	b.t.Helper()
+	return run(b, chromedp.Evaluate[[]string](`(() => {
+  const vw = document.documentElement.clientWidth, out = [];
+  const over = document.documentElement.scrollWidth - vw;
+  if (over > 0) out.push("the page is " + over + " px wider than the screen");
+  const scrolls = (e) => { for (let p = e.parentElement; p && p !== document.documentElement; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX; if (o === "auto" || o === "scroll") return true } return false };
+  for (const e of document.body.querySelectorAll("*")) {
+    const r = e.getBoundingClientRect();
+    if (r.width < 2 || r.height < 2 || r.right <= vw + 1) continue;
+    if (scrolls(e)) continue;
+    const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && typeof e.className === "string" ? "." + e.className.trim().split(/\s+/).join(".") : "");
+    out.push(name + " ends at " + Math.round(r.right) + " px, past the screen's " + vw);
+    if (out.length > 5) break;
+  }
+  return out;
+})()`))
 }
 
 func repoRoot(t *testing.T) string {

@@ -92,16 +92,16 @@ func (s *server) notificationsView(v viewer, st notify.Setting, exists bool) not
 	data := notificationsPage{
 		SetUp: exists, Enabled: exists && st.Enabled, MinDate: today, TimeZone: v.Account.TimeZone,
 		StartDate: today, Frequency: string(notify.Monthly), Range: string(usage.Range3m),
-		CanDeliver: s.notify.CanDeliver(), SendTime: fmt.Sprintf("%02d:00", notify.DefaultSendHour),
+		CanDeliver: s.notify.CanDeliver(), SendTime: sendTime(s.now(), loc, notify.DefaultSendHour),
 	}
 	if exists {
 		data.StartDate, data.Frequency, data.Range = st.StartDate.String(), string(st.Frequency), string(st.Range)
-		data.SendTime = fmt.Sprintf("%02d:00", st.SendHour)
-		data.StartsLabel = st.StartDate.Format("Monday 2 January 2006")
+		data.SendTime = sendTime(s.now(), loc, st.SendHour)
+		data.StartsLabel = st.StartDate.Human()
 		data.FrequencyLabel = upperFirst(st.Frequency.Label())
 		data.RangeLabel = "No use in the last " + st.Range.Label()
 		if st.Enabled && !st.NextAt.IsZero() {
-			data.NextSend = st.NextAt.In(loc).Format("Monday 2 January 2006 at 15:04")
+			data.NextSend = usher.HumanTime(st.NextAt, loc)
 			data.NextDue = !st.NextAt.After(s.now())
 		}
 		// A start date kept from before today stays allowed when editing.
@@ -130,18 +130,18 @@ func nextEmail(d notificationsPage) string {
 	if d.NextDue {
 		return "The first email goes out within a minute."
 	}
-	return fmt.Sprintf("The next email goes on %s (%s).", d.NextSend, d.TimeZone)
+	return fmt.Sprintf("The next email goes on %s.", d.NextSend)
 }
 
 func runOf(run notify.Run, loc *time.Location) runView {
 	out := runView{
-		When:     run.ScheduledFor.In(loc).Format("2 Jan 2006 15:04"),
+		When:     usher.HumanTime(run.ScheduledFor, loc),
 		Range:    run.Range.Label(),
 		Inactive: plural(run.InactiveUsers, "user") + ", " + plural(run.InactiveSeats, "seat"),
 	}
 	switch run.Status {
 	case notify.StatusDelivered:
-		out.Result = "Delivered " + run.DeliveredAt.In(loc).Format("2 Jan 2006 15:04")
+		out.Result = "Delivered " + usher.HumanTime(run.DeliveredAt, loc)
 	case notify.StatusFailed:
 		out.Result, out.Failed = "Failed: "+run.LastError, true
 	case notify.StatusSending:
@@ -149,7 +149,7 @@ func runOf(run notify.Run, loc *time.Location) runView {
 	default:
 		out.Result, out.Inactive = "Waiting to be sent", ""
 		if run.Attempts > 0 {
-			out.Result = fmt.Sprintf("Not delivered yet (%s): %s; next try %s", plural(run.Attempts, "attempt"), run.LastError, run.NextAttemptAt.In(loc).Format("15:04"))
+			out.Result = fmt.Sprintf("Not delivered yet (%s): %s; next try %s", plural(run.Attempts, "attempt"), run.LastError, usher.HumanTime(run.NextAttemptAt, loc))
 		}
 	}
 	return out
@@ -254,4 +254,11 @@ func (s *server) switchNotifications(w http.ResponseWriter, r *http.Request, v v
 	default:
 		s.renderStatus(w, r, http.StatusNotFound, &v, "Not found", "There is no such page.")
 	}
+}
+
+// sendTime is the hour emails go at with the zone's abbreviation, e.g.
+// "08:00 CET", as every time in the console is written.
+func sendTime(now time.Time, loc *time.Location, hour int) string {
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d, hour, 0, 0, 0, loc).Format("15:04 MST")
 }

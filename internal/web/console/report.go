@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/notify"
@@ -111,18 +110,23 @@ type reportPage struct {
 
 type reportColumn struct {
 	Label string
-	Href  string // sorts by this column; "" when it does not sort
-	Sort  string // "ascending", "descending" or "" for aria-sort
+	Class string        // the heading's class, e.g. "status"
+	Also  *reportColumn // a second sort link in the same heading (Email under Name)
+	Href  string        // sorts by this column; "" when it does not sort
+	Sort  string        // "ascending", "descending" or "" for aria-sort
 	Num   bool
 }
 
 type reportRow struct {
 	usage.ReportRow
-	Key        string // "userID/subscriptionID", the checkbox's value
-	Assigned   string
-	Last       string
-	Selectable bool
-	Selected   bool
+	Key      string // "userID/subscriptionID", the checkbox's value
+	Assigned string
+	Last     string
+	// DaysInactive counts the days since the seat was last used, or since
+	// it was assigned when it never was.
+	DaysInactive int
+	Selectable   bool
+	Selected     bool
 }
 
 var reportStatuses = []option{
@@ -216,24 +220,29 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 		data.Heading = "All users, usage over the last " + rep.Range.Label()
 	}
 	if rep.ProcessedAt != nil {
-		data.Processed = rep.ProcessedAt.In(loc).Format("2 January 2006 at 15:04 MST")
+		data.Processed = usher.HumanTime(*rep.ProcessedAt, loc)
 	}
 	data.Columns = reportColumns(f)
 	for _, row := range rep.Rows {
 		rv := reportRow{
 			ReportRow: row, Key: fmt.Sprintf("%d/%d", row.UserID, row.SubscriptionID),
-			Assigned:   row.AssignedAt.In(loc).Format(time.DateOnly),
+			Assigned:   usher.HumanDay(row.AssignedAt, loc),
 			Selectable: access.Can(v.Actor, access.ManageSeats, row.SubscriptionID),
 		}
 		rv.Selected = rv.Selectable && slices.Contains(selected, rv.Key)
 		switch {
 		case row.Status == usage.StatusUnavailable:
-			rv.Last = "Not available for this plan"
+			rv.Last = "—"
 		case row.LastUsed == nil:
 			rv.Last = "Never"
 		default:
-			rv.Last = row.LastUsed.String()
+			rv.Last = row.LastUsed.Human()
 		}
+		since := usher.DateOf(row.AssignedAt.In(loc))
+		if row.LastUsed != nil && row.LastUsed.After(since.Time) {
+			since = *row.LastUsed
+		}
+		rv.DaysInactive = max(0, int(rep.Today.Sub(since.Time).Hours()/24))
 		data.CanUnassign = data.CanUnassign || rv.Selectable
 		data.Rows = append(data.Rows, rv)
 	}
@@ -286,10 +295,16 @@ func reportColumns(f reportFilter) []reportColumn {
 		c.Href = g.href(nil)
 		return c
 	}
+	// Name and email share a column, as do product and contract, so that
+	// every column fits 1280 px.
+	name, email := col("Name", "name", false), col("Email", "email", false)
+	name.Also, name.Class = &email, "person"
+	status := col("Status", "", false)
+	status.Class = "status"
 	return []reportColumn{
-		col("Name", "name", false), col("Email", "email", false), col("Product", "product", false),
-		col("Contract", "", false), col("Assigned", "", false), col("Last used", "last_used", false),
-		col("Days used", "days_used", true), col("Days a month", "", true), col("Status", "", false),
+		name, col("Product", "product", false),
+		col("Assigned", "", false), col("Last used", "last_used", false),
+		col("Days used", "days_used", true), col("Days a month", "", true), col("Days inactive", "", true), status,
 	}
 }
 

@@ -168,7 +168,7 @@ func (rs *reportSite) today() usher.Date {
 func (b *tab) reportRows() []string {
 	b.t.Helper()
 	raw := run(b, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("table.report tbody tr")).map(tr =>
-		tr.querySelector("th").textContent.trim() + "|" + tr.children[4].textContent.trim().split(" ")[0] + "|" + tr.querySelector("td.status").textContent.trim()).join("\n")`))
+		tr.querySelector("th.person a").textContent.trim() + "|" + tr.querySelector(".contract-number").textContent.trim() + "|" + tr.querySelector("td.status").textContent.trim()).join("\n")`))
 	if raw == "" {
 		return nil
 	}
@@ -306,13 +306,28 @@ func TestUsageReportInBrowser(t *testing.T) {
 		ada.open("/reports/usage")
 		// Over the default 30 days, seats assigned four months ago and
 		// never used are inactive.
-		want := []string{"Bea Basic|CW-1|Not available for this plan", "Ina Idle|MS-1|Inactive", "Ivan Inert|MS-1|Inactive", "Ivan Inert|DP-1|Inactive", "Uma Using|MS-1|Active"}
+		want := []string{"Bea Basic|CW-1|No usage data: not available for this plan", "Ina Idle|MS-1|Inactive", "Ivan Inert|MS-1|Inactive", "Ivan Inert|DP-1|Inactive", "Uma Using|MS-1|Active"}
 		if got := ada.reportRows(); strings.Join(got, ";") != strings.Join(want, ";") {
 			t.Fatalf("rows: got %q, want %q", got, want)
 		}
 		ada.wantText("#report-heading", "All users")
 		ada.wantText(".totals", "4 users holding 5 seats", "2 inactive users holding 3 inactive seats")
-		ada.wantText("table.report tbody", "Not available for this plan", "Never")
+		ada.wantText("table.report tbody", "No usage data", "Never")
+		// At 1280 px every column fits: the Status column is in view
+		// without scrolling sideways.
+		if !ada.eval(`(() => { const w = document.querySelector(".table-wrap"), s = document.querySelector("table.report thead th.status");
+			return w.scrollWidth <= w.clientWidth && s.getBoundingClientRect().right <= w.getBoundingClientRect().right })()`) {
+			t.Error("at 1280 px the report's Status column is not in view without scrolling")
+		}
+		// At 375 px the table scrolls in its frame; scrolled to the end,
+		// the checkbox and the name stay in view.
+		ada.do(chromedp.EmulateViewport(375, 812))
+		if !ada.eval(`(() => { const w = document.querySelector(".table-wrap"); w.scrollLeft = w.scrollWidth;
+			const left = w.getBoundingClientRect().left, r = document.querySelector("table.report tbody tr");
+			return w.scrollLeft > 0 && r.querySelector("th.person").getBoundingClientRect().left >= left && r.querySelector("td.select").getBoundingClientRect().left >= left - 1 })()`) {
+			t.Error("at 375 px, scrolled sideways, the report's checkbox and name leave the view")
+		}
+		ada.do(chromedp.EmulateViewport(1280, 900))
 		ada.screenshot("usage-report")
 	})
 
@@ -445,13 +460,13 @@ func TestUsageNotificationsInBrowser(t *testing.T) {
 		ada.screenshot("usage-notifications-setup")
 		ada.submit("#turn-on")
 		next := time.Date(start.Year(), start.Month(), start.Day(), notify.DefaultSendHour, 0, 0, 0, loc)
-		ada.wantText(".message", "Usage notifications have been turned on", next.Format("Monday 2 January 2006")+" at 08:00 (Europe/Berlin)")
+		ada.wantText(".message", "Usage notifications have been turned on", next.Format("2 Jan 2006, 08:00 MST"))
 		if ada.text("#switch") != "On" || !ada.eval(`document.getElementById("switch").getAttribute("aria-checked") === "true"`) {
 			t.Error("the switch does not show On")
 		}
 		ada.wantText("#frequency-label", "Every week")
 		ada.wantText("#range-label", "3 months")
-		ada.wantText("#next-send", next.Format("Monday 2 January 2006"))
+		ada.wantText("#next-send", next.Format("2 Jan 2006, 08:00 MST"))
 		ada.wantText("#no-runs", "No emails have been sent yet")
 		st := stored()
 		if !st.Enabled || st.Frequency != notify.Weekly || st.Range != usage.Range3m || st.StartDate.String() != start.Format(time.DateOnly) || !st.NextAt.Equal(next) {
