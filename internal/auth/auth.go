@@ -285,6 +285,37 @@ func (s *Service) Session(ctx context.Context, token string) (Session, error) {
 	return out, nil
 }
 
+// SetFlash keeps msg for the next page the session of token opens, where
+// TakeFlash reads it once. Messages after an action live here rather than in
+// the address, so a link cannot make a page say what nobody did.
+func (s *Service) SetFlash(ctx context.Context, token, msg string) error {
+	var found bool
+	err := s.store.Write(ctx, func(tx Tx) (err error) {
+		found, err = tx.SetSessionFlash(ctx, hashSecret(token), msg)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set session message: %w", err)
+	}
+	if !found {
+		return usher.Errorf(usher.EUNAUTHORIZED, "the session has ended; sign in again")
+	}
+	return nil
+}
+
+// TakeFlash returns the session's message and clears it, so it is shown
+// once. sess is the session as Session returned it: without a message, no
+// write is needed.
+func (s *Service) TakeFlash(ctx context.Context, token string, sess Session) (string, error) {
+	if sess.Flash == "" {
+		return "", nil
+	}
+	if err := s.SetFlash(ctx, token, ""); err != nil {
+		return "", err
+	}
+	return sess.Flash, nil
+}
+
 // SignOut ends the session of token. Ending an unknown session is not an error.
 func (s *Service) SignOut(ctx context.Context, token string) error {
 	if token == "" {

@@ -28,6 +28,9 @@ type Tx interface {
 	// SessionByHash answers usher.ENOTFOUND for an unknown token hash,
 	// expired or not; the caller checks expiry.
 	SessionByHash(ctx context.Context, hash []byte) (Session, error)
+	// SetSessionFlash keeps a message for the session's next page ("" clears
+	// it) and reports whether the session exists.
+	SetSessionFlash(ctx context.Context, hash []byte, msg string) (bool, error)
 	// DeleteSession is idempotent.
 	DeleteSession(ctx context.Context, hash []byte) error
 	DeleteSessionsOfUser(ctx context.Context, accountID, userID int64) error
@@ -59,6 +62,8 @@ type Session struct {
 	UserID    int64
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// Flash is a message for the next page the session opens, shown once.
+	Flash string
 }
 
 // PasswordLink lets one user set their password once before it expires.

@@ -80,8 +80,8 @@ func (tx *Tx) SessionByHash(ctx context.Context, hash []byte) (auth.Session, err
 	var s auth.Session
 	var created, expires int64
 	err := tx.queryRow(ctx, `
-		SELECT id, token_hash, account_id, user_id, created_at, expires_at FROM sessions WHERE token_hash = ?`, hash).
-		Scan(&s.ID, &s.TokenHash, &s.AccountID, &s.UserID, &created, &expires)
+		SELECT id, token_hash, account_id, user_id, created_at, expires_at, flash FROM sessions WHERE token_hash = ?`, hash).
+		Scan(&s.ID, &s.TokenHash, &s.AccountID, &s.UserID, &created, &expires, &s.Flash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, usher.Errorf(usher.ENOTFOUND, "session not found")
 	} else if err != nil {
@@ -89,6 +89,20 @@ func (tx *Tx) SessionByHash(ctx context.Context, hash []byte) (auth.Session, err
 	}
 	s.CreatedAt, s.ExpiresAt = fromMillis(created), fromMillis(expires)
 	return s, nil
+}
+
+// SetSessionFlash keeps msg for the session's next page; "" clears it. It
+// reports whether the session exists.
+func (tx *Tx) SetSessionFlash(ctx context.Context, hash []byte, msg string) (bool, error) {
+	res, err := tx.exec(ctx, "UPDATE sessions SET flash = ? WHERE token_hash = ?", msg, hash)
+	if err != nil {
+		return false, fmt.Errorf("set session message: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("set session message: %w", err)
+	}
+	return n > 0, nil
 }
 
 // DeleteSession removes the session with this token hash, if any.

@@ -146,6 +146,8 @@ type viewerKey struct{}
 type viewer struct {
 	Actor   usher.Actor
 	Account usher.Account
+	token   string       // the session cookie's
+	session auth.Session // as read for this request
 }
 
 // signedIn loads the session's actor, or sends the browser to sign in and
@@ -190,7 +192,18 @@ func (s *server) viewer(r *http.Request) (viewer, error) {
 	if err != nil {
 		return viewer{}, err
 	}
-	return viewer{Actor: a, Account: acct}, nil
+	return viewer{Actor: a, Account: acct, token: c.Value, session: sess}, nil
+}
+
+// redirectWith sends the browser to path after an action, with msg kept in
+// the session for that page to show once. Messages never travel in the
+// address: a hand-made link must not make a page claim what nobody did.
+func (s *server) redirectWith(w http.ResponseWriter, r *http.Request, v viewer, path, msg string) {
+	if err := s.auth.SetFlash(r.Context(), v.token, msg); err != nil {
+		// The action is done; only its message is lost.
+		s.log.WarnContext(r.Context(), "keep message in session", slog.Any("err", err))
+	}
+	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
 func (s *server) secureRequest(r *http.Request) bool {
@@ -309,6 +322,15 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 	}
 	if p.Viewer != nil && p.Nav == nil {
 		p.Nav = s.navFor(*p.Viewer, r.URL.Path)
+	}
+	if p.Viewer != nil && p.Viewer.session.Flash != "" && r.Method == http.MethodGet {
+		msg, err := s.auth.TakeFlash(r.Context(), p.Viewer.token, p.Viewer.session)
+		if err != nil {
+			s.log.WarnContext(r.Context(), "read message from session", slog.Any("err", err))
+		}
+		if p.Message == "" {
+			p.Message = msg
+		}
 	}
 	var buf bytes.Buffer
 	t, ok := s.pages[name]

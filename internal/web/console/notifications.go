@@ -74,14 +74,6 @@ func (s *server) notificationsPage(w http.ResponseWriter, r *http.Request, v vie
 		}
 	}
 	p := page{Title: "Usage Notifications", Data: data}
-	switch q.Get("done") {
-	case "on":
-		p.Message = "Usage notifications have been turned on. " + nextEmail(data)
-	case "saved":
-		p.Message = "Your changes have been saved. " + nextEmail(data)
-	case "off":
-		p.Message = "Usage notifications have been turned off. No more emails will be sent until you turn them on again."
-	}
 	s.render(w, r, http.StatusOK, "notifications", p)
 }
 
@@ -174,7 +166,7 @@ func (s *server) saveNotifications(w http.ResponseWriter, r *http.Request, v vie
 	}
 	// A date that does not parse stays zero, which Set refuses naming
 	// start_date; the page then says why the date was not read.
-	_, turnedOn, err := s.notify.Set(r.Context(), v.Actor, in)
+	st, turnedOn, err := s.notify.Set(r.Context(), v.Actor, in)
 	if err != nil {
 		status := errorStatus(usher.ErrorCode(err))
 		if status != http.StatusUnprocessableEntity {
@@ -190,11 +182,11 @@ func (s *server) saveNotifications(w http.ResponseWriter, r *http.Request, v vie
 			Errors: notificationErrors(err, dates), Data: data})
 		return
 	}
-	done := "saved"
+	msg := "Your changes have been saved. "
 	if turnedOn {
-		done = "on"
+		msg = "Usage notifications have been turned on. "
 	}
-	http.Redirect(w, r, notificationsPath+"?done="+done, http.StatusSeeOther)
+	s.redirectWith(w, r, v, notificationsPath, msg+nextEmail(s.notificationsView(v, st, true)))
 }
 
 var notificationFields = map[string]string{
@@ -234,7 +226,7 @@ func (s *server) switchNotifications(w http.ResponseWriter, r *http.Request, v v
 			s.renderError(w, r, &v, err)
 			return
 		}
-		http.Redirect(w, r, notificationsPath+"?done=off", http.StatusSeeOther)
+		s.redirectWith(w, r, v, notificationsPath, "Usage notifications have been turned off. No more emails will be sent until you turn them on again.")
 	case "on":
 		st, err := s.notify.Setting(r.Context(), v.Actor)
 		if usher.ErrorCode(err) == usher.ENOTFOUND {
@@ -246,11 +238,12 @@ func (s *server) switchNotifications(w http.ResponseWriter, r *http.Request, v v
 			return
 		}
 		hour := st.SendHour
-		if _, _, err := s.notify.Set(r.Context(), v.Actor, notify.Input{StartDate: st.StartDate, Frequency: st.Frequency, Range: st.Range, SendHour: &hour}); err != nil {
+		st, _, err = s.notify.Set(r.Context(), v.Actor, notify.Input{StartDate: st.StartDate, Frequency: st.Frequency, Range: st.Range, SendHour: &hour})
+		if err != nil {
 			s.renderError(w, r, &v, err)
 			return
 		}
-		http.Redirect(w, r, notificationsPath+"?done=on", http.StatusSeeOther)
+		s.redirectWith(w, r, v, notificationsPath, "Usage notifications have been turned on. "+nextEmail(s.notificationsView(v, st, true)))
 	default:
 		s.renderStatus(w, r, http.StatusNotFound, &v, "Not found", "There is no such page.")
 	}

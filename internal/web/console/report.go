@@ -144,9 +144,6 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	p := page{Title: "Usage Report", Data: data}
-	if n, err := strconv.Atoi(r.URL.Query().Get("unassigned")); err == nil && n > 0 {
-		p.Message = unassignedMessage(r.URL.Query())
-	}
 	s.render(w, r, http.StatusOK, "report", p)
 }
 
@@ -413,17 +410,9 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	q := backURL.Query()
-	q.Set("unassigned", strconv.Itoa(res.Seats))
-	q.Set("users", strconv.Itoa(res.Users))
-	if res.Services > 0 {
-		q.Set("services", strconv.Itoa(res.Services))
-	}
-	if res.Benefits > 0 {
-		q.Set("benefits", strconv.Itoa(res.Benefits))
-	}
 	q.Del("cursor")
 	q.Del("page")
-	http.Redirect(w, r, reportPath+"?"+q.Encode(), http.StatusSeeOther)
+	s.redirectWith(w, r, v, reportHref(q), unassignedMessage(res))
 }
 
 func (s *server) reportWithErrors(w http.ResponseWriter, r *http.Request, v viewer, q url.Values, keys []string, status int, title string, errs []string) {
@@ -485,13 +474,16 @@ func describeUnassignErrors(err error, items []access.UnassignItem, names map[se
 	return out
 }
 
-// unassignedMessage says what an unassign did, from the counts the report
-// was sent back with.
-func unassignedMessage(q url.Values) string {
-	seats, _ := strconv.Atoi(q.Get("unassigned"))
-	users, _ := strconv.Atoi(q.Get("users"))
-	services, _ := strconv.Atoi(q.Get("services"))
-	benefits, _ := strconv.Atoi(q.Get("benefits"))
+func reportHref(q url.Values) string {
+	if len(q) == 0 {
+		return reportPath
+	}
+	return reportPath + "?" + q.Encode()
+}
+
+// unassignedMessage says what an unassign did.
+func unassignedMessage(res access.UnassignResult) string {
+	seats, users, services, benefits := res.Seats, res.Users, res.Services, res.Benefits
 	msg := fmt.Sprintf("Unassigned %s from %s", plural(seats, "seat"), plural(users, "user"))
 	var with []string
 	if services > 0 {

@@ -88,9 +88,6 @@ func (s *server) accessPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	p := page{Title: accessTitle(v, ua.User), Data: accessView(v, ua, tabOf(r.URL.Query().Get("tab")), nil)}
-	if r.URL.Query().Get("saved") == "1" {
-		p.Message = "Your changes to " + ua.User.Name + "'s access have been saved."
-	}
 	s.render(w, r, http.StatusOK, "access", p)
 }
 
@@ -203,7 +200,7 @@ func (s *server) saveAccess(w http.ResponseWriter, r *http.Request, v viewer) {
 		})
 		return
 	}
-	http.Redirect(w, r, fmt.Sprintf("/users/%d/access?tab=%s&saved=1", id, tab), http.StatusSeeOther)
+	s.redirectWith(w, r, v, fmt.Sprintf("/users/%d/access?tab=%s", id, tab), "Your changes to "+displayName(ua.User)+"'s access have been saved.")
 }
 
 // pairs reads "subscriptionID/code" values into codes by subscription.
@@ -241,4 +238,13 @@ func describeAccessErrors(err error, changes []access.AccessChange, ua access.Us
 		out = append(out, label+": "+f.Reason)
 	}
 	return out
+}
+
+// displayName is how the console names a person: their name, or their
+// address when no name is set.
+func displayName(u usher.User) string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return u.Email
 }
