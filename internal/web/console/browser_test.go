@@ -473,6 +473,31 @@ func TestConsoleInBrowser(t *testing.T) {
 		ada.screenshot("users")
 	})
 
+	t.Run("PhonesFoldTheNavigationBehindAMenuButton", func(t *testing.T) {
+		ada.do(chromedp.EmulateViewport(375, 812))
+		defer ada.do(chromedp.EmulateViewport(1280, 900))
+		if ada.visible("header nav") || !ada.visible("#menu-button") {
+			t.Fatal("at 375 px the navigation shows, or the Menu button does not")
+		}
+		ada.do(chromedp.Click(chromedp.CSS("#menu-button")))
+		if !ada.visible("header nav") || !ada.eval(`document.getElementById("menu-button").getAttribute("aria-expanded") === "true"`) {
+			t.Fatal("the Menu button does not open the navigation")
+		}
+		ada.wantText("header nav", "Users", "Subscriptions", "Audit log", "My access")
+		ada.do(chromedp.Click(chromedp.CSS("#menu-button")))
+		if ada.visible("header nav") {
+			t.Error("the Menu button does not close the navigation")
+		}
+		ada.do(chromedp.EmulateViewport(1280, 900))
+		if !ada.visible("header nav") || ada.visible("#menu-button") {
+			t.Error("at 1280 px the navigation is folded away")
+		}
+		// A favicon, so the browser does not ask for a missing one.
+		if got := run(ada, chromedp.Evaluate[string](`fetch("/favicon.ico").then(r => r.status + " " + r.headers.get("Content-Type"))`, chromedp.EvalAwaitPromise)); got != "200 image/svg+xml" {
+			t.Errorf("/favicon.ico: %s", got)
+		}
+	})
+
 	t.Run("SearchFindsOneUser", func(t *testing.T) {
 		ada.do(chromedp.SetValue(chromedp.CSS("#q"), "bak"))
 		ada.submit(`form.search button[type=submit]`)
@@ -610,9 +635,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		maxTab.wantText(fmt.Sprintf("#sub-%d .seats-used", ms.ID), "2")
 		maxTab.wantText(fmt.Sprintf("#sub-%d form button", ms.ID), "Release my seat")
 		maxTab.screenshot("subscriptions-manager")
-		// The confirmation window is the browser's; answer it yes.
-		maxTab.eval(`(() => { window.confirm = () => true; return true })()`)
-		maxTab.submit(fmt.Sprintf("#sub-%d form button", ms.ID))
+		// The console's own confirmation window asks, never the browser's
+		// confirm(): Cancel keeps the seat, the window's button releases it.
+		maxTab.eval(`(() => { window.confirm = () => { throw new Error("confirm() used") }; return true })()`)
+		maxTab.do(chromedp.Click(chromedp.CSS(fmt.Sprintf("#sub-%d form button", ms.ID))))
+		if !maxTab.eval(`document.getElementById("confirm-dialog").open`) {
+			t.Fatal("Release my seat opened no confirmation window")
+		}
+		maxTab.wantText("#confirm-text", "Release your seat on contract MS-1?")
+		maxTab.screenshot("subscriptions-confirm")
+		maxTab.do(chromedp.Click(chromedp.CSS("#confirm-cancel")))
+		if maxTab.eval(`document.getElementById("confirm-dialog").open`) || !s.accessOf("max")[ms.ID].Assigned {
+			t.Fatal("Cancel did not close the window, or released the seat")
+		}
+		maxTab.do(chromedp.Click(chromedp.CSS(fmt.Sprintf("#sub-%d form button", ms.ID))))
+		maxTab.submit("#confirm-ok")
 		maxTab.wantText(".message", "Your seat on contract MS-1 has been released")
 		maxTab.wantText(fmt.Sprintf("#sub-%d .seats-used", ms.ID), "1")
 		if maxTab.exists(fmt.Sprintf("#sub-%d form", ms.ID)) {

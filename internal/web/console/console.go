@@ -92,6 +92,9 @@ func New(cfg Config) (http.Handler, error) {
 func (s *server) routes(mux *http.ServeMux) {
 	static, _ := fs.Sub(staticFiles, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, static, "favicon.svg")
+	})
 
 	mux.HandleFunc("GET /{$}", s.signedIn(s.home))
 	mux.HandleFunc("GET /signin", s.signInPage)
@@ -282,6 +285,13 @@ type page struct {
 
 var funcs = template.FuncMap{
 	"benefitName": usher.BenefitName,
+	// plural picks the word for n: {{plural .N "seat" "seats"}}.
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	},
 	"planName":    planName,
 }
 

@@ -33,6 +33,41 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // The menu button folds the navigation away on phones. Without script
+  // the button stays hidden and the navigation stays open.
+  const menuButton = document.getElementById("menu-button");
+  const menu = document.getElementById("menu");
+  if (menuButton && menu) {
+    document.documentElement.classList.add("has-menu");
+    menuButton.hidden = false;
+    menuButton.addEventListener("click", () => {
+      const open = menuButton.getAttribute("aria-expanded") !== "true";
+      menuButton.setAttribute("aria-expanded", String(open));
+      menu.classList.toggle("open", open);
+    });
+  }
+
+  // One styled confirmation window for everything that gives something
+  // up or loses changes. Without script (or <dialog>) forms simply submit.
+  const confirmDialog = document.getElementById("confirm-dialog");
+  const ask = (title, text, button, then) => {
+    if (!confirmDialog || typeof confirmDialog.showModal !== "function") { then(); return; }
+    document.getElementById("confirm-title").textContent = title;
+    document.getElementById("confirm-text").textContent = text;
+    const ok = document.getElementById("confirm-ok");
+    ok.textContent = button;
+    const cancel = document.getElementById("confirm-cancel");
+    const done = (yes) => {
+      ok.onclick = cancel.onclick = null;
+      confirmDialog.close();
+      if (yes) then();
+    };
+    ok.onclick = () => done(true);
+    cancel.onclick = () => done(false);
+    confirmDialog.showModal();
+    cancel.focus();
+  };
+
   // Each Edit Access tab saves on its own: switching tabs with unsaved
   // ticks would drop them, so ask first.
   for (const form of document.querySelectorAll("form.access")) {
@@ -41,17 +76,25 @@ document.addEventListener("DOMContentLoaded", () => {
     form.addEventListener("submit", () => { dirty = false; });
     for (const link of document.querySelectorAll(".tabs a")) {
       link.addEventListener("click", (event) => {
-        if (dirty && !window.confirm("You have changes that are not saved. Leave this tab without saving them?")) {
-          event.preventDefault();
-        }
+        if (!dirty) return;
+        event.preventDefault();
+        ask("Leave without saving?", "You have changes on this tab that are not saved. Leave it without saving them?", "Leave without saving", () => {
+          window.location.href = link.href;
+        });
       });
     }
   }
 
   // Forms that give something up ask first.
   for (const form of document.querySelectorAll("form[data-confirm]")) {
+    let confirmed = false;
     form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      if (confirmed) return;
+      event.preventDefault();
+      ask(form.dataset.confirmTitle || "Are you sure?", form.dataset.confirm, form.dataset.confirmButton || "Continue", () => {
+        confirmed = true;
+        form.requestSubmit();
+      });
     });
   }
 
