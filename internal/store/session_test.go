@@ -73,7 +73,10 @@ func TestSessions(t *testing.T) {
 		})
 		t.Run("FlashIsKeptUntilCleared", func(t *testing.T) {
 			var found bool
-			write(t, db, func(tx *store.Tx) (err error) { found, err = tx.SetSessionFlash(ctx, []byte("hash-1"), "Saved."); return err })
+			write(t, db, func(tx *store.Tx) (err error) {
+				found, err = tx.SetSessionFlash(ctx, []byte("hash-1"), "Saved.")
+				return err
+			})
 			if !found {
 				t.Fatal("SetSessionFlash did not find the session")
 			}

@@ -292,7 +292,7 @@ var funcs = template.FuncMap{
 		}
 		return many
 	},
-	"planName":    planName,
+	"planName": planName,
 }
 
 func planName(p usher.Plan) string {
