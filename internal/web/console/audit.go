@@ -27,8 +27,7 @@ type auditPage struct {
 	Action    string
 	Actions   []string
 	Entries   []auditRow
-	NextHref  string
-	FirstHref string
+	pageLinks
 	Filtered  bool
 }
 
@@ -97,16 +96,7 @@ func (s *server) auditLog(w http.ResponseWriter, r *http.Request, v viewer) {
 	if data.Action != "" {
 		filter.Set("action", data.Action)
 	}
-	if log.NextCursor != "" {
-		next := url.Values{"cursor": {log.NextCursor}}
-		for k, vs := range filter {
-			next[k] = vs
-		}
-		data.NextHref = "/audit-log?" + next.Encode()
-	}
-	if cursor != "" {
-		data.FirstHref = "/audit-log?" + filter.Encode()
-	}
+	data.pageLinks = pagerOf(r.URL.Query()).links("/audit-log", filter, log.NextCursor)
 	s.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Data: data})
 }
 

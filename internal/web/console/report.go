@@ -101,9 +101,7 @@ type reportPage struct {
 	// Return is this page's address, where Unassign comes back to.
 	Return      string
 	CSVHref     string
-	NextHref    string
-	FirstHref   string
-	PageNumber  int
+	pageLinks
 	CanUnassign bool // at least one row has a checkbox
 	Filtered    bool
 }
@@ -166,10 +164,8 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	if len(problems) > 0 {
 		sf.SubscriptionID = 0 // let the service check the rest
 	}
-	pageNo, _ := strconv.Atoi(q.Get("page"))
-	pageNo = max(pageNo, 1)
-	cursor := q.Get("cursor")
-	sf.Cursor, sf.Limit = cursor, reportPageSize
+	pg := pagerOf(q)
+	sf.Cursor, sf.Limit = pg.cursor, reportPageSize
 	rep, err := s.usage.Report(ctx, v.Actor, sf)
 	if err = withProblems(problems, err); err != nil {
 		return reportPage{}, err
@@ -181,8 +177,8 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	loc := v.Account.Location()
 	status := cmpOr(f.Status, "all")
 	data := reportPage{
-		Filter: f, Totals: rep.Totals, PageNumber: pageNo,
-		Return:   f.href(url.Values{"cursor": nonEmpty(cursor), "page": nonEmpty(q.Get("page"))}),
+		Filter: f, Totals: rep.Totals,
+		Return:   f.href(pg.values()),
 		CSVHref:  f.href(url.Values{"format": {"csv"}}),
 		Filtered: f.Status != "" && f.Status != "all" || f.Product != "" || f.Subscription != "" || f.Query != "",
 	}
@@ -243,20 +239,8 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 		data.CanUnassign = data.CanUnassign || rv.Selectable
 		data.Rows = append(data.Rows, rv)
 	}
-	if rep.NextCursor != "" {
-		data.NextHref = f.href(url.Values{"cursor": {rep.NextCursor}, "page": {strconv.Itoa(pageNo + 1)}})
-	}
-	if cursor != "" {
-		data.FirstHref = f.href(nil)
-	}
+	data.pageLinks = pg.links(reportPath, f.values(), rep.NextCursor)
 	return data, nil
-}
-
-func nonEmpty(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return []string{s}
 }
 
 func cmpOr(s, def string) string {
@@ -411,7 +395,7 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	q := backURL.Query()
 	q.Del("cursor")
-	q.Del("page")
+	q.Del("trail")
 	s.redirectWith(w, r, v, reportHref(q), unassignedMessage(res))
 }
 

@@ -19,28 +19,19 @@ type usersPage struct {
 	Query      string
 	Users      []usher.User
 	CanEdit    bool   // whether "Edit Access" leads anywhere for this viewer
-	NextHref   string // "" on the last page
-	FirstHref  string // "" on the first page
-	PageNumber int
+	pageLinks
 }
 
 func (s *server) users(w http.ResponseWriter, r *http.Request, v viewer) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	cursor := r.URL.Query().Get("cursor")
-	pageNo, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	pageNo = max(pageNo, 1)
-	list, err := s.access.ListUsers(r.Context(), v.Actor, q, cursor, usersPageSize)
+	pg := pagerOf(r.URL.Query())
+	list, err := s.access.ListUsers(r.Context(), v.Actor, q, pg.cursor, usersPageSize)
 	if err != nil {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	data := usersPage{Query: q, Users: list.Items, CanEdit: access.CanAny(v.Actor, access.ManageSeats), PageNumber: pageNo}
-	if list.NextCursor != "" {
-		data.NextHref = "/users?" + url.Values{"q": {q}, "cursor": {list.NextCursor}, "page": {strconv.Itoa(pageNo + 1)}}.Encode()
-	}
-	if cursor != "" {
-		data.FirstHref = "/users?" + url.Values{"q": {q}}.Encode()
-	}
+	data := usersPage{Query: q, Users: list.Items, CanEdit: access.CanAny(v.Actor, access.ManageSeats),
+		pageLinks: pg.links("/users", url.Values{"q": {q}}, list.NextCursor)}
 	s.render(w, r, http.StatusOK, "users", page{Title: "Users", Data: data})
 }
 
