@@ -23,12 +23,12 @@ var auditActions = []string{
 }
 
 type auditPage struct {
-	User      string // the email filter as typed
-	Action    string
-	Actions   []string
-	Entries   []auditRow
+	User    string // the email filter as typed
+	Action  string
+	Actions []string
+	Entries []auditRow
 	pageLinks
-	Filtered  bool
+	Filtered bool
 }
 
 type auditRow struct {

@@ -99,8 +99,8 @@ type reportPage struct {
 	Columns   []reportColumn
 	Rows      []reportRow
 	// Return is this page's address, where Unassign comes back to.
-	Return      string
-	CSVHref     string
+	Return  string
+	CSVHref string
 	pageLinks
 	CanUnassign bool // at least one row has a checkbox
 	Filtered    bool

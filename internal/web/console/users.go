@@ -16,9 +16,9 @@ import (
 const usersPageSize = 25
 
 type usersPage struct {
-	Query      string
-	Users      []usher.User
-	CanEdit    bool   // whether "Edit Access" leads anywhere for this viewer
+	Query   string
+	Users   []usher.User
+	CanEdit bool // whether "Edit Access" leads anywhere for this viewer
 	pageLinks
 }
 
