@@ -202,16 +202,7 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	}
 	slices.SortStableFunc(data.Products[1:], func(a, b option) int { return strings.Compare(a.Label, b.Label) })
 
-	switch status {
-	case "inactive":
-		data.Heading = "Inactive users over the last " + rep.Range.Label()
-	case "active":
-		data.Heading = "Active users over the last " + rep.Range.Label()
-	case "unavailable":
-		data.Heading = "Seats on plans without usage data"
-	default:
-		data.Heading = "All users, usage over the last " + rep.Range.Label()
-	}
+	data.Heading = reportHeading(status, rep.Range)
 	if rep.ProcessedAt != nil {
 		data.Processed = usher.HumanTime(*rep.ProcessedAt, loc)
 	}
@@ -241,6 +232,20 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	}
 	data.pageLinks = pg.links(reportPath, f.values(), rep.NextCursor)
 	return data, nil
+}
+
+// reportHeading says what the report's rows are.
+func reportHeading(status string, rg usage.Range) string {
+	switch status {
+	case "inactive":
+		return "Inactive users over the last " + rg.Label()
+	case "active":
+		return "Active users over the last " + rg.Label()
+	case "unavailable":
+		return "Seats on plans without usage data"
+	default:
+		return "All users, usage over the last " + rg.Label()
+	}
 }
 
 func cmpOr(s, def string) string {
@@ -313,6 +318,12 @@ type unassignPage struct {
 	Keys   []string
 	Seats  []unassignSeat
 	Users  int
+	// All is a selection by filter: every seat matching the report's
+	// filter, Expected of them when the page was shown.
+	All      bool
+	Expected int
+	Heading  string // the filter's description, for a selection by filter
+	More     int    // seats not listed by name
 }
 
 // seatKey names one seat: a user on a subscription.
@@ -357,6 +368,10 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 		back = reportPath
 	}
 	backURL, _ := url.Parse(back)
+	if r.PostForm.Get("all") == "1" {
+		s.unassignMatching(w, r, v, back, backURL.Query())
+		return
+	}
 	items, keys := unassignSeats(r.PostForm["seat"])
 	if len(items) == 0 {
 		s.reportWithErrors(w, r, v, backURL.Query(), nil, http.StatusUnprocessableEntity, "Nothing was unassigned:", []string{"Select at least one user to unassign."})
@@ -397,6 +412,94 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 	q.Del("cursor")
 	q.Del("trail")
 	s.redirectWith(w, r, v, reportHref(q), unassignedMessage(res))
+}
+
+// unassignMatching unassigns every seat matching the report's filter: "Select
+// all N matching". The server finds the seats again; if they are no longer
+// the N the person confirmed, nothing changes. Either all of them go or none.
+func (s *server) unassignMatching(w http.ResponseWriter, r *http.Request, v viewer, back string, q url.Values) {
+	rows, heading, err := s.matchingSeats(r.Context(), v, q)
+	if err != nil {
+		if usher.ErrorCode(err) == usher.EINVALID {
+			s.reportWithErrors(w, r, v, q, nil, http.StatusUnprocessableEntity, "Nothing was unassigned:", errorLines(err))
+			return
+		}
+		s.renderError(w, r, &v, err)
+		return
+	}
+	items := make([]access.UnassignItem, len(rows))
+	users := map[int64]bool{}
+	for i, row := range rows {
+		items[i] = access.UnassignItem{UserID: row.UserID, SubscriptionID: row.SubscriptionID}
+		users[row.UserID] = true
+	}
+	expected, _ := strconv.Atoi(r.PostForm.Get("expected"))
+	if r.PostForm.Get("confirm") != "1" {
+		data := unassignPage{Return: back, All: true, Expected: len(items), Users: len(users), Heading: heading}
+		for i, row := range rows {
+			if i == unassignListed {
+				data.More = len(rows) - i
+				break
+			}
+			data.Seats = append(data.Seats, unassignSeat{Name: row.Name, Email: row.Email, Contract: row.ProductName + " " + row.ContractNumber})
+		}
+		s.render(w, r, http.StatusOK, "unassign", page{Title: "Unassign", Data: data})
+		return
+	}
+	if len(items) == 0 || len(items) != expected {
+		s.reportWithErrors(w, r, v, q, nil, http.StatusConflict, "Nothing was unassigned:", []string{fmt.Sprintf(
+			"The seats matching the filter changed since you selected them: %s now, not %d. Check the report and select again.", plural(len(items), "seat"), expected)})
+		return
+	}
+	res, err := s.access.Unassign(r.Context(), v.Actor, items)
+	if err != nil {
+		status := errorStatus(usher.ErrorCode(err))
+		if status == http.StatusInternalServerError {
+			s.renderError(w, r, &v, err)
+			return
+		}
+		names := map[seatKey]unassignSeat{}
+		for _, row := range rows {
+			names[seatKey{row.UserID, row.SubscriptionID}] = unassignSeat{Name: row.Name, Email: row.Email, Contract: row.ProductName + " " + row.ContractNumber}
+		}
+		s.reportWithErrors(w, r, v, q, nil, status, "Nothing was unassigned:", describeUnassignErrors(err, items, names))
+		return
+	}
+	q.Del("cursor")
+	q.Del("trail")
+	s.redirectWith(w, r, v, reportHref(q), unassignedMessage(res))
+}
+
+// unassignListed is how many seats the confirmation of a selection by
+// filter names; it counts the rest.
+const unassignListed = 20
+
+// matchingSeats reads every row of the report's filter, page by page, up to
+// what one unassign may take.
+func (s *server) matchingSeats(ctx context.Context, v viewer, q url.Values) ([]usage.ReportRow, string, error) {
+	f := filterOf(q)
+	sf, problems := f.service()
+	if err := problems.Err(); err != nil {
+		return nil, "", err
+	}
+	sf.Limit = 1000
+	var rows []usage.ReportRow
+	var heading string
+	for {
+		rep, err := s.usage.Report(ctx, v.Actor, sf)
+		if err != nil {
+			return nil, "", fmt.Errorf("seats matching the filter: %w", err)
+		}
+		heading = reportHeading(cmpOr(f.Status, "all"), rep.Range)
+		rows = append(rows, rep.Rows...)
+		if len(rows) > access.MaxUnassignItems {
+			return nil, "", usher.Errorf(usher.EINVALID, "more than %d seats match the filter; narrow it and unassign in parts", access.MaxUnassignItems)
+		}
+		if rep.NextCursor == "" {
+			return rows, heading, nil
+		}
+		sf.Cursor = rep.NextCursor
+	}
 }
 
 func (s *server) reportWithErrors(w http.ResponseWriter, r *http.Request, v viewer, q url.Values, keys []string, status int, title string, errs []string) {
