@@ -587,6 +587,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("ThePersonsPageFromTheUsersList", func(t *testing.T) {
+		ada.open("/users")
+		ada.submit(fmt.Sprintf(`table.users a[href="/users/%d"]`, ben.ID))
+		ada.wantText("main h1", "Ben Baker")
+		ada.wantText("main .person-meta", "ben@acme.test", "Active")
+		ada.wantText("table.person-seats tbody", "Model Studio", "MS-1", "Cloud storage", "Web support")
+		ada.wantText("#roles", "No roles")
+		ada.wantText("table.audit tbody", "services.set", "ada@acme.test")
+		maxPage := fmt.Sprintf("/users/%d", s.users["max"].ID)
+		ada.open(maxPage)
+		ada.wantText("#roles", "Contract manager of Model Studio MS-1")
+		ada.open(benAccess + "?tab=products")
+	})
+
 	t.Run("UnassignFromEditAccess", func(t *testing.T) {
 		before := s.seatsUsed(ms.ID)
 		ada.do(chromedp.Click(chromedp.CSS(fmt.Sprintf("#assign-%d", ms.ID))))

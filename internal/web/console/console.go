@@ -104,6 +104,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /set-password", s.setPassword)
 
 	mux.HandleFunc("GET /users", s.signedIn(s.users))
+	mux.HandleFunc("GET /users/{id}", s.signedIn(s.person))
 	mux.HandleFunc("GET /users/{id}/access", s.signedIn(s.accessPage))
 	mux.HandleFunc("POST /users/{id}/access", s.signedIn(s.saveAccess))
 	mux.HandleFunc("GET /subscriptions", s.signedIn(s.subscriptions))

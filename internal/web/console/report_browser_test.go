@@ -331,6 +331,20 @@ func TestUsageReportInBrowser(t *testing.T) {
 		ada.screenshot("usage-report")
 	})
 
+	t.Run("ANameOpensThePersonsPage", func(t *testing.T) {
+		ada.open("/reports/usage")
+		ada.submit(fmt.Sprintf(`table.report th.person a[href="/users/%d"]`, rs.users["uma"].ID))
+		ada.wantText("main h1", "Uma Using")
+		yesterday := usher.DateOf(time.Now().In(rs.acct.Location()).Add(-24 * time.Hour)).Human()
+		ada.wantText("table.person-seats tbody", "Model Studio", "MS-1", yesterday, "Active")
+		if got := ada.text("table.person-seats td.days-used"); got != "1" {
+			t.Errorf("days used: %q, want 1", got)
+		}
+		ada.wantText("#history-heading", "History")
+		ada.screenshot("person")
+		ada.open("/reports/usage")
+	})
+
 	t.Run("FiltersAndSorting", func(t *testing.T) {
 		ada.do(chromedp.SetValue(chromedp.CSS("#product"), "modelstudio"), chromedp.SetValue(chromedp.CSS("#status"), "active"))
 		ada.submit(`form.report-filters button[type=submit]`)
