@@ -60,6 +60,7 @@ type Service struct {
 	log        *slog.Logger
 	msgHost    string
 	claims     atomic.Int64 // numbers this process's claims, so each lease is distinct
+	cursors    *access.Cursors
 }
 
 // New returns a notify service. mailer may be nil when no SMTP server is
@@ -93,7 +94,8 @@ func New(store Store, mailer Mailer, inactivity Inactivity, cfg Config) *Service
 	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Hostname() != "" {
 		host = u.Hostname()
 	}
-	return &Service{store: store, mailer: mailer, inactivity: inactivity, cfg: cfg, log: cfg.Logger, msgHost: host}
+	return &Service{store: store, mailer: mailer, inactivity: inactivity, cfg: cfg, log: cfg.Logger, msgHost: host,
+		cursors: access.NewCursors(store.Read, store.Write)}
 }
 
 // CanDeliver reports whether the service has a mailer to send with.
@@ -287,7 +289,9 @@ func (s *Service) Runs(ctx context.Context, a usher.Actor, cursor string, limit 
 		p.Addf("limit", "must be between 1 and %d", access.MaxLimit)
 	}
 	var before int64
-	access.DecodeCursor(&p, cursor, &before)
+	if err := s.cursors.Decode(ctx, &p, access.CursorNotificationRuns, a.AccountID, cursor, &before); err != nil {
+		return out, fmt.Errorf("usage notification runs: %w", err)
+	}
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -298,7 +302,9 @@ func (s *Service) Runs(ctx context.Context, a usher.Actor, cursor string, limit 
 		}
 		if len(runs) > limit {
 			runs = runs[:limit]
-			out.NextCursor = access.EncodeCursor(runs[limit-1].ID)
+			if out.NextCursor, err = s.cursors.Encode(ctx, access.CursorNotificationRuns, a.AccountID, runs[limit-1].ID); err != nil {
+				return err
+			}
 		}
 		out.Items = append(out.Items, runs...)
 		return nil

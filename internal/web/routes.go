@@ -20,6 +20,8 @@ func (s *server) routes(mux *http.ServeMux) {
 	api("DELETE /api/v1/users/{id}/roles", s.revokeRole)
 	api("GET /api/v1/users/{id}/access", s.getAccess)
 	api("PUT /api/v1/users/{id}/access", s.setAccess)
+	api("POST /api/v1/users/{id}/seats", s.addSeat)
+	api("DELETE /api/v1/users/{id}/seats/{subscription_id}", s.removeSeat)
 
 	api("GET /api/v1/products", s.listProducts)
 	api("GET /api/v1/subscriptions", s.listSubscriptions)

@@ -342,6 +342,8 @@ func errorStatus(code string) int {
 		return http.StatusUnprocessableEntity
 	case usher.ENOSEATS, usher.ECONFLICT:
 		return http.StatusConflict
+	case usher.EPRECONDITION:
+		return http.StatusPreconditionFailed
 	case usher.EFORBIDDEN:
 		return http.StatusForbidden
 	case usher.ENOTFOUND:
