@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -28,10 +27,9 @@ func newFullEnv(t *testing.T, db *store.DB) *env {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := &env{t: t, svc: access.New(db.Access(), now)}
 	ns := notify.New(db.Notify(), nil, noInactivity{}, notify.Config{BaseURL: "https://usher.example.com", Now: now, Logger: quiet})
-	e.srv = httptest.NewServer(web.NewHandler(web.Config{
+	e.srv = newTestServer(t, web.NewHandler(web.Config{
 		Access: e.svc, Notify: ns, Usage: usage.New(db.Usage(), usage.Config{Now: now}), Logger: quiet,
 	}))
-	t.Cleanup(e.srv.Close)
 	e.admin, e.adminU = e.account("Acme", "admin@acme.test")
 	return e
 }
