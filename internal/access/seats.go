@@ -541,7 +541,7 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 		return res, forbidden("unassign")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
-		res = UnassignResult{}
+		res, p = UnassignResult{}, refProblems{} // fresh if the store runs this again
 		type key struct{ u, s int64 }
 		seen := map[key]bool{}
 		users := map[int64]bool{}
