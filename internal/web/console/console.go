@@ -350,6 +350,8 @@ func errorStatus(code string) int {
 		return http.StatusUnauthorized
 	case usher.ERATELIMITED:
 		return http.StatusTooManyRequests
+	case usher.EUNAVAILABLE:
+		return http.StatusBadGateway
 	default:
 		return http.StatusInternalServerError
 	}
