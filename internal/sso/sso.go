@@ -111,6 +111,12 @@ func New(store Store, cfg Config) *Service {
 // RedirectURL is the redirect URI to register with the identity provider.
 func (s *Service) RedirectURL() string { return s.cfg.BaseURL + CallbackPath }
 
+// SignInURL is the sign-in page that offers the account's provider: the
+// link to hand to the account's people.
+func (s *Service) SignInURL(accountID int64) string {
+	return fmt.Sprintf("%s/signin?account=%d", s.cfg.BaseURL, accountID)
+}
+
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
 func forbidden() error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/sso"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -33,6 +34,8 @@ type Config struct {
 	// Console serves every path the API does not (the admin console, see
 	// package console); nil = those paths answer 404 problems.
 	Console http.Handler
+	// SSO keeps single sign-on settings; nil leaves /api/v1/sso out.
+	SSO *sso.Service
 }
 
 // DefaultMaxBody bounds JSON request bodies when Config.MaxBody is 0.
@@ -53,13 +56,14 @@ type server struct {
 
 	usage         *usage.Service
 	maxIngestBody int64
+	sso           *sso.Service
 }
 
 // NewHandler returns the HTTP handler for the API and /healthz. Every request
 // is logged, recovered from panics and answered with problem+json on errors.
 func NewHandler(cfg Config) http.Handler {
 	s := &server{access: cfg.Access, notify: cfg.Notify, usage: cfg.Usage, log: cfg.Logger, health: cfg.Health,
-		maxBody: cfg.MaxBody, maxIngestBody: cfg.MaxIngestBody, metrics: newMetrics()}
+		maxBody: cfg.MaxBody, maxIngestBody: cfg.MaxIngestBody, sso: cfg.SSO, metrics: newMetrics()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
