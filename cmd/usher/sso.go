@@ -62,16 +62,16 @@ Flags:
                       read the client secret from standard input
   --allowed-domains D comma-separated email domains that may sign in, e.g.
                       acme.com,acme.co.uk; "" allows any verified email
-  --create-users B    true: create users at their first sign-in; false: only
+  --create-users=B    true: create users at their first sign-in; false: only
                       existing users may sign in (default false)
-  --require-sso B     true: password sign-in off for everyone but primary
+  --require-sso=B     true: password sign-in off for everyone but primary
                       admins (default false)
 ` + ssoBaseURLFlagHelp + dbFlagHelp + `  -h, --help          show this help
 
 Example:
   printf '%s\n' "$SECRET" | usher sso set --account 1 --provider-name Okta \
       --issuer https://acme.okta.com --client-id 0oa1b2c3 --client-secret-stdin \
-      --allowed-domains acme.com --require-sso true
+      --allowed-domains acme.com --require-sso=true
 `
 
 const ssoOffHelp = `Usage: usher sso off --account ID [flags]
