@@ -167,11 +167,10 @@ func (s *server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 type ssoSettingsPage struct {
 	Set         bool // single sign-on is set up
 	Settings    sso.Settings
-	Domains     string // allowed domains, one per line... or comma separated
+	Domains     string // the allowed domains, comma separated, as the field shows them
 	RedirectURL string
 	SignInURL   string
-	// Form holds what was typed when a save was refused.
-	SecretSet bool
+	SecretSet   bool // a client secret is stored, so the field may stay empty
 }
 
 func (s *server) ssoSettingsPage(w http.ResponseWriter, r *http.Request, v viewer) {
