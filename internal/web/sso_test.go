@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +25,7 @@ func newSSOEnv(t *testing.T, db *store.DB) *env {
 		Access: e.svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		SSO: sso.New(db.SSO(), sso.Config{BaseURL: "https://usher.acme.test", Now: func() time.Time { return testNow }}),
 	})
-	e.srv = httptest.NewServer(h)
-	t.Cleanup(e.srv.Close)
+	e.srv = newTestServer(t, h) // checks every exchange against docs/openapi.yaml
 	e.admin, e.adminU = e.account("Acme", "admin@acme.test")
 	return e
 }
