@@ -49,6 +49,11 @@ func (s *server) routes(mux router, withMetrics bool) {
 		api("DELETE /api/v1/usage-notifications", s.turnOffNotifications)
 		api("GET /api/v1/usage-notifications/runs", s.notificationRuns)
 	}
+	if s.sso != nil {
+		api("GET /api/v1/sso", s.getSSO)
+		api("PUT /api/v1/sso", s.setSSO)
+		api("DELETE /api/v1/sso", s.turnOffSSO)
+	}
 	if s.usage != nil {
 		api("POST /api/v1/usage-events", s.ingestUsage)
 		api("GET /api/v1/reports/usage", s.usageReport)
