@@ -328,7 +328,11 @@ func (b *tab) screenshot(name string) {
 			b.t.Fatal(err)
 		}
 		if os.Getenv("USHER_UPDATE_SCREENSHOTS") == "1" {
-			docs := filepath.Join(root, "docs", "screenshots", "console-"+name+"-"+size.label+".png")
+			file := name
+			if !strings.HasPrefix(file, "console-") {
+				file = "console-" + file
+			}
+			docs := filepath.Join(root, "docs", "screenshots", file+"-"+size.label+".png")
 			if err := os.WriteFile(docs, png, 0o644); err != nil {
 				b.t.Fatal(err)
 			}
