@@ -118,4 +118,9 @@ type Tx interface {
 	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
 	// InactiveByProduct counts inactive seats and users per product for q.
 	InactiveByProduct(ctx context.Context, q ReportQuery) ([]ProductSummary, error)
+	// InactiveBySubscription counts inactive seats per subscription for q.
+	InactiveBySubscription(ctx context.Context, q ReportQuery) (map[int64]int, error)
+	// SeatMonths counts, per product and month of b, today's seats assigned
+	// before the month's end and the users who used the product in it.
+	SeatMonths(ctx context.Context, accountID int64, b MonthBounds) ([]ProductMonths, error)
 }

@@ -267,6 +267,7 @@ func (b *tab) evalInt(expr string) int { b.t.Helper(); return run(b, chromedp.Ev
 func (b *tab) open(path string) {
 	b.t.Helper()
 	b.do(chromedp.Navigate(b.site.url+path), chromedp.WaitReady(chromedp.CSS("main h1")))
+	b.settle()
 }
 
 // submit clicks a submit button and waits for the next page: the old body
@@ -278,6 +279,20 @@ func (b *tab) submit(sel string) {
 		chromedp.Click(chromedp.CSS(sel)),
 		chromedp.WaitReady(chromedp.CSS("body:not([data-stale]) main h1")),
 	)
+	b.settle()
+}
+
+// settle waits until the page's deferred script has run (the document is
+// complete), so checks of what the script changes do not race it.
+func (b *tab) settle() {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !b.eval(`document.readyState === "complete"`) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: %s never finished loading", b.location())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (b *tab) checked(id string) bool {
@@ -465,9 +480,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	ada := s.person(t, browser, "ada")
 
 	t.Run("SignInLandsOnUsers", func(t *testing.T) {
-		if loc := ada.location(); !strings.HasSuffix(loc, "/users") {
-			t.Fatalf("after sign-in: %s, want /users", loc)
+		if loc := ada.location(); loc != s.url+"/" {
+			t.Fatalf("after sign-in: %s, want the dashboard at /", loc)
 		}
+		ada.wantText("main h1", "Dashboard")
+		ada.wantText(fmt.Sprintf("#contract-%d", ms.ID), "Model Studio", "MS-1")
+		ada.wantText(fmt.Sprintf("#contract-%d .bought", ms.ID), "5")
+		ada.screenshot("dashboard-small")
+		ada.open("/users")
 		ada.wantText("main h1", "Users")
 		ada.wantText("header nav", "Users", "Subscriptions", "Audit log", "My access")
 		ada.wantText(".who", "ada@acme.test")
@@ -522,7 +542,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		// The services are folded away behind the contract's arrow.
 		svc := fmt.Sprintf("service-%d-rendering", ms.ID)
 		if ada.eval(fmt.Sprintf(`document.getElementById(%q).offsetParent !== null`, svc)) {
-			t.Fatal("services are visible before the arrow was used")
+			t.Fatalf("services are visible before the arrow was used, on %s: %s", ada.location(), run(ada, chromedp.Evaluate[string](`document.querySelector("button.toggle") ? document.querySelector("button.toggle").outerHTML : document.body.innerHTML.slice(0, 500)`)))
 		}
 		ada.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.toggle[aria-controls="products-%d"]`, ms.ID))))
 		if !ada.eval(fmt.Sprintf(`document.querySelector('button.toggle[aria-controls="products-%d"]').getAttribute("aria-expanded") === "true"`, ms.ID)) {

@@ -236,7 +236,13 @@ func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// home is the dashboard for those who see contracts; others go to the
+// first page they may use.
 func (s *server) home(w http.ResponseWriter, r *http.Request, v viewer) {
+	if access.CanAny(v.Actor, access.ViewSubscription) {
+		s.dashboard(w, r, v)
+		return
+	}
 	http.Redirect(w, r, s.firstPage(v), http.StatusSeeOther)
 }
 
@@ -267,6 +273,7 @@ func (s *server) navFor(v viewer, current string) []navItem {
 			out = append(out, navItem{Label: label, Href: href, Current: href == current})
 		}
 	}
+	add("Dashboard", "/", access.CanAny(a, access.ViewSubscription))
 	add("Users", "/users", access.CanAny(a, access.ViewUsers))
 	add("Subscriptions", "/subscriptions", access.CanAny(a, access.ViewSubscription))
 	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))

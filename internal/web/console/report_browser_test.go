@@ -726,3 +726,34 @@ func TestSelectAllMatchingInBrowser(t *testing.T) {
 		}
 	})
 }
+
+// TestDashboardInBrowser checks the home page against the seats and use
+// of the report's site: inactive seats per contract link into the report,
+// and each product's chart has its numbers in a table too.
+func TestDashboardInBrowser(t *testing.T) {
+	rs := newReportSite(t)
+	ada := rs.person(t, newBrowser(t), "ada")
+	ada.open("/")
+	ada.wantText("main h1", "Dashboard")
+	// Over 3 months, Ina and Ivan hold inactive MS-1 seats, Ivan a DP-1 one.
+	ada.wantText(fmt.Sprintf("#contract-%d .inactive", rs.ms.ID), "2")
+	ada.wantText(fmt.Sprintf("#contract-%d .inactive", rs.dp.ID), "1")
+	ada.wantText(fmt.Sprintf("#contract-%d .inactive", rs.cw.ID), "0")
+	ada.wantText(fmt.Sprintf("#contract-%d .used", rs.ms.ID), "3")
+	ada.wantText("#ending", "None")
+	if n := ada.evalInt(`document.querySelectorAll("figure.chart svg[role=img]").length`); n != 2 {
+		t.Errorf("charts: %d, want one per product with usage data (2)", n)
+	}
+	// The last month of Model Studio's table: 3 seats held.
+	got := run(ada, chromedp.Evaluate[string](`(() => { const f = Array.from(document.querySelectorAll("figure.chart")).find(f => f.querySelector("h3").textContent === "Model Studio");
+		const rows = f.querySelectorAll("table.chart-table tbody tr"); return rows.length + "|" + rows[rows.length - 1].children[1].textContent })()`))
+	if got != "12|3" {
+		t.Errorf("Model Studio's chart table: %s, want 12 months and 3 seats held in the last", got)
+	}
+	ada.screenshot("dashboard")
+	ada.submit(fmt.Sprintf("#contract-%d .inactive a", rs.ms.ID))
+	ada.wantText("#report-heading", "Inactive users over the last 3 months")
+	if rows := ada.reportRows(); len(rows) != 2 {
+		t.Errorf("inactive MS-1 rows: %q, want Ina's and Ivan's", rows)
+	}
+}
