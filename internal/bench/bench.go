@@ -73,7 +73,7 @@ type Result struct {
 	Config Config
 	Setup  time.Duration // seeding users and seats, not measured against anything
 
-	Ingest Ingest
+	Ingest    Ingest
 	Report    Latency
 	Export    Export
 	Dashboard Dashboard
