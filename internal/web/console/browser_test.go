@@ -625,6 +625,44 @@ func TestConsoleInBrowser(t *testing.T) {
 		ada.open(benAccess + "?tab=products")
 	})
 
+	t.Run("AddAUserGrantARoleDisableAndDelete", func(t *testing.T) {
+		ada.open("/users")
+		ada.do(chromedp.Click(chromedp.CSS("details.add-user summary")),
+			chromedp.SetValue(chromedp.CSS("#new-name"), "Nia New"), chromedp.SetValue(chromedp.CSS("#new-email"), "nia@acme.test"))
+		ada.submit("#add-user-submit")
+		ada.wantText("main h1", "Nia New")
+		ada.wantText(".message", "Nia New has been added")
+		nia, err := s.auth.FindUser(context.Background(), "nia@acme.test", s.acct.ID)
+		if err != nil {
+			t.Fatalf("the added user is not stored: %v", err)
+		}
+		// Contract manager of DP-1.
+		ada.do(chromedp.SetValue(chromedp.CSS("#role"), fmt.Sprintf("contract_manager:%d", s.dp.ID)))
+		ada.submit("#grant-role")
+		ada.wantText(".message", "Contract manager role granted")
+		ada.wantText("#roles", "Contract manager of DraftPro DP-1")
+		ada.screenshot("person-admin")
+		// Rename, then disable after the console's confirmation.
+		ada.do(chromedp.SetValue(chromedp.CSS("#name"), "Nia Newer"))
+		ada.submit("#save-user")
+		ada.wantText("main h1", "Nia Newer")
+		ada.do(chromedp.Click(chromedp.CSS("#disable-user")))
+		ada.wantText("#confirm-text", "Disable nia@acme.test?")
+		ada.submit("#confirm-ok")
+		ada.wantText("#person-status", "Disabled")
+		got, err := s.access.User(context.Background(), usher.System(s.acct.ID), nia.ID)
+		if err != nil || got.Status != usher.UserDisabled || got.Name != "Nia Newer" || len(got.Roles) != 1 {
+			t.Fatalf("stored: %+v %v, want Nia Newer, disabled, with one role", got, err)
+		}
+		ada.do(chromedp.Click(chromedp.CSS("#delete-user")))
+		ada.submit("#confirm-ok")
+		ada.wantText(".message", "Nia Newer has been deleted")
+		if _, err := s.access.User(context.Background(), usher.System(s.acct.ID), nia.ID); usher.ErrorCode(err) != usher.ENOTFOUND {
+			t.Fatalf("after delete: %v, want not found", err)
+		}
+		ada.open(benAccess + "?tab=products")
+	})
+
 	t.Run("UnassignFromEditAccess", func(t *testing.T) {
 		before := s.seatsUsed(ms.ID)
 		ada.do(chromedp.Click(chromedp.CSS(fmt.Sprintf("#assign-%d", ms.ID))))

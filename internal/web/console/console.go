@@ -108,7 +108,12 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /set-password", s.setPassword)
 
 	mux.HandleFunc("GET /users", s.signedIn(s.users))
+	mux.HandleFunc("POST /users", s.signedIn(s.createUser))
 	mux.HandleFunc("GET /users/{id}", s.signedIn(s.person))
+	mux.HandleFunc("POST /users/{id}", s.signedIn(s.updateUser))
+	mux.HandleFunc("POST /users/{id}/delete", s.signedIn(s.deleteUser))
+	mux.HandleFunc("POST /users/{id}/roles", s.signedIn(s.grantRole))
+	mux.HandleFunc("POST /users/{id}/roles/remove", s.signedIn(s.revokeRole))
 	mux.HandleFunc("GET /users/{id}/access", s.signedIn(s.accessPage))
 	mux.HandleFunc("POST /users/{id}/access", s.signedIn(s.saveAccess))
 	mux.HandleFunc("GET /subscriptions", s.signedIn(s.subscriptions))

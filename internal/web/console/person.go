@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/usherhq/usher/internal/access"
@@ -31,6 +32,11 @@ type personPage struct {
 	// HistoryHref opens the audit log filtered to this person; "" when the
 	// viewer may not read the audit log.
 	HistoryHref string
+	// CanManage offers edit, disable and delete; RoleChoices what may be
+	// granted; RolesHeld what may be removed.
+	CanManage   bool
+	RoleChoices []roleChoice
+	RolesHeld   []roleHeld
 }
 
 type personSeat struct {
@@ -80,6 +86,22 @@ func (s *server) person(w http.ResponseWriter, r *http.Request, v viewer) {
 			name += " of " + c
 		}
 		data.Roles = append(data.Roles, name)
+		if access.Can(v.Actor, grantActionOf(g.Role), g.SubscriptionID) {
+			val := string(g.Role)
+			if g.SubscriptionID != 0 {
+				val += ":" + strconv.FormatInt(g.SubscriptionID, 10)
+			}
+			data.RolesHeld = append(data.RolesHeld, roleHeld{Label: name, Role: val})
+		}
+	}
+	data.CanManage = access.Can(v.Actor, access.ManageUsers, 0) && !data.Self
+	if access.CanAny(v.Actor, access.GrantManager) || access.CanAny(v.Actor, access.AppointCoordinator) || access.Can(v.Actor, access.GrantAdmin, 0) {
+		subs, err := s.access.ListSubscriptions(ctx, v.Actor, "", subscriptionsPageLimit)
+		if err != nil {
+			s.renderError(w, r, &v, err)
+			return
+		}
+		data.RoleChoices = roleChoices(v, subs.Items)
 	}
 
 	usageOf := map[int64]usage.ReportRow{}

@@ -19,6 +19,7 @@ type usersPage struct {
 	Query   string
 	Users   []usher.User
 	CanEdit bool // whether "Edit Access" leads anywhere for this viewer
+	CanAdd  bool // whether the viewer may add users
 	pageLinks
 }
 
@@ -30,7 +31,7 @@ func (s *server) users(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	data := usersPage{Query: q, Users: list.Items, CanEdit: access.CanAny(v.Actor, access.ManageSeats),
+	data := usersPage{Query: q, Users: list.Items, CanEdit: access.CanAny(v.Actor, access.ManageSeats), CanAdd: access.Can(v.Actor, access.ManageUsers, 0),
 		pageLinks: pg.links("/users", url.Values{"q": {q}}, list.NextCursor)}
 	s.render(w, r, http.StatusOK, "users", page{Title: "Users", Data: data})
 }
