@@ -407,7 +407,12 @@ func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usag
 	// history: a seat assigned then and never used is inactive today.
 	// Once seeded, the account lives in the present.
 	setUp := start.AddDate(0, -demo.HistoryMonths, 0)
-	seeder := access.New(db.Access(), func() time.Time { return setUp })
+	// The seeding clock moves, so that seats are assigned over two years
+	// and leavers give theirs up before the set-up day.
+	var clock atomic.Int64
+	clock.Store(setUp.UnixNano())
+	seeder := access.New(db.Access(), func() time.Time { return time.Unix(0, clock.Load()) })
+	opt := demo.Options{SetUpAt: setUp, SetClock: func(t time.Time) { clock.Store(t.UnixNano()) }}
 	accounts, err := svc.ListAccounts(ctx)
 	if err != nil {
 		return err
@@ -417,7 +422,7 @@ func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usag
 			seeder = svc
 		}
 	}
-	s, err := demo.Ensure(ctx, seeder, start, rnd)
+	s, err := demo.EnsureWith(ctx, seeder, start, rnd, opt)
 	if err != nil {
 		return err
 	}
