@@ -62,6 +62,7 @@ func Write(w io.Writer, results []Result) error {
 	row("dashboard p50 / p99 (HTTP)", fmt.Sprintf("p99 ≤ %v", goalDashboardP99), func(r Result) string {
 		return fmt.Sprintf("%s / %s %s", ms(r.Dashboard.HTTPP50), ms(r.Dashboard.HTTPP99), mark(r.Dashboard.HTTPP99 <= goalDashboardP99))
 	})
+	row("dashboard first request (uncached)", "", func(r Result) string { return ms(r.Dashboard.Cold) })
 	row("dashboard bare SQL p50 / p99", "", func(r Result) string {
 		return fmt.Sprintf("%s / %s", ms(r.Dashboard.SQLP50), ms(r.Dashboard.SQLP99))
 	})

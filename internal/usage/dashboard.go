@@ -3,6 +3,8 @@ package usage
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -51,12 +53,28 @@ type MonthBounds struct {
 // series, for anyone who may see the Usage Report.
 func (s *Service) Dashboard(ctx context.Context, a usher.Actor) (Dashboard, error) {
 	var out Dashboard
-	err := s.store.Read(ctx, func(tx Tx) error {
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
 		q, acct, today, err := s.prepare(ctx, tx, a, ReportFilter{Status: "inactive", Range: DashboardRange, Limit: 1}, true)
 		if err != nil {
 			return err
 		}
 		out.Range, out.Today = DashboardRange, today.Date()
+		// Like the report's totals, the counts change only with the data:
+		// kept per data version and day, with the same age bound.
+		version, _, err := tx.ReportVersion(ctx, a.AccountID)
+		if err != nil {
+			return err
+		}
+		key, now := fmt.Sprintf("%d|%v|%d|%s", a.AccountID, q.SubscriptionIDs, today, version), s.cfg.Now()
+		if cached, ok := s.dash.get(key, now); ok {
+			out.InactiveBySubscription, out.Months, out.Products = cached.InactiveBySubscription, cached.Months, cached.Products
+			return nil
+		}
+		defer func() {
+			if err == nil {
+				s.dash.put(key, out, now)
+			}
+		}()
 		if out.InactiveBySubscription, err = tx.InactiveBySubscription(ctx, q); err != nil {
 			return err
 		}
@@ -83,4 +101,35 @@ func (s *Service) Dashboard(ctx context.Context, a usher.Actor) (Dashboard, erro
 		return Dashboard{}, fmt.Errorf("dashboard: %w", err)
 	}
 	return out, nil
+}
+
+// dashboardCache keeps computed dashboards per key, as totalsCache does
+// for the report's totals. Callers must not change what they get.
+type dashboardCache struct {
+	mu sync.Mutex
+	m  map[string]dashboardEntry
+}
+
+type dashboardEntry struct {
+	d  Dashboard
+	at time.Time
+}
+
+func (c *dashboardCache) get(key string, now time.Time) (Dashboard, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok || now.Sub(e.at) > totalsMaxAge || now.Before(e.at) {
+		return Dashboard{}, false
+	}
+	return e.d, true
+}
+
+func (c *dashboardCache) put(key string, d Dashboard, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= totalsMaxKeys {
+		c.m = make(map[string]dashboardEntry)
+	}
+	c.m[key] = dashboardEntry{d: d, at: now}
 }

@@ -31,6 +31,7 @@ type Service struct {
 	cfg     Config
 	stats   Stats
 	totals  totalsCache
+	dash    dashboardCache
 	cursors *access.Cursors
 }
 
