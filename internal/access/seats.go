@@ -112,6 +112,26 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 		return UserAccess{}, forbidden("change access")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		_, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
+		if err != nil {
+			return err
+		}
+		// Lock every seat this may change in the one global order, then
+		// read the holdings again: what was read before the locks may
+		// have changed since.
+		touched := make([]int64, 0, len(want)+len(held)+len(benefits))
+		for _, c := range want {
+			touched = append(touched, c.SubscriptionID)
+		}
+		for id := range held {
+			touched = append(touched, id)
+		}
+		for id := range benefits {
+			touched = append(touched, id)
+		}
+		if err := tx.LockSeats(ctx, a.AccountID, touched, []int64{userID}); err != nil {
+			return err
+		}
 		u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
 		if err != nil {
 			return err
@@ -316,7 +336,9 @@ type UnassignResult struct {
 const MaxUnassignItems = 10_000
 
 // Unassign removes seats, services or benefits from many users at once. It
-// is all or nothing: one bad item and nothing changes; the error names it.
+// is all or nothing: one bad item and nothing changes; the error names it,
+// usher.EINVALID for a wrong item and usher.ECONFLICT for one naming what
+// the user does not hold (any more: another change may have taken it).
 func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignItem) (UnassignResult, error) {
 	var res UnassignResult
 	var p usher.Problems
@@ -333,6 +355,19 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
 		res = UnassignResult{}
+		// Seats are locked before they are read, in the one global order,
+		// so that what is checked below is what is changed: a seat another
+		// request has just released is seen as gone, not deleted twice.
+		subIDs, userIDs := make([]int64, len(items)), make([]int64, len(items))
+		for i, it := range items {
+			subIDs[i], userIDs[i] = it.SubscriptionID, it.UserID
+		}
+		if err := tx.LockSeats(ctx, a.AccountID, subIDs, userIDs); err != nil {
+			return err
+		}
+		// p lists wrong input; gone lists what the users no longer hold,
+		// a conflict with the current state rather than a wrong request.
+		var p, gone usher.Problems
 		type key struct{ u, s int64 }
 		seen := map[key]bool{}
 		users := map[int64]bool{}
@@ -379,22 +414,25 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 			w := work{item: it, user: u, sub: sub, as: as, has: has, benefits: benefits[sub.ID]}
 			whole := len(it.Services) == 0 && len(it.Benefits) == 0
 			if whole && !has {
-				p.Addf(f, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
+				gone.Addf(f, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
 			}
 			for j, code := range it.Services {
 				if !has || !slices.Contains(as.Services, code) {
-					p.Addf(fmt.Sprintf("%s.services[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
+					gone.Addf(fmt.Sprintf("%s.services[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
 				}
 			}
 			for j, code := range it.Benefits {
 				if !slices.Contains(w.benefits, code) {
-					p.Addf(fmt.Sprintf("%s.benefits[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
+					gone.Addf(fmt.Sprintf("%s.benefits[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
 				}
 			}
 			todo = append(todo, w)
 		}
 		if err := p.Err(); err != nil {
 			return err
+		}
+		if len(gone) > 0 {
+			return &usher.Error{Code: usher.ECONFLICT, Message: "nothing was unassigned: users no longer hold what items name", Fields: gone}
 		}
 		for _, w := range todo {
 			it := w.item

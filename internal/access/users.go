@@ -207,6 +207,18 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err != nil {
 			return err
 		}
+		// Lock the seats in the one global order, then read them again:
+		// one may have been released meanwhile.
+		subIDs := make([]int64, len(seats))
+		for i, as := range seats {
+			subIDs[i] = as.SubscriptionID
+		}
+		if err := tx.LockSeats(ctx, a.AccountID, subIDs, []int64{id}); err != nil {
+			return err
+		}
+		if seats, err = tx.AssignmentsOfUser(ctx, a.AccountID, id); err != nil {
+			return err
+		}
 		for _, as := range seats {
 			if err := tx.DeleteAssignment(ctx, a.AccountID, id, as.SubscriptionID); err != nil {
 				return err

@@ -1,6 +1,10 @@
 package store
 
-import "github.com/usherhq/usher/internal/usage"
+import (
+	"context"
+
+	"github.com/usherhq/usher/internal/usage"
+)
 
 // UsageQueriesForTest returns the SQL and arguments of the report's page
 // and totals queries and of pruning as the engine runs them, so the plan
@@ -14,4 +18,11 @@ func UsageQueriesForTest(engine string, q usage.ReportQuery) map[string][2]any {
 		"totals": {tx.bind(totals), totalArgs},
 		"prune":  {tx.bind(pruneEventsSQL), []any{int64(1), 10}},
 	}
+}
+
+// ExecForTest runs a statement in tx, for tests that need to take row
+// locks in a chosen order.
+func ExecForTest(ctx context.Context, tx *Tx, query string, args ...any) error {
+	_, err := tx.exec(ctx, query, args...)
+	return err
 }
