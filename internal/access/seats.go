@@ -95,6 +95,46 @@ func (s *Service) holdings(ctx context.Context, tx Tx, accountID, userID int64) 
 	return u, held, benefits, err
 }
 
+// lockedHoldings is holdings with the user (LockUser), the seats it
+// returns and those of the subscriptions in also locked (LockSeats): it
+// reads, locks what it read, and reads again, as a seat may have been
+// released between the read and the lock. With the user locked no seat can
+// be added meanwhile; should one appear all the same, it is locked too.
+func (s *Service) lockedHoldings(ctx context.Context, tx Tx, accountID, userID int64, also []int64) (usher.User, map[int64]usher.Assignment, map[int64][]string, error) {
+	if err := tx.LockUser(ctx, accountID, userID); err != nil {
+		return usher.User{}, nil, nil, err
+	}
+	locked := map[int64]bool{}
+	for {
+		u, held, benefits, err := s.holdings(ctx, tx, accountID, userID)
+		if err != nil {
+			return u, held, benefits, err
+		}
+		var more []int64
+		note := func(id int64) {
+			if !locked[id] {
+				locked[id] = true
+				more = append(more, id)
+			}
+		}
+		for _, id := range also {
+			note(id)
+		}
+		for id := range held {
+			note(id)
+		}
+		for id := range benefits {
+			note(id)
+		}
+		if len(more) == 0 {
+			return u, held, benefits, nil
+		}
+		if err := tx.LockSeats(ctx, accountID, more, []int64{userID}); err != nil {
+			return u, held, benefits, err
+		}
+	}
+}
+
 // AccessChange is the wanted state of one subscription for a user.
 type AccessChange struct {
 	SubscriptionID int64    `json:"subscription_id"`
@@ -112,27 +152,11 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 		return UserAccess{}, forbidden("change access")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
-		_, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
-		if err != nil {
-			return err
+		wantIDs := make([]int64, len(want))
+		for i, c := range want {
+			wantIDs[i] = c.SubscriptionID
 		}
-		// Lock every seat this may change in the one global order, then
-		// read the holdings again: what was read before the locks may
-		// have changed since.
-		touched := make([]int64, 0, len(want)+len(held)+len(benefits))
-		for _, c := range want {
-			touched = append(touched, c.SubscriptionID)
-		}
-		for id := range held {
-			touched = append(touched, id)
-		}
-		for id := range benefits {
-			touched = append(touched, id)
-		}
-		if err := tx.LockSeats(ctx, a.AccountID, touched, []int64{userID}); err != nil {
-			return err
-		}
-		u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
+		u, held, benefits, err := s.lockedHoldings(ctx, tx, a.AccountID, userID, wantIDs)
 		if err != nil {
 			return err
 		}
@@ -305,6 +329,10 @@ func (s *Service) Assign(ctx context.Context, a usher.Actor, userID, subscriptio
 		}
 		if u.Status != usher.UserActive {
 			return usher.Errorf(usher.ECONFLICT, "user %s is disabled and cannot be assigned a seat", u.Email)
+		}
+		// The user before the seat: the global lock order (LockSeats).
+		if err := tx.LockUser(ctx, a.AccountID, u.ID); err != nil {
+			return err
 		}
 		return s.assignSeat(ctx, tx, a, u, sub, services)
 	})

@@ -1,8 +1,11 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/usherhq/usher/internal/usher"
@@ -203,22 +206,11 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
 			return err
 		}
-		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, id)
+		_, held, _, err := s.lockedHoldings(ctx, tx, a.AccountID, id, nil)
 		if err != nil {
 			return err
 		}
-		// Lock the seats in the one global order, then read them again:
-		// one may have been released meanwhile.
-		subIDs := make([]int64, len(seats))
-		for i, as := range seats {
-			subIDs[i] = as.SubscriptionID
-		}
-		if err := tx.LockSeats(ctx, a.AccountID, subIDs, []int64{id}); err != nil {
-			return err
-		}
-		if seats, err = tx.AssignmentsOfUser(ctx, a.AccountID, id); err != nil {
-			return err
-		}
+		seats := slices.SortedFunc(maps.Values(held), func(x, y usher.Assignment) int { return cmp.Compare(x.SubscriptionID, y.SubscriptionID) })
 		for _, as := range seats {
 			if err := tx.DeleteAssignment(ctx, a.AccountID, id, as.SubscriptionID); err != nil {
 				return err

@@ -623,6 +623,23 @@ func (tx *Tx) loadSubscriptionDetails(ctx context.Context, subs []*usher.Subscri
 
 // ---- seats ----
 
+// LockUser takes the user's row lock (FOR NO KEY UPDATE, which foreign-key
+// checks of rows referencing the user do not wait for). SQLite's single
+// writer needs none.
+func (tx *Tx) LockUser(ctx context.Context, accountID, userID int64) error {
+	if tx.engine != Postgres {
+		return nil
+	}
+	rows, err := tx.query(ctx, "SELECT 1 FROM users WHERE account_id = ? AND id = ? FOR NO KEY UPDATE", accountID, userID)
+	if err == nil {
+		err = rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lock user %d: %w", userID, err)
+	}
+	return nil
+}
+
 // LockSeats takes the row locks of the subscriptions (their seat counters)
 // in id order, then of the users' seats of them in (subscription, user)
 // order. On SQLite the single writer already holds every lock there is.
