@@ -32,9 +32,7 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 	limit = checkLimit(&p, limit)
 	var c userCursor
 	DecodeCursor(&p, cursor, &c)
-	if len(q) > 200 {
-		p.Add("q", "is longer than 200 characters")
-	}
+	usher.CheckText(&p, "q", q, 0, 200)
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -101,9 +99,7 @@ func (in *UserInput) validate(p *usher.Problems, create bool) {
 	if in.Name != nil {
 		n := strings.TrimSpace(*in.Name)
 		in.Name = &n
-		if n == "" || len(n) > 200 {
-			p.Add("name", "must be 1 to 200 characters")
-		}
+		usher.CheckText(p, "name", n, 1, 200)
 	}
 	if in.Status != nil && !in.Status.Valid() {
 		p.Add("status", `must be "active" or "disabled"`)

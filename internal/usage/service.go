@@ -348,8 +348,10 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	if !slices.Contains(sorts, sort) {
 		p.Add("sort", "must be one of name, email, product, last_used, days_used, optionally prefixed with - for descending")
 	}
-	if len(f.Query) > 200 {
-		p.Add("q", "is longer than 200 characters")
+	usher.CheckText(&p, "q", f.Query, 0, 200)
+	if reason := usher.TextProblem(f.Product); reason != "" {
+		p.Add("product", reason)
+		f.Product = "" // not looked up
 	}
 	if paged {
 		switch {

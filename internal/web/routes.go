@@ -8,7 +8,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
 
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(s.textQuery(h))) }
 	api("GET /api/v1/me", s.me)
 
 	api("GET /api/v1/users", s.listUsers)
