@@ -63,7 +63,7 @@ func decodeJSONBody(body []byte, v any) error {
 	}
 	var p usher.Problems
 	walkJSON(body, func(path string, _ int64, tok json.Token, isKey bool) bool {
-		if s, ok := tok.(string); ok && !isKey {
+		if s, ok := tok.(string); ok { // keys too: a map's keys are values
 			if reason := usher.TextProblem(s); reason != "" {
 				p.Add(path, reason)
 			}
