@@ -26,3 +26,19 @@ func ExecForTest(ctx context.Context, tx *Tx, query string, args ...any) error {
 	_, err := tx.exec(ctx, query, args...)
 	return err
 }
+
+// MigrateToForTest applies the migrations up to version upTo.
+func (db *DB) MigrateToForTest(ctx context.Context, upTo int) error { return db.migrateTo(ctx, upTo) }
+
+// VersionsForTest lists the engine's schema versions in order.
+func VersionsForTest(engine string) []int {
+	ms, err := migrations(engine)
+	if err != nil {
+		panic(err)
+	}
+	out := make([]int, len(ms))
+	for i, m := range ms {
+		out[i] = m.version
+	}
+	return out
+}
