@@ -57,8 +57,10 @@ func TestWriteRunsADeadlockedTransactionAgain(t *testing.T) {
 			t.Errorf("write %d: %v", i, err)
 		}
 	}
-	if n := runs.Load(); n != 3 {
-		t.Errorf("the transactions ran %d times, want 3 (one deadlocked and ran again)", n)
+	// Usually one is aborted and runs again; under load the server may
+	// abort both, each then running again.
+	if n := runs.Load(); n < 3 || n > 4 {
+		t.Errorf("the transactions ran %d times, want 3 or 4 (deadlocked ones ran again)", n)
 	}
 	read(t, db, func(tx *store.Tx) error {
 		for _, id := range []int64{a.ID, b.ID} {
