@@ -252,5 +252,13 @@ func parse(fs *flag.FlagSet, help string, args []string, stdout io.Writer, env m
 			return usageErrorf("%s: environment %s=%q: %v", fs.Name(), key, v, err)
 		}
 	}
-	return nil
+	// The text rules of every other input (usher.TextProblem) hold for
+	// flags and the environment too.
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if reason := usher.TextProblem(f.Value.String()); reason != "" && bad == nil {
+			bad = usageErrorf("%s: --%s %s", fs.Name(), f.Name, reason)
+		}
+	})
+	return bad
 }

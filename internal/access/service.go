@@ -98,8 +98,9 @@ type NewAccount struct {
 // token for them. It is an operator action (command line), not an API one.
 func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (usher.Account, usher.User, string, error) {
 	var p usher.Problems
-	if in.Name == "" || len(in.Name) > 200 {
-		p.Add("name", "is required, at most 200 characters")
+	usher.CheckText(&p, "name", in.Name, 1, 200)
+	if in.AdminName != "" {
+		usher.CheckText(&p, "admin_name", in.AdminName, 1, 200)
 	}
 	if in.TimeZone == "" {
 		in.TimeZone = "UTC"
@@ -217,9 +218,7 @@ func actorFor(ctx context.Context, tx Tx, accountID, userID int64) (usher.Actor,
 // token may only send usage, so only admins may make one.
 func (s *Service) CreateToken(ctx context.Context, a usher.Actor, name string, scope usher.TokenScope) (usher.Token, string, error) {
 	var p usher.Problems
-	if name == "" || len(name) > 100 {
-		p.Add("name", "is required, at most 100 characters")
-	}
+	usher.CheckText(&p, "name", name, 1, 100)
 	if scope == "" {
 		scope = usher.ScopeFull
 	}

@@ -443,7 +443,7 @@ func TestUnassignIsAllOrNothing(t *testing.T) {
 			{UserID: f.target.ID, SubscriptionID: f.sub1.ID}, // holds no seat
 		}
 		_, err := f.svc.Unassign(ctx, a, items)
-		wantCode(t, err, usher.EINVALID)
+		wantCode(t, err, usher.ECONFLICT)
 		if fs := usher.ErrorFields(err); len(fs) != 1 || fs[0].Field != "items[2]" {
 			t.Fatalf("fields: got %+v, want items[2]", fs)
 		}

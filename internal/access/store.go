@@ -81,6 +81,18 @@ type Tx interface {
 	SubscriptionByID(ctx context.Context, accountID, id int64) (usher.Subscription, error)
 	ListSubscriptions(ctx context.Context, accountID int64, f SubscriptionFilter) ([]usher.Subscription, error)
 
+	// LockUser holds the user's row until the transaction ends, so that no
+	// other change adds seats to the user meanwhile: changes that add seats
+	// to a user lock the user first, before any seat (see LockSeats).
+	LockUser(ctx context.Context, accountID, userID int64) error
+	// LockSeats holds, until the transaction ends, the seat counters of the
+	// listed subscriptions and then the listed users' seats of them, each
+	// in ascending id order. Every change of several seats calls it before
+	// reading them. Locks are taken in one global order — the user whose
+	// seats are added (LockUser), then subscriptions, then seats — so no two
+	// changes wait for each other in a cycle. Ids of other accounts or
+	// without seats lock nothing.
+	LockSeats(ctx context.Context, accountID int64, subscriptionIDs, userIDs []int64) error
 	// ReserveSeat adds one to the subscription's seats used if a seat is
 	// free, atomically with respect to every other transaction; otherwise it
 	// fails with usher.ENOSEATS.

@@ -1,8 +1,11 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/usherhq/usher/internal/usher"
@@ -31,9 +34,7 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 	if err := s.cursors.Decode(ctx, &p, CursorUsers, a.AccountID, cursor, &c); err != nil {
 		return out, fmt.Errorf("list users: %w", err)
 	}
-	if len(q) > 200 {
-		p.Add("q", "is longer than 200 characters")
-	}
+	usher.CheckText(&p, "q", q, 0, 200)
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -102,9 +103,7 @@ func (in *UserInput) validate(p *usher.Problems, create bool) {
 	if in.Name != nil {
 		n := strings.TrimSpace(*in.Name)
 		in.Name = &n
-		if n == "" || len(n) > 200 {
-			p.Add("name", "must be 1 to 200 characters")
-		}
+		usher.CheckText(p, "name", n, 1, 200)
 	}
 	if in.Status != nil && !in.Status.Valid() {
 		p.Add("status", `must be "active" or "disabled"`)
@@ -207,10 +206,11 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
 			return err
 		}
-		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, id)
+		_, held, _, err := s.lockedHoldings(ctx, tx, a.AccountID, id, nil)
 		if err != nil {
 			return err
 		}
+		seats := slices.SortedFunc(maps.Values(held), func(x, y usher.Assignment) int { return cmp.Compare(x.SubscriptionID, y.SubscriptionID) })
 		for _, as := range seats {
 			if err := tx.DeleteAssignment(ctx, a.AccountID, id, as.SubscriptionID); err != nil {
 				return err

@@ -623,6 +623,64 @@ func (tx *Tx) loadSubscriptionDetails(ctx context.Context, subs []*usher.Subscri
 
 // ---- seats ----
 
+// LockUser takes the user's row lock (FOR NO KEY UPDATE, which foreign-key
+// checks of rows referencing the user do not wait for). SQLite's single
+// writer needs none.
+func (tx *Tx) LockUser(ctx context.Context, accountID, userID int64) error {
+	if tx.engine != Postgres {
+		return nil
+	}
+	rows, err := tx.query(ctx, "SELECT 1 FROM users WHERE account_id = ? AND id = ? FOR NO KEY UPDATE", accountID, userID)
+	if err == nil {
+		err = rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lock user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// LockSeats takes the row locks of the subscriptions (their seat counters)
+// in id order, then of the users' seats of them in (subscription, user)
+// order. On SQLite the single writer already holds every lock there is.
+// Subscriptions are locked FOR NO KEY UPDATE, as ReserveSeat's UPDATE would:
+// that does not block the foreign-key checks of rows that reference them.
+func (tx *Tx) LockSeats(ctx context.Context, accountID int64, subscriptionIDs, userIDs []int64) error {
+	if tx.engine != Postgres || len(subscriptionIDs) == 0 {
+		return nil
+	}
+	subs, users := sortedUnique(subscriptionIDs), sortedUnique(userIDs)
+	rows, err := tx.query(ctx, `
+		SELECT id FROM subscriptions WHERE account_id = ? AND id = ANY(?::bigint[])
+		ORDER BY id FOR NO KEY UPDATE`, accountID, subs)
+	if err == nil {
+		err = rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lock subscriptions: %w", err)
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	rows, err = tx.query(ctx, `
+		SELECT 1 FROM assignments
+		WHERE account_id = ? AND subscription_id = ANY(?::bigint[]) AND user_id = ANY(?::bigint[])
+		ORDER BY subscription_id, user_id FOR UPDATE`, accountID, subs, users)
+	if err == nil {
+		err = rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lock seats: %w", err)
+	}
+	return nil
+}
+
+func sortedUnique(ids []int64) []int64 {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // ReserveSeat takes one free seat of the subscription. The conditional
 // UPDATE is the whole concurrency story: PostgreSQL's row lock makes a
 // concurrent reservation wait and re-check seats_used < seats against the

@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Account is one customer organisation. Every other object belongs to exactly one.
@@ -51,7 +52,7 @@ func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(
 
 // ValidEmail reports whether s is a bare address such as ada@example.com.
 func ValidEmail(s string) bool {
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>") {
+	if s == "" || TextProblem(s) != "" || utf8.RuneCountInString(s) > 254 || strings.ContainsAny(s, " <>") {
 		return false
 	}
 	a, err := mail.ParseAddress(s)

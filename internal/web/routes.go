@@ -19,7 +19,7 @@ func (s *server) routes(mux router, withMetrics bool) {
 		mux.Handle("GET /metrics", http.HandlerFunc(s.serveMetrics))
 	}
 
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(s.textQuery(h))) }
 	api("GET /api/v1/me", s.me)
 
 	api("GET /api/v1/users", s.listUsers)

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/auth"
@@ -90,7 +91,53 @@ func New(cfg Config) (http.Handler, error) {
 		s.renderStatus(w, r, http.StatusForbidden, nil, "Request refused",
 			"This request came from another site, so it was refused. Nothing was changed.")
 	}))
-	return s.headers(cop.Handler(mux)), nil
+	return s.headers(cop.Handler(s.text(mux))), nil
+}
+
+// maxForm bounds a console form body.
+const maxForm = 1 << 20
+
+// text refuses, with 400 naming the field, a request whose query parameters
+// or form fields break the text rules of usher.TextProblem, before any page
+// or the database sees them. Passwords are only held to valid UTF-8 without
+// NUL: they are never shown or stored as text, and refusing a character a
+// password already holds would lock its owner out.
+func (s *server) text(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request", "The form could not be read.")
+				return
+			}
+		}
+		fields := url.Values{}
+		for name, vs := range r.URL.Query() {
+			fields[name] = vs
+		}
+		var msgs []string
+		for name, vs := range r.PostForm {
+			if !strings.Contains(name, "password") {
+				fields[name] = vs
+				continue
+			}
+			for _, v := range vs {
+				if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+					msgs = append(msgs, name+" is not valid UTF-8 text without NUL characters")
+					break
+				}
+			}
+		}
+		for _, f := range usher.ErrorFields(web.CheckQueryText(fields)) {
+			msgs = append(msgs, f.Field+" "+f.Reason)
+		}
+		if len(msgs) > 0 {
+			s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request",
+				"Nothing was done: "+strings.Join(msgs, "; ")+".")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *server) routes(mux *http.ServeMux) {
