@@ -31,7 +31,7 @@ type UserAccess struct {
 // managers and software coordinators see theirs; a user sees their own seats
 // and benefits.
 func (s *Service) Access(ctx context.Context, a usher.Actor, userID int64) (UserAccess, error) {
-	self := userID == a.UserID && a.Scope != usher.ScopeIngest // an ingest token only sends usage
+	self := userID == a.UserID && seesOwn(a) // an ingest or SCIM token does not read seats
 	if !self && !CanAny(a, ManageSeats) {
 		return UserAccess{}, usher.Errorf(usher.ENOTFOUND, "user %d not found", userID)
 	}

@@ -549,7 +549,7 @@ func TestIngestTokenReadsNoUsers(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		_, plain, err := f.svc.CreateToken(ctx, f.primary, "sensor", usher.ScopeIngest)
+		_, plain, err := f.svc.CreateToken(ctx, f.primary, access.TokenInput{Name: "sensor", Scope: usher.ScopeIngest})
 		must(t, err)
 		ingest, err := f.svc.Authenticate(ctx, plain)
 		must(t, err)

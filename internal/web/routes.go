@@ -27,7 +27,9 @@ func (s *server) routes(mux *http.ServeMux) {
 	api("GET /api/v1/subscriptions/{id}", s.getSubscription)
 
 	api("POST /api/v1/unassign", s.unassign)
+	api("GET /api/v1/tokens", s.listTokens)
 	api("POST /api/v1/tokens", s.createToken)
+	api("DELETE /api/v1/tokens/{id}", s.revokeToken)
 	api("GET /api/v1/audit-log", s.auditLog)
 
 	if s.notify != nil {
