@@ -50,6 +50,8 @@ Commands:
   account list     list accounts
   user set-password
                    set a user's console password, or print a one-time link
+  token create|list|revoke
+                   make, list or revoke a user's API tokens
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
@@ -81,6 +83,9 @@ func commands() []command {
 		{"usage import", usageImportHelp, runUsageImport},
 		{"bench", benchHelp, runBench},
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
+		{"token create", tokenCreateHelp, runTokenCreate},
+		{"token list", tokenListHelp, runTokenList},
+		{"token revoke", tokenRevokeHelp, runTokenRevoke},
 		{"version", versionHelp, runVersion},
 	}
 }
@@ -115,6 +120,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, userHelp)
 				return exitOK
 			}
+			if name == "token" {
+				fmt.Fprint(stdout, tokenHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -129,6 +138,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "token":
+		return runToken(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

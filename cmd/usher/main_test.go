@@ -108,10 +108,10 @@ func TestAccountCreate(t *testing.T) {
 		}
 	})
 
-	t.Run("DuplicateEmailInAnotherAccountIsFine", func(t *testing.T) {
+	t.Run("DuplicateEmailInAnotherAccountIsFineWhenAllowed", func(t *testing.T) {
 		db := tempDB(t)
 		for _, name := range []string{"One", "Two"} {
-			if code, _, stderr := cli(t, "account", "create", "--name", name, "--admin-email", "a@b.test", "--db", db); code != 0 {
+			if code, _, stderr := cli(t, "account", "create", "--name", name, "--admin-email", "a@b.test", "--allow-existing-email", "--db", db); code != 0 {
 				t.Fatalf("create %s: exit %d, %s", name, code, stderr)
 			}
 		}
@@ -180,9 +180,13 @@ func TestHelp(t *testing.T) {
 		{[]string{"serve"}, []string{"--addr", "--db", "--base-url", "--smtp", "--mail-from", "--demo", "--log-level",
 			"USHER_ADDR", "USHER_DB", "USHER_BASE_URL", "USHER_SMTP_URL", "USHER_MAIL_FROM", "USHER_LOG_LEVEL"}},
 		{[]string{"migrate"}, []string{"--db", "USHER_DB"}},
-		{[]string{"account", "create"}, []string{"--name", "--admin-email", "--admin-name", "--timezone", "--db", "USHER_DB"}},
+		{[]string{"account", "create"}, []string{"--name", "--admin-email", "--admin-name", "--timezone", "--allow-existing-email", "--db", "USHER_DB"}},
 		{[]string{"account", "list"}, []string{"--db", "USHER_DB"}},
 		{[]string{"account"}, []string{"create", "list"}},
+		{[]string{"token", "create"}, []string{"--email", "--account", "--name", "--scope", "--expires-in", "--db", "USHER_DB"}},
+		{[]string{"token", "list"}, []string{"--email", "--account", "--db"}},
+		{[]string{"token", "revoke"}, []string{"--id", "--db"}},
+		{[]string{"token"}, []string{"create", "list", "revoke"}},
 		{[]string{"version"}, []string{"version"}},
 	}
 	for _, c := range cases {

@@ -54,7 +54,8 @@ Flags (a flag wins over its environment variable):
                       duration ("9600h"); older events are refused (default 400d)
                                                                  env USHER_USAGE_RETENTION
   --demo              seed a demo account "Demo Co" unless it exists, and print a
-                      fresh API token of its primary admin with a curl example
+                      fresh API token of its primary admin with a curl example;
+                      the token printed by an earlier start is revoked
   -h, --help          show this help
 
 Logs go to stderr. The demo's sign-in details go to stdout.
@@ -307,7 +308,7 @@ func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usag
 			"seats", r.Seats, "seats_used", r.SeatsUsed+u.RecentSeats, "benefit_grants", r.BenefitGrants, "managers_without_seat", r.ManagersWithoutSeat,
 			"usage_events", u.Events, "took", time.Since(start).Round(time.Millisecond).String())
 	} else {
-		log.Info("demo account exists; made a fresh API token", "account_id", s.Account.ID)
+		log.Info("demo account exists; replaced its API token", "account_id", s.Account.ID, "revoked", s.Replaced)
 	}
 	// The known password is set once; a password someone set since is kept.
 	has, same, err := authSvc.PasswordIs(ctx, s.Account.ID, s.Admin.ID, demo.AdminPassword)
@@ -329,7 +330,8 @@ Usher demo: account %q (id %d, time zone %s)
   Admin:      %s <%s> (primary admin)
   Password:   %s
   API token:  %s
-              (a new token on every --demo start; earlier ones keep working)
+              (the demo's one token: each --demo start revokes the one it
+              printed before and prints a new one)
 Try:
   curl -H "Authorization: Bearer %s" %s/api/v1/subscriptions
   curl -H "Authorization: Bearer %s" '%s/api/v1/users?limit=5'
