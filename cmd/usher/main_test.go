@@ -178,7 +178,7 @@ func TestHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"serve"}, []string{"--addr", "--db", "--base-url", "--smtp", "--mail-from", "--demo", "--log-level",
-			"USHER_ADDR", "USHER_DB", "USHER_BASE_URL", "USHER_SMTP_URL", "USHER_MAIL_FROM", "USHER_LOG_LEVEL"}},
+			"USHER_ADDR", "USHER_DB", "USHER_BASE_URL", "USHER_SMTP_URL", "USHER_MAIL_FROM", "USHER_LOG_LEVEL", "--trusted-proxies", "USHER_TRUSTED_PROXIES"}},
 		{[]string{"migrate"}, []string{"--db", "USHER_DB"}},
 		{[]string{"account", "create"}, []string{"--name", "--admin-email", "--admin-name", "--timezone", "--allow-existing-email", "--db", "USHER_DB"}},
 		{[]string{"account", "list"}, []string{"--db", "USHER_DB"}},
@@ -238,6 +238,7 @@ func TestUsageErrors(t *testing.T) {
 		{"BadLogLevel", []string{"serve", "--log-level", "loud"}, "--log-level"},
 		{"BadSMTP", []string{"serve", "--smtp", "mail.example.com"}, "--smtp"},
 		{"BadBaseURL", []string{"serve", "--base-url", "usher.example.com"}, "--base-url"},
+		{"BadTrustedProxies", []string{"serve", "--trusted-proxies", "10.0.0.0/8,proxy.example"}, "--trusted-proxies: \"proxy.example\""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

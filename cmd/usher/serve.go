@@ -47,6 +47,12 @@ Flags (a flag wins over its environment variable):
   --scheduler-interval DURATION
                       how often to look for due notification emails
                       (default 30s)                        env USHER_SCHEDULER_INTERVAL
+  --trusted-proxies CIDRS
+                      comma-separated networks of reverse proxies whose
+                      X-Forwarded-For names the client (for the sign-in
+                      limit) and X-Forwarded-Proto its scheme, e.g.
+                      10.0.0.0/8,192.0.2.7; default none: the connection's
+                      address is the client          env USHER_TRUSTED_PROXIES
   --log-level LEVEL   debug, info, warn or error (default info)  env USHER_LOG_LEVEL
   --log-format FMT    text or json (default text)                env USHER_LOG_FORMAT
   --usage-retention D how long raw usage events are kept before they are pruned
@@ -68,6 +74,8 @@ Examples:
 // serveConfig is everything serve reads from flags and environment.
 type serveConfig struct {
 	addr, db, baseURL, smtp, mailFrom, logLevel, logFormat string
+	trustedProxies                                         string
+	proxies                                                web.TrustedProxies // trustedProxies parsed
 	demo                                                   bool
 	interval                                               time.Duration // of the scheduler
 	smtpSafe                                               string        // smtp without its password, for logs
@@ -95,6 +103,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.baseURL, "base-url", "", "public URL of this server")
 	fs.StringVar(&c.smtp, "smtp", "", "SMTP server URL")
 	fs.StringVar(&c.mailFrom, "mail-from", "", "sender of notification emails")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "networks of reverse proxies whose X-Forwarded-For is believed")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&c.demo, "demo", false, "seed and print a demo account")
@@ -105,6 +114,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"addr": "USHER_ADDR", "db": "USHER_DB", "base-url": "USHER_BASE_URL", "smtp": "USHER_SMTP_URL",
 		"mail-from": "USHER_MAIL_FROM", "log-level": "USHER_LOG_LEVEL", "log-format": "USHER_LOG_FORMAT",
 		"scheduler-interval": "USHER_SCHEDULER_INTERVAL", "usage-retention": "USHER_USAGE_RETENTION",
+		"trusted-proxies": "USHER_TRUSTED_PROXIES",
 	})
 	if err != nil {
 		return err
@@ -156,7 +166,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Now: now, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Now: now, Logger: log,
+		SecureCookies: strings.HasPrefix(base, "https://"), TrustedProxies: c.proxies})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
@@ -259,6 +270,11 @@ func (c *serveConfig) check(stderr io.Writer) (*slog.Logger, error) {
 	if c.interval <= 0 {
 		return nil, usageErrorf("serve: --scheduler-interval %s: want a positive duration such as 30s or 1m", c.interval)
 	}
+	proxies, err := web.ParseTrustedProxies(c.trustedProxies)
+	if err != nil {
+		return nil, usageErrorf("serve: --trusted-proxies: %v", err)
+	}
+	c.proxies = proxies
 	return slog.New(h), nil
 }
 
