@@ -19,7 +19,7 @@ const auditPageSize = 50
 var auditActions = []string{
 	"seat.assign", "seat.unassign", "services.set", "benefits.set",
 	"user.create", "user.update", "user.delete", "role.grant", "role.revoke",
-	"subscription.create", "token.create", "account.create", "password.set",
+	"subscription.create", "token.create", "token.revoke", "account.create", "password.set",
 }
 
 type auditPage struct {
