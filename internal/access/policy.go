@@ -20,6 +20,7 @@ const (
 	ViewReports        Action = "view_reports"         // usage report rows (per subscription)
 	ViewAudit          Action = "view_audit"           // read the audit log
 	ManageNotification Action = "manage_notifications" // usage notification settings
+	ViewNotification   Action = "view_notifications"   // see one's own notification setting and its emails
 	IngestUsage        Action = "ingest_usage"         // send usage events
 	ViewTokens         Action = "view_tokens"          // list every API token of the account, with its owner
 	RevokeTokens       Action = "revoke_tokens"        // revoke any API token of the account
@@ -31,6 +32,7 @@ const (
 // readActions are what a read token may do: look, never change.
 var readActions = map[Action]bool{
 	ViewUsers: true, ViewSubscription: true, ViewReports: true, ViewAudit: true, ViewTokens: true,
+	ViewNotification: true,
 }
 
 // perSubscription marks the actions checked against one subscription.
@@ -45,7 +47,7 @@ var matrix = map[usher.Role]map[Action]bool{
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true,
-		ViewTokens: true, RevokeTokens: true,
+		ViewTokens: true, RevokeTokens: true, ViewNotification: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,

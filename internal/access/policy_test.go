@@ -19,7 +19,7 @@ func TestCan(t *testing.T) {
 		access.ViewUsers, access.ManageUsers, access.GrantPrimaryAdmin, access.GrantAdmin, access.GrantManager,
 		access.AppointCoordinator, access.CreateSubscription, access.ViewSubscription, access.ManageSeats,
 		access.ViewReports, access.ViewAudit, access.ManageNotification, access.IngestUsage,
-		access.ViewTokens, access.RevokeTokens,
+		access.ViewTokens, access.RevokeTokens, access.ViewNotification,
 	}
 	table := map[usher.Role]map[access.Action]want{
 		usher.RolePrimaryAdmin: {
@@ -27,6 +27,7 @@ func TestCan(t *testing.T) {
 			access.GrantManager: all, access.AppointCoordinator: all, access.CreateSubscription: all,
 			access.ViewSubscription: all, access.ManageSeats: all, access.ViewReports: all, access.ViewAudit: all,
 			access.ManageNotification: all, access.IngestUsage: all, access.ViewTokens: all, access.RevokeTokens: all,
+			access.ViewNotification: all,
 		},
 		usher.RoleSecondaryAdmin: {
 			access.ViewUsers: all, access.ManageUsers: all, access.GrantPrimaryAdmin: none, access.GrantAdmin: all,
@@ -87,7 +88,7 @@ func TestCanIngestScopeAllowsOnlyIngest(t *testing.T) {
 
 func TestCanReadScopeOnlyLooks(t *testing.T) {
 	a := usher.Actor{AccountID: 1, UserID: 1, Scope: usher.ScopeRead, Grants: []usher.RoleGrant{{UserID: 1, Role: usher.RolePrimaryAdmin}}}
-	for _, act := range []access.Action{access.ViewUsers, access.ViewSubscription, access.ViewReports, access.ViewAudit, access.ViewTokens} {
+	for _, act := range []access.Action{access.ViewUsers, access.ViewSubscription, access.ViewReports, access.ViewAudit, access.ViewTokens, access.ViewNotification} {
 		if !access.Can(a, act, 1) {
 			t.Errorf("read token of a primary admin may not %s", act)
 		}
