@@ -125,7 +125,7 @@ func TestAccountList(t *testing.T) {
 		t.Fatalf("empty list: exit %d, stdout %q", code, stdout)
 	}
 	for _, name := range []string{"Acme", "Globex Corporation"} {
-		if code, _, stderr := cli(t, "account", "create", "--name", name, "--admin-email", "admin@example.test", "--db", db); code != 0 {
+		if code, _, stderr := cli(t, "account", "create", "--name", name, "--admin-email", "admin@"+strings.ToLower(strings.Fields(name)[0])+".test", "--db", db); code != 0 {
 			t.Fatalf("create: %s", stderr)
 		}
 	}
