@@ -52,6 +52,8 @@ Commands:
                    set a user's console password, or print a one-time link
   token create|list|revoke
                    make, list or revoke a user's API tokens
+  sso              show, set up, edit or turn off an account's single sign-on
+                   (OpenID Connect)
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
@@ -88,6 +90,9 @@ func commands() []command {
 		{"token create", tokenCreateHelp, runTokenCreate},
 		{"token list", tokenListHelp, runTokenList},
 		{"token revoke", tokenRevokeHelp, runTokenRevoke},
+		{"sso show", ssoShowHelp, runSSOShow},
+		{"sso set", ssoSetHelp, runSSOSet},
+		{"sso off", ssoOffHelp, runSSOOff},
 		{"version", versionHelp, runVersion},
 	}
 }
@@ -126,6 +131,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, tokenHelp)
 				return exitOK
 			}
+			if name == "sso" {
+				fmt.Fprint(stdout, ssoHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -142,6 +151,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUser(ctx, args[1:], stdout, stderr)
 	case "token":
 		return runToken(ctx, args[1:], stdout, stderr)
+	case "sso":
+		return runSSO(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

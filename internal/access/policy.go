@@ -24,6 +24,7 @@ const (
 	IngestUsage        Action = "ingest_usage"         // send usage events
 	ViewTokens         Action = "view_tokens"          // list every API token of the account, with its owner
 	RevokeTokens       Action = "revoke_tokens"        // revoke any API token of the account
+	ManageSSO          Action = "manage_sso"           // single sign-on (OpenID Connect) settings of the account
 )
 
 // Everyone may list, create and revoke their own API tokens; ViewTokens and
@@ -47,7 +48,7 @@ var matrix = map[usher.Role]map[Action]bool{
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true,
-		ViewTokens: true, RevokeTokens: true, ViewNotification: true,
+		ViewTokens: true, RevokeTokens: true, ViewNotification: true, ManageSSO: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,

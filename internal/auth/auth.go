@@ -38,6 +38,9 @@ type Config struct {
 	FailureWindow        time.Duration
 	MaxFailuresPerEmail  int
 	MaxFailuresPerClient int
+	// PasswordPolicy, when set, may refuse password sign-in to a user
+	// (single sign-on required); see external.go.
+	PasswordPolicy PasswordPolicy
 }
 
 // Defaults.
@@ -191,11 +194,11 @@ func (s *Service) SignInTo(ctx context.Context, accountID int64, email, password
 	now := s.now()
 	since := now.Add(-s.cfg.FailureWindow)
 
-	var (
+	type candidate struct {
 		user usher.User
-		hash = s.dummy // verified when no user can sign in, to take the same time
-		keys []string  // the (account, email) key first, then the client's
-	)
+		hash string
+	}
+	var candidates []candidate // active users with a password, by account id
 	err := s.store.Read(ctx, func(tx Tx) error {
 		users, err := tx.UsersByEmail(ctx, email)
 		if err != nil {
@@ -211,13 +214,45 @@ func (s *Service) SignInTo(ctx context.Context, accountID int64, email, password
 			} else if err != nil {
 				return err
 			}
-			user, hash = u, h
-			break
+			candidates = append(candidates, candidate{u, h})
 		}
-		keys = []string{failureKey(cmp.Or(user.AccountID, accountID), email)}
-		if client != "" {
-			keys = append(keys, "client:"+client)
+		return nil
+	})
+	if err != nil {
+		return "", Session{}, fmt.Errorf("sign in: %w", err)
+	}
+
+	// People whose account requires single sign-on are told so rather than
+	// having their password checked.
+	if s.cfg.PasswordPolicy != nil && len(candidates) > 0 {
+		var allowed []candidate
+		var refusal error
+		for _, c := range candidates {
+			switch err := s.passwordAllowed(ctx, c.user); {
+			case err == nil:
+				allowed = append(allowed, c)
+			case usher.ErrorCode(err) == usher.EINTERNAL:
+				return "", Session{}, fmt.Errorf("sign in %s: %w", email, err)
+			case refusal == nil:
+				refusal = err
+			}
 		}
+		if len(allowed) == 0 {
+			return "", Session{}, refusal
+		}
+		candidates = allowed
+	}
+
+	// One candidate only: the password is verified once whatever the email.
+	user, hash := usher.User{}, s.dummy // the dummy when nobody can sign in, to take the same time
+	if len(candidates) > 0 {
+		user, hash = candidates[0].user, candidates[0].hash
+	}
+	keys := []string{failureKey(cmp.Or(user.AccountID, accountID), email)} // the (account, email) key first
+	if client != "" {
+		keys = append(keys, "client:"+client)
+	}
+	err = s.store.Read(ctx, func(tx Tx) error {
 		for i, key := range keys {
 			n, err := tx.CountSignInFailures(ctx, key, since)
 			if err != nil {
@@ -465,6 +500,11 @@ func (s *Service) UsePasswordLink(ctx context.Context, token, password string) (
 	var p usher.Problems
 	CheckPassword(&p, "password", password)
 	if err := p.Err(); err != nil {
+		return "", Session{}, err
+	}
+	if u, err := s.PasswordLinkUser(ctx, token); err != nil {
+		return "", Session{}, err
+	} else if err := s.passwordAllowed(ctx, u); err != nil {
 		return "", Session{}, err
 	}
 	hash, err := s.hash(ctx, password)

@@ -10,6 +10,7 @@ import (
 type signInPage struct {
 	Email string
 	Next  string
+	SSO   ssoOffer // single sign-on, see sso.go
 	// Account names the account to sign in to, for an email that is a
 	// user in several (/signin?account=ID); 0 means the first.
 	Account int64
@@ -33,7 +34,7 @@ func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	p := page{Title: "Sign in", Data: signInPage{Next: next, Account: accountParam(r.URL.Query().Get("account"))}}
+	p := page{Title: "Sign in", Data: signInPage{Next: next, SSO: s.ssoOfferFor(r, next, ""), Account: accountParam(r.URL.Query().Get("account"))}}
 	if r.URL.Query().Get("signed_out") == "1" {
 		p.Message = "You have signed out."
 	}
@@ -54,7 +55,8 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 			s.renderError(w, r, nil, err)
 			return
 		}
-		s.render(w, r, status, "signin", page{Title: "Sign in", Errors: errorLines(err), Data: signInPage{Email: email, Next: next, Account: acct}})
+		s.render(w, r, status, "signin", page{Title: "Sign in", Errors: errorLines(err),
+			Data: signInPage{Email: email, Next: next, SSO: s.ssoOfferAfterPassword(r, err, next, email), Account: acct}})
 		return
 	}
 	s.setSessionCookie(w, r, token, sess)
