@@ -57,7 +57,7 @@ func (s *Service) Access(ctx context.Context, a usher.Actor, userID int64) (User
 // their own (not with an ingest token, which only sends usage), or anyone's
 // when they manage some subscription's seats.
 func mayReadAccess(a usher.Actor, userID int64) bool {
-	self := userID == a.UserID && a.Scope != usher.ScopeIngest
+	self := userID == a.UserID && seesOwn(a) // an ingest or SCIM token does not read seats
 	return self || CanAny(a, ManageSeats)
 }
 
@@ -76,7 +76,7 @@ func (s *Service) view(ctx context.Context, tx Tx, a usher.Actor, userID int64) 
 
 // buildView is the access of u as actor a sees it, from what storage holds.
 func buildView(a usher.Actor, u usher.User, held map[int64]usher.Assignment, benefits map[int64][]string, subs []usher.Subscription) UserAccess {
-	self := u.ID == a.UserID && a.Scope != usher.ScopeIngest
+	self := u.ID == a.UserID && seesOwn(a)
 	out := UserAccess{User: u, Subscriptions: []SubscriptionAccess{}}
 	for _, sub := range subs {
 		as, assigned := held[sub.ID]

@@ -68,8 +68,24 @@ type Tx interface {
 	// UsersWithRole lists grants of role in the account (all subscriptions).
 	UsersWithRole(ctx context.Context, accountID int64, role usher.Role) ([]usher.RoleGrant, error)
 
+	// UsersByEmail lists the users with this email in every account.
+	UsersByEmail(ctx context.Context, email string) ([]usher.User, error)
+	// DeleteSessionsOfUser signs the user out of every browser.
+	DeleteSessionsOfUser(ctx context.Context, accountID, userID int64) error
+
 	CreateToken(ctx context.Context, t *usher.Token) error
+	// TokenByHash finds a token in any account; usher.ENOTFOUND when absent.
 	TokenByHash(ctx context.Context, hash []byte) (usher.Token, error)
+	// TokenByID finds a token of the account, of any account when accountID is 0.
+	TokenByID(ctx context.Context, accountID, id int64) (usher.Token, error)
+	// ListTokens lists the account's tokens with their owners' emails, of
+	// one user unless userID is 0, oldest first.
+	ListTokens(ctx context.Context, accountID, userID int64) ([]usher.Token, error)
+	// DeleteToken answers usher.ENOTFOUND when the token is absent.
+	DeleteToken(ctx context.Context, accountID, id int64) error
+	DeleteTokensOfUser(ctx context.Context, accountID, userID int64) (int, error)
+	// TouchToken records a use at at, unless one at or after staleBefore is recorded.
+	TouchToken(ctx context.Context, id int64, at, staleBefore time.Time) error
 
 	ListProducts(ctx context.Context) ([]usher.Product, error)
 	ProductByCode(ctx context.Context, code string) (usher.Product, error)

@@ -182,7 +182,13 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.update", u, 0, before, u)
+		if err := s.audit(ctx, tx, a, "user.update", u, 0, before, u); err != nil {
+			return err
+		}
+		if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
+			return s.endCredentials(ctx, tx, a, u, "user disabled")
+		}
+		return nil
 	})
 	if err != nil {
 		return usher.User{}, fmt.Errorf("update user %d: %w", id, err)
@@ -218,6 +224,11 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 			if err := tx.ReleaseSeat(ctx, a.AccountID, as.SubscriptionID); err != nil {
 				return err
 			}
+		}
+		// The rows would go with the user anyway; revoking first leaves
+		// the revocations in the audit log.
+		if err := s.endCredentials(ctx, tx, a, u, "user deleted"); err != nil {
+			return err
 		}
 		if err := tx.DeleteUser(ctx, a.AccountID, id); err != nil {
 			return err
