@@ -50,6 +50,8 @@ Commands:
   account list     list accounts
   user set-password
                    set a user's console password, or print a one-time link
+  token create|list|revoke
+                   make, list or revoke a user's API tokens
   sso              show, set up, edit or turn off an account's single sign-on
                    (OpenID Connect)
   notifications    show, set up, edit or turn off an admin's usage notifications;
@@ -85,6 +87,9 @@ func commands() []command {
 		{"usage import", usageImportHelp, runUsageImport},
 		{"bench", benchHelp, runBench},
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
+		{"token create", tokenCreateHelp, runTokenCreate},
+		{"token list", tokenListHelp, runTokenList},
+		{"token revoke", tokenRevokeHelp, runTokenRevoke},
 		{"sso show", ssoShowHelp, runSSOShow},
 		{"sso set", ssoSetHelp, runSSOSet},
 		{"sso off", ssoOffHelp, runSSOOff},
@@ -122,6 +127,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, userHelp)
 				return exitOK
 			}
+			if name == "token" {
+				fmt.Fprint(stdout, tokenHelp)
+				return exitOK
+			}
 			if name == "sso" {
 				fmt.Fprint(stdout, ssoHelp)
 				return exitOK
@@ -140,6 +149,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "token":
+		return runToken(ctx, args[1:], stdout, stderr)
 	case "sso":
 		return runSSO(ctx, args[1:], stdout, stderr)
 	}
@@ -252,5 +263,13 @@ func parse(fs *flag.FlagSet, help string, args []string, stdout io.Writer, env m
 			return usageErrorf("%s: environment %s=%q: %v", fs.Name(), key, v, err)
 		}
 	}
-	return nil
+	// The text rules of every other input (usher.TextProblem) hold for
+	// flags and the environment too.
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if reason := usher.TextProblem(f.Value.String()); reason != "" && bad == nil {
+			bad = usageErrorf("%s: --%s %s", fs.Name(), f.Name, reason)
+		}
+	})
+	return bad
 }

@@ -57,7 +57,7 @@ func (s *Service) Access(ctx context.Context, a usher.Actor, userID int64) (User
 // their own (not with an ingest token, which only sends usage), or anyone's
 // when they manage some subscription's seats.
 func mayReadAccess(a usher.Actor, userID int64) bool {
-	self := userID == a.UserID && a.Scope != usher.ScopeIngest
+	self := userID == a.UserID && seesOwn(a) // an ingest or SCIM token does not read seats
 	return self || CanAny(a, ManageSeats)
 }
 
@@ -76,7 +76,7 @@ func (s *Service) view(ctx context.Context, tx Tx, a usher.Actor, userID int64) 
 
 // buildView is the access of u as actor a sees it, from what storage holds.
 func buildView(a usher.Actor, u usher.User, held map[int64]usher.Assignment, benefits map[int64][]string, subs []usher.Subscription) UserAccess {
-	self := u.ID == a.UserID && a.Scope != usher.ScopeIngest
+	self := u.ID == a.UserID && seesOwn(a)
 	out := UserAccess{User: u, Subscriptions: []SubscriptionAccess{}}
 	for _, sub := range subs {
 		as, assigned := held[sub.ID]
@@ -143,6 +143,46 @@ func (s *Service) holdings(ctx context.Context, tx Tx, accountID, userID int64) 
 	return u, held, benefits, err
 }
 
+// lockedHoldings is holdings with the user (LockUser), the seats it
+// returns and those of the subscriptions in also locked (LockSeats): it
+// reads, locks what it read, and reads again, as a seat may have been
+// released between the read and the lock. With the user locked no seat can
+// be added meanwhile; should one appear all the same, it is locked too.
+func (s *Service) lockedHoldings(ctx context.Context, tx Tx, accountID, userID int64, also []int64) (usher.User, map[int64]usher.Assignment, map[int64][]string, error) {
+	if err := tx.LockUser(ctx, accountID, userID); err != nil {
+		return usher.User{}, nil, nil, err
+	}
+	locked := map[int64]bool{}
+	for {
+		u, held, benefits, err := s.holdings(ctx, tx, accountID, userID)
+		if err != nil {
+			return u, held, benefits, err
+		}
+		var more []int64
+		note := func(id int64) {
+			if !locked[id] {
+				locked[id] = true
+				more = append(more, id)
+			}
+		}
+		for _, id := range also {
+			note(id)
+		}
+		for id := range held {
+			note(id)
+		}
+		for id := range benefits {
+			note(id)
+		}
+		if len(more) == 0 {
+			return u, held, benefits, nil
+		}
+		if err := tx.LockSeats(ctx, accountID, more, []int64{userID}); err != nil {
+			return u, held, benefits, err
+		}
+	}
+}
+
 // AccessChange is the wanted state of one subscription for a user.
 type AccessChange struct {
 	SubscriptionID int64    `json:"subscription_id"`
@@ -164,7 +204,13 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 	}
 	var out UserAccess
 	err := s.store.Write(ctx, func(tx Tx) error {
-		u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
+		// Every seat this may change is locked in the one global order
+		// before it is read (lockedHoldings).
+		wantIDs := make([]int64, len(want))
+		for i, c := range want {
+			wantIDs[i] = c.SubscriptionID
+		}
+		u, held, benefits, err := s.lockedHoldings(ctx, tx, a.AccountID, userID, wantIDs)
 		if err != nil {
 			return err
 		}
@@ -382,6 +428,11 @@ func (s *Service) AddSeat(ctx context.Context, a usher.Actor, userID int64, in S
 		return out, forbidden("assign seats")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		// The user before the seat, the global lock order (LockSeats): no
+		// other change adds a seat to the user between the read and the add.
+		if err := tx.LockUser(ctx, a.AccountID, userID); err != nil {
+			return err
+		}
 		u, sub, now, err := s.seatTarget(ctx, tx, a, userID, in.SubscriptionID, "subscription_id", ifMatch)
 		if err != nil {
 			return err
@@ -441,6 +492,11 @@ func (s *Service) RemoveSeat(ctx context.Context, a usher.Actor, userID, subscri
 		return out, forbidden("unassign seats")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		// The seat is locked in the global order (subscription, then seat)
+		// before it is read, so what is read is what is removed.
+		if err := tx.LockSeats(ctx, a.AccountID, []int64{subscriptionID}, []int64{userID}); err != nil {
+			return err
+		}
 		u, sub, now, err := s.seatTarget(ctx, tx, a, userID, subscriptionID, "", ifMatch)
 		if err != nil {
 			return err
@@ -525,7 +581,9 @@ type UnassignResult struct {
 const MaxUnassignItems = 10_000
 
 // Unassign removes seats, services or benefits from many users at once. It
-// is all or nothing: one bad item and nothing changes; the error names it.
+// is all or nothing: one bad item and nothing changes; the error names it,
+// usher.ECONFLICT for one naming what the user does not hold (any more:
+// another change may have taken it).
 func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignItem) (UnassignResult, error) {
 	var res UnassignResult
 	var p refProblems
@@ -542,6 +600,19 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
 		res, p = UnassignResult{}, refProblems{} // fresh if the store runs this again
+		// Seats are locked before they are read, in the one global order,
+		// so that what is checked below is what is changed: a seat another
+		// request has just released is seen as gone, not deleted twice.
+		subIDs, userIDs := make([]int64, len(items)), make([]int64, len(items))
+		for i, it := range items {
+			subIDs[i], userIDs[i] = it.SubscriptionID, it.UserID
+		}
+		if err := tx.LockSeats(ctx, a.AccountID, subIDs, userIDs); err != nil {
+			return err
+		}
+		// gone lists what the users no longer hold: a conflict with the
+		// current state rather than a wrong request.
+		var gone usher.Problems
 		type key struct{ u, s int64 }
 		seen := map[key]bool{}
 		users := map[int64]bool{}
@@ -593,22 +664,25 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 			w := work{item: it, user: u, sub: sub, as: as, has: has, benefits: benefits[sub.ID]}
 			whole := len(it.Services) == 0 && len(it.Benefits) == 0
 			if whole && !has {
-				p.Addf(f, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
+				gone.Addf(f, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
 			}
 			for j, code := range it.Services {
 				if !has || !slices.Contains(as.Services, code) {
-					p.Addf(fmt.Sprintf("%s.services[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
+					gone.Addf(fmt.Sprintf("%s.services[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
 				}
 			}
 			for j, code := range it.Benefits {
 				if !slices.Contains(w.benefits, code) {
-					p.Addf(fmt.Sprintf("%s.benefits[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
+					gone.Addf(fmt.Sprintf("%s.benefits[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
 				}
 			}
 			todo = append(todo, w)
 		}
 		if err := p.Err(); err != nil {
 			return err
+		}
+		if len(gone) > 0 {
+			return &usher.Error{Code: usher.ECONFLICT, Message: "nothing was unassigned: users no longer hold what items name", Fields: gone}
 		}
 		for _, w := range todo {
 			it := w.item

@@ -68,8 +68,24 @@ type Tx interface {
 	// UsersWithRole lists grants of role in the account (all subscriptions).
 	UsersWithRole(ctx context.Context, accountID int64, role usher.Role) ([]usher.RoleGrant, error)
 
+	// UsersByEmail lists the users with this email in every account.
+	UsersByEmail(ctx context.Context, email string) ([]usher.User, error)
+	// DeleteSessionsOfUser signs the user out of every browser.
+	DeleteSessionsOfUser(ctx context.Context, accountID, userID int64) error
+
 	CreateToken(ctx context.Context, t *usher.Token) error
+	// TokenByHash finds a token in any account; usher.ENOTFOUND when absent.
 	TokenByHash(ctx context.Context, hash []byte) (usher.Token, error)
+	// TokenByID finds a token of the account, of any account when accountID is 0.
+	TokenByID(ctx context.Context, accountID, id int64) (usher.Token, error)
+	// ListTokens lists the account's tokens with their owners' emails, of
+	// one user unless userID is 0, oldest first.
+	ListTokens(ctx context.Context, accountID, userID int64) ([]usher.Token, error)
+	// DeleteToken answers usher.ENOTFOUND when the token is absent.
+	DeleteToken(ctx context.Context, accountID, id int64) error
+	DeleteTokensOfUser(ctx context.Context, accountID, userID int64) (int, error)
+	// TouchToken records a use at at, unless one at or after staleBefore is recorded.
+	TouchToken(ctx context.Context, id int64, at, staleBefore time.Time) error
 
 	ListProducts(ctx context.Context) ([]usher.Product, error)
 	ProductByCode(ctx context.Context, code string) (usher.Product, error)
@@ -81,6 +97,18 @@ type Tx interface {
 	SubscriptionByID(ctx context.Context, accountID, id int64) (usher.Subscription, error)
 	ListSubscriptions(ctx context.Context, accountID int64, f SubscriptionFilter) ([]usher.Subscription, error)
 
+	// LockUser holds the user's row until the transaction ends, so that no
+	// other change adds seats to the user meanwhile: changes that add seats
+	// to a user lock the user first, before any seat (see LockSeats).
+	LockUser(ctx context.Context, accountID, userID int64) error
+	// LockSeats holds, until the transaction ends, the seat counters of the
+	// listed subscriptions and then the listed users' seats of them, each
+	// in ascending id order. Every change of several seats calls it before
+	// reading them. Locks are taken in one global order — the user whose
+	// seats are added (LockUser), then subscriptions, then seats — so no two
+	// changes wait for each other in a cycle. Ids of other accounts or
+	// without seats lock nothing.
+	LockSeats(ctx context.Context, accountID int64, subscriptionIDs, userIDs []int64) error
 	// ReserveSeat adds one to the subscription's seats used if a seat is
 	// free, atomically with respect to every other transaction; otherwise it
 	// fails with usher.ENOSEATS.

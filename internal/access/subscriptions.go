@@ -45,6 +45,8 @@ func (s *Service) CreateSubscription(ctx context.Context, a usher.Actor, in NewS
 	var p usher.Problems
 	if in.Product == "" {
 		p.Add("product", "is required (a product code from GET /api/v1/products)")
+	} else {
+		usher.CheckText(&p, "product", in.Product, 1, 0)
 	}
 	if !in.Plan.Valid() {
 		p.Add("plan", "must be one of standard, premium, basic")
@@ -55,9 +57,7 @@ func (s *Service) CreateSubscription(ctx context.Context, a usher.Actor, in NewS
 		p.Addf("seats", "must be between 1 and %d", MaxSeats)
 	}
 	in.ContractNumber = strings.TrimSpace(in.ContractNumber)
-	if in.ContractNumber == "" || len(in.ContractNumber) > 64 {
-		p.Add("contract_number", "is required, at most 64 characters")
-	}
+	usher.CheckText(&p, "contract_number", in.ContractNumber, 1, 64)
 	if in.TermStart.IsZero() {
 		p.Add("term_start", "is required (YYYY-MM-DD)")
 	}

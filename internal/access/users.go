@@ -1,8 +1,11 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/usherhq/usher/internal/usher"
@@ -31,9 +34,7 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 	if err := s.cursors.Decode(ctx, &p, CursorUsers, a.AccountID, cursor, &c); err != nil {
 		return out, fmt.Errorf("list users: %w", err)
 	}
-	if len(q) > 200 {
-		p.Add("q", "is longer than 200 characters")
-	}
+	usher.CheckText(&p, "q", q, 0, 200)
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -102,9 +103,7 @@ func (in *UserInput) validate(p *usher.Problems, create bool) {
 	if in.Name != nil {
 		n := strings.TrimSpace(*in.Name)
 		in.Name = &n
-		if n == "" || len(n) > 200 {
-			p.Add("name", "must be 1 to 200 characters")
-		}
+		usher.CheckText(p, "name", n, 1, 200)
 	}
 	if in.Status != nil && !in.Status.Valid() {
 		p.Add("status", `must be "active" or "disabled"`)
@@ -183,7 +182,13 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.update", u, 0, before, u)
+		if err := s.audit(ctx, tx, a, "user.update", u, 0, before, u); err != nil {
+			return err
+		}
+		if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
+			return s.endCredentials(ctx, tx, a, u, "user disabled")
+		}
+		return nil
 	})
 	if err != nil {
 		return usher.User{}, fmt.Errorf("update user %d: %w", id, err)
@@ -207,10 +212,11 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
 			return err
 		}
-		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, id)
+		_, held, _, err := s.lockedHoldings(ctx, tx, a.AccountID, id, nil)
 		if err != nil {
 			return err
 		}
+		seats := slices.SortedFunc(maps.Values(held), func(x, y usher.Assignment) int { return cmp.Compare(x.SubscriptionID, y.SubscriptionID) })
 		for _, as := range seats {
 			if err := tx.DeleteAssignment(ctx, a.AccountID, id, as.SubscriptionID); err != nil {
 				return err
@@ -218,6 +224,11 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 			if err := tx.ReleaseSeat(ctx, a.AccountID, as.SubscriptionID); err != nil {
 				return err
 			}
+		}
+		// The rows would go with the user anyway; revoking first leaves
+		// the revocations in the audit log.
+		if err := s.endCredentials(ctx, tx, a, u, "user deleted"); err != nil {
+			return err
 		}
 		if err := tx.DeleteUser(ctx, a.AccountID, id); err != nil {
 			return err

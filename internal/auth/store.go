@@ -28,9 +28,6 @@ type Tx interface {
 	// SessionByHash answers usher.ENOTFOUND for an unknown token hash,
 	// expired or not; the caller checks expiry.
 	SessionByHash(ctx context.Context, hash []byte) (Session, error)
-	// SetSessionFlash keeps a message for the session's next page ("" clears
-	// it) and reports whether the session exists.
-	SetSessionFlash(ctx context.Context, hash []byte, msg string) (bool, error)
 	// DeleteSession is idempotent.
 	DeleteSession(ctx context.Context, hash []byte) error
 	DeleteSessionsOfUser(ctx context.Context, accountID, userID int64) error
@@ -43,6 +40,11 @@ type Tx interface {
 	ClearSignInFailures(ctx context.Context, key string) error
 	// PruneSignInFailures drops failures before t, which no window counts.
 	PruneSignInFailures(ctx context.Context, before time.Time) error
+
+	// SetSessionFlash keeps a message for the session's next page;
+	// TakeSessionFlash returns it ("" for none) and clears it.
+	SetSessionFlash(ctx context.Context, hash []byte, msg string) error
+	TakeSessionFlash(ctx context.Context, hash []byte) (string, error)
 
 	CreatePasswordLink(ctx context.Context, l PasswordLink) error
 	// PasswordLinkByHash answers usher.ENOTFOUND for an unknown token hash.

@@ -79,30 +79,17 @@ func (tx *Tx) CreateSession(ctx context.Context, s *auth.Session) error {
 func (tx *Tx) SessionByHash(ctx context.Context, hash []byte) (auth.Session, error) {
 	var s auth.Session
 	var created, expires int64
+	var flash sql.NullString // read with the session, so pages without a message write nothing
 	err := tx.queryRow(ctx, `
 		SELECT id, token_hash, account_id, user_id, created_at, expires_at, flash FROM sessions WHERE token_hash = ?`, hash).
-		Scan(&s.ID, &s.TokenHash, &s.AccountID, &s.UserID, &created, &expires, &s.Flash)
+		Scan(&s.ID, &s.TokenHash, &s.AccountID, &s.UserID, &created, &expires, &flash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, usher.Errorf(usher.ENOTFOUND, "session not found")
 	} else if err != nil {
 		return s, fmt.Errorf("get session: %w", err)
 	}
-	s.CreatedAt, s.ExpiresAt = fromMillis(created), fromMillis(expires)
+	s.CreatedAt, s.ExpiresAt, s.Flash = fromMillis(created), fromMillis(expires), flash.String
 	return s, nil
-}
-
-// SetSessionFlash keeps msg for the session's next page; "" clears it. It
-// reports whether the session exists.
-func (tx *Tx) SetSessionFlash(ctx context.Context, hash []byte, msg string) (bool, error) {
-	res, err := tx.exec(ctx, "UPDATE sessions SET flash = ? WHERE token_hash = ?", msg, hash)
-	if err != nil {
-		return false, fmt.Errorf("set session message: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("set session message: %w", err)
-	}
-	return n > 0, nil
 }
 
 // DeleteSession removes the session with this token hash, if any.
@@ -216,4 +203,27 @@ func (tx *Tx) MarkPasswordLinkUsed(ctx context.Context, hash []byte, at time.Tim
 		return usher.Errorf(usher.ECONFLICT, "the password link has been used already")
 	}
 	return nil
+}
+
+// SetSessionFlash keeps a message for the session's next page.
+func (tx *Tx) SetSessionFlash(ctx context.Context, hash []byte, msg string) error {
+	if _, err := tx.exec(ctx, "UPDATE sessions SET flash = ? WHERE token_hash = ?", msg, hash); err != nil {
+		return fmt.Errorf("set session message: %w", err)
+	}
+	return nil
+}
+
+// TakeSessionFlash returns the session's message, if any, and clears it.
+func (tx *Tx) TakeSessionFlash(ctx context.Context, hash []byte) (string, error) {
+	var msg sql.NullString
+	err := tx.queryRow(ctx, "SELECT flash FROM sessions WHERE token_hash = ?", hash).Scan(&msg)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !msg.Valid {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("take session message: %w", err)
+	}
+	if _, err := tx.exec(ctx, "UPDATE sessions SET flash = NULL WHERE token_hash = ?", hash); err != nil {
+		return "", fmt.Errorf("take session message: %w", err)
+	}
+	return msg.String, nil
 }

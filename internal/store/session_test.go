@@ -71,28 +71,17 @@ func TestSessions(t *testing.T) {
 			err := db.Read(ctx, func(tx *store.Tx) error { _, err := tx.SessionByHash(ctx, []byte("nope")); return err })
 			wantCode(t, err, usher.ENOTFOUND)
 		})
-		t.Run("FlashIsKeptUntilCleared", func(t *testing.T) {
-			var found bool
-			write(t, db, func(tx *store.Tx) (err error) {
-				found, err = tx.SetSessionFlash(ctx, []byte("hash-1"), "Saved.")
-				return err
-			})
-			if !found {
-				t.Fatal("SetSessionFlash did not find the session")
-			}
+		t.Run("FlashIsReadWithTheSession", func(t *testing.T) {
+			write(t, db, func(tx *store.Tx) error { return tx.SetSessionFlash(ctx, []byte("hash-1"), "Saved.") })
 			var got auth.Session
 			read(t, db, func(tx *store.Tx) (err error) { got, err = tx.SessionByHash(ctx, []byte("hash-1")); return err })
 			if got.Flash != "Saved." {
 				t.Fatalf("flash: got %q, want Saved.", got.Flash)
 			}
-			write(t, db, func(tx *store.Tx) (err error) { _, err = tx.SetSessionFlash(ctx, []byte("hash-1"), ""); return err })
+			write(t, db, func(tx *store.Tx) (err error) { _, err = tx.TakeSessionFlash(ctx, []byte("hash-1")); return err })
 			read(t, db, func(tx *store.Tx) (err error) { got, err = tx.SessionByHash(ctx, []byte("hash-1")); return err })
 			if got.Flash != "" {
-				t.Fatalf("flash after clearing: %q", got.Flash)
-			}
-			write(t, db, func(tx *store.Tx) (err error) { found, err = tx.SetSessionFlash(ctx, []byte("nope"), "x"); return err })
-			if found {
-				t.Fatal("SetSessionFlash found a session that does not exist")
+				t.Fatalf("flash after taking it: %q", got.Flash)
 			}
 		})
 		t.Run("DeleteExpiredKeepsLive", func(t *testing.T) {
@@ -121,6 +110,17 @@ func TestSessions(t *testing.T) {
 			}
 			if n := count(t, db, "SELECT COUNT(*) FROM sessions WHERE user_id = %d", v.ID); n != 1 {
 				t.Fatalf("sessions of another user: got %d, want 1", n)
+			}
+		})
+		t.Run("FlashIsTakenOnce", func(t *testing.T) {
+			f := auth.Session{TokenHash: []byte("flash"), AccountID: a.ID, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			write(t, db, func(tx *store.Tx) error { return tx.CreateSession(ctx, &f) })
+			write(t, db, func(tx *store.Tx) error { return tx.SetSessionFlash(ctx, []byte("flash"), "Token revoked.") })
+			var got, again string
+			write(t, db, func(tx *store.Tx) (err error) { got, err = tx.TakeSessionFlash(ctx, []byte("flash")); return err })
+			write(t, db, func(tx *store.Tx) (err error) { again, err = tx.TakeSessionFlash(ctx, []byte("flash")); return err })
+			if got != "Token revoked." || again != "" {
+				t.Fatalf("got %q then %q, want the message once", got, again)
 			}
 		})
 		t.Run("GoWithTheUser", func(t *testing.T) {

@@ -282,12 +282,22 @@ func (tx *Tx) TouchSeats(ctx context.Context, accountID int64, uses []usage.Seat
 		for i, u := range uses {
 			us[i], ps[i], ats[i] = u.UserID, u.ProductID, millis(u.At)
 		}
+		// The seats are locked in the one global order (subscription,
+		// user) before they are updated, as a bulk unassign locks them: an
+		// UPDATE … FROM locks rows in whatever order its plan meets them.
 		n, err := affected(tx.exec(ctx, `
-			UPDATE assignments a SET last_used_at = t.at
-			FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, at), subscriptions s
-			WHERE a.account_id = ? AND a.user_id = t.u AND a.last_used_at < t.at
-			  AND s.account_id = a.account_id AND s.id = a.subscription_id AND s.product_id = t.p`,
-			us, ps, ats, accountID))
+			WITH target AS (
+				SELECT a.user_id, a.subscription_id, t.at
+				FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, at)
+				JOIN subscriptions s ON s.account_id = ? AND s.product_id = t.p
+				JOIN assignments a ON a.account_id = s.account_id AND a.subscription_id = s.id AND a.user_id = t.u
+				WHERE a.last_used_at < t.at
+				ORDER BY a.subscription_id, a.user_id
+				FOR NO KEY UPDATE OF a)
+			UPDATE assignments a SET last_used_at = target.at FROM target
+			WHERE a.account_id = ? AND a.subscription_id = target.subscription_id AND a.user_id = target.user_id
+			  AND a.last_used_at < target.at`,
+			us, ps, ats, accountID, accountID))
 		if err != nil {
 			return 0, fmt.Errorf("touch seats: %w", err)
 		}

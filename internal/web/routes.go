@@ -19,7 +19,7 @@ func (s *server) routes(mux router, withMetrics bool) {
 		mux.Handle("GET /metrics", http.HandlerFunc(s.serveMetrics))
 	}
 
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(s.textQuery(h))) }
 	api("GET /api/v1/me", s.me)
 
 	api("GET /api/v1/users", s.listUsers)
@@ -40,7 +40,9 @@ func (s *server) routes(mux router, withMetrics bool) {
 	api("GET /api/v1/subscriptions/{id}", s.getSubscription)
 
 	api("POST /api/v1/unassign", s.unassign)
+	api("GET /api/v1/tokens", s.listTokens)
 	api("POST /api/v1/tokens", s.createToken)
+	api("DELETE /api/v1/tokens/{id}", s.revokeToken)
 	api("GET /api/v1/audit-log", s.auditLog)
 
 	if s.notify != nil {
