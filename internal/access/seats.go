@@ -16,6 +16,12 @@ type SubscriptionAccess struct {
 	AssignedAt   *time.Time         `json:"assigned_at,omitempty"`
 	Services     []string           `json:"services"`
 	Benefits     []string           `json:"benefits"`
+	// Sources says how a held seat reaches the user: directly and/or
+	// through groups. Empty when not assigned.
+	Sources []usher.SeatSource `json:"sources"`
+	// Waiting is true when the user's groups give them this subscription
+	// but no seat was free; they are seated oldest first.
+	Waiting bool `json:"waiting"`
 	// Editable says whether the actor may change this entry.
 	Editable bool `json:"editable"`
 }
@@ -46,17 +52,28 @@ func (s *Service) Access(ctx context.Context, a usher.Actor, userID int64) (User
 		if err != nil {
 			return err
 		}
+		groups, err := tx.GroupsOfUser(ctx, a.AccountID, userID)
+		if err != nil {
+			return err
+		}
+		waits, err := tx.Waiters(ctx, a.AccountID, WaiterFilter{UserID: userID})
+		if err != nil {
+			return err
+		}
 		for _, sub := range subs {
 			as, assigned := held[sub.ID]
-			visible := Can(a, ManageSeats, sub.ID) || (self && (assigned || len(benefits[sub.ID]) > 0))
+			wait := slices.ContainsFunc(waits, func(w usher.Waiter) bool { return w.SubscriptionID == sub.ID })
+			visible := Can(a, ManageSeats, sub.ID) || (self && (assigned || wait || len(benefits[sub.ID]) > 0))
 			if !visible {
 				continue
 			}
-			e := SubscriptionAccess{Subscription: sub, Assigned: assigned, Services: []string{}, Benefits: benefits[sub.ID], Editable: Can(a, ManageSeats, sub.ID)}
+			e := SubscriptionAccess{Subscription: sub, Assigned: assigned, Services: []string{}, Benefits: benefits[sub.ID],
+				Sources: []usher.SeatSource{}, Waiting: wait, Editable: Can(a, ManageSeats, sub.ID)}
 			if assigned {
 				at := as.AssignedAt
 				e.AssignedAt = &at
 				e.Services = as.Services
+				e.Sources = seatSources(as, groups)
 			}
 			if e.Benefits == nil {
 				e.Benefits = []string{}
@@ -72,6 +89,24 @@ func (s *Service) Access(ctx context.Context, a usher.Actor, userID int64) (User
 		out.Subscriptions = []SubscriptionAccess{}
 	}
 	return out, nil
+}
+
+// seatSources names the sources of a held seat.
+func seatSources(as usher.Assignment, groups []usher.Group) []usher.SeatSource {
+	out := []usher.SeatSource{}
+	if as.Direct {
+		out = append(out, usher.SeatSource{Direct: true})
+	}
+	for _, id := range as.Groups {
+		src := usher.SeatSource{GroupID: id}
+		for _, g := range groups {
+			if g.ID == id {
+				src.GroupName = g.Name
+			}
+		}
+		out = append(out, src)
+	}
+	return out
 }
 
 // MaxSubscriptionsPerAccount bounds the subscriptions an access view walks.
@@ -112,6 +147,15 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 		return UserAccess{}, forbidden("change access")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		// Lock what may change before reading it: the subscriptions the
+		// user holds or waits for, and those the request names.
+		named := make([]int64, len(want))
+		for i, c := range want {
+			named[i] = c.SubscriptionID
+		}
+		if _, err := lockSeatsOf(ctx, tx, a, userID, named...); err != nil {
+			return err
+		}
 		u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
 		if err != nil {
 			return err
@@ -120,6 +164,7 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 		if err != nil {
 			return err
 		}
+		var touched []seatKey
 		byID := make(map[int64]usher.Subscription, len(subs))
 		for _, sub := range subs {
 			byID[sub.ID] = sub
@@ -162,9 +207,13 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 					return err
 				}
 			case !c.Assigned && has:
-				if err := s.unassignSeat(ctx, tx, a, u, sub, as); err != nil {
+				// A seat held through groups is taken by excluding the user
+				// from those groups' assignments (see takeSeat).
+				if err := s.takeSeat(ctx, tx, a, u, as); err != nil {
 					return err
 				}
+				touched = append(touched, seatKey{u.ID, sub.ID})
+				continue
 			case has && !sameSet(as.Services, c.Services):
 				if err := tx.SetAssignmentServices(ctx, a.AccountID, u.ID, sub.ID, c.Services); err != nil {
 					return err
@@ -175,6 +224,28 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 			}
 			if !sameSet(benefits[sub.ID], c.Benefits) {
 				if err := s.setBenefits(ctx, tx, a, u, sub.ID, benefits[sub.ID], c.Benefits); err != nil {
+					return err
+				}
+			}
+			if c.Assigned && !has {
+				touched = append(touched, seatKey{u.ID, sub.ID})
+			}
+		}
+		if _, err := s.settle(ctx, tx, a, touched); err != nil {
+			return err
+		}
+		// Benefits asked for a seat that was taken stay as asked.
+		for _, k := range touched {
+			c := wanted[k.sub]
+			if c.Assigned {
+				continue
+			}
+			all, err := tx.BenefitsOfUser(ctx, a.AccountID, u.ID)
+			if err != nil {
+				return err
+			}
+			if !sameSet(all[k.sub], c.Benefits) {
+				if err := s.setBenefits(ctx, tx, a, u, k.sub, all[k.sub], c.Benefits); err != nil {
 					return err
 				}
 			}
@@ -240,21 +311,11 @@ func (s *Service) assignSeat(ctx context.Context, tx Tx, a usher.Actor, u usher.
 	if err := tx.ReserveSeat(ctx, a.AccountID, sub.ID); err != nil {
 		return err
 	}
-	as := usher.Assignment{AccountID: a.AccountID, UserID: u.ID, SubscriptionID: sub.ID, Services: orEmpty(services), AssignedAt: s.Now()}
+	as := usher.Assignment{AccountID: a.AccountID, UserID: u.ID, SubscriptionID: sub.ID, Services: orEmpty(services), AssignedAt: s.Now(), Direct: true, Groups: []int64{}}
 	if err := tx.InsertAssignment(ctx, as); err != nil {
 		return err
 	}
 	return s.audit(ctx, tx, a, "seat.assign", u, sub.ID, nil, as)
-}
-
-func (s *Service) unassignSeat(ctx context.Context, tx Tx, a usher.Actor, u usher.User, sub usher.Subscription, as usher.Assignment) error {
-	if err := tx.DeleteAssignment(ctx, a.AccountID, u.ID, sub.ID); err != nil {
-		return err
-	}
-	if err := tx.ReleaseSeat(ctx, a.AccountID, sub.ID); err != nil {
-		return err
-	}
-	return s.audit(ctx, tx, a, "seat.unassign", u, sub.ID, as, nil)
 }
 
 func (s *Service) setBenefits(ctx context.Context, tx Tx, a usher.Actor, u usher.User, subID int64, before, after []string) error {
@@ -270,6 +331,9 @@ func (s *Service) Assign(ctx context.Context, a usher.Actor, userID, subscriptio
 		return forbidden("assign seats of this subscription")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.LockSubscriptions(ctx, a.AccountID, []int64{subscriptionID}); err != nil {
+			return err
+		}
 		u, err := tx.UserByID(ctx, a.AccountID, userID)
 		if err != nil {
 			return err
@@ -286,7 +350,28 @@ func (s *Service) Assign(ctx context.Context, a usher.Actor, userID, subscriptio
 		if u.Status != usher.UserActive {
 			return usher.Errorf(usher.ECONFLICT, "user %s is disabled and cannot be assigned a seat", u.Email)
 		}
-		return s.assignSeat(ctx, tx, a, u, sub, services)
+		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, userID)
+		if err != nil {
+			return err
+		}
+		for _, as := range seats {
+			if as.SubscriptionID != sub.ID {
+				continue
+			}
+			if as.Direct {
+				return usher.Errorf(usher.ECONFLICT, "user already holds a seat of this subscription")
+			}
+			// Held through groups: the same seat becomes direct too.
+			if err := tx.SetSeatSources(ctx, a.AccountID, u.ID, sub.ID, true, as.Groups); err != nil {
+				return err
+			}
+			return s.audit(ctx, tx, a, "seat.sources", u, sub.ID, sourcesView{false, orNone(as.Groups)}, sourcesView{true, orNone(as.Groups)})
+		}
+		if err := s.assignSeat(ctx, tx, a, u, sub, services); err != nil {
+			return err
+		}
+		_, err = s.settle(ctx, tx, a, []seatKey{{u.ID, sub.ID}})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("assign user %d to subscription %d: %w", userID, subscriptionID, err)
@@ -333,6 +418,13 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
 		res = UnassignResult{}
+		ids := make([]int64, len(items))
+		for i, it := range items {
+			ids[i] = it.SubscriptionID
+		}
+		if err := tx.LockSubscriptions(ctx, a.AccountID, sortedUnique(ids)); err != nil {
+			return err
+		}
 		type key struct{ u, s int64 }
 		seen := map[key]bool{}
 		users := map[int64]bool{}
@@ -346,6 +438,7 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 			benefits []string
 		}
 		todo := make([]work, 0, len(items))
+		var freedSubs []seatKey
 		for i, it := range items {
 			f := fmt.Sprintf("items[%d]", i)
 			if seen[key{it.UserID, it.SubscriptionID}] {
@@ -399,15 +492,15 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 		for _, w := range todo {
 			it := w.item
 			if len(it.Services) == 0 && len(it.Benefits) == 0 {
-				if err := s.unassignSeat(ctx, tx, a, w.user, w.sub, w.as); err != nil {
+				// Every source of the seat goes: the direct one, and each
+				// group's by an exclusion (reversible, see takeSeat).
+				if err := s.takeSeat(ctx, tx, a, w.user, w.as); err != nil {
 					return err
 				}
+				freedSubs = append(freedSubs, seatKey{w.user.ID, w.sub.ID})
 				res.Seats++
 				res.Services += len(w.as.Services)
 				if len(w.benefits) > 0 {
-					if err := s.setBenefits(ctx, tx, a, w.user, w.sub.ID, w.benefits, nil); err != nil {
-						return err
-					}
 					res.Benefits += len(w.benefits)
 				}
 			} else {
@@ -430,6 +523,25 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 				}
 			}
 			users[w.user.ID] = true
+		}
+		if _, err := s.settle(ctx, tx, a, freedSubs); err != nil {
+			return err
+		}
+		// A taken seat takes its benefits with it, whoever gave them.
+		for _, k := range freedSubs {
+			all, err := tx.BenefitsOfUser(ctx, a.AccountID, k.user)
+			if err != nil {
+				return err
+			}
+			if len(all[k.sub]) > 0 {
+				u, err := tx.UserByID(ctx, a.AccountID, k.user)
+				if err != nil {
+					return err
+				}
+				if err := s.setBenefits(ctx, tx, a, u, k.sub, all[k.sub], nil); err != nil {
+					return err
+				}
+			}
 		}
 		res.Users = len(users)
 		return nil

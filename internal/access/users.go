@@ -179,7 +179,13 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.update", u, 0, before, u)
+		if err := s.audit(ctx, tx, a, "user.update", u, 0, before, u); err != nil {
+			return err
+		}
+		if u.Status != before.Status {
+			return s.settleStatus(ctx, tx, a, u)
+		}
+		return nil
 	})
 	if err != nil {
 		return usher.User{}, fmt.Errorf("update user %d: %w", id, err)
@@ -203,6 +209,21 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
 			return err
 		}
+		groups, err := tx.GroupsOfUser(ctx, a.AccountID, id)
+		if err != nil {
+			return err
+		}
+		gids := make([]int64, len(groups))
+		for i, g := range groups {
+			gids[i] = g.ID
+		}
+		if err := tx.LockGroups(ctx, a.AccountID, gids); err != nil {
+			return err
+		}
+		subs, err := lockSeatsOf(ctx, tx, a, id)
+		if err != nil {
+			return err
+		}
 		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, id)
 		if err != nil {
 			return err
@@ -218,12 +239,38 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := tx.DeleteUser(ctx, a.AccountID, id); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil)
+		if err := s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil); err != nil {
+			return err
+		}
+		// The freed seats go to their subscriptions' waiters.
+		for _, sub := range subs {
+			if err := s.seatWaiters(ctx, tx, a, sub); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete user %d: %w", id, err)
 	}
 	return nil
+}
+
+// settleStatus applies a change of the user's status to their seats: a
+// disabled user holds no seat and waits for none (their seats go to the
+// subscriptions' waiters); a re-enabled one gets again the seats their
+// groups give, or waits for them. Direct seats do not come back.
+func (s *Service) settleStatus(ctx context.Context, tx Tx, a usher.Actor, u usher.User) error {
+	groups, err := tx.GroupSubscriptionsOfUser(ctx, a.AccountID, u.ID)
+	if err != nil {
+		return err
+	}
+	subs, err := lockSeatsOf(ctx, tx, a, u.ID, groups...)
+	if err != nil {
+		return err
+	}
+	_, err = s.settle(ctx, tx, a, keysFor(u.ID, subs))
+	return err
 }
 
 // primaryAdminTargetGuard refuses to edit or delete a primary admin unless

@@ -279,6 +279,11 @@ type Assignment struct {
 	SubscriptionID int64     `json:"subscription_id"`
 	Services       []string  `json:"services"`
 	AssignedAt     time.Time `json:"assigned_at"`
+	// Direct is true when the seat was assigned to the user themself;
+	// Groups lists the groups that also give it. The seat is freed when
+	// the last of them goes.
+	Direct bool    `json:"direct"`
+	Groups []int64 `json:"groups"`
 }
 
 // AuditEntry records one change: who did what to whom, before and after.
