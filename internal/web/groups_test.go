@@ -1,9 +1,11 @@
 package web_test
 
 import (
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -241,4 +243,62 @@ func countDirect(c *client, ids []int64, subID int64) int {
 		}
 	}
 	return n
+}
+
+// TestUsageReportSaysHowSeatsReachUsers: the report (JSON and CSV) names
+// each seat's sources, and unassigning a group-held seat from it excludes
+// the user from the group's assignment.
+func TestUsageReportSaysHowSeatsReachUsers(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		u := newUsageEnv(t, db, 0)
+		c := u.admin
+		both := u.seat("both@acme.test", u.std)
+		viaGroup := c.createUser("group@acme.test")
+		var g groupJSON
+		c.ok(http.StatusCreated, "POST", "/api/v1/groups", map[string]any{"name": "=Design"}, &g)
+		c.ok(http.StatusOK, "PUT", "/api/v1/groups/"+itoa(g.ID)+"/subscriptions/"+itoa(u.std.ID), map[string]any{}, nil)
+		c.ok(http.StatusOK, "POST", "/api/v1/groups/"+itoa(g.ID)+"/members", map[string]any{"user_ids": []int64{both.ID, viaGroup.ID}}, nil)
+
+		var rep struct {
+			Rows []struct {
+				Email   string             `json:"email"`
+				Sources []usher.SeatSource `json:"sources"`
+			} `json:"rows"`
+		}
+		c.ok(http.StatusOK, "GET", "/api/v1/reports/usage?product=draftpro&sort=email", nil, &rep)
+		got := map[string][]usher.SeatSource{}
+		for _, r := range rep.Rows {
+			got[r.Email] = r.Sources
+		}
+		if s := got["both@acme.test"]; len(s) != 2 || !s[0].Direct || s[1].GroupName != "=Design" {
+			t.Fatalf("both: %+v", s)
+		}
+		if s := got["group@acme.test"]; len(s) != 1 || s[0].GroupID != g.ID {
+			t.Fatalf("via group: %+v", s)
+		}
+		if s := got["admin@acme.test"]; len(s) != 1 || !s[0].Direct {
+			t.Fatalf("admin: %+v", s)
+		}
+		r := c.do("GET", "/api/v1/reports/usage?product=draftpro&sort=email", nil, "Accept", "text/csv")
+		recs, err := csv.NewReader(strings.NewReader(string(r.Body))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bySource := map[string]string{}
+		for _, rec := range recs[1:] {
+			bySource[rec[1]] = rec[12]
+		}
+		if bySource["both@acme.test"] != "direct; group =Design" || bySource["group@acme.test"] != "group =Design" {
+			t.Fatalf("CSV sources: %q", bySource)
+		}
+
+		c.ok(http.StatusOK, "POST", "/api/v1/unassign", map[string]any{"items": []map[string]any{{"user_id": both.ID, "subscription_id": u.std.ID}}}, nil)
+		if a, _, _ := c.sources(both.ID, u.std.ID); a {
+			t.Fatal("unassigning a seat held directly and through a group kept it")
+		}
+		c.ok(http.StatusOK, "GET", "/api/v1/groups/"+itoa(g.ID), nil, &g)
+		if len(g.Exclusions) != 1 || g.Exclusions[0].UserID != both.ID {
+			t.Fatalf("exclusions: %+v", g.Exclusions)
+		}
+	})
 }
