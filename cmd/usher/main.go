@@ -50,6 +50,8 @@ Commands:
   account list     list accounts
   user set-password
                    set a user's console password, or print a one-time link
+  group            list, create, change and delete groups, their members and the
+                   subscriptions they hold (usher group --help)
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
@@ -69,7 +71,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	out := []command{
 		{"serve", serveHelp, runServe},
 		{"migrate", migrateHelp, runMigrate},
 		{"account create", accountCreateHelp, runAccountCreate},
@@ -83,6 +85,12 @@ func commands() []command {
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
 		{"version", versionHelp, runVersion},
 	}
+	for name, g := range groupCommands {
+		out = append(out, command{"group " + name, g.help, func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return runGroupCommand(ctx, name, args, stdout)
+		}})
+	}
+	return out
 }
 
 // run is the whole program minus process concerns, so tests call it in-process.
@@ -115,6 +123,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, userHelp)
 				return exitOK
 			}
+			if name == "group" {
+				fmt.Fprint(stdout, groupHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -129,6 +141,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "group":
+		return runGroup(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

@@ -406,3 +406,17 @@ func (s *Service) RevokeRole(ctx context.Context, a usher.Actor, g usher.RoleGra
 	}
 	return nil
 }
+
+// UserByEmail finds a user of the actor's account by email, for the command
+// line and imports.
+func (s *Service) UserByEmail(ctx context.Context, a usher.Actor, email string) (usher.User, error) {
+	if !CanAny(a, ViewUsers) {
+		return usher.User{}, usher.Errorf(usher.ENOTFOUND, "user %s not found", email)
+	}
+	var u usher.User
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		u, err = tx.UserByEmail(ctx, a.AccountID, usher.NormalizeEmail(email))
+		return err
+	})
+	return u, err
+}
