@@ -50,6 +50,7 @@ Commands:
   account list     list accounts
   user set-password
                    set a user's console password, or print a one-time link
+  user import      import users from CSV: names, groups, roles, seats; --dry-run
   group            list, create, change and delete groups, their members and the
                    subscriptions they hold (usher group --help)
   notifications    show, set up, edit or turn off an admin's usage notifications;
@@ -83,6 +84,7 @@ func commands() []command {
 		{"usage import", usageImportHelp, runUsageImport},
 		{"bench", benchHelp, runBench},
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
+		{"user import", userImportHelp, runUserImport},
 		{"version", versionHelp, runVersion},
 	}
 	for name, g := range groupCommands {

@@ -347,36 +347,42 @@ func (s *Service) Assign(ctx context.Context, a usher.Actor, userID, subscriptio
 		if err := p.Err(); err != nil {
 			return err
 		}
-		if u.Status != usher.UserActive {
-			return usher.Errorf(usher.ECONFLICT, "user %s is disabled and cannot be assigned a seat", u.Email)
-		}
-		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, userID)
-		if err != nil {
-			return err
-		}
-		for _, as := range seats {
-			if as.SubscriptionID != sub.ID {
-				continue
-			}
-			if as.Direct {
-				return usher.Errorf(usher.ECONFLICT, "user already holds a seat of this subscription")
-			}
-			// Held through groups: the same seat becomes direct too.
-			if err := tx.SetSeatSources(ctx, a.AccountID, u.ID, sub.ID, true, as.Groups); err != nil {
-				return err
-			}
-			return s.audit(ctx, tx, a, "seat.sources", u, sub.ID, sourcesView{false, orNone(as.Groups)}, sourcesView{true, orNone(as.Groups)})
-		}
-		if err := s.assignSeat(ctx, tx, a, u, sub, services); err != nil {
-			return err
-		}
-		_, err = s.settle(ctx, tx, a, []seatKey{{u.ID, sub.ID}})
-		return err
+		return s.assignDirect(ctx, tx, a, u, sub, services)
 	})
 	if err != nil {
 		return fmt.Errorf("assign user %d to subscription %d: %w", userID, subscriptionID, err)
 	}
 	return nil
+}
+
+// assignDirect gives u a direct seat of sub: a new seat, or the seat they
+// hold through groups, which then also counts as direct.
+func (s *Service) assignDirect(ctx context.Context, tx Tx, a usher.Actor, u usher.User, sub usher.Subscription, services []string) error {
+	if u.Status != usher.UserActive {
+		return usher.Errorf(usher.ECONFLICT, "user %s is disabled and cannot be assigned a seat", u.Email)
+	}
+	seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, as := range seats {
+		if as.SubscriptionID != sub.ID {
+			continue
+		}
+		if as.Direct {
+			return usher.Errorf(usher.ECONFLICT, "user already holds a seat of this subscription")
+		}
+		// Held through groups: the same seat becomes direct too.
+		if err := tx.SetSeatSources(ctx, a.AccountID, u.ID, sub.ID, true, as.Groups); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "seat.sources", u, sub.ID, sourcesView{false, orNone(as.Groups)}, sourcesView{true, orNone(as.Groups)})
+	}
+	if err := s.assignSeat(ctx, tx, a, u, sub, services); err != nil {
+		return err
+	}
+	_, err = s.settle(ctx, tx, a, []seatKey{{u.ID, sub.ID}})
+	return err
 }
 
 // UnassignItem names what to take from one user on one subscription. With
