@@ -53,6 +53,8 @@ Commands:
   user import      import users from CSV: names, groups, roles, seats; --dry-run
   group            list, create, change and delete groups, their members and the
                    subscriptions they hold (usher group --help)
+  sso              show, set up, edit or turn off an account's single sign-on
+                   (OpenID Connect)
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
@@ -87,6 +89,9 @@ func commands() []command {
 		{"bench", benchHelp, runBench},
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
 		{"user import", userImportHelp, runUserImport},
+		{"sso show", ssoShowHelp, runSSOShow},
+		{"sso set", ssoSetHelp, runSSOSet},
+		{"sso off", ssoOffHelp, runSSOOff},
 		{"version", versionHelp, runVersion},
 	}
 	for name, g := range groupCommands {
@@ -131,6 +136,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, groupHelp)
 				return exitOK
 			}
+			if name == "sso" {
+				fmt.Fprint(stdout, ssoHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -145,6 +154,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "sso":
+		return runSSO(ctx, args[1:], stdout, stderr)
 	case "group":
 		return runGroup(ctx, args[1:], stdout, stderr)
 	}

@@ -85,7 +85,9 @@ func (s *Service) ListGroups(ctx context.Context, a usher.Actor, q, cursor strin
 	var p usher.Problems
 	limit = checkLimit(&p, limit)
 	var c groupCursor
-	DecodeCursor(&p, cursor, &c)
+	if err := s.cursors.Decode(ctx, &p, CursorGroups, a.AccountID, cursor, &c); err != nil {
+		return out, fmt.Errorf("list groups: %w", err)
+	}
 	if len(q) > 200 {
 		p.Add("q", "is longer than 200 characters")
 	}
@@ -100,7 +102,9 @@ func (s *Service) ListGroups(ctx context.Context, a usher.Actor, q, cursor strin
 		if len(gs) > limit {
 			gs = gs[:limit]
 			last := gs[limit-1]
-			out.NextCursor = EncodeCursor(groupCursor{Name: strings.ToLower(last.Name), ID: last.ID})
+			if out.NextCursor, err = s.cursors.Encode(ctx, CursorGroups, a.AccountID, groupCursor{Name: strings.ToLower(last.Name), ID: last.ID}); err != nil {
+				return err
+			}
 		}
 		out.Items = gs
 		return nil
@@ -351,7 +355,12 @@ func (s *Service) GroupMembers(ctx context.Context, a usher.Actor, groupID int64
 	var p usher.Problems
 	limit = checkLimit(&p, limit)
 	var c memberCursor
-	DecodeCursor(&p, cursor, &c)
+	// The group is part of the kind: a cursor of one group's members does
+	// not page another's.
+	kind := fmt.Sprintf("%s/%d", CursorGroupMembers, groupID)
+	if err := s.cursors.Decode(ctx, &p, kind, a.AccountID, cursor, &c); err != nil {
+		return out, fmt.Errorf("members of group %d: %w", groupID, err)
+	}
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -366,7 +375,9 @@ func (s *Service) GroupMembers(ctx context.Context, a usher.Actor, groupID int64
 		if len(ms) > limit {
 			ms = ms[:limit]
 			last := ms[limit-1]
-			out.NextCursor = EncodeCursor(memberCursor{Name: strings.ToLower(last.Name), ID: last.ID})
+			if out.NextCursor, err = s.cursors.Encode(ctx, kind, a.AccountID, memberCursor{Name: strings.ToLower(last.Name), ID: last.ID}); err != nil {
+				return err
+			}
 		}
 		out.Items = ms
 		return nil

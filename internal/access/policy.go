@@ -21,6 +21,7 @@ const (
 	ViewAudit          Action = "view_audit"           // read the audit log
 	ManageNotification Action = "manage_notifications" // usage notification settings
 	IngestUsage        Action = "ingest_usage"         // send usage events
+	ManageSSO          Action = "manage_sso"           // single sign-on (OpenID Connect) settings of the account
 	ManageGroups       Action = "manage_groups"        // create, edit, delete groups and their members and assignments
 )
 
@@ -35,7 +36,8 @@ var matrix = map[usher.Role]map[Action]bool{
 	usher.RolePrimaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
-		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true, ManageGroups: true,
+		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true,
+		ManageSSO: true, ManageGroups: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,

@@ -60,6 +60,8 @@ type WaiterFilter struct {
 // Every method that takes an accountID confines itself to that account and
 // answers usher.ENOTFOUND for objects of other accounts.
 type Tx interface {
+	KeyTx // the key that signs cursors
+
 	CreateAccount(ctx context.Context, a *usher.Account) error
 	AccountByID(ctx context.Context, id int64) (usher.Account, error)
 	ListAccounts(ctx context.Context) ([]usher.Account, error)
