@@ -372,6 +372,7 @@ var AuditActions = []string{
 	"token.create",
 	"password.set",
 	"notification.turn_on", "notification.edit", "notification.turn_off",
+	"sso.set", "sso.off",
 	"group.create", "group.update", "group.delete", "group.member.add", "group.member.remove",
 	"group.assign", "group.assignment.update", "group.unassign", "group.exclude", "group.include",
 	"seat.sources", "seat.wait", "seat.wait.end",
