@@ -52,6 +52,9 @@ Commands:
                    set a user's console password, or print a one-time link
   token create|list|revoke
                    make, list or revoke a user's API tokens
+  user import      import users from CSV: names, groups, roles, seats; --dry-run
+  group            list, create, change and delete groups, their members and the
+                   subscriptions they hold (usher group --help)
   sso              show, set up, edit or turn off an account's single sign-on
                    (OpenID Connect)
   notifications    show, set up, edit or turn off an admin's usage notifications;
@@ -73,7 +76,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	out := []command{
 		{"serve", serveHelp, runServe},
 		{"migrate", migrateHelp, runMigrate},
 		{"backup", backupHelp, runBackup},
@@ -90,11 +93,18 @@ func commands() []command {
 		{"token create", tokenCreateHelp, runTokenCreate},
 		{"token list", tokenListHelp, runTokenList},
 		{"token revoke", tokenRevokeHelp, runTokenRevoke},
+		{"user import", userImportHelp, runUserImport},
 		{"sso show", ssoShowHelp, runSSOShow},
 		{"sso set", ssoSetHelp, runSSOSet},
 		{"sso off", ssoOffHelp, runSSOOff},
 		{"version", versionHelp, runVersion},
 	}
+	for name, g := range groupCommands {
+		out = append(out, command{"group " + name, g.help, func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return runGroupCommand(ctx, name, args, stdout)
+		}})
+	}
+	return out
 }
 
 // run is the whole program minus process concerns, so tests call it in-process.
@@ -131,6 +141,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, tokenHelp)
 				return exitOK
 			}
+			if name == "group" {
+				fmt.Fprint(stdout, groupHelp)
+				return exitOK
+			}
 			if name == "sso" {
 				fmt.Fprint(stdout, ssoHelp)
 				return exitOK
@@ -153,6 +167,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runToken(ctx, args[1:], stdout, stderr)
 	case "sso":
 		return runSSO(ctx, args[1:], stdout, stderr)
+	case "group":
+		return runGroup(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

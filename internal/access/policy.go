@@ -25,6 +25,7 @@ const (
 	ViewTokens         Action = "view_tokens"          // list every API token of the account, with its owner
 	RevokeTokens       Action = "revoke_tokens"        // revoke any API token of the account
 	ManageSSO          Action = "manage_sso"           // single sign-on (OpenID Connect) settings of the account
+	ManageGroups       Action = "manage_groups"        // create, edit, delete groups and their members and assignments
 )
 
 // Everyone may list, create and revoke their own API tokens; ViewTokens and
@@ -48,12 +49,12 @@ var matrix = map[usher.Role]map[Action]bool{
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true,
-		ViewTokens: true, RevokeTokens: true, ViewNotification: true, ManageSSO: true,
+		ViewTokens: true, RevokeTokens: true, ViewNotification: true, ManageSSO: true, ManageGroups: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
-		ViewReports: true, ViewAudit: true, IngestUsage: true,
+		ViewReports: true, ViewAudit: true, IngestUsage: true, ManageGroups: true,
 	},
 	usher.RoleContractManager: {
 		ViewUsers: true, AppointCoordinator: true, ViewSubscription: true, ManageSeats: true, ViewReports: true,

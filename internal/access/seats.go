@@ -19,6 +19,12 @@ type SubscriptionAccess struct {
 	AssignedAt   *time.Time         `json:"assigned_at,omitempty"`
 	Services     []string           `json:"services"`
 	Benefits     []string           `json:"benefits"`
+	// Sources says how a held seat reaches the user: directly and/or
+	// through groups. Empty when not assigned.
+	Sources []usher.SeatSource `json:"sources"`
+	// Waiting is true when the user's groups give them this subscription
+	// but no seat was free; they are seated oldest first.
+	Waiting bool `json:"waiting"`
 	// Editable says whether the actor may change this entry.
 	Editable bool `json:"editable"`
 }
@@ -71,24 +77,48 @@ func (s *Service) view(ctx context.Context, tx Tx, a usher.Actor, userID int64) 
 	if err != nil {
 		return UserAccess{}, err
 	}
-	return buildView(a, u, held, benefits, subs), nil
+	g, err := groupings(ctx, tx, a.AccountID, userID)
+	if err != nil {
+		return UserAccess{}, err
+	}
+	return buildView(a, u, held, benefits, subs, g), nil
+}
+
+// grouping is what a view shows of the user's groups: their names, and the
+// subscriptions the user waits for.
+type grouping struct {
+	groups []usher.Group
+	waits  []usher.Waiter
+}
+
+func groupings(ctx context.Context, tx Tx, accountID, userID int64) (grouping, error) {
+	var g grouping
+	var err error
+	if g.groups, err = tx.GroupsOfUser(ctx, accountID, userID); err != nil {
+		return g, err
+	}
+	g.waits, err = tx.Waiters(ctx, accountID, WaiterFilter{UserID: userID})
+	return g, err
 }
 
 // buildView is the access of u as actor a sees it, from what storage holds.
-func buildView(a usher.Actor, u usher.User, held map[int64]usher.Assignment, benefits map[int64][]string, subs []usher.Subscription) UserAccess {
+func buildView(a usher.Actor, u usher.User, held map[int64]usher.Assignment, benefits map[int64][]string, subs []usher.Subscription, g grouping) UserAccess {
 	self := u.ID == a.UserID && seesOwn(a)
 	out := UserAccess{User: u, Subscriptions: []SubscriptionAccess{}}
 	for _, sub := range subs {
 		as, assigned := held[sub.ID]
-		visible := Can(a, ManageSeats, sub.ID) || (self && (assigned || len(benefits[sub.ID]) > 0))
+		wait := slices.ContainsFunc(g.waits, func(w usher.Waiter) bool { return w.SubscriptionID == sub.ID })
+		visible := Can(a, ManageSeats, sub.ID) || (self && (assigned || wait || len(benefits[sub.ID]) > 0))
 		if !visible {
 			continue
 		}
-		e := SubscriptionAccess{Subscription: sub, Assigned: assigned, Services: []string{}, Benefits: orEmpty(benefits[sub.ID]), Editable: Can(a, ManageSeats, sub.ID)}
+		e := SubscriptionAccess{Subscription: sub, Assigned: assigned, Services: []string{}, Benefits: orEmpty(benefits[sub.ID]),
+			Sources: []usher.SeatSource{}, Waiting: wait, Editable: Can(a, ManageSeats, sub.ID)}
 		if assigned {
 			at := as.AssignedAt
 			e.AssignedAt = &at
 			e.Services = orEmpty(as.Services)
+			e.Sources = seatSources(as, g.groups)
 		}
 		out.Subscriptions = append(out.Subscriptions, e)
 	}
@@ -107,8 +137,12 @@ func accessVersion(ua UserAccess) string {
 			at = e.AssignedAt.UnixMilli()
 		}
 		services, benefits := slices.Sorted(slices.Values(e.Services)), slices.Sorted(slices.Values(e.Benefits))
-		fmt.Fprintf(h, "sub %d editable=%t assigned=%t at=%d services=%s benefits=%s\n",
-			e.Subscription.ID, e.Editable, e.Assigned, at, strings.Join(services, ","), strings.Join(benefits, ","))
+		fmt.Fprintf(h, "sub %d editable=%t assigned=%t at=%d services=%s benefits=%s waiting=%t sources=",
+			e.Subscription.ID, e.Editable, e.Assigned, at, strings.Join(services, ","), strings.Join(benefits, ","), e.Waiting)
+		for _, src := range e.Sources {
+			fmt.Fprintf(h, "%t/%d,", src.Direct, src.GroupID)
+		}
+		fmt.Fprintln(h)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
@@ -120,6 +154,24 @@ func checkVersion(now UserAccess, ifMatch []string) error {
 		return nil
 	}
 	return usher.Errorf(usher.EPRECONDITION, "the access of user %d has changed since you read it (its version is now %s); read it again and repeat your change", now.User.ID, now.Version)
+}
+
+// seatSources names the sources of a held seat.
+func seatSources(as usher.Assignment, groups []usher.Group) []usher.SeatSource {
+	out := []usher.SeatSource{}
+	if as.Direct {
+		out = append(out, usher.SeatSource{Direct: true})
+	}
+	for _, id := range as.Groups {
+		src := usher.SeatSource{GroupID: id}
+		for _, g := range groups {
+			if g.ID == id {
+				src.GroupName = g.Name
+			}
+		}
+		out = append(out, src)
+	}
+	return out
 }
 
 // MaxSubscriptionsPerAccount bounds the subscriptions an access view walks.
@@ -204,13 +256,20 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 	}
 	var out UserAccess
 	err := s.store.Write(ctx, func(tx Tx) error {
-		// Every seat this may change is locked in the one global order
-		// before it is read (lockedHoldings).
-		wantIDs := make([]int64, len(want))
-		for i, c := range want {
-			wantIDs[i] = c.SubscriptionID
+		// Lock what may change before reading it, in the one global order:
+		// the user, then the subscriptions the user holds or waits for and
+		// those the request names.
+		if err := tx.LockUser(ctx, a.AccountID, userID); err != nil {
+			return err
 		}
-		u, held, benefits, err := s.lockedHoldings(ctx, tx, a.AccountID, userID, wantIDs)
+		named := make([]int64, len(want))
+		for i, c := range want {
+			named[i] = c.SubscriptionID
+		}
+		if _, err := lockSeatsOf(ctx, tx, a, userID, named...); err != nil {
+			return err
+		}
+		u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
 		if err != nil {
 			return err
 		}
@@ -218,9 +277,14 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 		if err != nil {
 			return err
 		}
-		if err := checkVersion(buildView(a, u, held, benefits, subs), ifMatch); err != nil {
+		g, err := groupings(ctx, tx, a.AccountID, userID)
+		if err != nil {
 			return err
 		}
+		if err := checkVersion(buildView(a, u, held, benefits, subs, g), ifMatch); err != nil {
+			return err
+		}
+		var touched []seatKey
 		byID := make(map[int64]usher.Subscription, len(subs))
 		for _, sub := range subs {
 			byID[sub.ID] = sub
@@ -263,9 +327,13 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 					return err
 				}
 			case !c.Assigned && has:
-				if err := s.unassignSeat(ctx, tx, a, u, sub, as); err != nil {
+				// A seat held through groups is taken by excluding the user
+				// from those groups' assignments (see takeSeat).
+				if err := s.takeSeat(ctx, tx, a, u, as); err != nil {
 					return err
 				}
+				touched = append(touched, seatKey{u.ID, sub.ID})
+				continue
 			case has && !sameSet(as.Services, c.Services):
 				if err := tx.SetAssignmentServices(ctx, a.AccountID, u.ID, sub.ID, c.Services); err != nil {
 					return err
@@ -276,6 +344,28 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 			}
 			if !sameSet(benefits[sub.ID], c.Benefits) {
 				if err := s.setBenefits(ctx, tx, a, u, sub.ID, benefits[sub.ID], c.Benefits); err != nil {
+					return err
+				}
+			}
+			if c.Assigned && !has {
+				touched = append(touched, seatKey{u.ID, sub.ID})
+			}
+		}
+		if _, err := s.settle(ctx, tx, a, touched); err != nil {
+			return err
+		}
+		// Benefits asked for a seat that was taken stay as asked.
+		for _, k := range touched {
+			c := wanted[k.sub]
+			if c.Assigned {
+				continue
+			}
+			all, err := tx.BenefitsOfUser(ctx, a.AccountID, u.ID)
+			if err != nil {
+				return err
+			}
+			if !sameSet(all[k.sub], c.Benefits) {
+				if err := s.setBenefits(ctx, tx, a, u, k.sub, all[k.sub], c.Benefits); err != nil {
 					return err
 				}
 			}
@@ -375,21 +465,11 @@ func (s *Service) assignSeat(ctx context.Context, tx Tx, a usher.Actor, u usher.
 	if err := tx.ReserveSeat(ctx, a.AccountID, sub.ID); err != nil {
 		return err
 	}
-	as := usher.Assignment{AccountID: a.AccountID, UserID: u.ID, SubscriptionID: sub.ID, Services: orEmpty(services), AssignedAt: s.Now()}
+	as := usher.Assignment{AccountID: a.AccountID, UserID: u.ID, SubscriptionID: sub.ID, Services: orEmpty(services), AssignedAt: s.Now(), Direct: true, Groups: []int64{}}
 	if err := tx.InsertAssignment(ctx, as); err != nil {
 		return err
 	}
 	return s.audit(ctx, tx, a, "seat.assign", u, sub.ID, nil, as)
-}
-
-func (s *Service) unassignSeat(ctx context.Context, tx Tx, a usher.Actor, u usher.User, sub usher.Subscription, as usher.Assignment) error {
-	if err := tx.DeleteAssignment(ctx, a.AccountID, u.ID, sub.ID); err != nil {
-		return err
-	}
-	if err := tx.ReleaseSeat(ctx, a.AccountID, sub.ID); err != nil {
-		return err
-	}
-	return s.audit(ctx, tx, a, "seat.unassign", u, sub.ID, as, nil)
 }
 
 func (s *Service) setBenefits(ctx context.Context, tx Tx, a usher.Actor, u usher.User, subID int64, before, after []string) error {
@@ -428,9 +508,12 @@ func (s *Service) AddSeat(ctx context.Context, a usher.Actor, userID int64, in S
 		return out, forbidden("assign seats")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
-		// The user before the seat, the global lock order (LockSeats): no
-		// other change adds a seat to the user between the read and the add.
+		// The user before the subscription, the global lock order: no other
+		// change adds a seat to the user between the read and the add.
 		if err := tx.LockUser(ctx, a.AccountID, userID); err != nil {
+			return err
+		}
+		if err := tx.LockSubscriptions(ctx, a.AccountID, []int64{in.SubscriptionID}); err != nil {
 			return err
 		}
 		u, sub, now, err := s.seatTarget(ctx, tx, a, userID, in.SubscriptionID, "subscription_id", ifMatch)
@@ -449,13 +532,12 @@ func (s *Service) AddSeat(ctx context.Context, a usher.Actor, userID int64, in S
 				held = &now.Subscriptions[i]
 			}
 		}
-		if held != nil && held.Assigned {
+		direct := func(x usher.SeatSource) bool { return x.Direct }
+		if held != nil && held.Assigned && slices.ContainsFunc(held.Sources, direct) {
 			return usher.Errorf(usher.ECONFLICT, "%s holds a seat of contract %s already; change its services and benefits with PUT /api/v1/users/%d/access", u.Email, sub.ContractNumber, u.ID)
 		}
-		if u.Status != usher.UserActive {
-			return usher.Errorf(usher.ECONFLICT, "user %s is disabled and cannot be assigned a seat", u.Email)
-		}
-		if err := s.assignSeat(ctx, tx, a, u, sub, in.Services); err != nil {
+		// A seat held through groups becomes direct too; else a new seat.
+		if err := s.assignDirect(ctx, tx, a, u, sub, in.Services); err != nil {
 			return err
 		}
 		var before []string
@@ -510,12 +592,27 @@ func (s *Service) RemoveSeat(ctx context.Context, a usher.Actor, userID, subscri
 		if !held.Assigned {
 			return usher.Errorf(usher.ENOTFOUND, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
 		}
-		as := usher.Assignment{AccountID: a.AccountID, UserID: u.ID, SubscriptionID: sub.ID, Services: held.Services, AssignedAt: *held.AssignedAt}
-		if err := s.unassignSeat(ctx, tx, a, u, sub, as); err != nil {
+		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, u.ID)
+		if err != nil {
 			return err
 		}
-		if len(held.Benefits) > 0 {
-			if err := s.setBenefits(ctx, tx, a, u, sub.ID, held.Benefits, nil); err != nil {
+		for _, as := range seats {
+			if as.SubscriptionID == sub.ID {
+				// Every source goes: group ones by exclusion (see takeSeat).
+				if err := s.takeSeat(ctx, tx, a, u, as); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := s.settle(ctx, tx, a, []seatKey{{u.ID, sub.ID}}); err != nil {
+			return err
+		}
+		all, err := tx.BenefitsOfUser(ctx, a.AccountID, u.ID)
+		if err != nil {
+			return err
+		}
+		if len(all[sub.ID]) > 0 {
+			if err := s.setBenefits(ctx, tx, a, u, sub.ID, all[sub.ID], nil); err != nil {
 				return err
 			}
 		}
@@ -557,6 +654,44 @@ func (s *Service) seatTarget(ctx context.Context, tx Tx, a usher.Actor, userID, 
 		return usher.User{}, usher.Subscription{}, now, err
 	}
 	return now.User, sub, now, nil
+}
+
+// assignDirect gives u a direct seat of sub: a new seat, or the seat they
+// hold through groups, which then also counts as direct and gains services.
+func (s *Service) assignDirect(ctx context.Context, tx Tx, a usher.Actor, u usher.User, sub usher.Subscription, services []string) error {
+	if u.Status != usher.UserActive {
+		return usher.Errorf(usher.ECONFLICT, "user %s is disabled and cannot be assigned a seat", u.Email)
+	}
+	seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, as := range seats {
+		if as.SubscriptionID != sub.ID {
+			continue
+		}
+		if as.Direct {
+			return usher.Errorf(usher.ECONFLICT, "%s holds a seat of contract %s already", u.Email, sub.ContractNumber)
+		}
+		if err := tx.SetSeatSources(ctx, a.AccountID, u.ID, sub.ID, true, as.Groups); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, a, "seat.sources", u, sub.ID, sourcesView{false, orNone(as.Groups)}, sourcesView{true, orNone(as.Groups)}); err != nil {
+			return err
+		}
+		if more := union(as.Services, services); !sameSet(more, as.Services) {
+			if err := tx.SetAssignmentServices(ctx, a.AccountID, u.ID, sub.ID, more); err != nil {
+				return err
+			}
+			return s.audit(ctx, tx, a, "services.set", u, sub.ID, orEmpty(as.Services), more)
+		}
+		return nil
+	}
+	if err := s.assignSeat(ctx, tx, a, u, sub, services); err != nil {
+		return err
+	}
+	_, err = s.settle(ctx, tx, a, []seatKey{{u.ID, sub.ID}})
+	return err
 }
 
 // UnassignItem names what to take from one user on one subscription. With
@@ -613,6 +748,7 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 		// gone lists what the users no longer hold: a conflict with the
 		// current state rather than a wrong request.
 		var gone usher.Problems
+		var freedSubs []seatKey
 		type key struct{ u, s int64 }
 		seen := map[key]bool{}
 		users := map[int64]bool{}
@@ -687,17 +823,15 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 		for _, w := range todo {
 			it := w.item
 			if len(it.Services) == 0 && len(it.Benefits) == 0 {
-				if err := s.unassignSeat(ctx, tx, a, w.user, w.sub, w.as); err != nil {
+				// Every source of the seat goes: the direct one, and each
+				// group's by an exclusion (reversible, see takeSeat).
+				if err := s.takeSeat(ctx, tx, a, w.user, w.as); err != nil {
 					return err
 				}
+				freedSubs = append(freedSubs, seatKey{w.user.ID, w.sub.ID})
 				res.Seats++
 				res.Services += len(w.as.Services)
-				if len(w.benefits) > 0 {
-					if err := s.setBenefits(ctx, tx, a, w.user, w.sub.ID, w.benefits, nil); err != nil {
-						return err
-					}
-					res.Benefits += len(w.benefits)
-				}
+				res.Benefits += len(w.benefits)
 			} else {
 				if len(it.Services) > 0 {
 					left := slices.DeleteFunc(slices.Clone(w.as.Services), func(c string) bool { return slices.Contains(it.Services, c) })
@@ -718,6 +852,25 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 				}
 			}
 			users[w.user.ID] = true
+		}
+		if _, err := s.settle(ctx, tx, a, freedSubs); err != nil {
+			return err
+		}
+		// A taken seat takes its benefits with it, whoever gave them.
+		for _, k := range freedSubs {
+			all, err := tx.BenefitsOfUser(ctx, a.AccountID, k.user)
+			if err != nil {
+				return err
+			}
+			if len(all[k.sub]) > 0 {
+				u, err := tx.UserByID(ctx, a.AccountID, k.user)
+				if err != nil {
+					return err
+				}
+				if err := s.setBenefits(ctx, tx, a, u, k.sub, all[k.sub], nil); err != nil {
+					return err
+				}
+			}
 		}
 		res.Users = len(users)
 		return nil

@@ -212,3 +212,23 @@ func (s *Service) Subscription(ctx context.Context, a usher.Actor, id int64) (us
 	}
 	return out, nil
 }
+
+// SubscriptionByContract finds a subscription the actor may see by its
+// contract number, for the command line and imports.
+func (s *Service) SubscriptionByContract(ctx context.Context, a usher.Actor, number string) (usher.Subscription, error) {
+	var out usher.Subscription
+	err := s.store.Read(ctx, func(tx Tx) error {
+		subs, err := tx.ListSubscriptions(ctx, a.AccountID, SubscriptionFilter{IDs: VisibleSubscriptions(a, ViewSubscription), Limit: MaxSubscriptionsPerAccount})
+		if err != nil {
+			return err
+		}
+		for _, sub := range subs {
+			if strings.EqualFold(sub.ContractNumber, strings.TrimSpace(number)) {
+				out = sub
+				return nil
+			}
+		}
+		return usher.Errorf(usher.ENOTFOUND, "no contract numbered %s", number)
+	})
+	return out, err
+}

@@ -1,11 +1,8 @@
 package access
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/usherhq/usher/internal/usher"
@@ -186,7 +183,12 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 			return err
 		}
 		if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
-			return s.endCredentials(ctx, tx, a, u, "user disabled")
+			if err := s.endCredentials(ctx, tx, a, u, "user disabled"); err != nil {
+				return err
+			}
+		}
+		if u.Status != before.Status {
+			return s.settleStatus(ctx, tx, a, u)
 		}
 		return nil
 	})
@@ -212,11 +214,28 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
 			return err
 		}
-		_, held, _, err := s.lockedHoldings(ctx, tx, a.AccountID, id, nil)
+		if err := tx.LockUser(ctx, a.AccountID, id); err != nil {
+			return err
+		}
+		groups, err := tx.GroupsOfUser(ctx, a.AccountID, id)
 		if err != nil {
 			return err
 		}
-		seats := slices.SortedFunc(maps.Values(held), func(x, y usher.Assignment) int { return cmp.Compare(x.SubscriptionID, y.SubscriptionID) })
+		gids := make([]int64, len(groups))
+		for i, g := range groups {
+			gids[i] = g.ID
+		}
+		if err := tx.LockGroups(ctx, a.AccountID, gids); err != nil {
+			return err
+		}
+		subs, err := lockSeatsOf(ctx, tx, a, id)
+		if err != nil {
+			return err
+		}
+		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, id)
+		if err != nil {
+			return err
+		}
 		for _, as := range seats {
 			if err := tx.DeleteAssignment(ctx, a.AccountID, id, as.SubscriptionID); err != nil {
 				return err
@@ -233,12 +252,38 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := tx.DeleteUser(ctx, a.AccountID, id); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil)
+		if err := s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil); err != nil {
+			return err
+		}
+		// The freed seats go to their subscriptions' waiters.
+		for _, sub := range subs {
+			if err := s.seatWaiters(ctx, tx, a, sub); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete user %d: %w", id, err)
 	}
 	return nil
+}
+
+// settleStatus applies a change of the user's status to their seats: a
+// disabled user holds no seat and waits for none (their seats go to the
+// subscriptions' waiters); a re-enabled one gets again the seats their
+// groups give, or waits for them. Direct seats do not come back.
+func (s *Service) settleStatus(ctx context.Context, tx Tx, a usher.Actor, u usher.User) error {
+	groups, err := tx.GroupSubscriptionsOfUser(ctx, a.AccountID, u.ID)
+	if err != nil {
+		return err
+	}
+	subs, err := lockSeatsOf(ctx, tx, a, u.ID, groups...)
+	if err != nil {
+		return err
+	}
+	_, err = s.settle(ctx, tx, a, keysFor(u.ID, subs))
+	return err
 }
 
 // primaryAdminTargetGuard refuses to edit or delete a primary admin unless
@@ -389,4 +434,18 @@ func (s *Service) RevokeRole(ctx context.Context, a usher.Actor, g usher.RoleGra
 		return fmt.Errorf("revoke %s: %w", g.Role, err)
 	}
 	return nil
+}
+
+// UserByEmail finds a user of the actor's account by email, for the command
+// line and imports.
+func (s *Service) UserByEmail(ctx context.Context, a usher.Actor, email string) (usher.User, error) {
+	if !CanAny(a, ViewUsers) {
+		return usher.User{}, usher.Errorf(usher.ENOTFOUND, "user %s not found", email)
+	}
+	var u usher.User
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		u, err = tx.UserByEmail(ctx, a.AccountID, usher.NormalizeEmail(email))
+		return err
+	})
+	return u, err
 }

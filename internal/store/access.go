@@ -820,8 +820,8 @@ func (tx *Tx) ReleaseSeat(ctx context.Context, accountID, subscriptionID int64) 
 // It does not reserve the seat; call ReserveSeat in the same transaction.
 func (tx *Tx) InsertAssignment(ctx context.Context, a usher.Assignment) error {
 	_, err := tx.exec(ctx, `
-		INSERT INTO assignments (account_id, user_id, subscription_id, assigned_at) VALUES (?, ?, ?, ?)`,
-		a.AccountID, a.UserID, a.SubscriptionID, millis(a.AssignedAt))
+		INSERT INTO assignments (account_id, user_id, subscription_id, assigned_at, direct) VALUES (?, ?, ?, ?, ?)`,
+		a.AccountID, a.UserID, a.SubscriptionID, millis(a.AssignedAt), a.Direct)
 	switch {
 	case isUniqueViolation(err):
 		return usher.Errorf(usher.ECONFLICT, "user already holds a seat of this subscription")
@@ -831,6 +831,9 @@ func (tx *Tx) InsertAssignment(ctx context.Context, a usher.Assignment) error {
 		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
 	}
 	if err := tx.insertServices(ctx, a.AccountID, a.UserID, a.SubscriptionID, a.Services); err != nil {
+		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
+	}
+	if err := tx.insertSeatGroups(ctx, a.AccountID, a.UserID, a.SubscriptionID, a.Groups); err != nil {
 		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
 	}
 	tx.seats.assigned++
@@ -898,16 +901,16 @@ func (tx *Tx) SetAssignmentServices(ctx context.Context, accountID, userID, subs
 // its services in code order: two queries.
 func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([]usher.Assignment, error) {
 	rows, err := tx.query(ctx, `
-		SELECT account_id, user_id, subscription_id, assigned_at FROM assignments
+		SELECT account_id, user_id, subscription_id, assigned_at, direct FROM assignments
 		WHERE account_id = ? AND user_id = ?
 		ORDER BY subscription_id`, accountID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
 	}
 	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usher.Assignment, error) {
-		a := usher.Assignment{Services: []string{}}
+		a := usher.Assignment{Services: []string{}, Groups: []int64{}}
 		var at int64
-		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at)
+		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct)
 		a.AssignedAt = fromMillis(at)
 		return a, err
 	})
@@ -937,6 +940,27 @@ func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([
 		}
 		if i, ok := index[subID]; ok {
 			out[i].Services = append(out[i].Services, code)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+	}
+	rows.Close()
+	rows, err = tx.query(ctx, `
+		SELECT subscription_id, group_id FROM seat_group_sources
+		WHERE account_id = ? AND user_id = ?
+		ORDER BY subscription_id, group_id`, accountID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var subID, groupID int64
+		if err := rows.Scan(&subID, &groupID); err != nil {
+			return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+		}
+		if i, ok := index[subID]; ok {
+			out[i].Groups = append(out[i].Groups, groupID)
 		}
 	}
 	if err := rows.Err(); err != nil {

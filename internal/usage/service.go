@@ -427,8 +427,12 @@ func (s *Service) row(r RawRow, rg Range, today Day) ReportRow {
 	out := ReportRow{
 		UserID: r.UserID, Name: r.Name, Email: r.Email, Product: r.ProductCode, ProductName: r.ProductName,
 		SubscriptionID: r.SubscriptionID, ContractNumber: r.ContractNumber, Plan: r.Plan, AssignedAt: r.AssignedAt,
-		DaysUsed: r.DaysUsed,
+		DaysUsed: r.DaysUsed, Sources: []usher.SeatSource{},
 	}
+	if r.Direct {
+		out.Sources = append(out.Sources, usher.SeatSource{Direct: true})
+	}
+	out.Sources = append(out.Sources, r.Groups...)
 	if r.LastDay != nil {
 		d := r.LastDay.Date()
 		out.LastUsed = &d

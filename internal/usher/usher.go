@@ -298,6 +298,11 @@ type Assignment struct {
 	SubscriptionID int64     `json:"subscription_id"`
 	Services       []string  `json:"services"`
 	AssignedAt     time.Time `json:"assigned_at"`
+	// Direct is true when the seat was assigned to the user themself;
+	// Groups lists the groups that also give it. The seat is freed when
+	// the last of them goes.
+	Direct bool    `json:"direct"`
+	Groups []int64 `json:"groups"`
 }
 
 // AuditEntry records one change: who did what to whom, before and after.
@@ -419,6 +424,9 @@ var AuditActions = []string{
 	"password.set",
 	"notification.turn_on", "notification.edit", "notification.turn_off",
 	"sso.set", "sso.off",
+	"group.create", "group.update", "group.delete", "group.member.add", "group.member.remove",
+	"group.assign", "group.assignment.update", "group.unassign", "group.exclude", "group.include",
+	"seat.sources", "seat.wait", "seat.wait.end",
 }
 
 // ValidAuditAction reports whether action is one of AuditActions.
