@@ -21,6 +21,7 @@ const (
 	ViewAudit          Action = "view_audit"           // read the audit log
 	ManageNotification Action = "manage_notifications" // usage notification settings
 	IngestUsage        Action = "ingest_usage"         // send usage events
+	Provision          Action = "provision"            // create, update and deprovision users as an identity provider (SCIM)
 )
 
 // perSubscription marks the actions checked against one subscription.
@@ -34,12 +35,12 @@ var matrix = map[usher.Role]map[Action]bool{
 	usher.RolePrimaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
-		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true,
+		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true, Provision: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
-		ViewReports: true, ViewAudit: true, IngestUsage: true,
+		ViewReports: true, ViewAudit: true, IngestUsage: true, Provision: true,
 	},
 	usher.RoleContractManager: {
 		ViewUsers: true, AppointCoordinator: true, ViewSubscription: true, ManageSeats: true, ViewReports: true,
@@ -56,6 +57,11 @@ func Can(a usher.Actor, action Action, subscriptionID int64) bool {
 	if a.Scope == usher.ScopeIngest {
 		return action == IngestUsage && (a.HasAny(usher.RolePrimaryAdmin) || a.HasAny(usher.RoleSecondaryAdmin))
 	}
+	// A SCIM token provisions and does nothing else; provisioning needs one,
+	// so that what an identity provider does is told apart in the audit log.
+	if (a.Scope == usher.ScopeSCIM) != (action == Provision) {
+		return false
+	}
 	for _, g := range a.Grants {
 		if !matrix[g.Role][action] {
 			continue
@@ -70,7 +76,7 @@ func Can(a usher.Actor, action Action, subscriptionID int64) bool {
 // CanAny reports whether the actor may do a per-subscription action on at
 // least one subscription (or account-wide).
 func CanAny(a usher.Actor, action Action) bool {
-	if a.Scope == usher.ScopeIngest {
+	if a.Scope == usher.ScopeIngest || a.Scope == usher.ScopeSCIM {
 		return Can(a, action, 0)
 	}
 	for _, g := range a.Grants {
@@ -84,7 +90,7 @@ func CanAny(a usher.Actor, action Action) bool {
 // allSubscriptions reports whether the actor holds action account-wide, so
 // lists need not be narrowed to their subscriptions.
 func allSubscriptions(a usher.Actor, action Action) bool {
-	if a.Scope == usher.ScopeIngest {
+	if a.Scope == usher.ScopeIngest || a.Scope == usher.ScopeSCIM {
 		return false
 	}
 	for _, g := range a.Grants {

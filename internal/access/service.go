@@ -201,6 +201,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, 
 		}
 		actor, err = actorFor(ctx, tx, t.AccountID, t.UserID)
 		actor.Scope = t.Scope
+		if t.Scope == usher.ScopeSCIM {
+			actor.Client = t.Name
+		}
 		return err
 	})
 	return actor, err

@@ -100,6 +100,7 @@ type TokenScope string
 const (
 	ScopeFull   TokenScope = "full"   // everything the token's user may do
 	ScopeIngest TokenScope = "ingest" // send usage events, nothing else
+	ScopeSCIM   TokenScope = "scim"   // provision users through SCIM 2.0, nothing else
 )
 
 // Valid reports whether s is a known scope.
@@ -321,6 +322,9 @@ type Actor struct {
 	Email     string
 	Grants    []RoleGrant
 	Scope     TokenScope
+	// Client names the provisioning client acting with a SCIM token (the
+	// token's name), so the audit log tells its changes apart.
+	Client string
 }
 
 // System is the actor for work done by Usher itself or an operator on the

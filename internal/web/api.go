@@ -33,6 +33,9 @@ type Config struct {
 	// Console serves every path the API does not (the admin console, see
 	// package console); nil = those paths answer 404 problems.
 	Console http.Handler
+	// SCIM serves the SCIM 2.0 service provider under /scim/v2/ (package
+	// web/scim); nil leaves it out.
+	SCIM http.Handler
 }
 
 // DefaultMaxBody bounds JSON request bodies when Config.MaxBody is 0.
@@ -71,6 +74,9 @@ func NewHandler(cfg Config) http.Handler {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
+	if cfg.SCIM != nil {
+		mux.Handle("/scim/v2/", cfg.SCIM)
+	}
 	api := s.unrouted(mux)
 	if cfg.Console == nil {
 		return s.observe(s.apiHeaders(api))
@@ -199,7 +205,7 @@ func (s *server) apiHeaders(next http.Handler) http.Handler {
 }
 
 func isAPIPath(p string) bool {
-	return p == "/healthz" || p == "/metrics" || p == "/api/v1" || strings.HasPrefix(p, "/api/")
+	return p == "/healthz" || p == "/metrics" || p == "/api/v1" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/scim/")
 }
 
 // unrouted answers requests no route matches (404) or matches only with
