@@ -99,7 +99,7 @@ type ProvisionTx interface {
 	// DeleteSessionsOfUser signs the user out of the console everywhere.
 	DeleteSessionsOfUser(ctx context.Context, accountID, userID int64) error
 	// DeleteTokensOfUser revokes every API token of the user.
-	DeleteTokensOfUser(ctx context.Context, accountID, userID int64) error
+	DeleteTokensOfUser(ctx context.Context, accountID, userID int64) (int, error)
 }
 
 // provisioner is the actor as the audit log names a SCIM client.
@@ -388,7 +388,7 @@ func (s *Service) deprovision(ctx context.Context, tx Tx, a usher.Actor, u usher
 	if err := tx.DeleteSessionsOfUser(ctx, a.AccountID, u.ID); err != nil {
 		return err
 	}
-	if err := tx.DeleteTokensOfUser(ctx, a.AccountID, u.ID); err != nil {
+	if _, err := tx.DeleteTokensOfUser(ctx, a.AccountID, u.ID); err != nil {
 		return err
 	}
 	return s.audit(ctx, tx, pa, "user.deprovision", u, 0, nil, map[string]any{"seats_freed": freed})

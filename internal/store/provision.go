@@ -218,10 +218,11 @@ func (tx *Tx) SetScimIdentity(ctx context.Context, u access.ProvisionedUser) err
 	return nil
 }
 
-// DeleteTokensOfUser revokes every API token of the user.
-func (tx *Tx) DeleteTokensOfUser(ctx context.Context, accountID, userID int64) error {
-	if _, err := tx.exec(ctx, "DELETE FROM api_tokens WHERE account_id = ? AND user_id = ?", accountID, userID); err != nil {
-		return fmt.Errorf("delete tokens of user %d: %w", userID, err)
+// DeleteTokensOfUser removes every token of the user and says how many.
+func (tx *Tx) DeleteTokensOfUser(ctx context.Context, accountID, userID int64) (int, error) {
+	n, err := affected(tx.exec(ctx, "DELETE FROM api_tokens WHERE account_id = ? AND user_id = ?", accountID, userID))
+	if err != nil {
+		return 0, fmt.Errorf("delete tokens of user %d: %w", userID, err)
 	}
-	return nil
+	return int(n), nil
 }
