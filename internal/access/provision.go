@@ -203,6 +203,13 @@ func (in *Identity) validate() error {
 	return p.Err()
 }
 
+// taken is the conflict of a value another user holds; it names the field,
+// which SCIM answers as a uniqueness error.
+func taken(field, value string) error {
+	return &usher.Error{Code: usher.ECONFLICT, Message: "already taken",
+		Fields: []usher.FieldError{{Field: field, Reason: fmt.Sprintf("%s belongs to another user", value)}}}
+}
+
 // ProvisionUser creates a user for a SCIM client. A user the client
 // deleted earlier, with the same userName or email, is brought back
 // instead, so that their history stays one person's.
@@ -227,7 +234,7 @@ func (s *Service) ProvisionUser(ctx context.Context, a usher.Actor, in Identity)
 			out, err = s.applyIdentity(ctx, tx, a, prior, in, "user.provision")
 			return err
 		case err == nil:
-			return usher.Errorf(usher.ECONFLICT, "a user with userName %s already exists", in.UserName)
+			return taken("userName", in.UserName)
 		case usher.ErrorCode(err) != usher.ENOTFOUND:
 			return err
 		}
@@ -236,7 +243,9 @@ func (s *Service) ProvisionUser(ctx context.Context, a usher.Actor, in Identity)
 		if !in.Active {
 			u.Status = usher.UserDisabled
 		}
-		if err := tx.CreateUser(ctx, &u); err != nil {
+		if err := tx.CreateUser(ctx, &u); usher.ErrorCode(err) == usher.ECONFLICT {
+			return taken("emails", in.Email)
+		} else if err != nil {
 			return err
 		}
 		out = ProvisionedUser{User: u, State: ScimProvisioned, ExternalID: in.ExternalID, UserName: in.UserName, Profile: in.Profile}
@@ -274,7 +283,7 @@ func (s *Service) UpdateProvisionedUser(ctx context.Context, a usher.Actor, id i
 			return err
 		}
 		if other, err := tx.ProvisionedUserByUserName(ctx, a.AccountID, in.UserName); err == nil && other.ID != id {
-			return usher.Errorf(usher.ECONFLICT, "a user with userName %s already exists", in.UserName)
+			return taken("userName", in.UserName)
 		} else if err != nil && usher.ErrorCode(err) != usher.ENOTFOUND {
 			return err
 		}
@@ -320,7 +329,11 @@ func (s *Service) DeleteProvisionedUser(ctx context.Context, a usher.Actor, id i
 // changed, and deprovisions the user when they turn inactive.
 func (s *Service) applyIdentity(ctx context.Context, tx Tx, a usher.Actor, cur ProvisionedUser, in Identity, action string) (ProvisionedUser, error) {
 	pa := provisioner(a)
-	if err := primaryAdminTargetGuard(ctx, tx, a, cur.ID, "change"); err != nil {
+	// The token's scope allows only provisioning; its owner's roles say
+	// whom it may provision: only a primary admin's reaches primary admins.
+	owner := a
+	owner.Scope = usher.ScopeFull
+	if err := primaryAdminTargetGuard(ctx, tx, owner, cur.ID, "change"); err != nil {
 		return cur, err
 	}
 	next := cur
@@ -341,11 +354,15 @@ func (s *Service) applyIdentity(ctx context.Context, tx Tx, a usher.Actor, cur P
 	}
 	if next.User != cur.User {
 		next.UpdatedAt = s.Now()
-		if err := tx.UpdateUser(ctx, next.User); err != nil {
+		if err := tx.UpdateUser(ctx, next.User); usher.ErrorCode(err) == usher.ECONFLICT {
+			return cur, taken("emails", next.Email)
+		} else if err != nil {
 			return cur, err
 		}
 	}
-	if err := tx.SetScimIdentity(ctx, next); err != nil {
+	if err := tx.SetScimIdentity(ctx, next); usher.ErrorCode(err) == usher.ECONFLICT {
+		return cur, taken("userName", next.UserName)
+	} else if err != nil {
 		return cur, err
 	}
 	if err := s.audit(ctx, tx, pa, action, next.User, 0, identityView(cur), identityView(next)); err != nil {

@@ -54,8 +54,15 @@ func translate(e filter.Expression) (access.UserMatch, error) {
 func translateEmails(e filter.Expression) (access.UserMatch, error) {
 	switch x := e.(type) {
 	case *filter.AttributeExpression:
-		if !strings.EqualFold(x.AttributePath.AttributeName, "value") {
-			return access.UserMatch{}, badRequest("invalidFilter", "emails can be filtered on value only, not %s", x.AttributePath)
+		// Usher keeps one email, the work and primary one: a filter on
+		// type or primary is true of it or of nothing.
+		switch sub := strings.ToLower(x.AttributePath.AttributeName); {
+		case sub == "type" && x.Operator == filter.EQ:
+			return emailIs(strings.EqualFold(fmt.Sprint(x.CompareValue), "work")), nil
+		case sub == "primary" && x.Operator == filter.EQ:
+			return emailIs(x.CompareValue == true), nil
+		case sub != "value":
+			return access.UserMatch{}, badRequest("invalidFilter", "emails can be filtered on value, type and primary, not %s", x.AttributePath)
 		}
 		return compare(filter.AttributePath{AttributeName: "emails"}, x.Operator, x.CompareValue)
 	case *filter.LogicalExpression:
@@ -67,6 +74,15 @@ func translateEmails(e filter.Expression) (access.UserMatch, error) {
 		return access.UserMatch{Op: strings.ToLower(string(x.Operator)), Terms: []access.UserMatch{l, r}}, err
 	}
 	return access.UserMatch{}, badRequest("invalidFilter", "unsupported filter on emails: %v", e)
+}
+
+// emailIs matches every user (an email is required) or none.
+func emailIs(every bool) access.UserMatch {
+	m := access.UserMatch{Op: access.MatchPr, Attr: access.AttrEmail}
+	if every {
+		return m
+	}
+	return access.UserMatch{Op: access.MatchNot, Terms: []access.UserMatch{m}}
 }
 
 func compare(p filter.AttributePath, op filter.CompareOperator, value any) (access.UserMatch, error) {

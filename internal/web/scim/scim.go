@@ -151,9 +151,7 @@ func errorStatus(code string) (int, string) {
 	switch code {
 	case usher.EINVALID:
 		return http.StatusBadRequest, "invalidValue"
-	case usher.ECONFLICT:
-		return http.StatusConflict, "uniqueness"
-	case usher.ENOSEATS:
+	case usher.ECONFLICT, usher.ENOSEATS:
 		return http.StatusConflict, ""
 	case usher.EFORBIDDEN:
 		return http.StatusForbidden, ""
@@ -182,6 +180,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		var ue *usher.Error
 		if errors.As(err, &ue) {
 			body.Detail = ue.Error()
+			if ue.Code == usher.ECONFLICT && len(ue.Fields) > 0 {
+				body.ScimType = "uniqueness" // a value another resource holds
+			}
 		}
 	}
 	if status == http.StatusInternalServerError {
