@@ -102,12 +102,6 @@ type ProvisionTx interface {
 	DeleteTokensOfUser(ctx context.Context, accountID, userID int64) (int, error)
 }
 
-// provisioner is the actor as the audit log names a SCIM client.
-func provisioner(a usher.Actor) usher.Actor {
-	a.Email = "scim:" + a.Client
-	return a
-}
-
 func canProvision(a usher.Actor) error {
 	if !Can(a, Provision, 0) {
 		return forbidden("provision users (this needs a SCIM token of an admin)")
@@ -252,7 +246,7 @@ func (s *Service) ProvisionUser(ctx context.Context, a usher.Actor, in Identity)
 		if err := tx.SetScimIdentity(ctx, out); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, provisioner(a), "user.provision", u, 0, nil, identityView(out))
+		return s.audit(ctx, tx, a, "user.provision", u, 0, nil, identityView(out))
 	})
 	if err != nil {
 		return ProvisionedUser{}, fmt.Errorf("provision user %s: %w", in.UserName, err)
@@ -317,7 +311,7 @@ func (s *Service) DeleteProvisionedUser(ctx context.Context, a usher.Actor, id i
 		if err := tx.SetScimIdentity(ctx, after); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, provisioner(a), "user.scim_delete", after.User, 0, nil, identityView(after))
+		return s.audit(ctx, tx, a, "user.scim_delete", after.User, 0, nil, identityView(after))
 	})
 	if err != nil {
 		return fmt.Errorf("delete provisioned user %d: %w", id, err)
@@ -328,7 +322,6 @@ func (s *Service) DeleteProvisionedUser(ctx context.Context, a usher.Actor, id i
 // applyIdentity stores in over cur, audited as action when anything
 // changed, and deprovisions the user when they turn inactive.
 func (s *Service) applyIdentity(ctx context.Context, tx Tx, a usher.Actor, cur ProvisionedUser, in Identity, action string) (ProvisionedUser, error) {
-	pa := provisioner(a)
 	// The token's scope allows only provisioning; its owner's roles say
 	// whom it may provision: only a primary admin's reaches primary admins.
 	owner := a
@@ -365,7 +358,7 @@ func (s *Service) applyIdentity(ctx context.Context, tx Tx, a usher.Actor, cur P
 	} else if err != nil {
 		return cur, err
 	}
-	if err := s.audit(ctx, tx, pa, action, next.User, 0, identityView(cur), identityView(next)); err != nil {
+	if err := s.audit(ctx, tx, a, action, next.User, 0, identityView(cur), identityView(next)); err != nil {
 		return cur, err
 	}
 	if leaving {
@@ -383,14 +376,13 @@ func sameIdentity(x, y ProvisionedUser) bool {
 // deprovision ends what a disabled user holds: console sessions, API
 // tokens, seats and benefits, each freed seat audited, all in tx.
 func (s *Service) deprovision(ctx context.Context, tx Tx, a usher.Actor, u usher.User) error {
-	pa := provisioner(a)
 	_, held, benefits, err := s.holdings(ctx, tx, a.AccountID, u.ID)
 	if err != nil {
 		return err
 	}
 	freed := slices.Sorted(maps.Keys(held)) // in id order, so the audit log reads the same every time
 	for _, subID := range freed {
-		if err := s.unassignSeat(ctx, tx, pa, u, usher.Subscription{ID: subID}, held[subID]); err != nil {
+		if err := s.unassignSeat(ctx, tx, a, u, usher.Subscription{ID: subID}, held[subID]); err != nil {
 			return err
 		}
 	}
@@ -398,7 +390,7 @@ func (s *Service) deprovision(ctx context.Context, tx Tx, a usher.Actor, u usher
 		if len(benefits[subID]) == 0 {
 			continue
 		}
-		if err := s.setBenefits(ctx, tx, pa, u, subID, benefits[subID], nil); err != nil {
+		if err := s.setBenefits(ctx, tx, a, u, subID, benefits[subID], nil); err != nil {
 			return err
 		}
 	}
@@ -408,7 +400,7 @@ func (s *Service) deprovision(ctx context.Context, tx Tx, a usher.Actor, u usher
 	if _, err := tx.DeleteTokensOfUser(ctx, a.AccountID, u.ID); err != nil {
 		return err
 	}
-	return s.audit(ctx, tx, pa, "user.deprovision", u, 0, nil, map[string]any{"seats_freed": freed})
+	return s.audit(ctx, tx, a, "user.deprovision", u, 0, nil, map[string]any{"seats_freed": freed})
 }
 
 // identityView is how the audit log shows a provisioned user.

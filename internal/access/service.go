@@ -202,7 +202,8 @@ func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, 
 		actor, err = actorFor(ctx, tx, t.AccountID, t.UserID)
 		actor.Scope = t.Scope
 		if t.Scope == usher.ScopeSCIM {
-			actor.Client = t.Name
+			// The audit log names the provisioning client, not its owner.
+			actor.Client, actor.Email = t.Name, "scim:"+t.Name
 		}
 		return err
 	})

@@ -323,7 +323,8 @@ type Actor struct {
 	Grants    []RoleGrant
 	Scope     TokenScope
 	// Client names the provisioning client acting with a SCIM token (the
-	// token's name), so the audit log tells its changes apart.
+	// token's name); Email is then "scim:<name>", so the audit log tells
+	// the client's changes apart from its owner's.
 	Client string
 }
 
