@@ -27,7 +27,7 @@ minutes. Prints a Markdown table with the goals; see docs/performance.md.
 
 Then it measures usage notifications: one email to the primary admin of each
 of 1,000 accounts (at scale 1) through the scheduler, the mail package and a
-local SMTP server (aiosmtpd, from Debian's python3-aiosmtpd), against a bare
+local SMTP server (Postfix's smtp-sink, from Debian's postfix), against a bare
 go-mail loop sending the same message as often, as many at once, to the same
 server. Prints a second table.
 

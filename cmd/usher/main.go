@@ -207,10 +207,18 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
+// flagSetParsed, when a test sets it, is shown every flag set parse reads
+// and the environment variables bound to its flags: the documentation test
+// holds docs/configuration.md to the real flags this way.
+var flagSetParsed func(fs *flag.FlagSet, env map[string]string)
+
 // parse parses args into fs, prints help to stdout on -h/--help, applies the
 // environment to flags not given on the command line (flags win over env),
 // and refuses positional arguments.
 func parse(fs *flag.FlagSet, help string, args []string, stdout io.Writer, env map[string]string) error {
+	if flagSetParsed != nil {
+		flagSetParsed(fs, env)
+	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, help)
 		return errHelp

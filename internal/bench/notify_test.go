@@ -41,7 +41,7 @@ func TestRunNotifyDeliversEveryEmailOnce(t *testing.T) {
 	if err := bench.WriteNotify(&out, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| measure | goal | sqlite | postgres |", "| scheduler ÷ bare | ≥ 0.8 |", "| received by the sink (scheduler / bare) | 20 | 20 / 20 | 20 / 20 |", "aiosmtpd"} {
+	for _, want := range []string{"| measure | goal | sqlite | postgres |", "| scheduler ÷ bare | ≥ 0.8 |", "| received by the sink (scheduler / bare) | 20 | 20 / 20 | 20 / 20 |", "smtp-sink"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

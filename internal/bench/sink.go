@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,16 +11,18 @@ import (
 	"time"
 )
 
-// sinkPython is the interpreter with aiosmtpd: Debian's, not whichever
-// python3 comes first on PATH.
-const sinkPython = "/usr/bin/python3"
+// sinkBinary is Postfix's smtp-sink (Debian's postfix package): a C
+// server built to measure SMTP clients, so the benchmark's ratio measures
+// Usher rather than the sink. An earlier Python sink was the bottleneck of
+// both paths.
+const sinkBinary = "/usr/sbin/smtp-sink"
 
 // sinkKind names the SMTP server the notification benchmark sends to.
-const sinkKind = "aiosmtpd (Python, one process) storing each message in a Maildir"
+const sinkKind = "Postfix smtp-sink (C, one process) dumping each message to its own file"
 
-// sink is a real SMTP server on loopback that stores every message it
-// accepts in a Maildir, so the benchmark can count what arrived. Usher did
-// not write it: a mock would agree with whatever the client does.
+// sink is a real SMTP server on loopback that writes every message it
+// accepts to a file of its own, so the benchmark can count what arrived.
+// Usher did not write it: a mock would agree with whatever the client does.
 type sink struct {
 	addr    string
 	maildir string
@@ -30,11 +31,11 @@ type sink struct {
 	out     *bytes.Buffer
 }
 
-// startSink runs aiosmtpd with its Mailbox handler on a free loopback port,
-// storing into dir/maildir. stop must be called.
+// startSink runs smtp-sink on a free loopback port, dumping each message
+// into dir/maildir. stop must be called.
 func startSink(dir string) (*sink, error) {
-	if err := exec.Command(sinkPython, "-c", "import aiosmtpd").Run(); err != nil {
-		return nil, fmt.Errorf("SMTP sink: aiosmtpd is not available to %s (%w); install it with: apt-get install -y python3-aiosmtpd", sinkPython, err)
+	if _, err := os.Stat(sinkBinary); err != nil {
+		return nil, fmt.Errorf("SMTP sink: %s is missing (%w); install it with: apt-get install -y postfix", sinkBinary, err)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -46,11 +47,29 @@ func startSink(dir string) (*sink, error) {
 		done:    make(chan struct{}),
 		out:     &bytes.Buffer{},
 	}
-	s.cmd = exec.Command(sinkPython, "-m", "aiosmtpd", "-n", "-l", s.addr, "-c", "aiosmtpd.handlers.Mailbox", s.maildir)
+	// smtp-sink run as root must drop to another user (-u), who then
+	// writes the dump files; the directory is open to it.
+	if err := os.MkdirAll(s.maildir, 0o777); err != nil {
+		return nil, fmt.Errorf("SMTP sink: %w", err)
+	}
+	if err := os.Chmod(s.maildir, 0o777); err != nil {
+		return nil, fmt.Errorf("SMTP sink: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("SMTP sink: %w", err)
+	}
+	// -d names each dump file by the template plus a random suffix and
+	// never reuses a name; the file is complete before "." is answered.
+	args := []string{"-d", filepath.Join(s.maildir, "msg."), "-m", "1024"}
+	if os.Geteuid() == 0 {
+		args = append(args, "-u", "nobody")
+	}
+	args = append(args, s.addr, "1024")
+	s.cmd = exec.Command(sinkBinary, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	dieWithParent(s.cmd)
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("SMTP sink: start aiosmtpd: %w", err)
+		return nil, fmt.Errorf("SMTP sink: start smtp-sink: %w", err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(15 * time.Second)
@@ -62,12 +81,12 @@ func startSink(dir string) (*sink, error) {
 		}
 		select {
 		case <-s.done:
-			return nil, fmt.Errorf("SMTP sink: aiosmtpd exited at start: %s", s.out)
+			return nil, fmt.Errorf("SMTP sink: smtp-sink exited at start: %s", s.out)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("SMTP sink: aiosmtpd did not listen on %s within 15s: %s", s.addr, s.out)
+			return nil, fmt.Errorf("SMTP sink: smtp-sink did not listen on %s within 15s: %s", s.addr, s.out)
 		}
 	}
 }
@@ -78,22 +97,18 @@ func (s *sink) stop() {
 	<-s.done
 }
 
-// files lists the messages stored so far. The Mailbox handler writes a
-// message into the Maildir before it answers 250 to DATA, so once a client
-// has been told "accepted", its message is here.
+// files lists the messages stored so far. smtp-sink writes a message's
+// file before it answers 250 to the final ".", so once a client has been
+// told "accepted", its message is here.
 func (s *sink) files() (map[string]bool, error) {
 	out := map[string]bool{}
-	for _, sub := range []string{"new", "cur"} {
-		entries, err := os.ReadDir(filepath.Join(s.maildir, sub))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		} else if err != nil {
-			return nil, fmt.Errorf("SMTP sink: read Maildir: %w", err)
-		}
-		for _, e := range entries {
-			if !e.IsDir() {
-				out[filepath.Join(s.maildir, sub, e.Name())] = true
-			}
+	entries, err := os.ReadDir(s.maildir)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP sink: read dump directory: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			out[filepath.Join(s.maildir, e.Name())] = true
 		}
 	}
 	return out, nil

@@ -46,8 +46,7 @@ func newEnv(t *testing.T, db *store.DB) *env {
 			return nil
 		},
 	})
-	e.srv = httptest.NewServer(h)
-	t.Cleanup(e.srv.Close)
+	e.srv = newTestServer(t, h) // checks every exchange against docs/openapi.yaml
 	e.admin, e.adminU = e.account("Acme", "admin@acme.test")
 	return e
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -35,8 +34,7 @@ func newNotifyEnv(t *testing.T, db *store.DB) (*env, *notify.Service) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := &env{t: t, svc: access.New(db.Access(), now)}
 	ns := notify.New(db.Notify(), nil, noInactivity{}, notify.Config{BaseURL: "https://usher.example.com", Now: now, Logger: quiet})
-	e.srv = httptest.NewServer(web.NewHandler(web.Config{Access: e.svc, Notify: ns, Logger: quiet}))
-	t.Cleanup(e.srv.Close)
+	e.srv = newTestServer(t, web.NewHandler(web.Config{Access: e.svc, Notify: ns, Logger: quiet}))
 	e.admin, e.adminU = e.account("Acme", "admin@acme.test")
 	return e, ns
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -36,13 +35,12 @@ func newUsageEnv(t *testing.T, db *store.DB, maxIngestBody int64) *usageEnv {
 	clock := func() time.Time { return testNow }
 	e := &env{t: t, svc: access.New(db.Access(), clock)}
 	u := &usageEnv{env: e, use: usage.New(db.Usage(), usage.Config{Now: clock})}
-	e.srv = httptest.NewServer(web.NewHandler(web.Config{
+	e.srv = newTestServer(t, web.NewHandler(web.Config{
 		Access:        e.svc,
 		Usage:         u.use,
 		MaxIngestBody: maxIngestBody,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}))
-	t.Cleanup(e.srv.Close)
 	e.admin, e.adminU = e.account("Acme", "admin@acme.test")
 	u.std = e.admin.createSubscription("STD-1", "draftpro", 10, e.adminU.ID)
 	var basic subJSON
