@@ -88,13 +88,34 @@ func NewHandler(cfg Config) http.Handler {
 	h("DELETE "+Prefix+"/Users/{id}", s.deleteUser)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
-			// ServeMux would answer 404 or 405 in plain text.
+		if h, pattern := mux.Handler(r); pattern == "" {
+			// ServeMux would answer 404 or 405 in plain text; ask it which.
+			probe := &statusProbe{header: http.Header{}}
+			h.ServeHTTP(probe, r)
+			if probe.status == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", probe.header.Get("Allow"))
+				s.writeError(w, r, &scimError{status: http.StatusMethodNotAllowed, detail: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)})
+				return
+			}
 			s.writeError(w, r, &scimError{status: http.StatusNotFound, detail: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// statusProbe is a ResponseWriter that only remembers the status and headers.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header         { return p.header }
+func (p *statusProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *statusProbe) WriteHeader(code int) {
+	if p.status == 0 {
+		p.status = code
+	}
 }
 
 type actorKey struct{}

@@ -236,3 +236,36 @@ func TestPatchWithoutPath(t *testing.T) {
 		}
 	})
 }
+
+func TestDiscovery(t *testing.T) {
+	e := newEnv(t, storetest.Open(t, store.SQLite))
+	c := e.scimToken(e.admin, "idp")
+	types := c.must(http.StatusOK, "GET", "/scim/v2/ResourceTypes", "")
+	res, _ := types.Body["Resources"].([]any)
+	if total(t, types) != len(res) || len(res) == 0 {
+		t.Fatalf("ResourceTypes: %s", types.Raw)
+	}
+	user := c.must(http.StatusOK, "GET", "/scim/v2/ResourceTypes/User", "")
+	if user.Body["endpoint"] != "/Users" || user.Body["schema"] != "urn:ietf:params:scim:schemas:core:2.0:User" {
+		t.Errorf("ResourceTypes/User: %s", user.Raw)
+	}
+	schemas := c.must(http.StatusOK, "GET", "/scim/v2/Schemas", "")
+	ids := map[string]bool{}
+	for _, s := range schemas.Body["Resources"].([]any) {
+		ids[str(s.(map[string]any)["id"])] = true
+	}
+	for _, want := range []string{"urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"} {
+		if !ids[want] {
+			t.Errorf("Schemas lacks %s", want)
+		}
+		c.must(http.StatusOK, "GET", "/scim/v2/Schemas/"+want, "")
+	}
+	wantError(t, c.do("GET", "/scim/v2/Schemas/urn:nothing", ""), http.StatusNotFound, "")
+	wantError(t, c.do("GET", "/scim/v2/ResourceTypes/Nothing", ""), http.StatusNotFound, "")
+	// A method SCIM does not offer on a path it has.
+	r := c.do("DELETE", "/scim/v2/Users", "")
+	wantError(t, r, http.StatusMethodNotAllowed, "")
+	if r.Header.Get("Allow") == "" {
+		t.Error("405 without Allow")
+	}
+}
