@@ -50,6 +50,8 @@ Commands:
   account list     list accounts
   user set-password
                    set a user's console password, or print a one-time link
+  sso              show, set up, edit or turn off an account's single sign-on
+                   (OpenID Connect)
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
@@ -83,6 +85,9 @@ func commands() []command {
 		{"usage import", usageImportHelp, runUsageImport},
 		{"bench", benchHelp, runBench},
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
+		{"sso show", ssoShowHelp, runSSOShow},
+		{"sso set", ssoSetHelp, runSSOSet},
+		{"sso off", ssoOffHelp, runSSOOff},
 		{"version", versionHelp, runVersion},
 	}
 }
@@ -117,6 +122,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, userHelp)
 				return exitOK
 			}
+			if name == "sso" {
+				fmt.Fprint(stdout, ssoHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -131,6 +140,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "sso":
+		return runSSO(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {

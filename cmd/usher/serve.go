@@ -23,6 +23,7 @@ import (
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/scheduler"
+	"github.com/usherhq/usher/internal/sso"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/web"
@@ -170,7 +171,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("database ready", "engine", db.Engine(), "db", redact(c.db))
 	svc := access.New(db.Access(), now)
 	use := usage.New(db.Usage(), usage.Config{Now: now, Retention: time.Duration(c.retention)})
-	authSvc := auth.New(db.Auth(), auth.Config{})
 
 	// Listen before seeding, so a taken port fails at once.
 	ln, err := net.Listen("tcp", c.addr)
@@ -186,6 +186,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	base = strings.TrimRight(base, "/")
+	// Single sign-on decides who may still sign in with a password, so the
+	// auth service asks it.
+	ssoSvc := sso.New(db.SSO(), sso.Config{BaseURL: base, Now: now, Logger: log})
+	authSvc := auth.New(db.Auth(), auth.Config{PasswordPolicy: ssoSvc.PasswordAllowed})
 
 	notifications, err := newNotifyService(db, mailConfig{smtp: c.smtp, from: c.mailFrom, baseURL: base}, now, log)
 	if err != nil {
@@ -203,7 +207,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Now: now, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, SSO: ssoSvc, Now: now, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
@@ -216,6 +220,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
 		Console: ui,
 		SCIM:    scim.NewHandler(scim.Config{Access: svc, Logger: log, BaseURL: base}),
+		SSO:     ssoSvc,
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return web.ErrStopping

@@ -22,6 +22,7 @@ const (
 	ManageNotification Action = "manage_notifications" // usage notification settings
 	IngestUsage        Action = "ingest_usage"         // send usage events
 	Provision          Action = "provision"            // create, update and deprovision users as an identity provider (SCIM)
+	ManageSSO          Action = "manage_sso"           // single sign-on (OpenID Connect) settings of the account
 )
 
 // perSubscription marks the actions checked against one subscription.
@@ -36,6 +37,7 @@ var matrix = map[usher.Role]map[Action]bool{
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true, Provision: true,
+		ManageSSO: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,

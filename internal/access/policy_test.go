@@ -19,31 +19,32 @@ func TestCan(t *testing.T) {
 		access.ViewUsers, access.ManageUsers, access.GrantPrimaryAdmin, access.GrantAdmin, access.GrantManager,
 		access.AppointCoordinator, access.CreateSubscription, access.ViewSubscription, access.ManageSeats,
 		access.ViewReports, access.ViewAudit, access.ManageNotification, access.IngestUsage,
+		access.ManageSSO,
 	}
 	table := map[usher.Role]map[access.Action]want{
 		usher.RolePrimaryAdmin: {
 			access.ViewUsers: all, access.ManageUsers: all, access.GrantPrimaryAdmin: all, access.GrantAdmin: all,
 			access.GrantManager: all, access.AppointCoordinator: all, access.CreateSubscription: all,
 			access.ViewSubscription: all, access.ManageSeats: all, access.ViewReports: all, access.ViewAudit: all,
-			access.ManageNotification: all, access.IngestUsage: all,
+			access.ManageNotification: all, access.IngestUsage: all, access.ManageSSO: all,
 		},
 		usher.RoleSecondaryAdmin: {
 			access.ViewUsers: all, access.ManageUsers: all, access.GrantPrimaryAdmin: none, access.GrantAdmin: all,
 			access.GrantManager: all, access.AppointCoordinator: all, access.CreateSubscription: all,
 			access.ViewSubscription: all, access.ManageSeats: all, access.ViewReports: all, access.ViewAudit: all,
-			access.ManageNotification: none, access.IngestUsage: all,
+			access.ManageNotification: none, access.IngestUsage: all, access.ManageSSO: none,
 		},
 		usher.RoleContractManager: {
 			access.ViewUsers: all, access.ManageUsers: none, access.GrantPrimaryAdmin: none, access.GrantAdmin: none,
 			access.GrantManager: none, access.AppointCoordinator: mine, access.CreateSubscription: none,
 			access.ViewSubscription: mine, access.ManageSeats: mine, access.ViewReports: mine, access.ViewAudit: none,
-			access.ManageNotification: none, access.IngestUsage: none,
+			access.ManageNotification: none, access.IngestUsage: none, access.ManageSSO: none,
 		},
 		usher.RoleSoftwareCoordinator: {
 			access.ViewUsers: all, access.ManageUsers: none, access.GrantPrimaryAdmin: none, access.GrantAdmin: none,
 			access.GrantManager: none, access.AppointCoordinator: none, access.CreateSubscription: none,
 			access.ViewSubscription: mine, access.ManageSeats: mine, access.ViewReports: mine, access.ViewAudit: none,
-			access.ManageNotification: none, access.IngestUsage: none,
+			access.ManageNotification: none, access.IngestUsage: none, access.ManageSSO: none,
 		},
 		"": {}, // a plain user: nothing beyond their own access
 	}

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -18,8 +17,9 @@ import (
 
 // Service is the access domain service used by every edge.
 type Service struct {
-	store Store
-	now   Clock
+	store   Store
+	now     Clock
+	cursors *Cursors
 }
 
 // New returns a Service on store. now may be nil for the wall clock.
@@ -27,7 +27,7 @@ func New(store Store, now Clock) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, now: now}
+	return &Service{store: store, now: now, cursors: NewCursors(store.Read, store.Write)}
 }
 
 // Now returns the service's current time, truncated to milliseconds as stored.
@@ -53,26 +53,6 @@ func checkLimit(p *usher.Problems, limit int) int {
 		p.Addf("limit", "must be between 1 and %d", MaxLimit)
 	}
 	return limit
-}
-
-// EncodeCursor makes an opaque cursor from a keyset position.
-func EncodeCursor(v any) string {
-	b, _ := json.Marshal(v)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// DecodeCursor reads a cursor made by EncodeCursor, recording a problem if it is bad.
-func DecodeCursor(p *usher.Problems, s string, v any) {
-	if s == "" {
-		return
-	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, v)
-	}
-	if err != nil {
-		p.Add("cursor", "is not a cursor returned by this list")
-	}
 }
 
 // NewToken returns a fresh random API token and the hash under which it is stored.

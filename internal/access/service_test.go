@@ -3,6 +3,7 @@ package access_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,7 +282,7 @@ func TestCrossAccountObjectsAreNotFound(t *testing.T) {
 			}
 		}
 		_, err := f.svc.Unassign(ctx, a, []access.UnassignItem{{UserID: f.otherUser.ID, SubscriptionID: f.otherSub.ID}})
-		wantCode(t, err, usher.EINVALID)
+		wantCode(t, err, usher.ENOTFOUND)
 		page, err := f.svc.ListUsers(ctx, a, "", "", 500)
 		must(t, err)
 		for _, u := range page.Items {
@@ -392,8 +393,12 @@ func TestSetAccessServicesAndBenefits(t *testing.T) {
 			}
 		})
 		t.Run("CoordinatorCannotTouchAnotherContract", func(t *testing.T) {
+			// A contract the coordinator may not see is one that does not exist.
 			_, err := f.svc.SetAccess(ctx, f.coordinator, f.target.ID, []access.AccessChange{{SubscriptionID: f.sub2.ID, Assigned: true}})
-			wantCode(t, err, usher.EFORBIDDEN)
+			wantCode(t, err, usher.ENOTFOUND)
+			if strings.Contains(err.Error(), f.sub2.ContractNumber) {
+				t.Fatalf("the refusal names the contract the coordinator may not see: %v", err)
+			}
 		})
 		t.Run("CoordinatorLeavesOtherContractsAlone", func(t *testing.T) {
 			must(t, f.svc.Assign(ctx, a, f.target.ID, f.sub2.ID, nil))

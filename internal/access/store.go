@@ -42,6 +42,8 @@ type AuditFilter struct {
 // Every method that takes an accountID confines itself to that account and
 // answers usher.ENOTFOUND for objects of other accounts.
 type Tx interface {
+	KeyTx // the key that signs cursors
+
 	CreateAccount(ctx context.Context, a *usher.Account) error
 	AccountByID(ctx context.Context, id int64) (usher.Account, error)
 	ListAccounts(ctx context.Context) ([]usher.Account, error)

@@ -165,7 +165,9 @@ func (s *Service) ListSubscriptions(ctx context.Context, a usher.Actor, cursor s
 	var p usher.Problems
 	limit = checkLimit(&p, limit)
 	var after int64
-	DecodeCursor(&p, cursor, &after)
+	if err := s.cursors.Decode(ctx, &p, CursorSubscriptions, a.AccountID, cursor, &after); err != nil {
+		return out, fmt.Errorf("list subscriptions: %w", err)
+	}
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -179,7 +181,9 @@ func (s *Service) ListSubscriptions(ctx context.Context, a usher.Actor, cursor s
 		}
 		if len(subs) > limit {
 			subs = subs[:limit]
-			out.NextCursor = EncodeCursor(subs[limit-1].ID)
+			if out.NextCursor, err = s.cursors.Encode(ctx, CursorSubscriptions, a.AccountID, subs[limit-1].ID); err != nil {
+				return err
+			}
 		}
 		out.Items = subs
 		return nil

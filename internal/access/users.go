@@ -28,7 +28,9 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 	var p usher.Problems
 	limit = checkLimit(&p, limit)
 	var c userCursor
-	DecodeCursor(&p, cursor, &c)
+	if err := s.cursors.Decode(ctx, &p, CursorUsers, a.AccountID, cursor, &c); err != nil {
+		return out, fmt.Errorf("list users: %w", err)
+	}
 	if len(q) > 200 {
 		p.Add("q", "is longer than 200 characters")
 	}
@@ -43,7 +45,9 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 		if len(users) > limit {
 			users = users[:limit]
 			last := users[limit-1]
-			out.NextCursor = EncodeCursor(userCursor{Name: strings.ToLower(last.Name), ID: last.ID})
+			if out.NextCursor, err = s.cursors.Encode(ctx, CursorUsers, a.AccountID, userCursor{Name: strings.ToLower(last.Name), ID: last.ID}); err != nil {
+				return err
+			}
 		}
 		out.Items = users
 		return nil
@@ -302,9 +306,22 @@ func validateGrant(g usher.RoleGrant) error {
 	return p.Err()
 }
 
+// grantVisible answers a per-subscription grant on a subscription the actor
+// may not see as one on a subscription that does not exist.
+func grantVisible(a usher.Actor, g usher.RoleGrant) error {
+	if g.Role.PerSubscription() && !Can(a, ViewSubscription, g.SubscriptionID) {
+		msg := fmt.Sprintf("subscription %d not found", g.SubscriptionID)
+		return &usher.Error{Code: usher.ENOTFOUND, Message: msg, Fields: []usher.FieldError{{Field: "subscription_id", Reason: msg}}}
+	}
+	return nil
+}
+
 // GrantRole gives a user a role.
 func (s *Service) GrantRole(ctx context.Context, a usher.Actor, g usher.RoleGrant) error {
 	if err := validateGrant(g); err != nil {
+		return err
+	}
+	if err := grantVisible(a, g); err != nil {
 		return err
 	}
 	if !Can(a, grantAction(g.Role), g.SubscriptionID) {
@@ -334,6 +351,9 @@ func (s *Service) GrantRole(ctx context.Context, a usher.Actor, g usher.RoleGran
 // RevokeRole takes a role away.
 func (s *Service) RevokeRole(ctx context.Context, a usher.Actor, g usher.RoleGrant) error {
 	if err := validateGrant(g); err != nil {
+		return err
+	}
+	if err := grantVisible(a, g); err != nil {
 		return err
 	}
 	if !Can(a, grantAction(g.Role), g.SubscriptionID) {

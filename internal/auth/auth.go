@@ -32,6 +32,9 @@ type Config struct {
 	FailureWindow        time.Duration
 	MaxFailuresPerEmail  int
 	MaxFailuresPerClient int
+	// PasswordPolicy, when set, may refuse password sign-in to a user
+	// (single sign-on required); see external.go.
+	PasswordPolicy PasswordPolicy
 }
 
 // Defaults.
@@ -209,6 +212,27 @@ func (s *Service) SignIn(ctx context.Context, email, password, client string) (s
 	})
 	if err != nil {
 		return "", Session{}, fmt.Errorf("sign in: %w", err)
+	}
+
+	// People whose account requires single sign-on are told so rather than
+	// having their password checked.
+	if s.cfg.PasswordPolicy != nil && len(candidates) > 0 {
+		var allowed []candidate
+		var refusal error
+		for _, c := range candidates {
+			switch err := s.passwordAllowed(ctx, c.user); {
+			case err == nil:
+				allowed = append(allowed, c)
+			case usher.ErrorCode(err) == usher.EINTERNAL:
+				return "", Session{}, fmt.Errorf("sign in %s: %w", email, err)
+			case refusal == nil:
+				refusal = err
+			}
+		}
+		if len(allowed) == 0 {
+			return "", Session{}, refusal
+		}
+		candidates = allowed
 	}
 
 	// Hash outside any transaction: argon2 takes tens of milliseconds and
@@ -425,6 +449,11 @@ func (s *Service) UsePasswordLink(ctx context.Context, token, password string) (
 	var p usher.Problems
 	CheckPassword(&p, "password", password)
 	if err := p.Err(); err != nil {
+		return "", Session{}, err
+	}
+	if u, err := s.PasswordLinkUser(ctx, token); err != nil {
+		return "", Session{}, err
+	} else if err := s.passwordAllowed(ctx, u); err != nil {
 		return "", Session{}, err
 	}
 	hash, err := s.hash(ctx, password)

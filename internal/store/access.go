@@ -859,6 +859,10 @@ func (tx *Tx) SetBenefits(ctx context.Context, accountID, userID, subscriptionID
 
 // InsertAudit appends e to the audit log and sets its ID.
 func (tx *Tx) InsertAudit(ctx context.Context, e *usher.AuditEntry) error {
+	if !usher.ValidAuditAction(e.Action) {
+		// The audit log's action filter offers exactly usher.AuditActions.
+		return fmt.Errorf("audit %q: not one of usher.AuditActions; add it there", e.Action)
+	}
 	err := tx.queryRow(ctx, `
 		INSERT INTO audit_log (account_id, actor_id, actor_email, action, target_user_id, target_email,
 		                       subscription_id, before, after, at)

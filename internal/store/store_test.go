@@ -999,7 +999,7 @@ func TestOtherAccountsObjectsAreNotFound(t *testing.T) {
 			if err := tx.SetBenefits(ctx, b.ID, ub.ID, sb.ID, []string{"web_support"}); err != nil {
 				return err
 			}
-			return tx.InsertAudit(ctx, &usher.AuditEntry{AccountID: b.ID, ActorID: ub.ID, ActorEmail: ub.Email, Action: "x", TargetUserID: ub.ID, At: now})
+			return tx.InsertAudit(ctx, &usher.AuditEntry{AccountID: b.ID, ActorID: ub.ID, ActorEmail: ub.Email, Action: "user.update", TargetUserID: ub.ID, At: now})
 		})
 
 		notFound := []struct {

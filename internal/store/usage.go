@@ -22,6 +22,15 @@ func (db *DB) Usage() usage.Store { return domainStore[usage.Tx]{db} }
 
 var _ usage.Tx = (*Tx)(nil)
 
+// HasSubscription reports whether the account has subscription id.
+func (tx *Tx) HasSubscription(ctx context.Context, accountID, id int64) (bool, error) {
+	var n int
+	if err := tx.queryRow(ctx, "SELECT COUNT(*) FROM subscriptions WHERE account_id = ? AND id = ?", accountID, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("subscription %d: %w", id, err)
+	}
+	return n > 0, nil
+}
+
 // sqliteChunk bounds the rows of one multi-row INSERT on SQLite, whose
 // statements take at most 32,766 parameters (6 per row at most here).
 const sqliteChunk = 2000

@@ -27,10 +27,11 @@ const DefaultRetention = 400 * 24 * time.Hour
 
 // Service ingests usage and answers the Usage Report.
 type Service struct {
-	store  Store
-	cfg    Config
-	stats  Stats
-	totals totalsCache
+	store   Store
+	cfg     Config
+	stats   Stats
+	totals  totalsCache
+	cursors *access.Cursors
 }
 
 // Stats counts writes so write amplification can be measured.
@@ -59,7 +60,7 @@ func New(store Store, cfg Config) *Service {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 5000
 	}
-	return &Service{store: store, cfg: cfg}
+	return &Service{store: store, cfg: cfg, cursors: access.NewCursors(store.Read, store.Write)}
 }
 
 // Stats returns the service's write counters.
@@ -359,7 +360,9 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	var cur *ReportCursor
 	if f.Cursor != "" {
 		cur = new(ReportCursor)
-		access.DecodeCursor(&p, f.Cursor, cur)
+		if err := s.cursors.Decode(ctx, &p, reportCursorKind(sort, desc), a.AccountID, f.Cursor, cur); err != nil {
+			return ReportQuery{}, usher.Account{}, 0, err
+		}
 	}
 	if f.Product != "" {
 		products, err := tx.ProductIDs(ctx)
@@ -376,8 +379,19 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	if !access.CanAny(a, access.ViewReports) {
 		return ReportQuery{}, usher.Account{}, 0, usher.Errorf(usher.EFORBIDDEN, "you may not see the usage report")
 	}
-	if f.SubscriptionID != 0 && !access.Can(a, access.ViewReports, f.SubscriptionID) {
-		return ReportQuery{}, usher.Account{}, 0, usher.Errorf(usher.ENOTFOUND, "subscription %d not found", f.SubscriptionID)
+	if f.SubscriptionID != 0 {
+		// One the actor may not see is answered as one that does not exist.
+		found := access.Can(a, access.ViewReports, f.SubscriptionID)
+		if found {
+			var err error
+			if found, err = tx.HasSubscription(ctx, a.AccountID, f.SubscriptionID); err != nil {
+				return ReportQuery{}, usher.Account{}, 0, err
+			}
+		}
+		if !found {
+			msg := fmt.Sprintf("subscription %d not found", f.SubscriptionID)
+			return ReportQuery{}, usher.Account{}, 0, &usher.Error{Code: usher.ENOTFOUND, Message: msg, Fields: []usher.FieldError{{Field: "subscription", Reason: msg}}}
+		}
 	}
 	acct, err := tx.AccountByID(ctx, a.AccountID)
 	if err != nil {
@@ -418,9 +432,22 @@ func (s *Service) row(r RawRow, rg Range, today Day) ReportRow {
 	return out
 }
 
+// reportCursorKind binds a report cursor to its order: a position means
+// something else in another one.
+func reportCursorKind(sort string, desc bool) string {
+	if desc {
+		sort = "-" + sort
+	}
+	return access.CursorUsageReport + sort
+}
+
 // Report returns one page of the Usage Report with totals for the filter.
 func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Report, error) {
 	var out Report
+	// Loaded before the transaction, which signs the next page's cursor.
+	if _, err := s.cursors.Key(ctx); err != nil {
+		return out, fmt.Errorf("usage report: %w", err)
+	}
 	err := s.store.Read(ctx, func(tx Tx) error {
 		q, acct, today, err := s.prepare(ctx, tx, a, f, true)
 		if err != nil {
@@ -454,7 +481,9 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date(), Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
 		if len(raw) > limit {
 			raw = raw[:limit]
-			out.NextCursor = access.EncodeCursor(cursorOf(q.Sort, raw[limit-1]))
+			if out.NextCursor, err = s.cursors.Encode(ctx, reportCursorKind(q.Sort, q.Desc), a.AccountID, cursorOf(q.Sort, raw[limit-1])); err != nil {
+				return err
+			}
 		}
 		for _, r := range raw {
 			r.AssignedAt = r.AssignedAt.In(loc)

@@ -359,3 +359,28 @@ func (a Actor) HasAny(role Role) bool {
 func (a Actor) IsAdmin() bool {
 	return a.HasAny(RolePrimaryAdmin) || a.HasAny(RoleSecondaryAdmin)
 }
+
+// AuditActions lists every action an audit entry may carry. The audit log's
+// action filter accepts exactly these, and storage refuses to record any
+// other, so a new action is added here first.
+var AuditActions = []string{
+	"account.create",
+	"user.create", "user.update", "user.delete",
+	"user.provision", "user.deprovision", "user.scim_delete", // by a SCIM client
+	"role.grant", "role.revoke",
+	"subscription.create",
+	"seat.assign", "seat.unassign", "services.set", "benefits.set",
+	"token.create",
+	"password.set",
+	"notification.turn_on", "notification.edit", "notification.turn_off",
+}
+
+// ValidAuditAction reports whether action is one of AuditActions.
+func ValidAuditAction(action string) bool {
+	for _, a := range AuditActions {
+		if a == action {
+			return true
+		}
+	}
+	return false
+}

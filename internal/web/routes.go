@@ -31,6 +31,8 @@ func (s *server) routes(mux router, withMetrics bool) {
 	api("DELETE /api/v1/users/{id}/roles", s.revokeRole)
 	api("GET /api/v1/users/{id}/access", s.getAccess)
 	api("PUT /api/v1/users/{id}/access", s.setAccess)
+	api("POST /api/v1/users/{id}/seats", s.addSeat)
+	api("DELETE /api/v1/users/{id}/seats/{subscription_id}", s.removeSeat)
 
 	api("GET /api/v1/products", s.listProducts)
 	api("GET /api/v1/subscriptions", s.listSubscriptions)
@@ -46,6 +48,11 @@ func (s *server) routes(mux router, withMetrics bool) {
 		api("PUT /api/v1/usage-notifications", s.setNotifications)
 		api("DELETE /api/v1/usage-notifications", s.turnOffNotifications)
 		api("GET /api/v1/usage-notifications/runs", s.notificationRuns)
+	}
+	if s.sso != nil {
+		api("GET /api/v1/sso", s.getSSO)
+		api("PUT /api/v1/sso", s.setSSO)
+		api("DELETE /api/v1/sso", s.turnOffSSO)
 	}
 	if s.usage != nil {
 		api("POST /api/v1/usage-events", s.ingestUsage)

@@ -21,6 +21,7 @@ import (
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/auth"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/sso"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 	"github.com/usherhq/usher/internal/web"
@@ -41,6 +42,8 @@ type Config struct {
 	// Notify keeps usage notification settings; nil leaves the Usage
 	// Notifications page out.
 	Notify *notify.Service
+	// SSO runs single sign-on with OpenID Connect; nil leaves it out.
+	SSO    *sso.Service
 	Logger *slog.Logger     // nil = discard
 	Now    func() time.Time // the clock of date pickers; nil = time.Now
 	// SecureCookies marks the session cookie Secure even on plain HTTP
@@ -58,6 +61,7 @@ type server struct {
 	auth   *auth.Service
 	usage  *usage.Service
 	notify *notify.Service
+	sso    *sso.Service
 	log    *slog.Logger
 	now    func() time.Time
 	secure bool
@@ -68,7 +72,7 @@ type server struct {
 // requests from other origins are refused (http.CrossOriginProtection);
 // the session cookie is SameSite=Lax on top of that.
 func New(cfg Config) (http.Handler, error) {
-	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, log: cfg.Logger, now: cfg.Now, secure: cfg.SecureCookies}
+	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, sso: cfg.SSO, log: cfg.Logger, now: cfg.Now, secure: cfg.SecureCookies}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -115,6 +119,8 @@ func (s *server) routes(mux *http.ServeMux) {
 		mux.HandleFunc("POST "+notificationsPath, s.signedIn(s.saveNotifications))
 		mux.HandleFunc("POST "+notificationsPath+"/{state}", s.signedIn(s.switchNotifications))
 	}
+
+	s.ssoRoutes(mux)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.renderStatus(w, r, http.StatusNotFound, nil, "Page not found", "There is no page at this address.")
@@ -249,6 +255,7 @@ func (s *server) navFor(v viewer, current string) []navItem {
 	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))
 	add("Usage Notifications", notificationsPath, s.notify != nil && access.Can(a, access.ManageNotification, 0))
 	add("Audit log", "/audit-log", access.Can(a, access.ViewAudit, 0))
+	add("Single sign-on", ssoSettingsPath, s.canManageSSO(v))
 	add("My access", "/users/"+strconv.FormatInt(a.UserID, 10)+"/access", true)
 	return out
 }
@@ -342,6 +349,8 @@ func errorStatus(code string) int {
 		return http.StatusUnprocessableEntity
 	case usher.ENOSEATS, usher.ECONFLICT:
 		return http.StatusConflict
+	case usher.EPRECONDITION:
+		return http.StatusPreconditionFailed
 	case usher.EFORBIDDEN:
 		return http.StatusForbidden
 	case usher.ENOTFOUND:
@@ -350,6 +359,8 @@ func errorStatus(code string) int {
 		return http.StatusUnauthorized
 	case usher.ERATELIMITED:
 		return http.StatusTooManyRequests
+	case usher.EUNAVAILABLE:
+		return http.StatusBadGateway
 	default:
 		return http.StatusInternalServerError
 	}

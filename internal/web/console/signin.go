@@ -10,6 +10,7 @@ import (
 type signInPage struct {
 	Email string
 	Next  string
+	SSO   ssoOffer // single sign-on, see sso.go
 }
 
 func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
@@ -21,7 +22,7 @@ func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	p := page{Title: "Sign in", Data: signInPage{Next: next}}
+	p := page{Title: "Sign in", Data: signInPage{Next: next, SSO: s.ssoOfferFor(r, next, "")}}
 	if r.URL.Query().Get("signed_out") == "1" {
 		p.Message = "You have signed out."
 	}
@@ -52,7 +53,7 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 			s.renderError(w, r, nil, err)
 			return
 		}
-		s.render(w, r, status, "signin", page{Title: "Sign in", Errors: errorLines(err), Data: signInPage{Email: email, Next: next}})
+		s.render(w, r, status, "signin", page{Title: "Sign in", Errors: errorLines(err), Data: signInPage{Email: email, Next: next, SSO: s.ssoOfferAfterPassword(r, err, next, email)}})
 		return
 	}
 	s.setSessionCookie(w, r, token, sess)
