@@ -373,6 +373,7 @@ var AuditActions = []string{
 	"token.create",
 	"password.set",
 	"notification.turn_on", "notification.edit", "notification.turn_off",
+	"sso.set", "sso.off",
 }
 
 // ValidAuditAction reports whether action is one of AuditActions.
