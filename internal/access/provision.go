@@ -380,11 +380,11 @@ func (s *Service) deprovision(ctx context.Context, tx Tx, a usher.Actor, u usher
 	if err != nil {
 		return err
 	}
+	// Seats, direct or through groups, go as for any disabled user, and to
+	// the subscriptions' waiters.
 	freed := slices.Sorted(maps.Keys(held)) // in id order, so the audit log reads the same every time
-	for _, subID := range freed {
-		if err := s.unassignSeat(ctx, tx, a, u, usher.Subscription{ID: subID}, held[subID]); err != nil {
-			return err
-		}
+	if err := s.settleStatus(ctx, tx, a, u); err != nil {
+		return err
 	}
 	for _, subID := range slices.Sorted(maps.Keys(benefits)) {
 		if len(benefits[subID]) == 0 {
@@ -394,10 +394,7 @@ func (s *Service) deprovision(ctx context.Context, tx Tx, a usher.Actor, u usher
 			return err
 		}
 	}
-	if err := tx.DeleteSessionsOfUser(ctx, a.AccountID, u.ID); err != nil {
-		return err
-	}
-	if _, err := tx.DeleteTokensOfUser(ctx, a.AccountID, u.ID); err != nil {
+	if err := s.endCredentials(ctx, tx, a, u, "user deprovisioned"); err != nil {
 		return err
 	}
 	return s.audit(ctx, tx, a, "user.deprovision", u, 0, nil, map[string]any{"seats_freed": freed})

@@ -217,12 +217,3 @@ func (tx *Tx) SetScimIdentity(ctx context.Context, u access.ProvisionedUser) err
 	}
 	return nil
 }
-
-// DeleteTokensOfUser removes every token of the user and says how many.
-func (tx *Tx) DeleteTokensOfUser(ctx context.Context, accountID, userID int64) (int, error) {
-	n, err := affected(tx.exec(ctx, "DELETE FROM api_tokens WHERE account_id = ? AND user_id = ?", accountID, userID))
-	if err != nil {
-		return 0, fmt.Errorf("delete tokens of user %d: %w", userID, err)
-	}
-	return int(n), nil
-}

@@ -132,7 +132,7 @@ func TestEntraIDUserLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, ownToken, err := e.svc.CreateToken(ctx, self, "laptop", usher.ScopeFull)
+		_, ownToken, err := e.svc.CreateToken(ctx, self, access.TokenInput{Name: "laptop", Scope: usher.ScopeFull})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,9 +63,9 @@ func (e *env) account(name, email string) usher.Actor {
 // admin would to connect their identity provider.
 func (e *env) scimToken(a usher.Actor, name string) *client {
 	e.t.Helper()
-	_, plain, err := e.svc.CreateToken(context.Background(), a, name, usher.ScopeSCIM)
+	_, plain, err := e.svc.CreateToken(context.Background(), a, access.TokenInput{Name: name, Scope: usher.ScopeSCIM})
 	if err != nil {
-		plain = e.rawSCIMToken(a, name) // TODO: drop once SCIM-scoped tokens can be made
+		e.t.Fatalf("SCIM token: %v", err)
 	}
 	return e.client(plain)
 }
@@ -213,31 +213,4 @@ func wantError(t *testing.T, r *response, status int, scimType string) {
 	if got := str(r.Body["scimType"]); got != scimType {
 		t.Errorf("scimType %q, want %q", got, scimType)
 	}
-}
-
-// rawSCIMToken stores a SCIM-scoped token past the scope check of the
-// tokens table, for as long as the token service cannot make one.
-func (e *env) rawSCIMToken(a usher.Actor, name string) string {
-	e.t.Helper()
-	ctx := context.Background()
-	plain, hash := access.NewToken()
-	db := e.db.SQL()
-	q := "INSERT INTO api_tokens (account_id, user_id, name, scope, hash, created_at) VALUES (?, ?, ?, 'scim', ?, 0)"
-	if e.db.Engine() == store.Postgres {
-		if _, err := db.ExecContext(ctx, "ALTER TABLE api_tokens DROP CONSTRAINT IF EXISTS api_tokens_scope_check"); err != nil {
-			e.t.Fatal(err)
-		}
-		q = "INSERT INTO api_tokens (account_id, user_id, name, scope, hash, created_at) VALUES ($1, $2, $3, 'scim', $4, 0)"
-	} else if _, err := db.ExecContext(ctx, "PRAGMA ignore_check_constraints = ON"); err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, q, a.AccountID, a.UserID, name, hash); err != nil {
-		e.t.Fatal(err)
-	}
-	if e.db.Engine() == store.SQLite {
-		if _, err := db.ExecContext(ctx, "PRAGMA ignore_check_constraints = OFF"); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	return plain
 }

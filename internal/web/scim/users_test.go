@@ -118,7 +118,7 @@ func TestUserRefusals(t *testing.T) {
 		wantError(t, e.client("").do("GET", "/scim/v2/Users", ""), http.StatusUnauthorized, "")
 		wantError(t, e.client("ush_nonsense").do("GET", "/scim/v2/Users", ""), http.StatusUnauthorized, "")
 		// A full API token is not a SCIM token: provisioning is told apart.
-		_, full, err := e.svc.CreateToken(ctx, e.admin, "full", usher.ScopeFull)
+		_, full, err := e.svc.CreateToken(ctx, e.admin, access.TokenInput{Name: "full", Scope: usher.ScopeFull})
 		if err != nil {
 			t.Fatal(err)
 		}
