@@ -21,6 +21,10 @@ const (
 	ViewAudit          Action = "view_audit"           // read the audit log
 	ManageNotification Action = "manage_notifications" // usage notification settings
 	IngestUsage        Action = "ingest_usage"         // send usage events
+	EditSubscription   Action = "edit_subscription"    // change a contract's price
+	ManageAccount      Action = "manage_account"       // account settings such as the new-seat grace
+	ManageReclaim      Action = "manage_reclaim"       // create, edit, delete reclaim policies; undo reclaims
+	ViewReclaim        Action = "view_reclaim"         // read reclaim policies, previews and history
 )
 
 // perSubscription marks the actions checked against one subscription.
@@ -35,11 +39,13 @@ var matrix = map[usher.Role]map[Action]bool{
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true,
+		EditSubscription: true, ManageAccount: true, ManageReclaim: true, ViewReclaim: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, IngestUsage: true,
+		EditSubscription: true, ViewReclaim: true,
 	},
 	usher.RoleContractManager: {
 		ViewUsers: true, AppointCoordinator: true, ViewSubscription: true, ManageSeats: true, ViewReports: true,

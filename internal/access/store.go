@@ -45,6 +45,8 @@ type Tx interface {
 	CreateAccount(ctx context.Context, a *usher.Account) error
 	AccountByID(ctx context.Context, id int64) (usher.Account, error)
 	ListAccounts(ctx context.Context) ([]usher.Account, error)
+	// SetAccountGrace stores the account's new-seat grace in days.
+	SetAccountGrace(ctx context.Context, accountID int64, days int) error
 
 	// CreateUser fails with usher.ECONFLICT when the email is taken in the account.
 	CreateUser(ctx context.Context, u *usher.User) error
@@ -78,6 +80,8 @@ type Tx interface {
 	CreateSubscription(ctx context.Context, s *usher.Subscription) error
 	SubscriptionByID(ctx context.Context, accountID, id int64) (usher.Subscription, error)
 	ListSubscriptions(ctx context.Context, accountID int64, f SubscriptionFilter) ([]usher.Subscription, error)
+	// SetSubscriptionPrice stores the price per seat per year; nil removes it.
+	SetSubscriptionPrice(ctx context.Context, accountID, id int64, p *usher.Price) error
 
 	// ReserveSeat adds one to the subscription's seats used if a seat is
 	// free, atomically with respect to every other transaction; otherwise it

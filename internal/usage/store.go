@@ -39,17 +39,19 @@ type SeatUse struct {
 type ReportQuery struct {
 	AccountID       int64
 	SubscriptionIDs []int64 // nil: every subscription; else only these
-	Status          string  // all, active, inactive, unavailable
+	Status          string  // all, active, inactive, never_used, stopped_using, unavailable
 	CutoffDay       Day     // usage on or after this day counts inside the range
 	CutoffAt        time.Time
-	ProductCode     string
-	SubscriptionID  int64
-	Query           string // lower-cased substring of name or email
-	Sort            string // name, email, product, last_used, days_used
-	Desc            bool
-	After           *ReportCursor // keyset position; nil for the first page
-	Limit           int           // 0: no limit (export)
-	Matching        int           // rows the filter matches, when known: a hint for finding the page
+	// AssignedBefore: seats assigned on or after it are active (Cutoffs).
+	AssignedBefore time.Time
+	ProductCode    string
+	SubscriptionID int64
+	Query          string // lower-cased substring of name or email
+	Sort           string // name, email, product, last_used, days_used
+	Desc           bool
+	After          *ReportCursor // keyset position; nil for the first page
+	Limit          int           // 0: no limit (export)
+	Matching       int           // rows the filter matches, when known: a hint for finding the page
 }
 
 // ReportCursor is a keyset position in the report's order.
@@ -72,8 +74,9 @@ type RawRow struct {
 	ContractNumber string
 	Plan           usher.Plan
 	AssignedAt     time.Time
-	LastDay        *Day
-	DaysUsed       int // days with use on or after CutoffDay
+	LastDay        *Day      // the product's last day of use by the user (rollup)
+	LastUsedAt     time.Time // the seat's last use since assignment (assignments.last_used_at)
+	DaysUsed       int       // days with use on or after CutoffDay
 }
 
 // Tx is what the usage service needs from storage inside one transaction.
@@ -109,8 +112,14 @@ type Tx interface {
 	// changed: users, seats, or usage processed. It also returns when usage
 	// was last processed (nil if never), which it reads anyway.
 	ReportVersion(ctx context.Context, accountID int64) (string, *time.Time, error)
-	// ReportTotals counts all rows matching q (ignoring After and Limit).
+	// ReportTotals counts all rows matching q (ignoring After and Limit),
+	// with the yearly cost of the inactive seats among them.
 	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
 	// InactiveByProduct counts inactive seats and users per product for q.
 	InactiveByProduct(ctx context.Context, q ReportQuery) ([]ProductSummary, error)
+}
+
+// Cutoffs are the query's status cutoffs.
+func (q ReportQuery) Cutoffs() Cutoffs {
+	return Cutoffs{Day: q.CutoffDay, UsedBefore: q.CutoffAt, AssignedBefore: q.AssignedBefore}
 }

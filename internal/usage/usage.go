@@ -153,6 +153,57 @@ func SeatStatus(plan usher.Plan, assigned Day, lastUsed *Day, cutoff Day) Status
 	return StatusActive
 }
 
+// Inactivity says why an inactive seat is inactive.
+type Inactivity string
+
+const (
+	// NeverUsed: no use of the product since the seat was assigned.
+	NeverUsed Inactivity = "never_used"
+	// StoppedUsing: used since it was assigned, but not within the range.
+	StoppedUsing Inactivity = "stopped_using"
+)
+
+// Cutoffs are the instants that decide a seat's status for a range on a
+// day: it is inactive when its last use falls before UsedBefore and its
+// assignment before AssignedBefore. AssignedBefore is the range's first
+// midnight, or the start of the new-seat grace when that is earlier, so a
+// seat assigned within the grace is never inactive.
+type Cutoffs struct {
+	Day            Day // first day inside the range
+	UsedBefore     time.Time
+	AssignedBefore time.Time
+}
+
+// CutoffsOn returns the cutoffs of range r on day today in loc, with a
+// new-seat grace of graceDays.
+func (r Range) CutoffsOn(today Day, loc *time.Location, graceDays int) Cutoffs {
+	day := r.Cutoff(today)
+	c := Cutoffs{Day: day, UsedBefore: StartOfDay(day, loc)}
+	c.AssignedBefore = c.UsedBefore
+	if grace := StartOfDay(today-Day(graceDays), loc); graceDays > 0 && grace.Before(c.AssignedBefore) {
+		c.AssignedBefore = grace
+	}
+	return c
+}
+
+// Classify applies the inactivity rule to a seat's row: a seat on a plan
+// with usage data is inactive when its last use (lastUsed, the zero time or
+// any instant before the assignment when none since) and its assignment both
+// fall before the cutoffs; never used when it has no use since it was
+// assigned. Storage applies the same rule in SQL.
+func Classify(plan usher.Plan, assigned, lastUsed time.Time, c Cutoffs) (Status, Inactivity) {
+	if !plan.HasUsageData() {
+		return StatusUnavailable, ""
+	}
+	if !lastUsed.Before(c.UsedBefore) || !assigned.Before(c.AssignedBefore) {
+		return StatusActive, ""
+	}
+	if lastUsed.Before(assigned) {
+		return StatusInactive, NeverUsed
+	}
+	return StatusInactive, StoppedUsing
+}
+
 // Event is one use of a product by a user, as sent by products and integrations.
 type Event struct {
 	User    string    `json:"user"`    // email

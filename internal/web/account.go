@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -50,4 +51,27 @@ func (s *server) auditLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, page)
+}
+
+func (s *server) getAccount(w http.ResponseWriter, r *http.Request) {
+	acct, err := s.access.Account(r.Context(), actorFrom(r.Context()))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, acct)
+}
+
+func (s *server) updateAccount(w http.ResponseWriter, r *http.Request) {
+	var in access.AccountSettings
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	acct, err := s.access.UpdateAccount(r.Context(), actorFrom(r.Context()), in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, acct)
 }

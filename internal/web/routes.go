@@ -32,6 +32,9 @@ func (s *server) routes(mux router) {
 	api("GET /api/v1/subscriptions", s.listSubscriptions)
 	api("POST /api/v1/subscriptions", s.createSubscription)
 	api("GET /api/v1/subscriptions/{id}", s.getSubscription)
+	api("PATCH /api/v1/subscriptions/{id}", s.updateSubscription)
+	api("GET /api/v1/account", s.getAccount)
+	api("PATCH /api/v1/account", s.updateAccount)
 
 	api("POST /api/v1/unassign", s.unassign)
 	api("POST /api/v1/tokens", s.createToken)

@@ -270,6 +270,7 @@ type page struct {
 var funcs = template.FuncMap{
 	"benefitName": usher.BenefitName,
 	"planName":    planName,
+	"cents":       usher.FormatCents,
 }
 
 func planName(p usher.Plan) string {

@@ -127,6 +127,7 @@ type reportRow struct {
 
 var reportStatuses = []option{
 	{Value: "all", Label: "All users"}, {Value: "inactive", Label: "Inactive users"},
+	{Value: "never_used", Label: "Inactive: never used"}, {Value: "stopped_using", Label: "Inactive: stopped using"},
 	{Value: "active", Label: "Active users"}, {Value: "unavailable", Label: "Plans without usage data"},
 }
 
@@ -208,6 +209,10 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	switch status {
 	case "inactive":
 		data.Heading = "Inactive users over the last " + rep.Range.Label()
+	case "never_used":
+		data.Heading = "Inactive users over the last " + rep.Range.Label() + ": never used since assigned"
+	case "stopped_using":
+		data.Heading = "Inactive users over the last " + rep.Range.Label() + ": stopped using"
 	case "active":
 		data.Heading = "Active users over the last " + rep.Range.Label()
 	case "unavailable":

@@ -227,7 +227,7 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 		if got := run(b, chromedp.Evaluate[string](`document.getElementById("status").selectedOptions[0].textContent`)); got != "Inactive users" {
 			t.Errorf("the Users filter shows %q, want Inactive users", got)
 		}
-		want := []string{"Ina Idle|MS-1|Inactive", "Ivan Inert|MS-1|Inactive", "Ivan Inert|DP-1|Inactive"}
+		want := []string{"Ina Idle|MS-1|Inactive · never used", "Ivan Inert|MS-1|Inactive · never used", "Ivan Inert|DP-1|Inactive · never used"}
 		if got := b.reportRows(); strings.Join(got, ";") != strings.Join(want, ";") {
 			t.Fatalf("rows: got %q, want %q", got, want)
 		}
@@ -272,7 +272,7 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 		if loc := b.location(); !strings.Contains(loc, "status=inactive") || !strings.Contains(loc, "range=3m") {
 			t.Errorf("after unassigning: %s, want the same filtered report", loc)
 		}
-		if got := b.reportRows(); strings.Join(got, ";") != "Ivan Inert|DP-1|Inactive" {
+		if got := b.reportRows(); strings.Join(got, ";") != "Ivan Inert|DP-1|Inactive · never used" {
 			t.Errorf("rows after unassigning: %q, want Ivan's DP-1 only", got)
 		}
 		if rs.accessOf("ina")[rs.ms.ID].Assigned || rs.accessOf("ivan")[rs.ms.ID].Assigned || !rs.accessOf("ivan")[rs.dp.ID].Assigned {
@@ -306,7 +306,7 @@ func TestUsageReportInBrowser(t *testing.T) {
 		ada.open("/reports/usage")
 		// Over the default 30 days, seats assigned four months ago and
 		// never used are inactive.
-		want := []string{"Bea Basic|CW-1|Not available for this plan", "Ina Idle|MS-1|Inactive", "Ivan Inert|MS-1|Inactive", "Ivan Inert|DP-1|Inactive", "Uma Using|MS-1|Active"}
+		want := []string{"Bea Basic|CW-1|Not available for this plan", "Ina Idle|MS-1|Inactive · never used", "Ivan Inert|MS-1|Inactive · never used", "Ivan Inert|DP-1|Inactive · never used", "Uma Using|MS-1|Active"}
 		if got := ada.reportRows(); strings.Join(got, ";") != strings.Join(want, ";") {
 			t.Fatalf("rows: got %q, want %q", got, want)
 		}
