@@ -310,6 +310,9 @@ type UnassignResult struct {
 	Services int `json:"services"`
 	Benefits int `json:"benefits"`
 	Users    int `json:"users"`
+	// BatchID names the reclaim batch that records what was removed, for
+	// POST /api/v1/reclaims/{id}/undo.
+	BatchID int64 `json:"batch_id"`
 }
 
 // MaxUnassignItems bounds one bulk unassign.
@@ -396,8 +399,16 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 		if err := p.Err(); err != nil {
 			return err
 		}
+		batch := usher.ReclaimBatch{AccountID: a.AccountID, Source: usher.BatchUnassign, ActorID: a.UserID, ActorEmail: a.Email, CreatedAt: s.Now()}
 		for _, w := range todo {
 			it := w.item
+			bi := usher.BatchItem{UserID: w.user.ID, Email: w.user.Email, SubscriptionID: w.sub.ID,
+				Services: orEmpty(slices.Clone(it.Services)), Benefits: orEmpty(slices.Clone(it.Benefits))}
+			if len(it.Services) == 0 && len(it.Benefits) == 0 {
+				bi.Seat, bi.Services, bi.Benefits = true, orEmpty(slices.Clone(w.as.Services)), orEmpty(slices.Clone(w.benefits))
+				bi.AssignedAt, bi.Price = w.as.AssignedAt, w.sub.Price
+			}
+			batch.Items = append(batch.Items, bi)
 			if len(it.Services) == 0 && len(it.Benefits) == 0 {
 				if err := s.unassignSeat(ctx, tx, a, w.user, w.sub, w.as); err != nil {
 					return err
@@ -432,6 +443,10 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 			users[w.user.ID] = true
 		}
 		res.Users = len(users)
+		if err := tx.InsertBatch(ctx, &batch); err != nil {
+			return err
+		}
+		res.BatchID = batch.ID
 		return nil
 	})
 	if err != nil {

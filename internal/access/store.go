@@ -101,6 +101,17 @@ type Tx interface {
 	// SetBenefits replaces the user's benefits on one subscription.
 	SetBenefits(ctx context.Context, accountID, userID, subscriptionID int64, codes []string) error
 
+	// InsertBatch stores a reclaim batch with its items and sets its ID.
+	InsertBatch(ctx context.Context, b *usher.ReclaimBatch) error
+	// BatchByID returns a batch with its items.
+	BatchByID(ctx context.Context, accountID, id int64) (usher.ReclaimBatch, error)
+	// ListBatches returns at most limit batches with their items, newest
+	// first, with ID < beforeID when beforeID > 0.
+	ListBatches(ctx context.Context, accountID, beforeID int64, limit int) ([]usher.ReclaimBatch, error)
+	// MarkBatchUndone records the undo of a batch not undone yet and reports
+	// whether it did; false means it was undone already.
+	MarkBatchUndone(ctx context.Context, accountID, id int64, at time.Time, by string) (bool, error)
+
 	InsertAudit(ctx context.Context, e *usher.AuditEntry) error
 	ListAudit(ctx context.Context, accountID int64, f AuditFilter) ([]usher.AuditEntry, error)
 }

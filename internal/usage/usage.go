@@ -4,6 +4,7 @@ package usage
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,8 +35,40 @@ func (r Range) Valid() bool {
 	return false
 }
 
+// MaxRangeDays bounds a range given as a number of days ("45d").
+const MaxRangeDays = 730
+
+// ParseRange reads a named range (30d, 3m, 6m, 9m, 1y) or a number of days
+// such as 45d (1 to MaxRangeDays), which reclaim policies may use.
+func ParseRange(s string) (Range, bool) {
+	r := Range(s)
+	if r.Valid() {
+		return r, true
+	}
+	if n, ok := r.days(); ok && n >= 1 && n <= MaxRangeDays {
+		return Range(strconv.Itoa(n) + "d"), true
+	}
+	return "", false
+}
+
+// days returns N of a range written "Nd".
+func (r Range) days() (int, bool) {
+	num, ok := strings.CutSuffix(string(r), "d")
+	if !ok || num == "" || len(num) > 4 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || strings.HasPrefix(num, "+") {
+		return 0, false
+	}
+	return n, true
+}
+
 // Label is the range as people read it.
 func (r Range) Label() string {
+	if n, ok := r.days(); ok && r != Range30d {
+		return strconv.Itoa(n) + " days"
+	}
 	switch r {
 	case Range30d:
 		return "30 days"
@@ -120,6 +153,9 @@ func (r Range) Cutoff(today Day) Day {
 	if n := r.months(); n > 0 {
 		y, m, d := addMonthsClamped(t.Year(), t.Month(), t.Day(), -n)
 		return Day(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
+	}
+	if n, ok := r.days(); ok {
+		return today - Day(n)
 	}
 	return today - 30
 }

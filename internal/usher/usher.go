@@ -447,3 +447,96 @@ func (c Cost) MarshalJSON() ([]byte, error) {
 
 // String is the cost as people read it: "EUR 2400.00".
 func (c Cost) String() string { return c.Currency + " " + FormatCents(c.Cents) }
+
+// ReclaimBatch is what one reclaim removed — a policy run's reclaim of one
+// person, or a bulk unassign — kept so that it can be undone.
+type ReclaimBatch struct {
+	ID         int64       `json:"id"`
+	AccountID  int64       `json:"-"`
+	Source     string      `json:"source"`              // "policy" or "unassign"
+	PolicyID   int64       `json:"policy_id,omitempty"` // for source policy
+	RunID      int64       `json:"run_id,omitempty"`
+	ActorID    int64       `json:"actor_id"`
+	ActorEmail string      `json:"actor_email"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UndoneAt   time.Time   `json:"undone_at,omitzero"`
+	UndoneBy   string      `json:"undone_by,omitempty"`
+	Items      []BatchItem `json:"items"`
+	// Saved is what the removed seats cost per year, per currency.
+	Saved []Cost `json:"saved"`
+}
+
+// Batch sources.
+const (
+	BatchPolicy   = "policy"
+	BatchUnassign = "unassign"
+)
+
+// BatchItem is what a batch removed from one user on one subscription.
+type BatchItem struct {
+	UserID         int64     `json:"user_id"`
+	Email          string    `json:"email"`
+	SubscriptionID int64     `json:"subscription_id"`
+	Seat           bool      `json:"seat"`     // the whole seat
+	Services       []string  `json:"services"` // services removed (with the seat, or alone)
+	Benefits       []string  `json:"benefits"` // benefits removed
+	AssignedAt     time.Time `json:"assigned_at,omitzero"`
+	Price          *Price    `json:"price"` // the seat's yearly price when removed
+}
+
+// SavedOf sums the yearly price of the seats a batch removed, per currency.
+func SavedOf(items []BatchItem) []Cost {
+	out := []Cost{}
+	for _, it := range items {
+		if !it.Seat || it.Price == nil {
+			continue
+		}
+		found := false
+		for i := range out {
+			if out[i].Currency == it.Price.Currency {
+				out[i].Seats++
+				out[i].Cents += it.Price.Cents
+				found = true
+			}
+		}
+		if !found {
+			out = append(out, Cost{Currency: it.Price.Currency, Seats: 1, Cents: it.Price.Cents})
+		}
+	}
+	return out
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *Price) UnmarshalJSON(b []byte) error {
+	var v struct {
+		PerSeatYear string `json:"per_seat_year"`
+		Currency    string `json:"currency"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	c, err := ParseAmount(v.PerSeatYear)
+	if err != nil {
+		return err
+	}
+	*p = Price{Cents: c, Currency: v.Currency}
+	return nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Cost) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Currency string `json:"currency"`
+		Seats    int    `json:"seats"`
+		PerYear  string `json:"per_year"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	cents, err := ParseAmount(v.PerYear)
+	if err != nil {
+		return err
+	}
+	*c = Cost{Currency: v.Currency, Seats: v.Seats, Cents: cents}
+	return nil
+}
