@@ -407,10 +407,8 @@ func (s *Service) Keep(ctx context.Context, token string) (KeepOffer, error) {
 			return usher.Errorf(usher.ECONFLICT, "this link was already used")
 		}
 		offer.Kept = true
-		a := usher.Actor{AccountID: w.AccountID, UserID: w.UserID, Email: offer.Email}
 		e := usher.AuditEntry{AccountID: w.AccountID, ActorID: w.UserID, ActorEmail: offer.Email, Action: "reclaim.keep",
 			TargetUserID: w.UserID, TargetEmail: offer.Email, SubscriptionID: w.SubscriptionID, At: now}
-		_ = a
 		if err := e.SetChange(nil, map[string]any{"policy_id": p.ID, "policy": p.Name, "warning_id": w.ID, "kept_until": w.KeptUntil}); err != nil {
 			return err
 		}
