@@ -143,6 +143,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	reclaims, err := newReclaimService(db, svc, mailConfig{smtp: c.smtp, from: c.mailFrom, baseURL: base}, now, log)
+	if err != nil {
+		return err
+	}
 	if c.smtp == "" {
 		log.Warn("no SMTP server configured (--smtp or USHER_SMTP_URL): usage notification emails will not be delivered; they are planned and wait, unsent, until Usher runs with a mail server")
 	} else {
@@ -155,7 +159,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Now: now, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Reclaim: reclaims, Now: now, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
@@ -163,6 +167,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Handler: web.NewHandler(web.Config{
 			Access:  svc,
 			Notify:  notifications,
+			Reclaim: reclaims,
 			Usage:   use,
 			Logger:  log,
 			Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
@@ -185,7 +190,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
-		superviseScheduler(schedCtx, notifications, c.interval, log)
+		superviseScheduler(schedCtx, scheduler.All{notifications, reclaims}, c.interval, log)
 	}()
 	stopScheduler := func() { cancelScheduler(); <-schedDone }
 	defer stopScheduler()

@@ -37,6 +37,9 @@ func (s *server) routes(mux router) {
 	api("PATCH /api/v1/account", s.updateAccount)
 
 	api("POST /api/v1/unassign", s.unassign)
+	api("GET /api/v1/reclaims", s.listReclaims)
+	api("GET /api/v1/reclaims/{id}", s.getReclaim)
+	api("POST /api/v1/reclaims/{id}/undo", s.undoReclaim)
 	api("POST /api/v1/tokens", s.createToken)
 	api("GET /api/v1/audit-log", s.auditLog)
 
@@ -45,6 +48,15 @@ func (s *server) routes(mux router) {
 		api("PUT /api/v1/usage-notifications", s.setNotifications)
 		api("DELETE /api/v1/usage-notifications", s.turnOffNotifications)
 		api("GET /api/v1/usage-notifications/runs", s.notificationRuns)
+	}
+	if s.reclaim != nil {
+		api("GET /api/v1/reclaim-policies", s.listReclaimPolicies)
+		api("POST /api/v1/reclaim-policies", s.createReclaimPolicy)
+		api("GET /api/v1/reclaim-policies/{id}", s.getReclaimPolicy)
+		api("PUT /api/v1/reclaim-policies/{id}", s.replaceReclaimPolicy)
+		api("DELETE /api/v1/reclaim-policies/{id}", s.deleteReclaimPolicy)
+		api("GET /api/v1/reclaim-policies/{id}/preview", s.previewReclaimPolicy)
+		api("GET /api/v1/reclaim-policies/{id}/runs", s.reclaimPolicyRuns)
 	}
 	if s.usage != nil {
 		api("POST /api/v1/usage-events", s.ingestUsage)

@@ -21,6 +21,7 @@ import (
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/auth"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 	"github.com/usherhq/usher/internal/web"
@@ -41,8 +42,11 @@ type Config struct {
 	// Notify keeps usage notification settings; nil leaves the Usage
 	// Notifications page out.
 	Notify *notify.Service
-	Logger *slog.Logger     // nil = discard
-	Now    func() time.Time // the clock of date pickers; nil = time.Now
+	// Reclaim serves the Keep my seat links and the Reclaim history page;
+	// nil leaves them out.
+	Reclaim *reclaim.Service
+	Logger  *slog.Logger     // nil = discard
+	Now     func() time.Time // the clock of date pickers; nil = time.Now
 	// SecureCookies marks the session cookie Secure even on plain HTTP
 	// requests, for servers behind a proxy that ends TLS (a https base URL).
 	// Requests that arrive over TLS get Secure cookies anyway.
@@ -54,21 +58,22 @@ type Config struct {
 const cookieName = "usher_session"
 
 type server struct {
-	access *access.Service
-	auth   *auth.Service
-	usage  *usage.Service
-	notify *notify.Service
-	log    *slog.Logger
-	now    func() time.Time
-	secure bool
-	pages  map[string]*template.Template
+	access  *access.Service
+	auth    *auth.Service
+	usage   *usage.Service
+	notify  *notify.Service
+	reclaim *reclaim.Service
+	log     *slog.Logger
+	now     func() time.Time
+	secure  bool
+	pages   map[string]*template.Template
 }
 
 // New returns the console's handler, to be mounted at "/". State-changing
 // requests from other origins are refused (http.CrossOriginProtection);
 // the session cookie is SameSite=Lax on top of that.
 func New(cfg Config) (http.Handler, error) {
-	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, log: cfg.Logger, now: cfg.Now, secure: cfg.SecureCookies}
+	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, reclaim: cfg.Reclaim, log: cfg.Logger, now: cfg.Now, secure: cfg.SecureCookies}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -100,6 +105,12 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /set-password", s.setPasswordPage)
 	mux.HandleFunc("POST /set-password", s.setPassword)
 
+	if s.reclaim != nil {
+		mux.HandleFunc("GET /keep/{token}", s.keepPage)
+		mux.HandleFunc("POST /keep/{token}", s.keep)
+		mux.HandleFunc("GET /reclaims", s.signedIn(s.reclaimHistory))
+		mux.HandleFunc("POST /reclaims/{id}/undo", s.signedIn(s.undoReclaim))
+	}
 	mux.HandleFunc("GET /users", s.signedIn(s.users))
 	mux.HandleFunc("GET /users/{id}/access", s.signedIn(s.accessPage))
 	mux.HandleFunc("POST /users/{id}/access", s.signedIn(s.saveAccess))
@@ -248,6 +259,7 @@ func (s *server) navFor(v viewer, current string) []navItem {
 	add("Subscriptions", "/subscriptions", access.CanAny(a, access.ViewSubscription))
 	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))
 	add("Usage Notifications", notificationsPath, s.notify != nil && access.Can(a, access.ManageNotification, 0))
+	add("Reclaim history", "/reclaims", s.reclaim != nil && access.Can(a, access.ViewReclaim, 0))
 	add("Audit log", "/audit-log", access.Can(a, access.ViewAudit, 0))
 	add("My access", "/users/"+strconv.FormatInt(a.UserID, 10)+"/access", true)
 	return out
@@ -260,8 +272,11 @@ type page struct {
 	Title   string
 	Viewer  *viewer
 	Nav     []navItem
-	Message string   // a success message, shown in a status region
-	Errors  []string // problems, shown in an alert region
+	Message string // a success message, shown in a status region
+	// UndoBatch, when not 0, puts an Undo button for that reclaim batch
+	// beside the message.
+	UndoBatch int64
+	Errors    []string // problems, shown in an alert region
 	// ErrorsTitle introduces Errors, e.g. to say that nothing was saved.
 	ErrorsTitle string
 	Data        any

@@ -143,6 +143,9 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
 	p := page{Title: "Usage Report", Data: data}
 	if n, err := strconv.Atoi(r.URL.Query().Get("unassigned")); err == nil && n > 0 {
 		p.Message = unassignedMessage(r.URL.Query())
+		if id, err := strconv.ParseInt(r.URL.Query().Get("batch"), 10, 64); err == nil && id > 0 && s.reclaim != nil {
+			p.UndoBatch = id
+		}
 	}
 	s.render(w, r, http.StatusOK, "report", p)
 }
@@ -404,6 +407,7 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	q := backURL.Query()
 	q.Set("unassigned", strconv.Itoa(res.Seats))
+	q.Set("batch", strconv.FormatInt(res.BatchID, 10))
 	q.Set("users", strconv.Itoa(res.Users))
 	if res.Services > 0 {
 		q.Set("services", strconv.Itoa(res.Services))
