@@ -24,6 +24,7 @@ import (
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/mail/smtptest"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/store/storetest"
 	"github.com/usherhq/usher/internal/usage"
@@ -47,6 +48,7 @@ type reportSite struct {
 	*site
 	usage   *usage.Service
 	notify  *notify.Service
+	reclaim *reclaim.Service
 	mailbox string
 	cw      usher.Subscription
 	// offset moves the notification service's clock, so a weekly email
@@ -142,11 +144,15 @@ func newReportSite(t *testing.T) *reportSite {
 		BaseURL: srv.URL, From: "Usher <usher@acme.test>", Logger: logger,
 		Now: func() time.Time { return time.Now().Add(time.Duration(rs.offset.Load())) },
 	})
-	ui, err := console.New(console.Config{Access: s.access, Auth: s.auth, Usage: rs.usage, Notify: rs.notify, Logger: logger})
+	rs.reclaim = reclaim.New(db.Reclaim(), s.access, mailer, reclaim.Config{
+		BaseURL: srv.URL, From: "Usher <usher@acme.test>", Logger: logger,
+		Now: func() time.Time { return time.Now().Add(time.Duration(rs.offset.Load())) },
+	})
+	ui, err := console.New(console.Config{Access: s.access, Auth: s.auth, Usage: rs.usage, Notify: rs.notify, Reclaim: rs.reclaim, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler.Store(web.NewHandler(web.Config{Access: s.access, Usage: rs.usage, Notify: rs.notify, Console: ui, Logger: logger}))
+	handler.Store(web.NewHandler(web.Config{Access: s.access, Usage: rs.usage, Notify: rs.notify, Reclaim: rs.reclaim, Console: ui, Logger: logger}))
 	return rs
 }
 
