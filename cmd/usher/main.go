@@ -53,6 +53,10 @@ Commands:
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
+  reclaim          list, create, preview and delete reclaim policies; history
+                   and undo of reclaims; run-due runs due policies once (for cron)
+  subscription price
+                   set a contract's price per seat per year
   bench            measure ingest, the Usage Report and its export against raw SQL
   version          print the version
   help [command]   show help for a command
@@ -79,6 +83,14 @@ func commands() []command {
 		{"notifications off", notificationsOffHelp, runNotificationsOff},
 		{"notifications run-due", notificationsRunDueHelp, runNotificationsRunDue},
 		{"usage import", usageImportHelp, runUsageImport},
+		{"reclaim list", reclaimListHelp, runReclaimList},
+		{"reclaim create", reclaimCreateHelp, runReclaimCreate},
+		{"reclaim preview", reclaimPreviewHelp, runReclaimPreview},
+		{"reclaim delete", reclaimDeleteHelp, runReclaimDelete},
+		{"reclaim history", reclaimHistoryHelp, runReclaimHistory},
+		{"reclaim undo", reclaimUndoHelp, runReclaimUndo},
+		{"reclaim run-due", reclaimRunDueHelp, runReclaimRunDue},
+		{"subscription price", subscriptionPriceHelp, runSubscriptionPrice},
 		{"bench", benchHelp, runBench},
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
 		{"version", versionHelp, runVersion},
@@ -115,6 +127,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, userHelp)
 				return exitOK
 			}
+			if name == "reclaim" {
+				fmt.Fprint(stdout, reclaimHelp)
+				return exitOK
+			}
+			if name == "subscription" {
+				fmt.Fprint(stdout, subscriptionHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -129,6 +149,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "reclaim":
+		return runReclaim(ctx, args[1:], stdout, stderr)
+	case "subscription":
+		return runSubscription(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {
