@@ -76,6 +76,8 @@ func commands() []command {
 	return []command{
 		{"serve", serveHelp, runServe},
 		{"migrate", migrateHelp, runMigrate},
+		{"backup", backupHelp, runBackup},
+		{"restore", restoreHelp, runRestore},
 		{"account create", accountCreateHelp, runAccountCreate},
 		{"account list", accountListHelp, runAccountList},
 		{"notifications show", notificationsShowHelp, runNotificationsShow},

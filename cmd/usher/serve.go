@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
@@ -29,11 +31,15 @@ import (
 
 const serveHelp = `Usage: usher serve [flags]
 
-Runs the HTTP server: the admin console at /, the REST API under /api/v1 and
-GET /healthz; and the scheduler that sends usage notification emails. It
-applies database migrations first. SIGINT or SIGTERM shut it down gracefully:
-it stops accepting connections, lets requests in flight finish and stops the
-scheduler.
+Runs the HTTP server: the admin console at /, the REST API under /api/v1,
+GET /healthz, GET /readyz and GET /metrics; and the scheduler that sends
+usage notification emails. It applies database migrations first.
+
+SIGINT or SIGTERM stop it cleanly: /readyz answers 503 at once and the
+scheduler claims no more emails; after --drain-delay it stops accepting
+connections and lets requests in flight finish (within --shutdown-timeout);
+an email being sent may finish, or its claim is handed back for another
+replica; then it exits 0.
 
 Flags (a flag wins over its environment variable):
   --addr HOST:PORT    address to listen on (default 127.0.0.1:8080)  env USHER_ADDR
@@ -53,6 +59,20 @@ Flags (a flag wins over its environment variable):
                       in the background, in days ("400" or "400d") or as a Go
                       duration ("9600h"); older events are refused (default 400d)
                                                                  env USHER_USAGE_RETENTION
+  --tls-cert FILE     serve HTTPS with this PEM certificate (chain); needs
+                      --tls-key                                   env USHER_TLS_CERT
+  --tls-key FILE      the certificate's PEM private key            env USHER_TLS_KEY
+  --metrics-addr HOST:PORT
+                      serve GET /metrics on this address only, not on --addr
+                                                                  env USHER_METRICS_ADDR
+  --metrics-token T   GET /metrics wants "Authorization: Bearer T"
+                                                                  env USHER_METRICS_TOKEN
+  --drain-delay D     on SIGTERM, keep serving this long with /readyz at 503
+                      so load balancers stop sending first (default 0s)
+                                                                  env USHER_DRAIN_DELAY
+  --shutdown-timeout D
+                      the longest requests in flight may take to finish on
+                      SIGTERM (default 20s)                env USHER_SHUTDOWN_TIMEOUT
   --demo              seed a demo account "Demo Co" unless it exists, and print a
                       fresh API token of its primary admin with a curl example
   -h, --help          show this help
@@ -71,6 +91,9 @@ type serveConfig struct {
 	interval                                               time.Duration // of the scheduler
 	smtpSafe                                               string        // smtp without its password, for logs
 	retention                                              retentionFlag
+	tlsCert, tlsKey                                        string
+	metricsAddr, metricsToken                              string
+	drainDelay, shutdownTimeout                            time.Duration
 }
 
 // defaultAddr is where serve listens unless told otherwise: loopback only.
@@ -83,7 +106,7 @@ const (
 	readTimeout       = 60 * time.Second
 	writeTimeout      = 120 * time.Second
 	idleTimeout       = 120 * time.Second
-	shutdownTimeout   = 20 * time.Second
+	shutdownTimeout   = 20 * time.Second // default of --shutdown-timeout
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -100,13 +123,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.interval, "scheduler-interval", scheduler.DefaultInterval, "how often to look for due emails")
 	c.retention = retentionFlag(usage.DefaultRetention)
 	fs.Var(&c.retention, "usage-retention", "how long raw usage events are kept")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM certificate for HTTPS")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for HTTPS")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address only")
+	fs.StringVar(&c.metricsToken, "metrics-token", "", "bearer token /metrics wants")
+	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "keep serving this long after SIGTERM with /readyz at 503")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", shutdownTimeout, "the longest requests may take to finish on SIGTERM")
 	err := parse(fs, serveHelp, args, stdout, map[string]string{
 		"addr": "USHER_ADDR", "db": "USHER_DB", "base-url": "USHER_BASE_URL", "smtp": "USHER_SMTP_URL",
 		"mail-from": "USHER_MAIL_FROM", "log-level": "USHER_LOG_LEVEL", "log-format": "USHER_LOG_FORMAT",
 		"scheduler-interval": "USHER_SCHEDULER_INTERVAL", "usage-retention": "USHER_USAGE_RETENTION",
+		"tls-cert": "USHER_TLS_CERT", "tls-key": "USHER_TLS_KEY", "metrics-addr": "USHER_METRICS_ADDR",
+		"metrics-token": "USHER_METRICS_TOKEN", "drain-delay": "USHER_DRAIN_DELAY", "shutdown-timeout": "USHER_SHUTDOWN_TIMEOUT",
 	})
 	if err != nil {
 		return err
+	}
+	if c.drainDelay < 0 || c.shutdownTimeout <= 0 {
+		return usageErrorf("serve: --drain-delay must not be negative and --shutdown-timeout must be positive")
 	}
 	log, err := c.check(stderr)
 	if err != nil {
@@ -117,6 +151,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
+	// A shared lock on an SQLite file tells `usher restore` that a server
+	// uses it; it is taken before the database is opened and let go after
+	// it is closed.
+	if path, ok := store.SQLitePath(c.db); ok {
+		unlock, err := lockFile(path+lockSuffix, false)
+		if err != nil {
+			return fmt.Errorf("lock %s: %w", path+lockSuffix, err)
+		}
+		defer unlock()
+	}
 	db, err := openDB(ctx, c.db)
 	if err != nil {
 		return err
@@ -136,6 +180,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	base := c.baseURL
 	if base == "" {
 		base = localURL(ln.Addr().String())
+		if c.tlsCert != "" {
+			base = "https" + strings.TrimPrefix(base, "http")
+		}
 	}
 	base = strings.TrimRight(base, "/")
 
@@ -163,16 +210,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
+	var stopping atomic.Bool
+	webCfg := web.Config{
+		Access:  svc,
+		Notify:  notifications,
+		Reclaim: reclaims,
+		Usage:   use,
+		Logger:  log,
+		Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
+		Console: ui,
+		Ready: func(ctx context.Context) error {
+			if stopping.Load() {
+				return web.ErrStopping
+			}
+			return ready(ctx, db)
+		},
+		Metrics:          web.NewMetrics(),
+		MetricsToken:     c.metricsToken,
+		MetricsElsewhere: c.metricsAddr != "",
+		Pools:            db.PoolStats,
+		Seats: func() (int64, int64) {
+			return db.Stats().SeatsAssigned.Load(), db.Stats().SeatsUnassigned.Load()
+		},
+	}
 	srv := &http.Server{
-		Handler: web.NewHandler(web.Config{
-			Access:  svc,
-			Notify:  notifications,
-			Reclaim: reclaims,
-			Usage:   use,
-			Logger:  log,
-			Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
-			Console: ui,
-		}),
+		Handler:           web.NewHandler(webCfg),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -180,9 +242,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "base_url", base)
+	var (
+		metricsSrv *http.Server
+		mln        net.Listener
+	)
+	if c.metricsAddr != "" {
+		if mln, err = net.Listen("tcp", c.metricsAddr); err != nil {
+			return fmt.Errorf("listen on %s for metrics: %w", c.metricsAddr, err)
+		}
+		defer mln.Close()
+		metricsSrv = &http.Server{Handler: web.MetricsHandler(webCfg), ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout: readTimeout, WriteTimeout: writeTimeout, ErrorLog: srv.ErrorLog}
+	}
+	served := make(chan error, 2)
+	go func() {
+		if c.tlsCert != "" {
+			served <- srv.ServeTLS(ln, c.tlsCert, c.tlsKey)
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+	log.Info("listening", "addr", ln.Addr().String(), "base_url", base, "tls", c.tlsCert != "")
+	if metricsSrv != nil {
+		go func() { served <- metricsSrv.Serve(mln) }()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 
 	// The scheduler lives exactly as long as the server: stopScheduler
 	// ends it and waits for the pass in progress, on every way out.
@@ -209,17 +293,43 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", shutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	// The scheduler saw ctx end too: it claims nothing more, and an email
+	// being sent finishes or is handed back (notify.Config.StopGrace).
+	stopping.Store(true)
+	log.Info("shutting down", "drain_delay", c.drainDelay.String(), "timeout", c.shutdownTimeout.String())
+	if c.drainDelay > 0 {
+		// Still serving, with /readyz at 503, so load balancers take this
+		// replica out before its listener closes.
+		time.Sleep(c.drainDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
+	if metricsSrv != nil {
+		defer metricsSrv.Close()
+	}
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shut down: %w", err)
+		stopScheduler()
+		return fmt.Errorf("shut down: requests still running after %s were cut: %w", c.shutdownTimeout, err)
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	stopScheduler()
 	log.Info("stopped")
+	return nil
+}
+
+// ready is nil when the database answers and has every migration this
+// binary knows, so a replica started before `usher migrate` finished gets
+// no traffic.
+func ready(ctx context.Context, db *store.DB) error {
+	pending, err := db.PendingMigrations(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("migrations not applied: %s", strings.Join(pending, ", "))
+	}
 	return nil
 }
 
@@ -230,6 +340,14 @@ func (c *serveConfig) check(stderr io.Writer) (*slog.Logger, error) {
 		return nil, usageErrorf("serve: --log-level %q: want debug, info, warn or error", c.logLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, usageErrorf("serve: --tls-cert and --tls-key go together: give both for HTTPS, or neither")
+	}
+	if c.tlsCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey); err != nil {
+			return nil, usageErrorf("serve: --tls-cert/--tls-key: %v", err)
+		}
+	}
 	var h slog.Handler
 	switch c.logFormat {
 	case "text":
@@ -263,7 +381,7 @@ func (c *serveConfig) check(stderr io.Writer) (*slog.Logger, error) {
 	if c.interval <= 0 {
 		return nil, usageErrorf("serve: --scheduler-interval %s: want a positive duration such as 30s or 1m", c.interval)
 	}
-	return slog.New(h), nil
+	return slog.New(web.LogHandler(h)), nil
 }
 
 // localURL is the URL at which this machine reaches a listener on addr: a

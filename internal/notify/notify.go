@@ -119,3 +119,21 @@ type Mailer interface {
 type Inactivity interface {
 	InactiveSummary(ctx context.Context, accountID int64, r usage.Range, firstUsers int) (usage.InactiveSummary, error)
 }
+
+// Backlog is the scheduler's waiting work at one instant.
+type Backlog struct {
+	DueRuns     int       // pending runs whose time has come, and sending runs whose lease expired
+	RetryRuns   int       // pending runs waiting out a retry backoff
+	SendingRuns int       // runs leased to a live worker
+	DueSettings int       // occurrences due but not yet planned into runs
+	OldestDue   time.Time // the earliest due run or occurrence; zero when none
+}
+
+// Lag is how far behind the scheduler is at now: the age of the oldest due
+// work, zero when nothing is due.
+func (b Backlog) Lag(now time.Time) time.Duration {
+	if b.OldestDue.IsZero() || b.OldestDue.After(now) {
+		return 0
+	}
+	return now.Sub(b.OldestDue)
+}

@@ -31,6 +31,10 @@ type Config struct {
 	MaxAttempts int           // attempts before a run fails for good; default 10
 	Workers     int           // emails sent at once by one SendDue; default 4
 	FirstUsers  int           // inactive users listed by name in an email; default 10
+	// StopGrace is how long a send in progress may still take once SendDue's
+	// context ends (the server is stopping); past it the send is cut and its
+	// claim released for another worker at once. Default 10 seconds.
+	StopGrace time.Duration
 }
 
 // Defaults of Config.
@@ -40,6 +44,7 @@ const (
 	DefaultMaxAttempts = 10
 	DefaultWorkers     = 4
 	DefaultFirstUsers  = 10
+	DefaultStopGrace   = 10 * time.Second
 )
 
 // planBatch is how many due settings one planning transaction handles.
@@ -60,7 +65,21 @@ type Service struct {
 	log        *slog.Logger
 	msgHost    string
 	claims     atomic.Int64 // numbers this process's claims, so each lease is distinct
+	stats      Stats
 }
+
+// Stats counts what happened to emails since the service started, for
+// metrics. Kind-neutral names let the edge export them under one series
+// with a kind label ("notification" here; later warning and digest emails).
+type Stats struct {
+	Sent     atomic.Int64 // accepted by the SMTP server
+	Retried  atomic.Int64 // attempts that failed and will be retried
+	Failed   atomic.Int64 // runs that failed for good
+	Released atomic.Int64 // sends cut short by a shutdown and handed back at once
+}
+
+// Stats returns the service's email counters.
+func (s *Service) Stats() *Stats { return &s.stats }
 
 // New returns a notify service. mailer may be nil when no SMTP server is
 // configured: settings and runs are still kept and planned, and runs stay
@@ -87,6 +106,9 @@ func New(store Store, mailer Mailer, inactivity Inactivity, cfg Config) *Service
 	}
 	if cfg.FirstUsers <= 0 {
 		cfg.FirstUsers = DefaultFirstUsers
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = DefaultStopGrace
 	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	host := "usher"
@@ -437,6 +459,23 @@ func (s *Service) plan(ctx context.Context, tx Tx, st Setting, loc *time.Locatio
 	return true, created, nil
 }
 
+// Backlog counts the runs and occurrences waiting now, for metrics.
+func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
+	var b Backlog
+	now := s.now()
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		b, err = tx.Backlog(ctx, now)
+		return err
+	})
+	if err != nil {
+		return b, fmt.Errorf("notification backlog: %w", err)
+	}
+	return b, nil
+}
+
+// Now is the service's clock, as it plans and sends.
+func (s *Service) Now() time.Time { return s.now() }
+
 // ---- sending ----
 
 // SendDue claims at most max due runs for owner (a name unique to this
@@ -445,12 +484,29 @@ func (s *Service) plan(ctx context.Context, tx Tx, st Setting, loc *time.Locatio
 // A failed send is retried after Backoff, with the same Message-ID, until
 // MaxAttempts. Without a mailer it sends nothing and leaves runs pending.
 //
-// When ctx ends, no further run is claimed; a send in progress is cut short
-// and counts as a failed attempt.
+// When ctx ends (the server is stopping), no further run is claimed; a send
+// in progress may finish within Config.StopGrace. One still going then is
+// cut short and its claim released, without counting as an attempt, so
+// another replica (or the next start) takes it at once instead of waiting
+// for the lease to expire.
 func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, error) {
 	if s.mailer == nil || max <= 0 {
 		return 0, nil
 	}
+	// Sends outlive ctx by at most StopGrace.
+	sendCtx, cutSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cutSends()
+	returned := make(chan struct{})
+	defer close(returned)
+	context.AfterFunc(ctx, func() {
+		t := time.NewTimer(s.cfg.StopGrace)
+		defer t.Stop()
+		select {
+		case <-returned:
+		case <-t.C:
+			cutSends()
+		}
+	})
 	var (
 		wg        sync.WaitGroup
 		mu        sync.Mutex
@@ -487,7 +543,7 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 				if len(runs) == 0 {
 					return
 				}
-				ok, err := s.send(ctx, runs[0], lease)
+				ok, err := s.send(sendCtx, ctx, runs[0], lease)
 				if ok {
 					delivered.Add(1)
 				}
@@ -503,13 +559,14 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 
 // send makes one attempt at a claimed run and records the outcome. It
 // reports whether the email was delivered; its error is about recording,
-// not about sending.
-func (s *Service) send(ctx context.Context, r Run, lease string) (bool, error) {
+// not about sending. stop ends when the server is stopping: a failure after
+// that releases the run instead of counting an attempt.
+func (s *Service) send(ctx, stop context.Context, r Run, lease string) (bool, error) {
 	log := s.log.With(slog.Int64("run_id", r.ID), slog.Int64("account_id", r.AccountID), slog.Int64("user_id", r.UserID),
 		slog.Time("scheduled_for", r.ScheduledFor), slog.Int("attempt", r.Attempts), slog.String("message_id", r.MessageID))
 	if r.Attempts > s.cfg.MaxAttempts {
 		// Only a worker that died mid-send claims a run this often.
-		return false, s.finish(ctx, log, r, lease, fmt.Errorf("gave up after %d attempts", s.cfg.MaxAttempts), true)
+		return false, s.finish(ctx, stop, log, r, lease, fmt.Errorf("gave up after %d attempts", s.cfg.MaxAttempts), true)
 	}
 	var (
 		st    Setting
@@ -534,18 +591,18 @@ func (s *Service) send(ctx context.Context, r Run, lease string) (bool, error) {
 	})
 	switch {
 	case err != nil:
-		return false, s.finish(ctx, log, r, lease, fmt.Errorf("load recipient: %w", err), false)
+		return false, s.finish(ctx, stop, log, r, lease, fmt.Errorf("load recipient: %w", err), false)
 	case abort == "" && !st.Enabled:
 		abort = "usage notifications were turned off before this email went out"
 	case abort == "" && !ok:
 		abort = "the recipient is no longer an active primary admin"
 	}
 	if abort != "" {
-		return false, s.finish(ctx, log, r, lease, errors.New(abort), true)
+		return false, s.finish(ctx, stop, log, r, lease, errors.New(abort), true)
 	}
 	sum, err := s.inactivity.InactiveSummary(ctx, r.AccountID, r.Range, s.cfg.FirstUsers)
 	if err != nil {
-		return false, s.finish(ctx, log, r, lease, fmt.Errorf("count inactive users: %w", err), false)
+		return false, s.finish(ctx, stop, log, r, lease, fmt.Errorf("count inactive users: %w", err), false)
 	}
 	r.InactiveUsers, r.InactiveSeats = sum.InactiveUsers, sum.InactiveSeats
 	m := Message{
@@ -559,30 +616,43 @@ func (s *Service) send(ctx context.Context, r Run, lease string) (bool, error) {
 	err = s.mailer.Send(sendCtx, m)
 	cancel()
 	if err != nil {
-		return false, s.finish(ctx, log, r, lease, fmt.Errorf("send: %w", err), false)
+		return false, s.finish(ctx, stop, log, r, lease, fmt.Errorf("send: %w", err), false)
 	}
-	return true, s.finish(ctx, log, r, lease, nil, false)
+	return true, s.finish(ctx, stop, log, r, lease, nil, false)
 }
 
 // finish records an attempt's outcome under the run's lease: delivered when
 // cause is nil, failed for good when final or out of attempts, else pending
 // again after Backoff.
-func (s *Service) finish(ctx context.Context, log *slog.Logger, r Run, lease string, cause error, final bool) error {
+//
+// A failure while stopping releases the run instead: pending, due now, and
+// the attempt not counted, since the failure is ours and not the mail
+// server's.
+func (s *Service) finish(ctx, stop context.Context, log *slog.Logger, r Run, lease string, cause error, final bool) error {
 	// The outcome must be recorded even when ctx ends mid-send, or the run
 	// would be sent again after its lease expires.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	now := s.now()
 	r.LeaseOwner, r.LeaseUntil, r.UpdatedAt = "", time.Time{}, now
+	var counter *atomic.Int64
 	switch {
 	case cause == nil:
 		r.Status, r.DeliveredAt, r.LastError = StatusDelivered, now, ""
+		counter = &s.stats.Sent
 		log.InfoContext(ctx, "usage notification delivered", slog.Int("inactive_users", r.InactiveUsers))
+	case stop.Err() != nil && !final:
+		r.Status, r.LastError, r.NextAttemptAt = StatusPending, "released at shutdown: "+cause.Error(), now
+		r.Attempts = max(r.Attempts-1, 0)
+		counter = &s.stats.Released
+		log.InfoContext(ctx, "usage notification released at shutdown for another worker", slog.String("error", cause.Error()))
 	case final || r.Attempts >= s.cfg.MaxAttempts:
 		r.Status, r.LastError = StatusFailed, cause.Error()
+		counter = &s.stats.Failed
 		log.ErrorContext(ctx, "usage notification failed for good", slog.String("error", r.LastError))
 	default:
 		r.Status, r.LastError, r.NextAttemptAt = StatusPending, cause.Error(), now.Add(Backoff(r.Attempts))
+		counter = &s.stats.Retried
 		log.WarnContext(ctx, "usage notification attempt failed; will retry", slog.String("error", r.LastError), slog.Time("next_attempt_at", r.NextAttemptAt))
 	}
 	err := s.store.Write(ctx, func(tx Tx) error { return tx.FinishRun(ctx, r, lease) })
@@ -594,5 +664,6 @@ func (s *Service) finish(ctx context.Context, log *slog.Logger, r Run, lease str
 	if err != nil {
 		return fmt.Errorf("record run %d: %w", r.ID, err)
 	}
+	counter.Add(1)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -511,57 +512,113 @@ func TestConcurrentSchedulersDeliverEachOccurrenceOnce(t *testing.T) {
 	})
 }
 
-// blockingMailer holds every Send until its context ends, the way a slow
-// SMTP server holds a delivery when the server shuts down.
-type blockingMailer struct{ started chan struct{} }
+// blockingMailer holds every Send until its context ends or release is
+// closed, the way a slow SMTP server holds a delivery when the server shuts
+// down.
+type blockingMailer struct {
+	started chan struct{}
+	release chan struct{} // nil: never
+}
 
 func (b blockingMailer) Send(ctx context.Context, m notify.Message) error {
 	b.started <- struct{}{}
-	<-ctx.Done()
-	return ctx.Err()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.release:
+		return nil
+	}
+}
+
+// stoppingService is the fixture's service with a short stop grace.
+func stoppingService(f *fixture, m notify.Mailer, grace time.Duration) *notify.Service {
+	return notify.New(f.db.Notify(), m, fakeInactivity{users: 1, seats: 1}, notify.Config{
+		BaseURL: "https://usher.example.com/", From: "Usher <usher@example.com>", Now: f.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxAttempts: 4, StopGrace: grace,
+	})
+}
+
+// stopMidSend plans five runs, lets the four workers start sending, ends
+// SendDue's context and calls between (while sends are in flight), then
+// waits for SendDue to return.
+func stopMidSend(t *testing.T, f *fixture, svc *notify.Service, blocked blockingMailer, between func()) int {
+	t.Helper()
+	for range 5 {
+		mustSet(t, f, f.addUser(usher.RolePrimaryAdmin), weekly("2026-01-14"))
+	}
+	mustPlan(t, f.svc, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := svc.SendDue(ctx, "stopping", 10)
+		done <- result{n, err}
+	}()
+	for range notify.DefaultWorkers {
+		<-blocked.started
+	}
+	cancel()
+	between()
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("send due: %v", res.err)
+	}
+	return res.n
+}
+
+func TestShutdownLetsSendsInFlightFinish(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFixture(t, db, 1)
+		blocked := blockingMailer{started: make(chan struct{}, 5), release: make(chan struct{})}
+		// The grace is long: the sends finish well within it.
+		n := stopMidSend(t, f, stoppingService(f, blocked, time.Hour), blocked, func() { close(blocked.release) })
+		if n != notify.DefaultWorkers {
+			t.Fatalf("delivered %d, want the %d in flight", n, notify.DefaultWorkers)
+		}
+		var delivered, untouched int
+		for _, r := range f.runs() {
+			switch {
+			case r.Status == notify.StatusDelivered && r.Attempts == 1:
+				delivered++
+			case r.Status == notify.StatusPending && r.Attempts == 0 && r.LastError == "":
+				untouched++ // never claimed: nothing was started after the stop
+			default:
+				t.Fatalf("unexpected run: %+v", r)
+			}
+		}
+		if delivered != notify.DefaultWorkers || untouched != 1 {
+			t.Fatalf("got %d delivered and %d untouched, want %d and 1", delivered, untouched, notify.DefaultWorkers)
+		}
+	})
 }
 
 func TestShutdownHandsUnsentRunsBack(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f := newFixture(t, db, 1)
-		for range 5 {
-			mustSet(t, f, f.addUser(usher.RolePrimaryAdmin), weekly("2026-01-14"))
-		}
-		mustPlan(t, f.svc, 5)
-		// Four workers (the default) start sending; the fifth run waits for
-		// a worker when the shutdown comes.
+		// The mail server never answers: past the grace, the sends are cut.
 		blocked := blockingMailer{started: make(chan struct{}, 5)}
-		svc := f.service(blocked, fakeInactivity{users: 1, seats: 1})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			_, err := svc.SendDue(ctx, "stopping", 10)
-			done <- err
-		}()
-		for range notify.DefaultWorkers {
-			<-blocked.started
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatalf("send due: %v", err)
-		}
-		var interrupted, handedBack int
+		stopMidSend(t, f, stoppingService(f, blocked, 50*time.Millisecond), blocked, func() {})
+		var handedBack, released int
 		for _, r := range f.runs() {
 			switch {
 			case r.Status == notify.StatusPending && r.Attempts == 0 && r.LeaseOwner == "" && r.LastError == "":
-				handedBack++
-			case r.Status == notify.StatusPending && r.Attempts == 1 && r.LeaseOwner == "" && r.LastError != "":
-				interrupted++ // cut short mid-send: a failed attempt, retried after its backoff
+				handedBack++ // never claimed
+			case r.Status == notify.StatusPending && r.Attempts == 0 && r.LeaseOwner == "" &&
+				strings.HasPrefix(r.LastError, "released at shutdown") && !r.NextAttemptAt.After(f.clock.Now()):
+				released++ // cut short: due again now, the attempt not counted
 			default:
-				t.Fatalf("run neither handed back nor retried: %+v", r)
+				t.Fatalf("run neither handed back nor released: %+v", r)
 			}
 		}
-		if handedBack != 1 || interrupted != notify.DefaultWorkers {
-			t.Fatalf("got %d handed back and %d interrupted, want 1 and %d", handedBack, interrupted, notify.DefaultWorkers)
+		if handedBack != 1 || released != notify.DefaultWorkers {
+			t.Fatalf("got %d handed back and %d released, want 1 and %d", handedBack, released, notify.DefaultWorkers)
 		}
-		mustSend(t, f.svc, 1)
-		f.clock.Add(notify.Backoff(1))
-		mustSend(t, f.svc, notify.DefaultWorkers)
+		// Another worker takes all five at once, without waiting for a
+		// lease or a backoff.
+		mustSend(t, f.svc, 5)
 	})
 }
 

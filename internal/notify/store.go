@@ -66,6 +66,9 @@ type Tx interface {
 	// and another worker took the run) it changes nothing and answers
 	// usher.ECONFLICT.
 	FinishRun(ctx context.Context, r Run, owner string) error
+	// Backlog counts the work waiting at now, of every account, for
+	// metrics.
+	Backlog(ctx context.Context, now time.Time) (Backlog, error)
 	// RunsOf returns at most limit runs of the user, newest first (by ID
 	// descending), with ID < beforeID when beforeID > 0.
 	RunsOf(ctx context.Context, accountID, userID, beforeID int64, limit int) ([]Run, error)

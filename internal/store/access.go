@@ -693,6 +693,7 @@ func (tx *Tx) InsertAssignment(ctx context.Context, a usher.Assignment) error {
 	if err := tx.insertServices(ctx, a.AccountID, a.UserID, a.SubscriptionID, a.Services); err != nil {
 		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
 	}
+	tx.seats.assigned++
 	return nil
 }
 
@@ -725,6 +726,7 @@ func (tx *Tx) DeleteAssignment(ctx context.Context, accountID, userID, subscript
 	if n == 0 {
 		return usher.Errorf(usher.ENOTFOUND, "user %d holds no seat of subscription %d", userID, subscriptionID)
 	}
+	tx.seats.unassigned++
 	return nil
 }
 

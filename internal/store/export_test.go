@@ -1,6 +1,10 @@
 package store
 
-import "github.com/usherhq/usher/internal/usage"
+import (
+	"context"
+
+	"github.com/usherhq/usher/internal/usage"
+)
 
 // UsageQueriesForTest returns the SQL and arguments of the report's page
 // and totals queries and of pruning as the engine runs them, so the plan
@@ -14,4 +18,20 @@ func UsageQueriesForTest(engine string, q usage.ReportQuery) map[string][2]any {
 		"totals": {tx.bind(totals), totalArgs},
 		"prune":  {tx.bind(pruneEventsSQL), []any{int64(1), 10}},
 	}
+}
+
+// MigrateToForTest applies the migrations up to version upTo.
+func (db *DB) MigrateToForTest(ctx context.Context, upTo int) error { return db.migrateTo(ctx, upTo) }
+
+// VersionsForTest lists the engine's schema versions in order.
+func VersionsForTest(engine string) []int {
+	ms, err := migrations(engine)
+	if err != nil {
+		panic(err)
+	}
+	out := make([]int, len(ms))
+	for i, m := range ms {
+		out[i] = m.version
+	}
+	return out
 }

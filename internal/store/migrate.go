@@ -62,12 +62,19 @@ func migrations(engine string) ([]migration, error) {
 // Migrate applies the migrations the database lacks, each in its own
 // transaction. It is safe to run repeatedly and, on PostgreSQL, from several
 // processes at once.
-func (db *DB) Migrate(ctx context.Context) error {
+func (db *DB) Migrate(ctx context.Context) error { return db.migrateTo(ctx, 0) }
+
+// migrateTo applies the migrations up to version upTo (0: all); the upgrade
+// test builds databases at every earlier version with it.
+func (db *DB) migrateTo(ctx context.Context, upTo int) error {
 	ms, err := migrations(db.engine)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, m := range ms {
+		if upTo > 0 && m.version > upTo {
+			break
+		}
 		if err := db.Write(ctx, func(tx *Tx) error { return tx.applyMigration(ctx, m) }); err != nil {
 			return fmt.Errorf("migrate %s: %w", m.name, err)
 		}
@@ -108,11 +115,7 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v sql.NullInt64
 	err := db.Read(ctx, func(tx *Tx) error {
 		var exists int
-		q := "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-		if tx.engine == Postgres {
-			q = "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
-		}
-		if err := tx.queryRow(ctx, q).Scan(&exists); err != nil || exists == 0 {
+		if err := tx.queryRow(ctx, schemaTableExists(tx.engine)).Scan(&exists); err != nil || exists == 0 {
 			return err
 		}
 		return tx.queryRow(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&v)
@@ -121,4 +124,59 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("schema version: %w", err)
 	}
 	return int(v.Int64), nil
+}
+
+// PendingMigrations names the migrations the database lacks, in the order
+// Migrate would apply them; none when it is up to date.
+func (db *DB) PendingMigrations(ctx context.Context) ([]string, error) {
+	ms, err := migrations(db.engine)
+	if err != nil {
+		return nil, fmt.Errorf("pending migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	err = db.Read(ctx, func(tx *Tx) error {
+		var exists int
+		if err := tx.queryRow(ctx, schemaTableExists(tx.engine)).Scan(&exists); err != nil || exists == 0 {
+			return err
+		}
+		rows, err := tx.query(ctx, "SELECT version FROM schema_migrations")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				return err
+			}
+			applied[v] = true
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pending migrations: %w", err)
+	}
+	var out []string
+	for _, m := range ms {
+		if !applied[m.version] {
+			out = append(out, m.name)
+		}
+	}
+	return out, nil
+}
+
+// LatestVersion is the newest schema version this binary knows for engine.
+func LatestVersion(engine string) (int, error) {
+	ms, err := migrations(engine)
+	if err != nil || len(ms) == 0 {
+		return 0, fmt.Errorf("latest schema version of %s: %w", engine, err)
+	}
+	return ms[len(ms)-1].version, nil
+}
+
+func schemaTableExists(engine string) string {
+	if engine == Postgres {
+		return "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_migrations'"
+	}
+	return "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
 }

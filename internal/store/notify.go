@@ -235,3 +235,35 @@ func (tx *Tx) RunsOf(ctx context.Context, accountID, userID, beforeID int64, lim
 	}
 	return out, nil
 }
+
+// Backlog counts waiting runs over notification_runs_claimable (only
+// pending and sending runs) and due occurrences over
+// notification_settings_due, so a scrape costs little however many runs
+// were ever delivered.
+func (tx *Tx) Backlog(ctx context.Context, now time.Time) (notify.Backlog, error) {
+	var b notify.Backlog
+	ms := millis(now)
+	var oldestRun, oldestSetting sql.NullInt64
+	err := tx.queryRow(ctx, `
+		SELECT
+			COALESCE(SUM(CASE WHEN (status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until < ?) THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN status = 'pending' AND next_attempt_at > ? THEN 1 ELSE 0 END), 0),
+			COALESCE(SUM(CASE WHEN status = 'sending' AND lease_until >= ? THEN 1 ELSE 0 END), 0),
+			MIN(CASE WHEN (status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until < ?) THEN next_attempt_at END)
+		FROM notification_runs WHERE status IN ('pending', 'sending')`,
+		ms, ms, ms, ms, ms, ms).Scan(&b.DueRuns, &b.RetryRuns, &b.SendingRuns, &oldestRun)
+	if err != nil {
+		return b, fmt.Errorf("notification run backlog: %w", err)
+	}
+	err = tx.queryRow(ctx, `SELECT COUNT(*), MIN(next_at) FROM notification_settings WHERE enabled AND next_at <= ?`, ms).
+		Scan(&b.DueSettings, &oldestSetting)
+	if err != nil {
+		return b, fmt.Errorf("notification setting backlog: %w", err)
+	}
+	for _, o := range []sql.NullInt64{oldestRun, oldestSetting} {
+		if o.Valid && (b.OldestDue.IsZero() || fromMillis(o.Int64).Before(b.OldestDue)) {
+			b.OldestDue = fromMillis(o.Int64)
+		}
+	}
+	return b, nil
+}

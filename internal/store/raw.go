@@ -25,6 +25,16 @@ func (db *DB) Rebind(query string) string {
 // the DB and drops the schema with everything in it. Tests and benchmarks use
 // it so that runs on one server never see each other's rows.
 func OpenScratchSchema(ctx context.Context, baseURL, prefix string) (db *DB, drop func(context.Context) error, err error) {
+	return openScratchSchema(ctx, baseURL, prefix, true)
+}
+
+// OpenEmptyScratchSchema is OpenScratchSchema without migrating: the
+// upgrade test builds older schema versions in it.
+func OpenEmptyScratchSchema(ctx context.Context, baseURL, prefix string) (db *DB, drop func(context.Context) error, err error) {
+	return openScratchSchema(ctx, baseURL, prefix, false)
+}
+
+func openScratchSchema(ctx context.Context, baseURL, prefix string, migrate bool) (db *DB, drop func(context.Context) error, err error) {
 	admin, err := sql.Open("pgx", baseURL)
 	if err != nil {
 		return nil, nil, err
@@ -57,7 +67,7 @@ func OpenScratchSchema(ctx context.Context, baseURL, prefix string) (db *DB, dro
 		u.RawQuery = q.Encode()
 		db, err = Open(ctx, u.String())
 	}
-	if err == nil {
+	if err == nil && migrate {
 		err = db.Migrate(ctx)
 	}
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -46,6 +47,28 @@ type DB struct {
 
 	// Compiled statements of each SQLite pool; nil on PostgreSQL.
 	writerStmts, readerStmts *stmtCache
+
+	stats Stats
+}
+
+// Stats counts committed changes that metrics report. They are counted
+// here, where every change passes, so that the domain packages need to know
+// nothing of metrics; a change rolled back is not counted.
+type Stats struct {
+	SeatsAssigned   atomic.Int64 // seats taken by anyone, any way
+	SeatsUnassigned atomic.Int64 // seats given back, by unassigning or deleting the user
+}
+
+// Stats returns the database's change counters.
+func (db *DB) Stats() *Stats { return &db.stats }
+
+// PoolStats returns the connection pools' statistics by name: "writer" and
+// "reader" on SQLite, "main" on PostgreSQL.
+func (db *DB) PoolStats() map[string]sql.DBStats {
+	if db.reader == db.writer {
+		return map[string]sql.DBStats{"main": db.writer.Stats()}
+	}
+	return map[string]sql.DBStats{"writer": db.writer.Stats(), "reader": db.reader.Stats()}
 }
 
 // sqliteBusyTimeout is how long an SQLite connection waits for a lock held
@@ -62,17 +85,24 @@ const postgresMaxConns = 20
 // sqlite: or file:. Open checks that the database answers but does not
 // migrate it; call Migrate.
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	path, ok := SQLitePath(dsn)
+	if !ok {
 		return openPostgres(ctx, dsn)
 	}
-	path := dsn
+	return openSQLite(ctx, path)
+}
+
+// SQLitePath returns the file a dsn names, and false for a PostgreSQL URL.
+func SQLitePath(dsn string) (string, bool) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return "", false
+	}
 	for _, prefix := range []string{"sqlite://", "sqlite:", "file:"} {
-		if strings.HasPrefix(path, prefix) {
-			path = strings.TrimPrefix(path, prefix)
-			break
+		if strings.HasPrefix(dsn, prefix) {
+			return strings.TrimPrefix(dsn, prefix), true
 		}
 	}
-	return openSQLite(ctx, path)
+	return dsn, true
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -213,6 +243,8 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *sql
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.stats.SeatsAssigned.Add(tx.seats.assigned)
+	db.stats.SeatsUnassigned.Add(tx.seats.unassigned)
 	return nil
 }
 
@@ -224,7 +256,8 @@ type Tx struct {
 	engine string
 	stmts  *stmtCache // nil: run queries unprepared
 
-	changed []int64 // accounts whose data version moves on at commit
+	changed []int64                              // accounts whose data version moves on at commit
+	seats   struct{ assigned, unassigned int64 } // added to DB.stats at commit
 }
 
 // markChanged notes that the transaction changes what the account's reports

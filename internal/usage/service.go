@@ -36,9 +36,13 @@ type Service struct {
 // Stats counts writes so write amplification can be measured.
 type Stats struct {
 	EventsAccepted atomic.Int64 // raw events stored
-	DayWrites      atomic.Int64 // (user, product, day) rows added
-	RollupWrites   atomic.Int64 // rollup rows changed
-	SeatWrites     atomic.Int64 // seats whose last use moved forward
+	// EventsDuplicate and EventsRejected count events sent again and lines
+	// refused, for metrics.
+	EventsDuplicate atomic.Int64
+	EventsRejected  atomic.Int64
+	DayWrites       atomic.Int64 // (user, product, day) rows added
+	RollupWrites    atomic.Int64 // rollup rows changed
+	SeatWrites      atomic.Int64 // seats whose last use moved forward
 }
 
 // New returns a usage service on store.
@@ -76,6 +80,10 @@ func (s *Service) Ingest(ctx context.Context, a usher.Actor, items iter.Seq[Item
 	if !access.Can(a, access.IngestUsage, 0) {
 		return res, usher.Errorf(usher.EFORBIDDEN, "you may not send usage events")
 	}
+	defer func() {
+		s.stats.EventsDuplicate.Add(int64(res.Duplicates))
+		s.stats.EventsRejected.Add(int64(res.Rejected))
+	}()
 	var acct usher.Account
 	var products map[string]int64
 	err := s.store.Read(ctx, func(tx Tx) (err error) {

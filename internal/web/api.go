@@ -6,6 +6,8 @@ package web
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,7 +37,28 @@ type Config struct {
 	// Console serves every path the API does not (the admin console, see
 	// package console); nil = those paths answer 404 problems.
 	Console http.Handler
+
+	// Ready says whether this server should get traffic (GET /readyz): nil
+	// when the database answers and is migrated and the server is not
+	// stopping; an error wrapping ErrStopping while it drains. nil = Health.
+	Ready func(ctx context.Context) error
+	// Metrics is the registry GET /metrics shows; share one between
+	// NewHandler and MetricsHandler. nil = a new one.
+	Metrics *Metrics
+	// MetricsToken, when set, must come as "Authorization: Bearer <token>"
+	// with every GET /metrics.
+	MetricsToken string
+	// MetricsElsewhere leaves GET /metrics off this handler: it is served
+	// by MetricsHandler on another listener.
+	MetricsElsewhere bool
+	// Pools reports the database connection pools by name; nil = none.
+	Pools func() map[string]sql.DBStats
+	// Seats reports seats assigned and unassigned since start; nil = none.
+	Seats func() (assigned, unassigned int64)
 }
+
+// ErrStopping is what Config.Ready answers while the server drains.
+var ErrStopping = errors.New("stopping")
 
 // DefaultMaxBody bounds JSON request bodies when Config.MaxBody is 0.
 const DefaultMaxBody = 1 << 20
@@ -52,7 +75,12 @@ type server struct {
 	log     *slog.Logger
 	health  func(ctx context.Context) error
 	maxBody int64
-	metrics *metrics
+	metrics *Metrics
+
+	ready        func(ctx context.Context) error
+	metricsToken string
+	pools        func() map[string]sql.DBStats
+	seats        func() (assigned, unassigned int64)
 
 	usage         *usage.Service
 	maxIngestBody int64
@@ -61,19 +89,9 @@ type server struct {
 // NewHandler returns the HTTP handler for the API and /healthz. Every request
 // is logged, recovered from panics and answered with problem+json on errors.
 func NewHandler(cfg Config) http.Handler {
-	s := &server{access: cfg.Access, notify: cfg.Notify, reclaim: cfg.Reclaim, usage: cfg.Usage, log: cfg.Logger, health: cfg.Health,
-		maxBody: cfg.MaxBody, maxIngestBody: cfg.MaxIngestBody, metrics: newMetrics()}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.maxBody <= 0 {
-		s.maxBody = DefaultMaxBody
-	}
-	if s.maxIngestBody <= 0 {
-		s.maxIngestBody = DefaultMaxIngestBody
-	}
+	s := newServer(cfg)
 	mux := http.NewServeMux()
-	s.routes(mux)
+	s.routes(mux, !cfg.MetricsElsewhere)
 	api := s.unrouted(mux)
 	if cfg.Console == nil {
 		return s.observe(s.apiHeaders(api))
@@ -88,6 +106,38 @@ func NewHandler(cfg Config) http.Handler {
 		cfg.Console.ServeHTTP(w, r)
 	})
 	return s.observe(s.apiHeaders(split))
+}
+
+// MetricsHandler serves GET /metrics alone, for a listener of its own
+// (usher serve --metrics-addr). Give it the Config given to NewHandler, with
+// the same Metrics, so that it shows that handler's requests.
+func MetricsHandler(cfg Config) http.Handler {
+	s := newServer(cfg)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	return s.apiHeaders(s.unrouted(mux))
+}
+
+func newServer(cfg Config) *server {
+	s := &server{access: cfg.Access, notify: cfg.Notify, reclaim: cfg.Reclaim, usage: cfg.Usage, log: cfg.Logger, health: cfg.Health,
+		maxBody: cfg.MaxBody, maxIngestBody: cfg.MaxIngestBody, metrics: cfg.Metrics,
+		ready: cfg.Ready, metricsToken: cfg.MetricsToken, pools: cfg.Pools, seats: cfg.Seats}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
+	if s.ready == nil {
+		s.ready = s.health
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBody
+	}
+	if s.maxIngestBody <= 0 {
+		s.maxIngestBody = DefaultMaxIngestBody
+	}
+	return s
 }
 
 // requestInfo is filled in while a request is served and read when it is logged.
@@ -139,7 +189,10 @@ func (s *server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &requestInfo{}
-		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
+		id := requestIDOf(r)
+		w.Header().Set(RequestIDHeader, id)
+		ctx := context.WithValue(r.Context(), requestInfoKey{}, info)
+		r = r.WithContext(context.WithValue(ctx, requestIDKey{}, id))
 		rw := &recorder{ResponseWriter: w}
 		defer func() {
 			abort := false
@@ -202,7 +255,7 @@ func (s *server) apiHeaders(next http.Handler) http.Handler {
 }
 
 func isAPIPath(p string) bool {
-	return p == "/healthz" || p == "/metrics" || p == "/api/v1" || strings.HasPrefix(p, "/api/")
+	return p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/api/v1" || strings.HasPrefix(p, "/api/")
 }
 
 // unrouted answers requests no route matches (404) or matches only with
@@ -255,6 +308,25 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		if err := s.health(ctx); err != nil {
 			s.log.ErrorContext(r.Context(), "health check failed", slog.Any("err", err))
+			s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers whether this server should get traffic: 503 until the
+// database answers and is migrated, and while the server drains before it
+// stops, so a load balancer moves requests elsewhere first.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		defer cancel()
+		if err := s.ready(ctx); errors.Is(err, ErrStopping) {
+			s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "stopping"})
+			return
+		} else if err != nil {
+			s.log.WarnContext(r.Context(), "not ready", slog.Any("err", err))
 			s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 			return
 		}

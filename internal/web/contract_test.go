@@ -130,7 +130,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		for status, ref := range op.Responses.Map() {
 			resp := ref.Value
 			isError := strings.HasPrefix(status, "4") || strings.HasPrefix(status, "5")
-			if isError && !(pattern == "GET /healthz" && status == "503") { // healthz's own JSON
+			if isError && !((pattern == "GET /healthz" || pattern == "GET /readyz") && status == "503") { // their own JSON for probes
 				if len(resp.Content) != 1 || resp.Content.Get("application/problem+json") == nil {
 					t.Errorf("%s (%s): status %s must answer application/problem+json only", pattern, op.OperationID, status)
 				}
@@ -228,7 +228,7 @@ const (
 // genericHeaders are set on every answer (docs/api.md, "Responses and
 // headers") or by net/http itself; every other header must be documented
 // on the response it appears on.
-var genericHeaders = []string{"Cache-Control", "Content-Type", "Content-Length", "X-Content-Type-Options", "Vary", "Date"}
+var genericHeaders = []string{"Cache-Control", "Content-Type", "Content-Length", "X-Content-Type-Options", "X-Request-Id", "Vary", "Date"}
 
 // check serves next and reports every drift of an exchange from the document.
 func (c *contract) check(next http.Handler, report func(error)) http.Handler {

@@ -19,6 +19,6 @@ func (p *patternRecorder) Handle(pattern string, _ http.Handler) { *p = append(*
 func RoutePatterns() []string {
 	s := &server{notify: &notify.Service{}, usage: &usage.Service{}, reclaim: &reclaim.Service{}}
 	var rec patternRecorder
-	s.routes(&rec)
+	s.routes(&rec, true)
 	return rec
 }

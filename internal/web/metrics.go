@@ -1,24 +1,32 @@
 package web
 
 import (
+	"bytes"
+	"context"
+	"crypto/subtle"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/usherhq/usher/internal/usher"
 )
 
 // durationBuckets are the upper bounds, in seconds, of the request duration
 // histogram: fine below 100 ms, where the API's pages and reports should be.
 var durationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
-// metrics counts requests per route and status and times them, for
+// Metrics counts requests per route and status and times them, for
 // GET /metrics in Prometheus' text format. Routes are ServeMux patterns, never
 // raw paths, so the number of series stays bounded whatever clients send.
-type metrics struct {
+type Metrics struct {
 	start time.Time
 
 	mu       sync.Mutex
@@ -37,13 +45,14 @@ type histogram struct {
 	n      uint64
 }
 
-func newMetrics() *metrics {
-	return &metrics{start: time.Now(), requests: map[requestKey]uint64{}, timings: map[string]*histogram{}}
+// NewMetrics returns an empty registry.
+func NewMetrics() *Metrics {
+	return &Metrics{start: time.Now(), requests: map[requestKey]uint64{}, timings: map[string]*histogram{}}
 }
 
 // observe records one answered request. route is "" for requests no route
 // matched; they are counted under "unmatched".
-func (m *metrics) observe(route string, code int, d time.Duration) {
+func (m *Metrics) observe(route string, code int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
@@ -63,7 +72,7 @@ func (m *metrics) observe(route string, code int, d time.Duration) {
 }
 
 // writeTo writes every series in the Prometheus text exposition format.
-func (m *metrics) writeTo(w io.Writer) error {
+func (m *Metrics) writeTo(w io.Writer) error {
 	m.mu.Lock()
 	keys := make([]requestKey, 0, len(m.requests))
 	for k := range m.requests {
@@ -134,11 +143,98 @@ func (p *promWriter) printf(format string, args ...any) {
 	}
 }
 
-// serveMetrics answers GET /metrics. Like /healthz it needs no token: it
-// shows counts per route pattern, nothing about accounts or users.
+// serveMetrics answers GET /metrics. Without a token it is public, like
+// /healthz: it shows counts, nothing about accounts or users. With
+// Config.MetricsToken it wants that token.
 func (s *server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.metricsToken != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.metricsToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="usher"`)
+			s.writeError(w, r, usher.Errorf(usher.EUNAUTHORIZED, "GET /metrics needs the metrics token as Authorization: Bearer <token>"))
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	if err := s.metrics.writeTo(w); err != nil {
+	var buf bytes.Buffer
+	if err := s.metrics.writeTo(&buf); err != nil {
 		s.log.DebugContext(r.Context(), "write metrics", "err", err)
+	}
+	s.writeDomainMetrics(r.Context(), &promWriter{w: &buf})
+	_, _ = w.Write(buf.Bytes())
+}
+
+// writeDomainMetrics writes what the domain counted and what is waiting.
+// The counters live in the domain services and the store as plain atomic
+// numbers, so nothing below the edge knows the exposition format.
+func (s *server) writeDomainMetrics(ctx context.Context, p *promWriter) {
+	if s.usage != nil {
+		st := s.usage.Stats()
+		p.printf("# HELP usher_usage_events_total Usage events received, by outcome: accepted (stored), duplicate (sent before), rejected (refused, with a reason).\n")
+		p.printf("# TYPE usher_usage_events_total counter\n")
+		p.printf("usher_usage_events_total{outcome=\"accepted\"} %d\n", st.EventsAccepted.Load())
+		p.printf("usher_usage_events_total{outcome=\"duplicate\"} %d\n", st.EventsDuplicate.Load())
+		p.printf("usher_usage_events_total{outcome=\"rejected\"} %d\n", st.EventsRejected.Load())
+	}
+	if s.seats != nil {
+		assigned, unassigned := s.seats()
+		p.printf("# HELP usher_seat_changes_total Seats assigned and unassigned, committed, by change.\n")
+		p.printf("# TYPE usher_seat_changes_total counter\n")
+		p.printf("usher_seat_changes_total{change=\"assigned\"} %d\n", assigned)
+		p.printf("usher_seat_changes_total{change=\"unassigned\"} %d\n", unassigned)
+	}
+	if s.notify != nil {
+		st := s.notify.Stats()
+		p.printf("# HELP usher_emails_total Email send attempts by kind and outcome: sent, retried (failed, will retry), failed (for good), released (cut by a shutdown, handed back).\n")
+		p.printf("# TYPE usher_emails_total counter\n")
+		for _, o := range []struct {
+			name string
+			n    int64
+		}{{"sent", st.Sent.Load()}, {"retried", st.Retried.Load()}, {"failed", st.Failed.Load()}, {"released", st.Released.Load()}} {
+			p.printf("usher_emails_total{kind=\"notification\",outcome=\"%s\"} %d\n", o.name, o.n)
+		}
+		ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+		defer cancel()
+		b, err := s.notify.Backlog(ctx)
+		if err != nil {
+			s.log.WarnContext(ctx, "metrics: notification backlog", slog.Any("err", err))
+		} else {
+			p.printf("# HELP usher_notification_runs Notification runs not yet delivered, by state: due (may be sent now), retry_wait (waiting out a backoff), sending (leased to a worker).\n")
+			p.printf("# TYPE usher_notification_runs gauge\n")
+			p.printf("usher_notification_runs{state=\"due\"} %d\n", b.DueRuns)
+			p.printf("usher_notification_runs{state=\"retry_wait\"} %d\n", b.RetryRuns)
+			p.printf("usher_notification_runs{state=\"sending\"} %d\n", b.SendingRuns)
+			p.printf("# HELP usher_notification_occurrences_due Scheduled notification occurrences due but not yet planned into runs.\n")
+			p.printf("# TYPE usher_notification_occurrences_due gauge\n")
+			p.printf("usher_notification_occurrences_due %d\n", b.DueSettings)
+			p.printf("# HELP usher_scheduler_lag_seconds Age of the oldest due notification work; 0 when nothing is due.\n")
+			p.printf("# TYPE usher_scheduler_lag_seconds gauge\n")
+			p.printf("usher_scheduler_lag_seconds %g\n", b.Lag(s.notify.Now()).Seconds())
+		}
+	}
+	if s.pools != nil {
+		pools := s.pools()
+		names := slices.Sorted(maps.Keys(pools))
+		p.printf("# HELP usher_db_connections Database connections by pool and state (in_use, idle).\n")
+		p.printf("# TYPE usher_db_connections gauge\n")
+		for _, n := range names {
+			p.printf("usher_db_connections{pool=%s,state=\"in_use\"} %d\n", strconv.Quote(n), pools[n].InUse)
+			p.printf("usher_db_connections{pool=%s,state=\"idle\"} %d\n", strconv.Quote(n), pools[n].Idle)
+		}
+		p.printf("# HELP usher_db_connections_max Most connections a pool may open.\n")
+		p.printf("# TYPE usher_db_connections_max gauge\n")
+		for _, n := range names {
+			p.printf("usher_db_connections_max{pool=%s} %d\n", strconv.Quote(n), pools[n].MaxOpenConnections)
+		}
+		p.printf("# HELP usher_db_waits_total Times a query waited for a free connection.\n")
+		p.printf("# TYPE usher_db_waits_total counter\n")
+		for _, n := range names {
+			p.printf("usher_db_waits_total{pool=%s} %d\n", strconv.Quote(n), pools[n].WaitCount)
+		}
+		p.printf("# HELP usher_db_wait_seconds_total Time spent waiting for a free connection.\n")
+		p.printf("# TYPE usher_db_wait_seconds_total counter\n")
+		for _, n := range names {
+			p.printf("usher_db_wait_seconds_total{pool=%s} %g\n", strconv.Quote(n), pools[n].WaitDuration.Seconds())
+		}
 	}
 }

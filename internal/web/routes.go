@@ -11,9 +11,13 @@ type router interface {
 // routes registers every API endpoint. The admin console has its own routes
 // (package console), reached for paths no pattern here matches. Every
 // pattern here is an operation in docs/openapi.yaml; a test checks both ways.
-func (s *server) routes(mux router) {
+// withMetrics is false when /metrics has a listener of its own.
+func (s *server) routes(mux router, withMetrics bool) {
 	mux.Handle("GET /healthz", http.HandlerFunc(s.healthz))
-	mux.Handle("GET /metrics", http.HandlerFunc(s.serveMetrics))
+	mux.Handle("GET /readyz", http.HandlerFunc(s.readyz))
+	if withMetrics {
+		mux.Handle("GET /metrics", http.HandlerFunc(s.serveMetrics))
+	}
 
 	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
 	api("GET /api/v1/me", s.me)

@@ -49,14 +49,33 @@ func Open(tb testing.TB, engine string) *store.DB {
 	return nil
 }
 
-func openSQLite(tb testing.TB) *store.DB {
+// OpenEmpty is Open without migrations: a database with no schema yet.
+func OpenEmpty(tb testing.TB, engine string) *store.DB {
 	tb.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(tb.TempDir(), "usher.db"))
+	switch engine {
+	case store.SQLite:
+		return openEmptySQLite(tb)
+	case store.Postgres:
+		return openPostgresWith(tb, store.OpenEmptyScratchSchema)
+	}
+	tb.Fatalf("storetest: unknown engine %q", engine)
+	return nil
+}
+
+func openEmptySQLite(tb testing.TB) *store.DB {
+	tb.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "usher.db"))
 	if err != nil {
 		tb.Fatalf("open sqlite: %v", err)
 	}
 	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func openSQLite(tb testing.TB) *store.DB {
+	tb.Helper()
+	ctx := context.Background()
+	db := openEmptySQLite(tb)
 	if err := db.Migrate(ctx); err != nil {
 		tb.Fatalf("migrate sqlite: %v", err)
 	}
@@ -73,6 +92,11 @@ func PostgresURL() string {
 
 func openPostgres(tb testing.TB) *store.DB {
 	tb.Helper()
+	return openPostgresWith(tb, store.OpenScratchSchema)
+}
+
+func openPostgresWith(tb testing.TB, open func(ctx context.Context, baseURL, prefix string) (*store.DB, func(context.Context) error, error)) *store.DB {
+	tb.Helper()
 	if os.Getenv("USHER_TEST_POSTGRES") == "off" && os.Getenv("CI") != "true" {
 		tb.Skip("USHER_TEST_POSTGRES=off: skipping PostgreSQL (never allowed when CI=true)")
 	}
@@ -80,7 +104,7 @@ func openPostgres(tb testing.TB) *store.DB {
 	defer cancel()
 
 	base := PostgresURL()
-	db, drop, err := store.OpenScratchSchema(ctx, base, "usher_t_")
+	db, drop, err := open(ctx, base, "usher_t_")
 	if err != nil {
 		tb.Fatalf("PostgreSQL at %s: %v\n"+
 			"Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"+
