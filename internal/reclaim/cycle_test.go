@@ -45,6 +45,7 @@ type world struct {
 	sub     usher.Subscription
 	users   map[string]usher.User
 	mailbox string
+	smtp    string // the SMTP server's host:port
 	loc     *time.Location
 }
 
@@ -56,7 +57,7 @@ func newWorld(t *testing.T, db *store.DB) *world {
 	w.acc = access.New(db.Access(), w.clock.Now)
 	w.use = usage.New(db.Usage(), usage.Config{Now: w.clock.Now})
 	srv := smtptest.StartServer(t, smtptest.NoTLS)
-	w.mailbox = srv.Mailbox
+	w.mailbox, w.smtp = srv.Mailbox, srv.Addr
 	sender, err := umail.Open("smtp://" + srv.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -330,6 +331,72 @@ func TestFullCycle(t *testing.T) {
 		}
 		if _, err := w.acc.Undo(ctx, w.admin, hist.Items[0].ID); usher.ErrorCode(err) != usher.ECONFLICT {
 			t.Fatalf("second undo: got %v, want conflict", err)
+		}
+	})
+}
+
+// TestTwoReplicasRunOnce: two services on one database (two replicas) run
+// the same due policy at once; each person is warned once, each email is
+// sent once, and the daily run is carried out once.
+func TestTwoReplicasRunOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		w := newWorld(t, db)
+		long := w.clock.Now().AddDate(0, 0, -100)
+		for _, e := range []string{"a@acme.test", "b@acme.test", "c@acme.test", "d@acme.test"} {
+			w.seat(e, long, false)
+		}
+		p, err := w.rec.Create(ctx, w.admin, reclaim.Input{Name: "Idle", Scope: reclaim.Scope{Kind: reclaim.ScopeProducts, Products: []string{"draftpro"}},
+			Range: "30d", Mode: reclaim.WarnThenReclaim, GraceDays: ptr(3)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sender, err := umail.Open("smtp://" + w.smtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := reclaim.New(db.Reclaim(), w.acc, sender, reclaim.Config{BaseURL: "https://usher.example.com", From: "Usher <usher@example.com>",
+			Now: w.clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		check := func(wantMails int) {
+			t.Helper()
+			var wg sync.WaitGroup
+			for i, svc := range []*reclaim.Service{w.rec, other} {
+				wg.Go(func() {
+					if _, err := svc.RunNow(ctx, "replica-"+string(rune('a'+i))); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			seen := map[string]int{}
+			for _, m := range smtptest.Messages(t, w.mailbox) {
+				seen[m.Header.Get("Message-Id")]++
+			}
+			total := 0
+			for id, n := range seen {
+				total += n
+				if n != 1 {
+					t.Errorf("%s sent %d times", id, n)
+				}
+			}
+			if total != wantMails {
+				t.Fatalf("got %d emails, want %d", total, wantMails)
+			}
+		}
+		w.clock.Set(p.NextRunAt.Add(time.Second))
+		check(4 + 2) // four warnings, a digest to the admin and to the contract manager
+		w.clock.Set(p.NextRunAt.AddDate(0, 0, 3).Add(time.Second))
+		check(6 + 4 + 2) // four notices, two digests
+		hist, err := w.acc.Batches(ctx, w.admin, "", 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seats := 0
+		for _, b := range hist.Items {
+			seats += len(b.Items)
+		}
+		if seats != 4 {
+			t.Fatalf("reclaimed %d seats over %d batches, want 4", seats, len(hist.Items))
 		}
 	})
 }
