@@ -109,6 +109,8 @@ func (s *server) routes(mux *http.ServeMux) {
 		mux.HandleFunc("GET /keep/{token}", s.keepPage)
 		mux.HandleFunc("POST /keep/{token}", s.keep)
 		mux.HandleFunc("GET /reclaims", s.signedIn(s.reclaimHistory))
+		mux.HandleFunc("GET /reclaim-policies", s.signedIn(s.policies))
+		mux.HandleFunc("GET /reclaim-policies/{id}/preview", s.signedIn(s.preview))
 		mux.HandleFunc("POST /reclaims/{id}/undo", s.signedIn(s.undoReclaim))
 	}
 	mux.HandleFunc("GET /users", s.signedIn(s.users))
@@ -259,6 +261,7 @@ func (s *server) navFor(v viewer, current string) []navItem {
 	add("Subscriptions", "/subscriptions", access.CanAny(a, access.ViewSubscription))
 	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))
 	add("Usage Notifications", notificationsPath, s.notify != nil && access.Can(a, access.ManageNotification, 0))
+	add("Reclaim policies", "/reclaim-policies", s.reclaim != nil && access.Can(a, access.ViewReclaim, 0))
 	add("Reclaim history", "/reclaims", s.reclaim != nil && access.Can(a, access.ViewReclaim, 0))
 	add("Audit log", "/audit-log", access.Can(a, access.ViewAudit, 0))
 	add("My access", "/users/"+strconv.FormatInt(a.UserID, 10)+"/access", true)

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -83,6 +84,14 @@ func TestReclaimInBrowser(t *testing.T) {
 	if !rs.accessOf("ivan")[rs.ms.ID].Assigned {
 		t.Fatal("Undo did not give Ivan his seat back")
 	}
+
+	// The policy and its preview, read in the console.
+	ada.open("/reclaim-policies")
+	ada.wantText("table.policies", "Idle Model Studio", "warn_then_reclaim")
+	ada.submit(fmt.Sprintf("#policy-%d a", p.ID))
+	ada.wantText("#preview-summary", "If “Idle Model Studio” ran now")
+	ada.wantText("ul.skipped", "ina@acme.test", "kept from the warning's link")
+	ada.screenshot("reclaim-preview")
 }
 
 // TestKeepLinkOverHTTP: GET never keeps, POST keeps once, a bad token is a 404.
