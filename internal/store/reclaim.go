@@ -279,13 +279,8 @@ func (tx *Tx) RunsOfPolicy(ctx context.Context, accountID, policyID int64, limit
 
 // ---- seats and warnings ----
 
-// InactiveSeats returns the seats of q's subscriptions whose last use and
-// assignment fall before q's cutoffs: the report's inactiveSeat predicate
-// on the seat row, served by assignments_by_last_use per subscription.
-func (tx *Tx) InactiveSeats(ctx context.Context, q reclaim.SeatQuery) ([]reclaim.Seat, error) {
-	if len(q.SubscriptionIDs) == 0 {
-		return nil, nil
-	}
+// inactiveSeatsQuery selects the seats of q, with what a plan needs.
+func inactiveSeatsQuery(q reclaim.SeatQuery) (string, []any) {
 	var b strings.Builder
 	args := []any{q.AccountID}
 	b.WriteString(`
@@ -304,7 +299,18 @@ func (tx *Tx) InactiveSeats(ctx context.Context, q reclaim.SeatQuery) ([]reclaim
 		args = append(args, q.UserID)
 	}
 	b.WriteString(" ORDER BY u.email, s.id")
-	rows, err := tx.query(ctx, b.String(), args...)
+	return b.String(), args
+}
+
+// InactiveSeats returns the seats of q's subscriptions whose last use and
+// assignment fall before q's cutoffs: the report's inactiveSeat predicate
+// on the seat row, served by assignments_by_last_use per subscription.
+func (tx *Tx) InactiveSeats(ctx context.Context, q reclaim.SeatQuery) ([]reclaim.Seat, error) {
+	if len(q.SubscriptionIDs) == 0 {
+		return nil, nil
+	}
+	query, args := inactiveSeatsQuery(q)
+	rows, err := tx.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("inactive seats: %w", err)
 	}

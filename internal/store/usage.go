@@ -619,6 +619,16 @@ func (tx *Tx) reportTotalsQuery(q usage.ReportQuery) (string, []any) {
 		       COALESCE(SUM(CASE WHEN ` + inactiveSeat + ` AND NOT ` + neverUsedSeat + ` THEN 1 ELSE 0 END), 0)` + from, args
 }
 
+// inactiveCostQuery sums the yearly price of the inactive seats matching q,
+// per currency, over the totals' FROM and WHERE.
+func (tx *Tx) inactiveCostQuery(q usage.ReportQuery) (string, []any) {
+	from, args := tx.reportWhere(q, false, false, false)
+	args = append(args, millis(q.CutoffAt), millis(q.AssignedBefore))
+	return `
+		SELECT s.currency, COUNT(*), SUM(s.price_cents)` + from + ` AND ` + inactiveSeat + ` AND s.currency <> ''
+		GROUP BY s.currency ORDER BY s.currency`, args
+}
+
 // ReportTotals counts all rows matching q, ignoring its position and limit,
 // and what the inactive seats among them cost per year, per currency.
 func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
@@ -632,11 +642,8 @@ func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.Repo
 	if t.InactiveSeats == 0 {
 		return t, nil
 	}
-	from, args := tx.reportWhere(q, false, false, false)
-	args = append(args, millis(q.CutoffAt), millis(q.AssignedBefore))
-	rows, err := tx.query(ctx, `
-		SELECT s.currency, COUNT(*), SUM(s.price_cents)`+from+` AND `+inactiveSeat+` AND s.currency <> ''
-		GROUP BY s.currency ORDER BY s.currency`, args...)
+	cq, args := tx.inactiveCostQuery(q)
+	rows, err := tx.query(ctx, cq, args...)
 	if err != nil {
 		return t, fmt.Errorf("usage report cost: %w", err)
 	}

@@ -512,6 +512,11 @@ func TestUsageQueriesUseIndexes(t *testing.T) {
 				q.After = &usage.ReportCursor{Num: 3, UserID: 1, SubscriptionID: 1}
 				return q
 			}(),
+			func() usage.ReportQuery {
+				q := reportQuery(f, 20000)
+				q.Status, q.Limit = "never_used", 100
+				return q
+			}(),
 		} {
 			for name, qa := range store.UsageQueriesForTest(db.Engine(), q) {
 				query, args := qa[0].(string), qa[1].([]any)
