@@ -164,16 +164,6 @@ func reclaimEnv(ctx context.Context, af *adminFlags, cmd string) (func(), *acces
 	return func() { db.Close() }, svc, rs, a, nil
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
 func runReclaimList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var af adminFlags
 	fs := newFlagSet("reclaim list")

@@ -17,10 +17,15 @@ const UndoWindow = 30 * 24 * time.Hour
 // adds what it removed to batch. Reclaim runs call it so that a person's
 // seats go all together or not at all, audited like any unassign.
 func (s *Service) ReclaimSeats(ctx context.Context, tx Tx, a usher.Actor, userID int64, subscriptionIDs []int64, batch *usher.ReclaimBatch) error {
+	// Locks in the one global order, as Unassign takes them.
+	if err := tx.LockSeats(ctx, a.AccountID, subscriptionIDs, []int64{userID}); err != nil {
+		return err
+	}
 	u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
 	if err != nil {
 		return err
 	}
+	var freed []seatKey
 	for _, id := range subscriptionIDs {
 		as, ok := held[id]
 		if !ok {
@@ -30,16 +35,29 @@ func (s *Service) ReclaimSeats(ctx context.Context, tx Tx, a usher.Actor, userID
 		if err != nil {
 			return err
 		}
-		if err := s.unassignSeat(ctx, tx, a, u, sub, as); err != nil {
+		// Every source of the seat goes, as in Unassign: the direct one,
+		// and each group's by an exclusion.
+		if err := s.takeSeat(ctx, tx, a, u, as); err != nil {
 			return err
 		}
-		if len(benefits[id]) > 0 {
-			if err := s.setBenefits(ctx, tx, a, u, id, benefits[id], nil); err != nil {
+		freed = append(freed, seatKey{u.ID, id})
+		batch.Items = append(batch.Items, usher.BatchItem{UserID: u.ID, Email: u.Email, SubscriptionID: id, Seat: true,
+			Services: orEmpty(slices.Clone(as.Services)), Benefits: orEmpty(slices.Clone(benefits[id])), AssignedAt: as.AssignedAt, Price: sub.Price})
+	}
+	if _, err := s.settle(ctx, tx, a, freed); err != nil {
+		return err
+	}
+	// A taken seat takes its benefits with it.
+	after, err := tx.BenefitsOfUser(ctx, a.AccountID, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, k := range freed {
+		if len(after[k.sub]) > 0 {
+			if err := s.setBenefits(ctx, tx, a, u, k.sub, after[k.sub], nil); err != nil {
 				return err
 			}
 		}
-		batch.Items = append(batch.Items, usher.BatchItem{UserID: u.ID, Email: u.Email, SubscriptionID: id, Seat: true,
-			Services: orEmpty(slices.Clone(as.Services)), Benefits: orEmpty(slices.Clone(benefits[id])), AssignedAt: as.AssignedAt, Price: sub.Price})
 	}
 	return nil
 }
@@ -50,7 +68,9 @@ func (s *Service) Batches(ctx context.Context, a usher.Actor, cursor string, lim
 	var p usher.Problems
 	limit = checkLimit(&p, limit)
 	var before int64
-	DecodeCursor(&p, cursor, &before)
+	if err := s.cursors.Decode(ctx, &p, CursorReclaims, a.AccountID, cursor, &before); err != nil {
+		return out, err
+	}
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -64,7 +84,9 @@ func (s *Service) Batches(ctx context.Context, a usher.Actor, cursor string, lim
 		}
 		if len(bs) > limit {
 			bs = bs[:limit]
-			out.NextCursor = EncodeCursor(bs[limit-1].ID)
+			if out.NextCursor, err = s.cursors.Encode(ctx, CursorReclaims, a.AccountID, bs[limit-1].ID); err != nil {
+				return err
+			}
 		}
 		for i := range bs {
 			bs[i].Saved = usher.SavedOf(bs[i].Items)
@@ -178,6 +200,16 @@ func (s *Service) Undo(ctx context.Context, a usher.Actor, id int64) (UndoResult
 
 // restore gives one person back what the batch took from them.
 func (s *Service) restore(ctx context.Context, tx Tx, a usher.Actor, userID int64, items []usher.BatchItem) error {
+	subIDs := make([]int64, len(items))
+	for i, it := range items {
+		subIDs[i] = it.SubscriptionID
+	}
+	if err := tx.LockUser(ctx, a.AccountID, userID); err != nil && usher.ErrorCode(err) != usher.ENOTFOUND {
+		return err
+	}
+	if err := tx.LockSeats(ctx, a.AccountID, subIDs, []int64{userID}); err != nil {
+		return err
+	}
 	u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
 	if usher.ErrorCode(err) == usher.ENOTFOUND {
 		return usher.Errorf(usher.ECONFLICT, "the user was deleted")
@@ -244,15 +276,4 @@ func (s *Service) restore(ctx context.Context, tx Tx, a usher.Actor, userID int6
 		}
 	}
 	return nil
-}
-
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, x := range b {
-		if !slices.Contains(out, x) {
-			out = append(out, x)
-		}
-	}
-	slices.Sort(out)
-	return orEmpty(out)
 }

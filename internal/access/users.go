@@ -28,10 +28,10 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 	var p usher.Problems
 	limit = checkLimit(&p, limit)
 	var c userCursor
-	DecodeCursor(&p, cursor, &c)
-	if len(q) > 200 {
-		p.Add("q", "is longer than 200 characters")
+	if err := s.cursors.Decode(ctx, &p, CursorUsers, a.AccountID, cursor, &c); err != nil {
+		return out, fmt.Errorf("list users: %w", err)
 	}
+	usher.CheckText(&p, "q", q, 0, 200)
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -43,7 +43,9 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 		if len(users) > limit {
 			users = users[:limit]
 			last := users[limit-1]
-			out.NextCursor = EncodeCursor(userCursor{Name: strings.ToLower(last.Name), ID: last.ID})
+			if out.NextCursor, err = s.cursors.Encode(ctx, CursorUsers, a.AccountID, userCursor{Name: strings.ToLower(last.Name), ID: last.ID}); err != nil {
+				return err
+			}
 		}
 		out.Items = users
 		return nil
@@ -100,9 +102,7 @@ func (in *UserInput) validate(p *usher.Problems, create bool) {
 	if in.Name != nil {
 		n := strings.TrimSpace(*in.Name)
 		in.Name = &n
-		if n == "" || len(n) > 200 {
-			p.Add("name", "must be 1 to 200 characters")
-		}
+		usher.CheckText(p, "name", n, 1, 200)
 	}
 	if in.Status != nil && !in.Status.Valid() {
 		p.Add("status", `must be "active" or "disabled"`)
@@ -187,7 +187,18 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.update", u, 0, before, u)
+		if err := s.audit(ctx, tx, a, "user.update", u, 0, before, u); err != nil {
+			return err
+		}
+		if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
+			if err := s.endCredentials(ctx, tx, a, u, "user disabled"); err != nil {
+				return err
+			}
+		}
+		if u.Status != before.Status {
+			return s.settleStatus(ctx, tx, a, u)
+		}
+		return nil
 	})
 	if err != nil {
 		return usher.User{}, fmt.Errorf("update user %d: %w", id, err)
@@ -211,6 +222,24 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
 			return err
 		}
+		if err := tx.LockUser(ctx, a.AccountID, id); err != nil {
+			return err
+		}
+		groups, err := tx.GroupsOfUser(ctx, a.AccountID, id)
+		if err != nil {
+			return err
+		}
+		gids := make([]int64, len(groups))
+		for i, g := range groups {
+			gids[i] = g.ID
+		}
+		if err := tx.LockGroups(ctx, a.AccountID, gids); err != nil {
+			return err
+		}
+		subs, err := lockSeatsOf(ctx, tx, a, id)
+		if err != nil {
+			return err
+		}
 		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, id)
 		if err != nil {
 			return err
@@ -223,15 +252,46 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 				return err
 			}
 		}
+		// The rows would go with the user anyway; revoking first leaves
+		// the revocations in the audit log.
+		if err := s.endCredentials(ctx, tx, a, u, "user deleted"); err != nil {
+			return err
+		}
 		if err := tx.DeleteUser(ctx, a.AccountID, id); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil)
+		if err := s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil); err != nil {
+			return err
+		}
+		// The freed seats go to their subscriptions' waiters.
+		for _, sub := range subs {
+			if err := s.seatWaiters(ctx, tx, a, sub); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete user %d: %w", id, err)
 	}
 	return nil
+}
+
+// settleStatus applies a change of the user's status to their seats: a
+// disabled user holds no seat and waits for none (their seats go to the
+// subscriptions' waiters); a re-enabled one gets again the seats their
+// groups give, or waits for them. Direct seats do not come back.
+func (s *Service) settleStatus(ctx context.Context, tx Tx, a usher.Actor, u usher.User) error {
+	groups, err := tx.GroupSubscriptionsOfUser(ctx, a.AccountID, u.ID)
+	if err != nil {
+		return err
+	}
+	subs, err := lockSeatsOf(ctx, tx, a, u.ID, groups...)
+	if err != nil {
+		return err
+	}
+	_, err = s.settle(ctx, tx, a, keysFor(u.ID, subs))
+	return err
 }
 
 // primaryAdminTargetGuard refuses to edit or delete a primary admin unless
@@ -310,9 +370,22 @@ func validateGrant(g usher.RoleGrant) error {
 	return p.Err()
 }
 
+// grantVisible answers a per-subscription grant on a subscription the actor
+// may not see as one on a subscription that does not exist.
+func grantVisible(a usher.Actor, g usher.RoleGrant) error {
+	if g.Role.PerSubscription() && !Can(a, ViewSubscription, g.SubscriptionID) {
+		msg := fmt.Sprintf("subscription %d not found", g.SubscriptionID)
+		return &usher.Error{Code: usher.ENOTFOUND, Message: msg, Fields: []usher.FieldError{{Field: "subscription_id", Reason: msg}}}
+	}
+	return nil
+}
+
 // GrantRole gives a user a role.
 func (s *Service) GrantRole(ctx context.Context, a usher.Actor, g usher.RoleGrant) error {
 	if err := validateGrant(g); err != nil {
+		return err
+	}
+	if err := grantVisible(a, g); err != nil {
 		return err
 	}
 	if !Can(a, grantAction(g.Role), g.SubscriptionID) {
@@ -344,6 +417,9 @@ func (s *Service) RevokeRole(ctx context.Context, a usher.Actor, g usher.RoleGra
 	if err := validateGrant(g); err != nil {
 		return err
 	}
+	if err := grantVisible(a, g); err != nil {
+		return err
+	}
 	if !Can(a, grantAction(g.Role), g.SubscriptionID) {
 		return forbidden("revoke " + string(g.Role))
 	}
@@ -366,4 +442,18 @@ func (s *Service) RevokeRole(ctx context.Context, a usher.Actor, g usher.RoleGra
 		return fmt.Errorf("revoke %s: %w", g.Role, err)
 	}
 	return nil
+}
+
+// UserByEmail finds a user of the actor's account by email, for the command
+// line and imports.
+func (s *Service) UserByEmail(ctx context.Context, a usher.Actor, email string) (usher.User, error) {
+	if !CanAny(a, ViewUsers) {
+		return usher.User{}, usher.Errorf(usher.ENOTFOUND, "user %s not found", email)
+	}
+	var u usher.User
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		u, err = tx.UserByEmail(ctx, a.AccountID, usher.NormalizeEmail(email))
+		return err
+	})
+	return u, err
 }

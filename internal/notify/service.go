@@ -66,6 +66,7 @@ type Service struct {
 	msgHost    string
 	claims     atomic.Int64 // numbers this process's claims, so each lease is distinct
 	stats      Stats
+	cursors    *access.Cursors
 }
 
 // Stats counts what happened to emails since the service started, for
@@ -115,7 +116,8 @@ func New(store Store, mailer Mailer, inactivity Inactivity, cfg Config) *Service
 	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Hostname() != "" {
 		host = u.Hostname()
 	}
-	return &Service{store: store, mailer: mailer, inactivity: inactivity, cfg: cfg, log: cfg.Logger, msgHost: host}
+	return &Service{store: store, mailer: mailer, inactivity: inactivity, cfg: cfg, log: cfg.Logger, msgHost: host,
+		cursors: access.NewCursors(store.Read, store.Write)}
 }
 
 // CanDeliver reports whether the service has a mailer to send with.
@@ -157,7 +159,7 @@ func (s *Service) ReportURL(r usage.Range) string {
 // Setting returns the actor's own setting, on or off; usher.ENOTFOUND when
 // they never set one up.
 func (s *Service) Setting(ctx context.Context, a usher.Actor) (Setting, error) {
-	if !access.Can(a, access.ManageNotification, 0) {
+	if !access.Can(a, access.ViewNotification, 0) {
 		return Setting{}, forbidden()
 	}
 	var out Setting
@@ -298,7 +300,7 @@ func (s *Service) TurnOff(ctx context.Context, a usher.Actor) (Setting, error) {
 // Runs lists the actor's runs, newest first.
 func (s *Service) Runs(ctx context.Context, a usher.Actor, cursor string, limit int) (access.Page[Run], error) {
 	out := access.Page[Run]{Items: []Run{}}
-	if !access.Can(a, access.ManageNotification, 0) {
+	if !access.Can(a, access.ViewNotification, 0) {
 		return out, forbidden()
 	}
 	var p usher.Problems
@@ -309,7 +311,9 @@ func (s *Service) Runs(ctx context.Context, a usher.Actor, cursor string, limit 
 		p.Addf("limit", "must be between 1 and %d", access.MaxLimit)
 	}
 	var before int64
-	access.DecodeCursor(&p, cursor, &before)
+	if err := s.cursors.Decode(ctx, &p, access.CursorNotificationRuns, a.AccountID, cursor, &before); err != nil {
+		return out, fmt.Errorf("usage notification runs: %w", err)
+	}
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -320,7 +324,9 @@ func (s *Service) Runs(ctx context.Context, a usher.Actor, cursor string, limit 
 		}
 		if len(runs) > limit {
 			runs = runs[:limit]
-			out.NextCursor = access.EncodeCursor(runs[limit-1].ID)
+			if out.NextCursor, err = s.cursors.Encode(ctx, access.CursorNotificationRuns, a.AccountID, runs[limit-1].ID); err != nil {
+				return err
+			}
 		}
 		out.Items = append(out.Items, runs...)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -25,6 +26,8 @@ type Store interface {
 // compares before every real instant (not NULL), so "lease_until < now"
 // holds for a run that was never leased.
 type Tx interface {
+	access.KeyTx // the key that signs cursors
+
 	// The next four have the same meaning (and signatures) as in access.Tx,
 	// so one storage transaction can serve both services.
 	AccountByID(ctx context.Context, id int64) (usher.Account, error)

@@ -27,10 +27,11 @@ const DefaultRetention = 400 * 24 * time.Hour
 
 // Service ingests usage and answers the Usage Report.
 type Service struct {
-	store  Store
-	cfg    Config
-	stats  Stats
-	totals totalsCache
+	store   Store
+	cfg     Config
+	stats   Stats
+	totals  totalsCache
+	cursors *access.Cursors
 }
 
 // Stats counts writes so write amplification can be measured.
@@ -59,7 +60,7 @@ func New(store Store, cfg Config) *Service {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 5000
 	}
-	return &Service{store: store, cfg: cfg}
+	return &Service{store: store, cfg: cfg, cursors: access.NewCursors(store.Read, store.Write)}
 }
 
 // Stats returns the service's write counters.
@@ -165,7 +166,13 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 	}
 	now := s.cfg.Now()
 	oldest, newest := now.Add(-s.cfg.Retention), now.Add(s.cfg.ClockSkew)
-	return s.store.Write(ctx, func(tx Tx) error {
+	// The transaction may run more than once (see store.DB.Write), so it
+	// counts into out and the totals move on only once it has committed.
+	var out IngestResult
+	var dayWrites, rollupWrites, seatWrites int64
+	err := s.store.Write(ctx, func(tx Tx) error {
+		out = IngestResult{}
+		dayWrites, rollupWrites, seatWrites = 0, 0, 0
 		if len(unknown) > 0 {
 			found, err := tx.UserIDs(ctx, accountID, unknown)
 			if err != nil {
@@ -187,15 +194,15 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 			uid, pid := users[ev.User], products[ev.Product]
 			switch {
 			case it.Err != nil:
-				res.reject(it.Line, "%v", it.Err)
+				out.reject(it.Line, "%v", it.Err)
 			case uid == 0:
-				res.reject(it.Line, "user %q is not a user of this account", ev.User)
+				out.reject(it.Line, "user %q is not a user of this account", ev.User)
 			case pid == 0:
-				res.reject(it.Line, "product %q is not a product code", ev.Product)
+				out.reject(it.Line, "product %q is not a product code", ev.Product)
 			case ev.At.After(newest):
-				res.reject(it.Line, "at %s is in the future (more than %s ahead of the server's clock)", ev.At.Format(time.RFC3339), minutes(s.cfg.ClockSkew))
+				out.reject(it.Line, "at %s is in the future (more than %s ahead of the server's clock)", ev.At.Format(time.RFC3339), minutes(s.cfg.ClockSkew))
 			case ev.At.Before(oldest):
-				res.reject(it.Line, "at %s is older than the retention period of %d days", ev.At.Format(time.RFC3339), int(s.cfg.Retention.Hours()/24))
+				out.reject(it.Line, "at %s is older than the retention period of %d days", ev.At.Format(time.RFC3339), int(s.cfg.Retention.Hours()/24))
 			default:
 				at := ev.At.UTC().Truncate(time.Millisecond)
 				k := key{uid, pid, at.UnixMilli()}
@@ -208,7 +215,7 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 			}
 		}
 		if len(events) == 0 {
-			res.Duplicates += dupes
+			out.Duplicates += dupes
 			return nil
 		}
 		stored, err := tx.InsertEvents(ctx, accountID, events)
@@ -232,7 +239,6 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 		if err != nil {
 			return err
 		}
-		var seatWrites int64
 		if len(added) > 0 {
 			if err := tx.AddToRollups(ctx, accountID, added); err != nil {
 				return err
@@ -244,14 +250,20 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 		if err := tx.SetProcessedAt(ctx, accountID, now); err != nil {
 			return err
 		}
-		res.Accepted += len(stored)
-		res.Duplicates += dupes + len(events) - len(stored)
-		s.stats.EventsAccepted.Add(int64(len(stored)))
-		s.stats.DayWrites.Add(int64(len(added)))
-		s.stats.RollupWrites.Add(int64(rollupRows(added)))
-		s.stats.SeatWrites.Add(seatWrites)
+		out.Accepted += len(stored)
+		out.Duplicates += dupes + len(events) - len(stored)
+		dayWrites, rollupWrites = int64(len(added)), int64(rollupRows(added))
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	res.add(out)
+	s.stats.EventsAccepted.Add(int64(out.Accepted))
+	s.stats.DayWrites.Add(dayWrites)
+	s.stats.RollupWrites.Add(rollupWrites)
+	s.stats.SeatWrites.Add(seatWrites)
+	return nil
 }
 
 // minutes writes d for people: "5 minutes", or "90s" when not whole minutes.
@@ -345,8 +357,10 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	if !slices.Contains(sorts, sort) {
 		p.Add("sort", "must be one of name, email, product, last_used, days_used, optionally prefixed with - for descending")
 	}
-	if len(f.Query) > 200 {
-		p.Add("q", "is longer than 200 characters")
+	usher.CheckText(&p, "q", f.Query, 0, 200)
+	if reason := usher.TextProblem(f.Product); reason != "" {
+		p.Add("product", reason)
+		f.Product = "" // not looked up
 	}
 	if paged {
 		switch {
@@ -359,7 +373,9 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	var cur *ReportCursor
 	if f.Cursor != "" {
 		cur = new(ReportCursor)
-		access.DecodeCursor(&p, f.Cursor, cur)
+		if err := s.cursors.Decode(ctx, &p, reportCursorKind(sort, desc), a.AccountID, f.Cursor, cur); err != nil {
+			return ReportQuery{}, usher.Account{}, 0, err
+		}
 	}
 	if f.Product != "" {
 		products, err := tx.ProductIDs(ctx)
@@ -376,8 +392,19 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	if !access.CanAny(a, access.ViewReports) {
 		return ReportQuery{}, usher.Account{}, 0, usher.Errorf(usher.EFORBIDDEN, "you may not see the usage report")
 	}
-	if f.SubscriptionID != 0 && !access.Can(a, access.ViewReports, f.SubscriptionID) {
-		return ReportQuery{}, usher.Account{}, 0, usher.Errorf(usher.ENOTFOUND, "subscription %d not found", f.SubscriptionID)
+	if f.SubscriptionID != 0 {
+		// One the actor may not see is answered as one that does not exist.
+		found := access.Can(a, access.ViewReports, f.SubscriptionID)
+		if found {
+			var err error
+			if found, err = tx.HasSubscription(ctx, a.AccountID, f.SubscriptionID); err != nil {
+				return ReportQuery{}, usher.Account{}, 0, err
+			}
+		}
+		if !found {
+			msg := fmt.Sprintf("subscription %d not found", f.SubscriptionID)
+			return ReportQuery{}, usher.Account{}, 0, &usher.Error{Code: usher.ENOTFOUND, Message: msg, Fields: []usher.FieldError{{Field: "subscription", Reason: msg}}}
+		}
 	}
 	acct, err := tx.AccountByID(ctx, a.AccountID)
 	if err != nil {
@@ -399,8 +426,12 @@ func (s *Service) row(r RawRow, rg Range, q ReportQuery) ReportRow {
 	out := ReportRow{
 		UserID: r.UserID, Name: r.Name, Email: r.Email, Product: r.ProductCode, ProductName: r.ProductName,
 		SubscriptionID: r.SubscriptionID, ContractNumber: r.ContractNumber, Plan: r.Plan, AssignedAt: r.AssignedAt,
-		DaysUsed: r.DaysUsed,
+		DaysUsed: r.DaysUsed, Sources: []usher.SeatSource{},
 	}
+	if r.Direct {
+		out.Sources = append(out.Sources, usher.SeatSource{Direct: true})
+	}
+	out.Sources = append(out.Sources, r.Groups...)
 	if r.LastDay != nil {
 		d := r.LastDay.Date()
 		out.LastUsed = &d
@@ -417,9 +448,22 @@ func (s *Service) row(r RawRow, rg Range, q ReportQuery) ReportRow {
 	return out
 }
 
+// reportCursorKind binds a report cursor to its order: a position means
+// something else in another one.
+func reportCursorKind(sort string, desc bool) string {
+	if desc {
+		sort = "-" + sort
+	}
+	return access.CursorUsageReport + sort
+}
+
 // Report returns one page of the Usage Report with totals for the filter.
 func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Report, error) {
 	var out Report
+	// Loaded before the transaction, which signs the next page's cursor.
+	if _, err := s.cursors.Key(ctx); err != nil {
+		return out, fmt.Errorf("usage report: %w", err)
+	}
 	err := s.store.Read(ctx, func(tx Tx) error {
 		q, acct, today, err := s.prepare(ctx, tx, a, f, true)
 		if err != nil {
@@ -454,7 +498,9 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 			Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
 		if len(raw) > limit {
 			raw = raw[:limit]
-			out.NextCursor = access.EncodeCursor(cursorOf(q.Sort, raw[limit-1]))
+			if out.NextCursor, err = s.cursors.Encode(ctx, reportCursorKind(q.Sort, q.Desc), a.AccountID, cursorOf(q.Sort, raw[limit-1])); err != nil {
+				return err
+			}
 		}
 		for _, r := range raw {
 			r.AssignedAt = r.AssignedAt.In(loc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -77,11 +78,18 @@ type RawRow struct {
 	LastDay        *Day      // the product's last day of use by the user (rollup)
 	LastUsedAt     time.Time // the seat's last use since assignment (assignments.last_used_at)
 	DaysUsed       int       // days with use on or after CutoffDay
+	// Direct and Groups are how the seat reaches the user.
+	Direct bool
+	Groups []usher.SeatSource
 }
 
 // Tx is what the usage service needs from storage inside one transaction.
 type Tx interface {
+	access.KeyTx // the key that signs the report's cursors
+
 	AccountByID(ctx context.Context, id int64) (usher.Account, error)
+	// HasSubscription reports whether the account has subscription id.
+	HasSubscription(ctx context.Context, accountID, id int64) (bool, error)
 	// ProductIDs maps every catalog product code to its id.
 	ProductIDs(ctx context.Context) (map[string]int64, error)
 	// UserIDs maps the given emails to user ids in the account; unknown

@@ -20,6 +20,10 @@ const (
 	ETOOLARGE     = "too_large"    // a body or a batch exceeds a limit
 	EUNSUPPORTED  = "unsupported"  // e.g. a content type the endpoint does not take
 	ERATELIMITED  = "rate_limited" // too many attempts
+	// EPRECONDITION: the object changed since the version the caller names
+	// (an HTTP If-Match that no longer matches).
+	EPRECONDITION = "precondition_failed"
+	EUNAVAILABLE  = "unavailable" // a service Usher depends on (an identity provider) did not answer
 )
 
 // FieldError names one input field and what is wrong with it.

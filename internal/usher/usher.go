@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Account is one customer organisation. Every other object belongs to exactly one.
@@ -63,7 +64,7 @@ func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(
 
 // ValidEmail reports whether s is a bare address such as ada@example.com.
 func ValidEmail(s string) bool {
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>") {
+	if s == "" || TextProblem(s) != "" || utf8.RuneCountInString(s) > 254 || strings.ContainsAny(s, " <>") {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
@@ -111,22 +112,40 @@ type TokenScope string
 
 const (
 	ScopeFull   TokenScope = "full"   // everything the token's user may do
+	ScopeRead   TokenScope = "read"   // what the token's user may see, nothing changed
 	ScopeIngest TokenScope = "ingest" // send usage events, nothing else
+	ScopeSCIM   TokenScope = "scim"   // user provisioning under /scim/v2, nothing under /api/v1
 )
 
+// TokenScopes lists every scope.
+var TokenScopes = []TokenScope{ScopeFull, ScopeRead, ScopeIngest, ScopeSCIM}
+
 // Valid reports whether s is a known scope.
-func (s TokenScope) Valid() bool { return s == ScopeFull || s == ScopeIngest }
+func (s TokenScope) Valid() bool {
+	for _, x := range TokenScopes {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
 
 // Token is an API bearer token. Only its hash is stored.
 type Token struct {
-	ID        int64      `json:"id"`
-	AccountID int64      `json:"-"`
-	UserID    int64      `json:"user_id"`
-	Name      string     `json:"name"`
-	Scope     TokenScope `json:"scope"`
-	Hash      []byte     `json:"-"`
-	CreatedAt time.Time  `json:"created_at"`
+	ID         int64      `json:"id"`
+	AccountID  int64      `json:"-"`
+	UserID     int64      `json:"user_id"`
+	UserEmail  string     `json:"user_email"` // the owner, filled by lists
+	Name       string     `json:"name"`
+	Scope      TokenScope `json:"scope"`
+	Hash       []byte     `json:"-"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"` // nil until first used; updated at most once a minute
+	ExpiresAt  *time.Time `json:"expires_at"`   // nil for a token that does not expire
 }
+
+// Expired reports whether the token no longer works at now.
+func (t Token) Expired(now time.Time) bool { return t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) }
 
 // Product is a software title in the catalog, with its cloud services.
 type Product struct {
@@ -293,6 +312,11 @@ type Assignment struct {
 	SubscriptionID int64     `json:"subscription_id"`
 	Services       []string  `json:"services"`
 	AssignedAt     time.Time `json:"assigned_at"`
+	// Direct is true when the seat was assigned to the user themself;
+	// Groups lists the groups that also give it. The seat is freed when
+	// the last of them goes.
+	Direct bool    `json:"direct"`
+	Groups []int64 `json:"groups"`
 }
 
 // AuditEntry records one change: who did what to whom, before and after.
@@ -539,4 +563,35 @@ func (c *Cost) UnmarshalJSON(b []byte) error {
 	}
 	*c = Cost{Currency: v.Currency, Seats: v.Seats, Cents: cents}
 	return nil
+}
+
+// AuditActions lists every action an audit entry may carry. The audit log's
+// action filter accepts exactly these, and storage refuses to record any
+// other, so a new action is added here first.
+var AuditActions = []string{
+	"account.create",
+	"user.create", "user.update", "user.delete",
+	"role.grant", "role.revoke",
+	"subscription.create",
+	"seat.assign", "seat.unassign", "services.set", "benefits.set",
+	"token.create", "token.revoke",
+	"password.set",
+	"notification.turn_on", "notification.edit", "notification.turn_off",
+	"sso.set", "sso.off",
+	"group.create", "group.update", "group.delete", "group.member.add", "group.member.remove",
+	"group.assign", "group.assignment.update", "group.unassign", "group.exclude", "group.include",
+	"seat.sources", "seat.wait", "seat.wait.end",
+	"account.update", "subscription.price",
+	"reclaim_policy.create", "reclaim_policy.update", "reclaim_policy.delete",
+	"reclaim.warn", "reclaim.reclaim", "reclaim.keep", "reclaim.undo",
+}
+
+// ValidAuditAction reports whether action is one of AuditActions.
+func ValidAuditAction(action string) bool {
+	for _, a := range AuditActions {
+		if a == action {
+			return true
+		}
+	}
+	return false
 }

@@ -416,12 +416,13 @@ func TestCoordinatorCannotTouchAnotherContract(t *testing.T) {
 		path := "/api/v1/users/" + itoa(target.ID) + "/access"
 
 		coord.ok(http.StatusOK, "PUT", path, map[string]any{"subscriptions": []map[string]any{{"subscription_id": mine.ID, "assigned": true}}}, nil)
-		coord.fail(403, usher.EFORBIDDEN, "PUT", path, map[string]any{"subscriptions": []map[string]any{
+		// A contract the coordinator may not see answers as one that does not exist.
+		coord.fail(404, usher.ENOTFOUND, "PUT", path, map[string]any{"subscriptions": []map[string]any{
 			{"subscription_id": mine.ID, "assigned": true}, {"subscription_id": theirs.ID, "assigned": true},
-		}})
-		coord.fail(403, usher.EFORBIDDEN, "POST", "/api/v1/unassign", map[string]any{"items": []map[string]any{
+		}}, "subscriptions[1].subscription_id")
+		coord.fail(404, usher.ENOTFOUND, "POST", "/api/v1/unassign", map[string]any{"items": []map[string]any{
 			{"user_id": e.adminU.ID, "subscription_id": theirs.ID},
-		}})
+		}}, "items[0].subscription_id")
 		coord.fail(404, usher.ENOTFOUND, "GET", "/api/v1/subscriptions/"+itoa(theirs.ID), nil)
 		coord.fail(403, usher.EFORBIDDEN, "POST", "/api/v1/users", map[string]any{"email": "new@example.com"})
 		if s := c.subscription(theirs.ID); s.SeatsUsed != 1 {
@@ -449,7 +450,10 @@ func TestUnassignIsAllOrNothing(t *testing.T) {
 		}
 		good := []map[string]any{{"user_id": u1.ID, "subscription_id": sub.ID}, {"user_id": u2.ID, "subscription_id": sub.ID}}
 
-		c.fail(422, usher.EINVALID, "POST", "/api/v1/unassign", map[string]any{"items": append(good, map[string]any{"user_id": idle.ID, "subscription_id": sub.ID})}, "items[2]")
+		// Naming a seat the user does not hold is a conflict with the
+		// current state, the same whether it was never held or another
+		// request took it a moment ago.
+		c.fail(409, usher.ECONFLICT, "POST", "/api/v1/unassign", map[string]any{"items": append(good, map[string]any{"user_id": idle.ID, "subscription_id": sub.ID})}, "items[2]")
 		for _, u := range []userJSON{u1, u2} {
 			if as, _, _ := c.access(u.ID).seat(sub.ID); !as {
 				t.Fatalf("%s lost the seat though the request failed", u.Email)
@@ -602,7 +606,7 @@ func TestCrossAccountIsolation(t *testing.T) {
 				} {
 					c.fail(404, usher.ENOTFOUND, r.method, r.path, r.body)
 				}
-				c.fail(422, usher.EINVALID, "POST", "/api/v1/unassign", map[string]any{"items": []map[string]any{
+				c.fail(404, usher.ENOTFOUND, "POST", "/api/v1/unassign", map[string]any{"items": []map[string]any{
 					{"user_id": pair.victim.user.ID, "subscription_id": pair.victim.sub.ID},
 				}}, "items[0].subscription_id")
 				c.fail(422, usher.EINVALID, "POST", "/api/v1/subscriptions", map[string]any{

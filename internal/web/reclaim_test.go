@@ -81,7 +81,7 @@ func TestReclaimAPI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, plain, err := acc.CreateToken(context.Background(), a, "t", usher.ScopeFull)
+			_, plain, err := acc.CreateToken(context.Background(), a, access.TokenInput{Name: "t", Scope: usher.ScopeFull})
 			if err != nil {
 				t.Fatal(err)
 			}

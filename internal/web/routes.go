@@ -19,7 +19,7 @@ func (s *server) routes(mux router, withMetrics bool) {
 		mux.Handle("GET /metrics", http.HandlerFunc(s.serveMetrics))
 	}
 
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(s.textQuery(h))) }
 	api("GET /api/v1/me", s.me)
 
 	api("GET /api/v1/users", s.listUsers)
@@ -31,6 +31,8 @@ func (s *server) routes(mux router, withMetrics bool) {
 	api("DELETE /api/v1/users/{id}/roles", s.revokeRole)
 	api("GET /api/v1/users/{id}/access", s.getAccess)
 	api("PUT /api/v1/users/{id}/access", s.setAccess)
+	api("POST /api/v1/users/{id}/seats", s.addSeat)
+	api("DELETE /api/v1/users/{id}/seats/{subscription_id}", s.removeSeat)
 
 	api("GET /api/v1/products", s.listProducts)
 	api("GET /api/v1/subscriptions", s.listSubscriptions)
@@ -39,12 +41,27 @@ func (s *server) routes(mux router, withMetrics bool) {
 	api("PATCH /api/v1/subscriptions/{id}", s.updateSubscription)
 	api("GET /api/v1/account", s.getAccount)
 	api("PATCH /api/v1/account", s.updateAccount)
-
-	api("POST /api/v1/unassign", s.unassign)
 	api("GET /api/v1/reclaims", s.listReclaims)
 	api("GET /api/v1/reclaims/{id}", s.getReclaim)
 	api("POST /api/v1/reclaims/{id}/undo", s.undoReclaim)
+	api("GET /api/v1/subscriptions/{id}/waiting", s.subscriptionWaiting)
+
+	api("GET /api/v1/groups", s.listGroups)
+	api("POST /api/v1/groups", s.createGroup)
+	api("GET /api/v1/groups/{id}", s.getGroup)
+	api("PATCH /api/v1/groups/{id}", s.updateGroup)
+	api("DELETE /api/v1/groups/{id}", s.deleteGroup)
+	api("GET /api/v1/groups/{id}/members", s.listGroupMembers)
+	api("POST /api/v1/groups/{id}/members", s.addGroupMembers)
+	api("DELETE /api/v1/groups/{id}/members/{user_id}", s.removeGroupMember)
+	api("PUT /api/v1/groups/{id}/subscriptions/{subscription_id}", s.assignGroup)
+	api("DELETE /api/v1/groups/{id}/subscriptions/{subscription_id}", s.unassignGroup)
+	api("DELETE /api/v1/groups/{id}/subscriptions/{subscription_id}/exclusions/{user_id}", s.includeMember)
+
+	api("POST /api/v1/unassign", s.unassign)
+	api("GET /api/v1/tokens", s.listTokens)
 	api("POST /api/v1/tokens", s.createToken)
+	api("DELETE /api/v1/tokens/{id}", s.revokeToken)
 	api("GET /api/v1/audit-log", s.auditLog)
 
 	if s.notify != nil {
@@ -61,6 +78,11 @@ func (s *server) routes(mux router, withMetrics bool) {
 		api("DELETE /api/v1/reclaim-policies/{id}", s.deleteReclaimPolicy)
 		api("GET /api/v1/reclaim-policies/{id}/preview", s.previewReclaimPolicy)
 		api("GET /api/v1/reclaim-policies/{id}/runs", s.reclaimPolicyRuns)
+	}
+	if s.sso != nil {
+		api("GET /api/v1/sso", s.getSSO)
+		api("PUT /api/v1/sso", s.setSSO)
+		api("DELETE /api/v1/sso", s.turnOffSSO)
 	}
 	if s.usage != nil {
 		api("POST /api/v1/usage-events", s.ingestUsage)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
@@ -39,7 +40,37 @@ func (s *server) getAccess(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, accessJSON(ua))
+	s.writeAccess(w, r, http.StatusOK, ua)
+}
+
+// writeAccess answers with a user's access and its version as the ETag,
+// which If-Match on the writes below names.
+func (s *server) writeAccess(w http.ResponseWriter, r *http.Request, status int, ua access.UserAccess) {
+	w.Header().Set("ETag", `"`+ua.Version+`"`)
+	s.writeJSON(w, r, status, accessJSON(ua))
+}
+
+// ifMatch reads If-Match as the versions the change requires: nil when
+// the header is absent or "*" (any version of an existing user will do).
+// Weak or unquoted tags are kept as they are, so they match no version and
+// the change is refused (If-Match compares strongly).
+func ifMatch(r *http.Request) []string {
+	var out []string
+	for _, h := range r.Header.Values("If-Match") {
+		for _, tag := range strings.Split(h, ",") {
+			tag = strings.TrimSpace(tag)
+			switch {
+			case tag == "":
+			case tag == "*":
+				return nil
+			case len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"':
+				out = append(out, tag[1:len(tag)-1])
+			default:
+				out = append(out, tag)
+			}
+		}
+	}
+	return out
 }
 
 // setAccessRequest is the body of PUT /users/{id}/access. Subscriptions is a
@@ -64,12 +95,52 @@ func (s *server) setAccess(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, (&usher.Problems{{Field: "subscriptions", Reason: "is required; send [] to remove all access you manage"}}).Err())
 		return
 	}
-	ua, err := s.access.SetAccess(r.Context(), actorFrom(r.Context()), id, *in.Subscriptions)
+	ua, err := s.access.SetAccess(r.Context(), actorFrom(r.Context()), id, *in.Subscriptions, ifMatch(r)...)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, accessJSON(ua))
+	s.writeAccess(w, r, http.StatusOK, ua)
+}
+
+// addSeat gives a user one seat, keeping the rest of their access.
+func (s *server) addSeat(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "id", "user")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in access.SeatChange
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ua, err := s.access.AddSeat(r.Context(), actorFrom(r.Context()), id, in, ifMatch(r)...)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeAccess(w, r, http.StatusCreated, ua)
+}
+
+// removeSeat takes one seat of a user, with its services and benefits.
+func (s *server) removeSeat(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "id", "user")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	subID, err := pathID(r, "subscription_id", "subscription")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ua, err := s.access.RemoveSeat(r.Context(), actorFrom(r.Context()), id, subID, ifMatch(r)...)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeAccess(w, r, http.StatusOK, ua)
 }
 
 // unassignRequest is the body of POST /unassign.

@@ -14,13 +14,9 @@ import (
 // auditPageSize is how many entries one page of the audit log shows.
 const auditPageSize = 50
 
-// auditActions are the actions offered as suggestions in the filter; the
-// field takes any action, so ones added later work before they are listed.
-var auditActions = []string{
-	"seat.assign", "seat.unassign", "services.set", "benefits.set",
-	"user.create", "user.update", "user.delete", "role.grant", "role.revoke",
-	"subscription.create", "token.create", "account.create", "password.set",
-}
+// auditActions are the actions offered as suggestions in the filter: every
+// action the log can hold.
+var auditActions = usher.AuditActions
 
 type auditPage struct {
 	User      string // the email filter as typed
@@ -66,7 +62,11 @@ func (s *server) auditLog(w http.ResponseWriter, r *http.Request, v viewer) {
 		}
 	}
 	log, err := s.access.AuditLog(r.Context(), v.Actor, userID, data.Action, cursor, auditPageSize)
-	if err != nil {
+	if usher.ErrorCode(err) == usher.EINVALID {
+		// A mistyped action or an edited address: say so above the filter.
+		s.render(w, r, http.StatusUnprocessableEntity, "audit", page{Title: "Audit log", Errors: errorLines(err), Data: data})
+		return
+	} else if err != nil {
 		s.renderError(w, r, &v, err)
 		return
 	}

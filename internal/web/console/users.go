@@ -57,6 +57,9 @@ type accessPage struct {
 	Tab       string
 	Contracts []contractView
 	Editable  bool // at least one contract can be changed: show Save
+	// Version is the access the page shows; Save sends it back so that a
+	// change someone made meanwhile is not silently replaced.
+	Version string
 }
 
 type contractView struct {
@@ -122,7 +125,7 @@ func (s *server) pathID(w http.ResponseWriter, r *http.Request, v viewer) (int64
 // the contracts show what the person asked for rather than what is stored,
 // so a refused save keeps their choices on screen.
 func accessView(v viewer, ua access.UserAccess, tab string, want map[int64]access.AccessChange) accessPage {
-	out := accessPage{User: ua.User, Self: ua.User.ID == v.Actor.UserID, Tab: tab}
+	out := accessPage{User: ua.User, Self: ua.User.ID == v.Actor.UserID, Tab: tab, Version: ua.Version}
 	for _, e := range ua.Subscriptions {
 		assigned, services, benefits := e.Assigned, e.Services, e.Benefits
 		if c, ok := want[e.Subscription.ID]; ok {
@@ -189,8 +192,22 @@ func (s *server) saveAccess(w http.ResponseWriter, r *http.Request, v viewer) {
 		changes = append(changes, c)
 		want[c.SubscriptionID] = c
 	}
-	if _, err := s.access.SetAccess(r.Context(), v.Actor, id, changes); err != nil {
+	var ifMatch []string
+	if version := r.PostForm.Get("version"); version != "" {
+		ifMatch = []string{version}
+	}
+	if _, err := s.access.SetAccess(r.Context(), v.Actor, id, changes, ifMatch...); err != nil {
 		status := errorStatus(usher.ErrorCode(err))
+		if usher.ErrorCode(err) == usher.EPRECONDITION {
+			// Show what is stored now, not what was ticked on the outdated page.
+			s.render(w, r, status, "access", page{
+				Title:       accessTitle(v, ua.User),
+				ErrorsTitle: "Nothing was saved:",
+				Errors:      []string{"Someone else changed " + ua.User.Name + "'s access after you opened this page. It now shows the current access; make your change again."},
+				Data:        accessView(v, ua, tab, nil),
+			})
+			return
+		}
 		if status == http.StatusInternalServerError || status == http.StatusNotFound {
 			s.renderError(w, r, &v, err)
 			return
