@@ -206,6 +206,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	reclaims, err := newReclaimService(db, svc, mailConfig{smtp: c.smtp, from: c.mailFrom, baseURL: base}, now, log)
+	if err != nil {
+		return err
+	}
 	if c.smtp == "" {
 		log.Warn("no SMTP server configured (--smtp or USHER_SMTP_URL): usage notification emails will not be delivered; they are planned and wait, unsent, until Usher runs with a mail server")
 	} else {
@@ -218,7 +222,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, SSO: ssoSvc, Now: now, Logger: log,
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Reclaim: reclaims, SSO: ssoSvc, Now: now, Logger: log,
 		SecureCookies: strings.HasPrefix(base, "https://"), TrustedProxies: c.proxies})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
@@ -227,6 +231,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	webCfg := web.Config{
 		Access:  svc,
 		Notify:  notifications,
+		Reclaim: reclaims,
 		Usage:   use,
 		Logger:  log,
 		Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
@@ -288,7 +293,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
-		superviseScheduler(schedCtx, notifications, c.interval, log)
+		superviseScheduler(schedCtx, scheduler.All{notifications, reclaims}, c.interval, log)
 	}()
 	stopScheduler := func() { cancelScheduler(); <-schedDone }
 	defer stopScheduler()

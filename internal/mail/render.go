@@ -55,6 +55,9 @@ type view struct {
 	Since         string // first day inside the range, e.g. "14 Oct 2025"
 	InactiveUsers int
 	InactiveSeats int
+	NeverUsed     int
+	StoppedUsing  int
+	Cost          []usher.Cost // yearly cost of the inactive seats, per currency
 	Products      []usage.ProductSummary
 	FirstUsers    []usher.User
 	More          int    // inactive users not listed by name
@@ -105,6 +108,7 @@ func Render(m notify.Message) (Email, error) {
 		Subject: Subject(m), Name: m.To.Name, Account: m.Account.Name, Period: period(s.Range),
 		Since:         s.Range.Cutoff(today).Date().Human(),
 		InactiveUsers: s.InactiveUsers, InactiveSeats: s.InactiveSeats, Products: s.ByProduct,
+		NeverUsed: s.NeverUsedSeats, StoppedUsing: s.StoppedUsingSeats, Cost: s.InactiveCost,
 		FirstUsers: s.FirstUsers, More: s.InactiveUsers - len(s.FirstUsers), SettingsURL: m.SettingsURL,
 	}
 	if s.InactiveUsers > 0 {

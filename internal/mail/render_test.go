@@ -32,6 +32,8 @@ func message(inactive bool) notify.Message {
 	}
 	if inactive {
 		m.Summary.InactiveUsers, m.Summary.InactiveSeats = 12, 15
+		m.Summary.NeverUsedSeats, m.Summary.StoppedUsingSeats = 4, 11
+		m.Summary.InactiveCost = []usher.Cost{{Currency: "EUR", Seats: 10, Cents: 1200000}, {Currency: "USD", Seats: 2, Cents: 99900}}
 		m.Summary.ByProduct = []usage.ProductSummary{
 			{Product: "FUSION", ProductName: "Fusion Design", InactiveSeats: 9, InactiveUsers: 8},
 			{Product: "RENDER", ProductName: "Render Studio", InactiveSeats: 6, InactiveUsers: 6},

@@ -129,6 +129,7 @@ type reportRow struct {
 
 var reportStatuses = []option{
 	{Value: "all", Label: "All users"}, {Value: "inactive", Label: "Inactive users"},
+	{Value: "never_used", Label: "Inactive: never used"}, {Value: "stopped_using", Label: "Inactive: stopped using"},
 	{Value: "active", Label: "Active users"}, {Value: "unavailable", Label: "Plans without usage data"},
 }
 
@@ -239,6 +240,10 @@ func reportHeading(status string, rg usage.Range) string {
 	switch status {
 	case "inactive":
 		return "Inactive users over the last " + rg.Label()
+	case "never_used":
+		return "Inactive users over the last " + rg.Label() + ": never used since assigned"
+	case "stopped_using":
+		return "Inactive users over the last " + rg.Label() + ": stopped using"
 	case "active":
 		return "Active users over the last " + rg.Label()
 	case "unavailable":
@@ -411,7 +416,7 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 	q := backURL.Query()
 	q.Del("cursor")
 	q.Del("trail")
-	s.redirectWith(w, r, v, reportHref(q), unassignedMessage(res))
+	s.redirectWith(w, r, v, reportHref(q), withUndo(unassignedMessage(res), res.BatchID))
 }
 
 // unassignMatching unassigns every seat matching the report's filter: "Select
@@ -467,7 +472,7 @@ func (s *server) unassignMatching(w http.ResponseWriter, r *http.Request, v view
 	}
 	q.Del("cursor")
 	q.Del("trail")
-	s.redirectWith(w, r, v, reportHref(q), unassignedMessage(res))
+	s.redirectWith(w, r, v, reportHref(q), withUndo(unassignedMessage(res), res.BatchID))
 }
 
 // unassignListed is how many seats the confirmation of a selection by

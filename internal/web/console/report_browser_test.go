@@ -24,6 +24,7 @@ import (
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/mail/smtptest"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/store/storetest"
 	"github.com/usherhq/usher/internal/usage"
@@ -47,6 +48,7 @@ type reportSite struct {
 	*site
 	usage   *usage.Service
 	notify  *notify.Service
+	reclaim *reclaim.Service
 	mailbox string
 	cw      usher.Subscription
 	// offset moves the notification service's clock, so a weekly email
@@ -142,11 +144,15 @@ func newReportSite(t *testing.T) *reportSite {
 		BaseURL: srv.URL, From: "Usher <usher@acme.test>", Logger: logger,
 		Now: func() time.Time { return time.Now().Add(time.Duration(rs.offset.Load())) },
 	})
-	ui, err := console.New(console.Config{Access: s.access, Auth: s.auth, Usage: rs.usage, Notify: rs.notify, Logger: logger})
+	rs.reclaim = reclaim.New(db.Reclaim(), s.access, mailer, reclaim.Config{
+		BaseURL: srv.URL, From: "Usher <usher@acme.test>", Logger: logger,
+		Now: func() time.Time { return time.Now().Add(time.Duration(rs.offset.Load())) },
+	})
+	ui, err := console.New(console.Config{Access: s.access, Auth: s.auth, Usage: rs.usage, Notify: rs.notify, Reclaim: rs.reclaim, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler.Store(web.NewHandler(web.Config{Access: s.access, Usage: rs.usage, Notify: rs.notify, Console: ui, Logger: logger}))
+	handler.Store(web.NewHandler(web.Config{Access: s.access, Usage: rs.usage, Notify: rs.notify, Reclaim: rs.reclaim, Console: ui, Logger: logger}))
 	return rs
 }
 
@@ -227,7 +233,7 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 		if got := run(b, chromedp.Evaluate[string](`document.getElementById("status").selectedOptions[0].textContent`)); got != "Inactive users" {
 			t.Errorf("the Users filter shows %q, want Inactive users", got)
 		}
-		want := []string{"Ina Idle|MS-1|Inactive", "Ivan Inert|MS-1|Inactive", "Ivan Inert|DP-1|Inactive"}
+		want := []string{"Ina Idle|MS-1|Inactive · never used", "Ivan Inert|MS-1|Inactive · never used", "Ivan Inert|DP-1|Inactive · never used"}
 		if got := b.reportRows(); strings.Join(got, ";") != strings.Join(want, ";") {
 			t.Fatalf("rows: got %q, want %q", got, want)
 		}
@@ -272,7 +278,7 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 		if loc := b.location(); !strings.Contains(loc, "status=inactive") || !strings.Contains(loc, "range=3m") {
 			t.Errorf("after unassigning: %s, want the same filtered report", loc)
 		}
-		if got := b.reportRows(); strings.Join(got, ";") != "Ivan Inert|DP-1|Inactive" {
+		if got := b.reportRows(); strings.Join(got, ";") != "Ivan Inert|DP-1|Inactive · never used" {
 			t.Errorf("rows after unassigning: %q, want Ivan's DP-1 only", got)
 		}
 		if rs.accessOf("ina")[rs.ms.ID].Assigned || rs.accessOf("ivan")[rs.ms.ID].Assigned || !rs.accessOf("ivan")[rs.dp.ID].Assigned {
@@ -306,7 +312,7 @@ func TestUsageReportInBrowser(t *testing.T) {
 		ada.open("/reports/usage")
 		// Over the default 30 days, seats assigned four months ago and
 		// never used are inactive.
-		want := []string{"Bea Basic|CW-1|No usage data: not available for this plan", "Ina Idle|MS-1|Inactive", "Ivan Inert|MS-1|Inactive", "Ivan Inert|DP-1|Inactive", "Uma Using|MS-1|Active"}
+		want := []string{"Bea Basic|CW-1|No usage data: not available for this plan", "Ina Idle|MS-1|Inactive · never used", "Ivan Inert|MS-1|Inactive · never used", "Ivan Inert|DP-1|Inactive · never used", "Uma Using|MS-1|Active"}
 		if got := ada.reportRows(); strings.Join(got, ";") != strings.Join(want, ";") {
 			t.Fatalf("rows: got %q, want %q", got, want)
 		}
