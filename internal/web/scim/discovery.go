@@ -31,6 +31,10 @@ func resourceTypeList(base string) []map[string]any {
 		"description": "A person of the account", "schema": SchemaUser,
 		"schemaExtensions": []any{map[string]any{"schema": SchemaEnterprise, "required": false}},
 		"meta":             map[string]any{"resourceType": "ResourceType", "location": base + "/ResourceTypes/User"},
+	}, {
+		"schemas": []string{schemaResType}, "id": "Group", "name": "Group", "endpoint": "/Groups",
+		"description": "A group of the account's users", "schema": SchemaGroup,
+		"meta": map[string]any{"resourceType": "ResourceType", "location": base + "/ResourceTypes/Group"},
 	}}
 }
 
@@ -102,7 +106,17 @@ func schemaList(base string) []map[string]any {
 		},
 		"meta": map[string]any{"resourceType": "Schema", "location": base + "/Schemas/" + SchemaEnterprise},
 	}
-	return []map[string]any{user, enterprise}
+	group := map[string]any{
+		"schemas": []string{schemaSchema}, "id": SchemaGroup, "name": "Group", "description": "Group",
+		"attributes": []any{
+			str("id", caseExact, readOnly, unique),
+			str("externalId", caseExact),
+			str("displayName", required, unique),
+			attr("members", "complex", multi, subs(str("value", caseExact), str("display", readOnly), attr("$ref", "reference"), str("type"))),
+		},
+		"meta": map[string]any{"resourceType": "Schema", "location": base + "/Schemas/" + SchemaGroup},
+	}
+	return []map[string]any{user, enterprise, group}
 }
 
 func (s *server) schemas(w http.ResponseWriter, r *http.Request) {

@@ -87,6 +87,13 @@ func NewHandler(cfg Config) http.Handler {
 	h("PATCH "+Prefix+"/Users/{id}", s.patchUser)
 	h("DELETE "+Prefix+"/Users/{id}", s.deleteUser)
 
+	h("GET "+Prefix+"/Groups", s.listGroups)
+	h("POST "+Prefix+"/Groups", s.createGroup)
+	h("GET "+Prefix+"/Groups/{id}", s.getGroup)
+	h("PUT "+Prefix+"/Groups/{id}", s.replaceGroup)
+	h("PATCH "+Prefix+"/Groups/{id}", s.patchGroup)
+	h("DELETE "+Prefix+"/Groups/{id}", s.deleteGroup)
+
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := mux.Handler(r); pattern == "" {
 			// ServeMux would answer 404 or 405 in plain text; ask it which.

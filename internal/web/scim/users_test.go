@@ -249,12 +249,16 @@ func TestDiscovery(t *testing.T) {
 	if user.Body["endpoint"] != "/Users" || user.Body["schema"] != "urn:ietf:params:scim:schemas:core:2.0:User" {
 		t.Errorf("ResourceTypes/User: %s", user.Raw)
 	}
+	group := c.must(http.StatusOK, "GET", "/scim/v2/ResourceTypes/Group", "")
+	if group.Body["endpoint"] != "/Groups" || group.Body["schema"] != "urn:ietf:params:scim:schemas:core:2.0:Group" {
+		t.Errorf("ResourceTypes/Group: %s", group.Raw)
+	}
 	schemas := c.must(http.StatusOK, "GET", "/scim/v2/Schemas", "")
 	ids := map[string]bool{}
 	for _, s := range schemas.Body["Resources"].([]any) {
 		ids[str(s.(map[string]any)["id"])] = true
 	}
-	for _, want := range []string{"urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"} {
+	for _, want := range []string{"urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "urn:ietf:params:scim:schemas:core:2.0:Group"} {
 		if !ids[want] {
 			t.Errorf("Schemas lacks %s", want)
 		}
