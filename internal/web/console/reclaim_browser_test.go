@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"github.com/chromedp/chromedp"
 	"io"
 	"net/http"
 	"net/url"
@@ -77,8 +78,9 @@ func TestReclaimInBrowser(t *testing.T) {
 	ada.open("/reclaims")
 	ada.wantText("table.reclaims", "Reclaim policy run", "ivan@acme.test")
 	ada.screenshot("reclaim-history")
-	ada.eval(`(() => { window.confirm = () => true; return true })()`)
-	ada.submit("table.reclaims form button")
+	ada.do(chromedp.Click(chromedp.CSS("table.reclaims form button")))
+	ada.wantText("#confirm-text", "Give back what this reclaim removed")
+	ada.submit("#confirm-ok")
 	ada.wantText("#undo-result", "Restored: ivan@acme.test")
 	ada.wantText("table.reclaims", "Undone")
 	if !rs.accessOf("ivan")[rs.ms.ID].Assigned {
