@@ -320,6 +320,17 @@ func TestFullCycle(t *testing.T) {
 		if n := len(w.mails()) - n0; n != 3 { // notice, two digests
 			t.Fatalf("reclaim run sent %d emails, want 3", n)
 		}
+		// /metrics reads these: every email the SMTP server took is counted
+		// as sent by its kind, and the run's one reclaimed seat.
+		st := w.rec.Stats()
+		sent := st.Emails[reclaim.EmailWarning].Sent.Load() + st.Emails[reclaim.EmailNotice].Sent.Load() + st.Emails[reclaim.EmailDigest].Sent.Load()
+		if int(sent) != len(w.mails()) || st.Emails[reclaim.EmailNotice].Sent.Load() != 1 || st.Emails[reclaim.EmailDigest].Sent.Load() < 2 {
+			t.Fatalf("email counters: %d sent in all, %d notices, %d digests; the server took %d", sent,
+				st.Emails[reclaim.EmailNotice].Sent.Load(), st.Emails[reclaim.EmailDigest].Sent.Load(), len(w.mails()))
+		}
+		if got := st.SeatsReclaimed.Load(); got != 1 {
+			t.Fatalf("seats reclaimed counter: %d, want 1", got)
+		}
 
 		// Undo gives the seat back with its service.
 		res, err := w.acc.Undo(ctx, w.admin, hist.Items[0].ID)

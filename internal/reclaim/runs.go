@@ -168,6 +168,9 @@ func (s *Service) finishRun(ctx context.Context, log *slog.Logger, r Run, lease 
 		log.WarnContext(ctx, "reclaim run lease lost before the outcome was recorded")
 		return nil
 	}
+	if err == nil && r.Status == RunDone {
+		s.stats.SeatsReclaimed.Add(int64(r.Reclaimed))
+	}
 	return err
 }
 
@@ -478,6 +481,16 @@ func (s *Service) sendOne(ctx context.Context, owner string) (bool, error) {
 	err = s.store.Write(fctx, func(tx Tx) error { return tx.FinishEmail(fctx, e, lease) })
 	if usher.ErrorCode(err) == usher.ECONFLICT {
 		return true, nil
+	}
+	if st := s.stats.Emails[e.Kind]; err == nil && st != nil {
+		switch e.Status {
+		case "delivered":
+			st.Sent.Add(1)
+		case "failed":
+			st.Failed.Add(1)
+		default:
+			st.Retried.Add(1)
+		}
 	}
 	return true, err
 }

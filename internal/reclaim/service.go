@@ -45,7 +45,22 @@ type Service struct {
 	log    *slog.Logger
 	host   string
 	claims atomic.Int64
+	stats  Stats
 }
+
+// Stats counts, since the service started, the reclaim emails by kind and
+// the outcome recorded for each attempt, and the seats that finished runs
+// reclaimed, for /metrics.
+type Stats struct {
+	Emails         map[EmailKind]*EmailStats
+	SeatsReclaimed atomic.Int64
+}
+
+// EmailStats counts one kind of email's attempts by outcome.
+type EmailStats struct{ Sent, Retried, Failed atomic.Int64 }
+
+// Stats returns the service's counters.
+func (s *Service) Stats() *Stats { return &s.stats }
 
 // New returns a reclaim service. mailer may be nil (pass a literal nil):
 // policies are kept and previewed, and runs wait until a service with a
@@ -71,7 +86,9 @@ func New(store Store, acc *access.Service, mailer Mailer, cfg Config) *Service {
 	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Hostname() != "" {
 		host = u.Hostname()
 	}
-	return &Service{store: store, access: acc, mailer: mailer, cfg: cfg, log: cfg.Logger, host: host}
+	svc := &Service{store: store, access: acc, mailer: mailer, cfg: cfg, log: cfg.Logger, host: host}
+	svc.stats.Emails = map[EmailKind]*EmailStats{EmailWarning: {}, EmailNotice: {}, EmailDigest: {}}
+	return svc
 }
 
 // CanDeliver reports whether the service has a mailer, and so runs policies.

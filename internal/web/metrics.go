@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -183,6 +184,12 @@ func (s *server) writeDomainMetrics(ctx context.Context, p *promWriter) {
 		p.printf("usher_seat_changes_total{change=\"assigned\"} %d\n", assigned)
 		p.printf("usher_seat_changes_total{change=\"unassigned\"} %d\n", unassigned)
 	}
+	if s.reclaim != nil {
+		st := s.reclaim.Stats()
+		p.printf("# HELP usher_seats_reclaimed_total Seats that finished reclaim policy runs took back.\n")
+		p.printf("# TYPE usher_seats_reclaimed_total counter\n")
+		p.printf("usher_seats_reclaimed_total %d\n", st.SeatsReclaimed.Load())
+	}
 	if s.notify != nil {
 		st := s.notify.Stats()
 		p.printf("# HELP usher_emails_total Email send attempts by kind and outcome: sent, retried (failed, will retry), failed (for good), released (cut by a shutdown, handed back).\n")
@@ -192,6 +199,15 @@ func (s *server) writeDomainMetrics(ctx context.Context, p *promWriter) {
 			n    int64
 		}{{"sent", st.Sent.Load()}, {"retried", st.Retried.Load()}, {"failed", st.Failed.Load()}, {"released", st.Released.Load()}} {
 			p.printf("usher_emails_total{kind=\"notification\",outcome=\"%s\"} %d\n", o.name, o.n)
+		}
+		if s.reclaim != nil {
+			// The reclaim emails share the family, told apart by kind.
+			for _, kind := range []reclaim.EmailKind{reclaim.EmailWarning, reclaim.EmailNotice, reclaim.EmailDigest} {
+				es := s.reclaim.Stats().Emails[kind]
+				p.printf("usher_emails_total{kind=\"%s\",outcome=\"sent\"} %d\n", kind, es.Sent.Load())
+				p.printf("usher_emails_total{kind=\"%s\",outcome=\"retried\"} %d\n", kind, es.Retried.Load())
+				p.printf("usher_emails_total{kind=\"%s\",outcome=\"failed\"} %d\n", kind, es.Failed.Load())
+			}
 		}
 		ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 		defer cancel()
