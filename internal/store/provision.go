@@ -21,7 +21,7 @@ func scanProvisioned(row interface{ Scan(...any) error }) (access.ProvisionedUse
 	var u access.ProvisionedUser
 	var created, updated int64
 	var profile string
-	err := row.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Status, &created, &updated,
+	err := row.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Status, &u.ReclaimExempt, &created, &updated,
 		&u.State, &u.ExternalID, &u.UserName, &profile)
 	u.CreatedAt, u.UpdatedAt = fromMillis(created), fromMillis(updated)
 	if profile != "" {
