@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/usher"
 )
 
 const accountHelp = `Usage: usher account <command> [flags]
@@ -33,6 +34,9 @@ Flags:
   --admin-name NAME     the primary admin's name (default: the email address)
   --timezone TZ         IANA time zone for schedules and reports, e.g.
                         Europe/Berlin (default UTC)
+  --allow-existing-email
+                        create the account even when the admin email is a
+                        user in another account already (refused without it)
 ` + dbFlagHelp + `  -h, --help            show this help
 
 Example:
@@ -54,6 +58,7 @@ func runAccountCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.StringVar(&in.AdminEmail, "admin-email", "", "the primary admin's email")
 	fs.StringVar(&in.AdminName, "admin-name", "", "the primary admin's name")
 	fs.StringVar(&in.TimeZone, "timezone", "UTC", "IANA time zone")
+	fs.BoolVar(&in.AllowExistingEmail, "allow-existing-email", false, "allow an admin email that has an account already")
 	dsn := dbFlag(fs)
 	if err := parse(fs, accountCreateHelp, args, stdout, map[string]string{"db": "USHER_DB"}); err != nil {
 		return err
@@ -72,6 +77,11 @@ func runAccountCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	defer db.Close()
 	acct, admin, token, err := access.New(db.Access(), nil).CreateAccount(ctx, in)
+	if usher.ErrorCode(err) == usher.ECONFLICT && len(usher.ErrorFields(err)) > 0 && usher.ErrorFields(err)[0].Field == "admin_email" {
+		f := usher.ErrorFields(err)[0]
+		return usher.Errorf(usher.ECONFLICT, "account create: --admin-email: %s; nothing was created. To create another account for the same person anyway, add --allow-existing-email",
+			strings.TrimSuffix(f.Reason, "; allow an existing email to create another account for them anyway"))
+	}
 	if err != nil {
 		return err
 	}

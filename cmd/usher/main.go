@@ -50,6 +50,13 @@ Commands:
   account list     list accounts
   user set-password
                    set a user's console password, or print a one-time link
+  token create|list|revoke
+                   make, list or revoke a user's API tokens
+  user import      import users from CSV: names, groups, roles, seats; --dry-run
+  group            list, create, change and delete groups, their members and the
+                   subscriptions they hold (usher group --help)
+  sso              show, set up, edit or turn off an account's single sign-on
+                   (OpenID Connect)
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
@@ -69,7 +76,7 @@ type command struct {
 }
 
 func commands() []command {
-	return []command{
+	out := []command{
 		{"serve", serveHelp, runServe},
 		{"migrate", migrateHelp, runMigrate},
 		{"backup", backupHelp, runBackup},
@@ -83,8 +90,21 @@ func commands() []command {
 		{"usage import", usageImportHelp, runUsageImport},
 		{"bench", benchHelp, runBench},
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
+		{"token create", tokenCreateHelp, runTokenCreate},
+		{"token list", tokenListHelp, runTokenList},
+		{"token revoke", tokenRevokeHelp, runTokenRevoke},
+		{"user import", userImportHelp, runUserImport},
+		{"sso show", ssoShowHelp, runSSOShow},
+		{"sso set", ssoSetHelp, runSSOSet},
+		{"sso off", ssoOffHelp, runSSOOff},
 		{"version", versionHelp, runVersion},
 	}
+	for name, g := range groupCommands {
+		out = append(out, command{"group " + name, g.help, func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+			return runGroupCommand(ctx, name, args, stdout)
+		}})
+	}
+	return out
 }
 
 // run is the whole program minus process concerns, so tests call it in-process.
@@ -117,6 +137,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, userHelp)
 				return exitOK
 			}
+			if name == "token" {
+				fmt.Fprint(stdout, tokenHelp)
+				return exitOK
+			}
+			if name == "group" {
+				fmt.Fprint(stdout, groupHelp)
+				return exitOK
+			}
+			if name == "sso" {
+				fmt.Fprint(stdout, ssoHelp)
+				return exitOK
+			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
 		}
 		fmt.Fprint(stdout, overview)
@@ -131,6 +163,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "token":
+		return runToken(ctx, args[1:], stdout, stderr)
+	case "sso":
+		return runSSO(ctx, args[1:], stdout, stderr)
+	case "group":
+		return runGroup(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := findCommand(args[0])
 	if !ok {
@@ -241,5 +279,13 @@ func parse(fs *flag.FlagSet, help string, args []string, stdout io.Writer, env m
 			return usageErrorf("%s: environment %s=%q: %v", fs.Name(), key, v, err)
 		}
 	}
-	return nil
+	// The text rules of every other input (usher.TextProblem) hold for
+	// flags and the environment too.
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		if reason := usher.TextProblem(f.Value.String()); reason != "" && bad == nil {
+			bad = usageErrorf("%s: --%s %s", fs.Name(), f.Name, reason)
+		}
+	})
+	return bad
 }

@@ -108,10 +108,10 @@ func TestAccountCreate(t *testing.T) {
 		}
 	})
 
-	t.Run("DuplicateEmailInAnotherAccountIsFine", func(t *testing.T) {
+	t.Run("DuplicateEmailInAnotherAccountIsFineWhenAllowed", func(t *testing.T) {
 		db := tempDB(t)
 		for _, name := range []string{"One", "Two"} {
-			if code, _, stderr := cli(t, "account", "create", "--name", name, "--admin-email", "a@b.test", "--db", db); code != 0 {
+			if code, _, stderr := cli(t, "account", "create", "--name", name, "--admin-email", "a@b.test", "--allow-existing-email", "--db", db); code != 0 {
 				t.Fatalf("create %s: exit %d, %s", name, code, stderr)
 			}
 		}
@@ -125,7 +125,7 @@ func TestAccountList(t *testing.T) {
 		t.Fatalf("empty list: exit %d, stdout %q", code, stdout)
 	}
 	for _, name := range []string{"Acme", "Globex Corporation"} {
-		if code, _, stderr := cli(t, "account", "create", "--name", name, "--admin-email", "admin@example.test", "--db", db); code != 0 {
+		if code, _, stderr := cli(t, "account", "create", "--name", name, "--admin-email", "admin@"+strings.ToLower(strings.Fields(name)[0])+".test", "--db", db); code != 0 {
 			t.Fatalf("create: %s", stderr)
 		}
 	}
@@ -178,11 +178,15 @@ func TestHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"serve"}, []string{"--addr", "--db", "--base-url", "--smtp", "--mail-from", "--demo", "--log-level",
-			"USHER_ADDR", "USHER_DB", "USHER_BASE_URL", "USHER_SMTP_URL", "USHER_MAIL_FROM", "USHER_LOG_LEVEL"}},
+			"USHER_ADDR", "USHER_DB", "USHER_BASE_URL", "USHER_SMTP_URL", "USHER_MAIL_FROM", "USHER_LOG_LEVEL", "--trusted-proxies", "USHER_TRUSTED_PROXIES"}},
 		{[]string{"migrate"}, []string{"--db", "USHER_DB"}},
-		{[]string{"account", "create"}, []string{"--name", "--admin-email", "--admin-name", "--timezone", "--db", "USHER_DB"}},
+		{[]string{"account", "create"}, []string{"--name", "--admin-email", "--admin-name", "--timezone", "--allow-existing-email", "--db", "USHER_DB"}},
 		{[]string{"account", "list"}, []string{"--db", "USHER_DB"}},
 		{[]string{"account"}, []string{"create", "list"}},
+		{[]string{"token", "create"}, []string{"--email", "--account", "--name", "--scope", "--expires-in", "--db", "USHER_DB"}},
+		{[]string{"token", "list"}, []string{"--email", "--account", "--db"}},
+		{[]string{"token", "revoke"}, []string{"--id", "--db"}},
+		{[]string{"token"}, []string{"create", "list", "revoke"}},
 		{[]string{"version"}, []string{"version"}},
 	}
 	for _, c := range cases {
@@ -234,6 +238,7 @@ func TestUsageErrors(t *testing.T) {
 		{"BadLogLevel", []string{"serve", "--log-level", "loud"}, "--log-level"},
 		{"BadSMTP", []string{"serve", "--smtp", "mail.example.com"}, "--smtp"},
 		{"BadBaseURL", []string{"serve", "--base-url", "usher.example.com"}, "--base-url"},
+		{"BadTrustedProxies", []string{"serve", "--trusted-proxies", "10.0.0.0/8,proxy.example"}, "--trusted-proxies: \"proxy.example\""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -121,7 +121,7 @@ func TestNotificationsCommands(t *testing.T) {
 		if code != exitError || !strings.Contains(oneErrorLine(t, stderr), "no user nobody@acme.test") {
 			t.Fatalf("unknown: exit %d, stderr %q", code, stderr)
 		}
-		if code, _, stderr := cli(t, "account", "create", "--name", "Other", "--admin-email", "ada@acme.test", "--db", db); code != 0 {
+		if code, _, stderr := cli(t, "account", "create", "--name", "Other", "--admin-email", "ada@acme.test", "--allow-existing-email", "--db", db); code != 0 {
 			t.Fatal(stderr)
 		}
 		code, _, stderr = cli(t, "notifications", "show", "--admin", "ada@acme.test", "--db", db)

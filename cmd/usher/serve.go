@@ -23,6 +23,7 @@ import (
 	"github.com/usherhq/usher/internal/demo"
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/scheduler"
+	"github.com/usherhq/usher/internal/sso"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/web"
@@ -53,6 +54,12 @@ Flags (a flag wins over its environment variable):
   --scheduler-interval DURATION
                       how often to look for due notification emails
                       (default 30s)                        env USHER_SCHEDULER_INTERVAL
+  --trusted-proxies CIDRS
+                      comma-separated networks of reverse proxies whose
+                      X-Forwarded-For names the client (for the sign-in
+                      limit) and X-Forwarded-Proto its scheme, e.g.
+                      10.0.0.0/8,192.0.2.7; default none: the connection's
+                      address is the client          env USHER_TRUSTED_PROXIES
   --log-level LEVEL   debug, info, warn or error (default info)  env USHER_LOG_LEVEL
   --log-format FMT    text or json (default text)                env USHER_LOG_FORMAT
   --usage-retention D how long raw usage events are kept before they are pruned
@@ -74,7 +81,8 @@ Flags (a flag wins over its environment variable):
                       the longest requests in flight may take to finish on
                       SIGTERM (default 20s)                env USHER_SHUTDOWN_TIMEOUT
   --demo              seed a demo account "Demo Co" unless it exists, and print a
-                      fresh API token of its primary admin with a curl example
+                      fresh API token of its primary admin with a curl example;
+                      the token printed by an earlier start is revoked
   -h, --help          show this help
 
 Logs go to stderr. The demo's sign-in details go to stdout.
@@ -87,6 +95,8 @@ Examples:
 // serveConfig is everything serve reads from flags and environment.
 type serveConfig struct {
 	addr, db, baseURL, smtp, mailFrom, logLevel, logFormat string
+	trustedProxies                                         string
+	proxies                                                web.TrustedProxies // trustedProxies parsed
 	demo                                                   bool
 	interval                                               time.Duration // of the scheduler
 	smtpSafe                                               string        // smtp without its password, for logs
@@ -117,6 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.baseURL, "base-url", "", "public URL of this server")
 	fs.StringVar(&c.smtp, "smtp", "", "SMTP server URL")
 	fs.StringVar(&c.mailFrom, "mail-from", "", "sender of notification emails")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", "", "networks of reverse proxies whose X-Forwarded-For is believed")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&c.demo, "demo", false, "seed and print a demo account")
@@ -135,6 +146,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"scheduler-interval": "USHER_SCHEDULER_INTERVAL", "usage-retention": "USHER_USAGE_RETENTION",
 		"tls-cert": "USHER_TLS_CERT", "tls-key": "USHER_TLS_KEY", "metrics-addr": "USHER_METRICS_ADDR",
 		"metrics-token": "USHER_METRICS_TOKEN", "drain-delay": "USHER_DRAIN_DELAY", "shutdown-timeout": "USHER_SHUTDOWN_TIMEOUT",
+		"trusted-proxies": "USHER_TRUSTED_PROXIES",
 	})
 	if err != nil {
 		return err
@@ -169,7 +181,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("database ready", "engine", db.Engine(), "db", redact(c.db))
 	svc := access.New(db.Access(), now)
 	use := usage.New(db.Usage(), usage.Config{Now: now, Retention: time.Duration(c.retention)})
-	authSvc := auth.New(db.Auth(), auth.Config{})
 
 	// Listen before seeding, so a taken port fails at once.
 	ln, err := net.Listen("tcp", c.addr)
@@ -185,6 +196,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	base = strings.TrimRight(base, "/")
+	// Single sign-on decides who may still sign in with a password, so the
+	// auth service asks it.
+	ssoSvc := sso.New(db.SSO(), sso.Config{BaseURL: base, Now: now, Logger: log})
+	authSvc := auth.New(db.Auth(), auth.Config{PasswordPolicy: ssoSvc.PasswordAllowed})
 
 	notifications, err := newNotifyService(db, mailConfig{smtp: c.smtp, from: c.mailFrom, baseURL: base}, now, log)
 	if err != nil {
@@ -202,7 +217,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Now: now, Logger: log, SecureCookies: strings.HasPrefix(base, "https://")})
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, SSO: ssoSvc, Now: now, Logger: log,
+		SecureCookies: strings.HasPrefix(base, "https://"), TrustedProxies: c.proxies})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
@@ -214,6 +230,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:  log,
 		Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
 		Console: ui,
+		SSO:     ssoSvc,
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {
 				return web.ErrStopping
@@ -376,6 +393,11 @@ func (c *serveConfig) check(stderr io.Writer) (*slog.Logger, error) {
 	if c.interval <= 0 {
 		return nil, usageErrorf("serve: --scheduler-interval %s: want a positive duration such as 30s or 1m", c.interval)
 	}
+	proxies, err := web.ParseTrustedProxies(c.trustedProxies)
+	if err != nil {
+		return nil, usageErrorf("serve: --trusted-proxies: %v", err)
+	}
+	c.proxies = proxies
 	return slog.New(web.LogHandler(h)), nil
 }
 
@@ -425,7 +447,7 @@ func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usag
 			"seats", r.Seats, "seats_used", r.SeatsUsed+u.RecentSeats, "benefit_grants", r.BenefitGrants, "managers_without_seat", r.ManagersWithoutSeat,
 			"usage_events", u.Events, "took", time.Since(start).Round(time.Millisecond).String())
 	} else {
-		log.Info("demo account exists; made a fresh API token", "account_id", s.Account.ID)
+		log.Info("demo account exists; replaced its API token", "account_id", s.Account.ID, "revoked", s.Replaced)
 	}
 	// The known password is set once; a password someone set since is kept.
 	has, same, err := authSvc.PasswordIs(ctx, s.Account.ID, s.Admin.ID, demo.AdminPassword)
@@ -447,7 +469,8 @@ Usher demo: account %q (id %d, time zone %s)
   Admin:      %s <%s> (primary admin)
   Password:   %s
   API token:  %s
-              (a new token on every --demo start; earlier ones keep working)
+              (the demo's one token: each --demo start revokes the one it
+              printed before and prints a new one)
 Try:
   curl -H "Authorization: Bearer %s" %s/api/v1/subscriptions
   curl -H "Authorization: Bearer %s" '%s/api/v1/users?limit=5'

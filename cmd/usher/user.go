@@ -20,6 +20,8 @@ const userHelp = `Usage: usher user <command> [flags]
 Commands:
   set-password   set a user's console password, or print a one-time link
                  with which they set it themselves
+  import         import users from a CSV file (email, name, groups, roles,
+                 subscriptions), all or nothing; --dry-run lists the changes
 
 Run "usher user <command> --help" for its flags.
 `
@@ -53,7 +55,7 @@ var stdin io.Reader = os.Stdin
 
 func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return fail(stderr, usageErrorf("user: missing subcommand: set-password (see usher user --help)"))
+		return fail(stderr, usageErrorf("user: missing subcommand: set-password or import (see usher user --help)"))
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -62,7 +64,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := findCommand("user " + args[0])
 	if !ok {
-		return fail(stderr, usageErrorf("user: unknown subcommand %q: want set-password", args[0]))
+		return fail(stderr, usageErrorf("user: unknown subcommand %q: want set-password or import", args[0]))
 	}
 	return fail(stderr, c.run(ctx, args[1:], stdout, stderr))
 }

@@ -92,7 +92,7 @@ func TestUserSetPassword(t *testing.T) {
 		}
 	})
 	t.Run("AnEmailInTwoAccountsNeedsAccount", func(t *testing.T) {
-		if code, _, stderr := cli(t, "account", "create", "--name", "Beta", "--admin-email", "ada@acme.test", "--db", db); code != 0 {
+		if code, _, stderr := cli(t, "account", "create", "--name", "Beta", "--admin-email", "ada@acme.test", "--allow-existing-email", "--db", db); code != 0 {
 			t.Fatalf("account create: %s", stderr)
 		}
 		withStdin(t, "a fine password\n")

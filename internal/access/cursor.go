@@ -21,6 +21,8 @@ import (
 // Cursor kinds: a cursor opens only on the list that made it.
 const (
 	CursorUsers            = "users"
+	CursorGroups           = "groups"
+	CursorGroupMembers     = "group_members"
 	CursorSubscriptions    = "subscriptions"
 	CursorAuditLog         = "audit-log"
 	CursorNotificationRuns = "notification-runs"

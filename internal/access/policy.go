@@ -20,8 +20,22 @@ const (
 	ViewReports        Action = "view_reports"         // usage report rows (per subscription)
 	ViewAudit          Action = "view_audit"           // read the audit log
 	ManageNotification Action = "manage_notifications" // usage notification settings
+	ViewNotification   Action = "view_notifications"   // see one's own notification setting and its emails
 	IngestUsage        Action = "ingest_usage"         // send usage events
+	ViewTokens         Action = "view_tokens"          // list every API token of the account, with its owner
+	RevokeTokens       Action = "revoke_tokens"        // revoke any API token of the account
+	ManageSSO          Action = "manage_sso"           // single sign-on (OpenID Connect) settings of the account
+	ManageGroups       Action = "manage_groups"        // create, edit, delete groups and their members and assignments
 )
+
+// Everyone may list, create and revoke their own API tokens; ViewTokens and
+// RevokeTokens are about other people's.
+
+// readActions are what a read token may do: look, never change.
+var readActions = map[Action]bool{
+	ViewUsers: true, ViewSubscription: true, ViewReports: true, ViewAudit: true, ViewTokens: true,
+	ViewNotification: true,
+}
 
 // perSubscription marks the actions checked against one subscription.
 var perSubscription = map[Action]bool{
@@ -35,11 +49,12 @@ var matrix = map[usher.Role]map[Action]bool{
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true,
+		ViewTokens: true, RevokeTokens: true, ViewNotification: true, ManageSSO: true, ManageGroups: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
-		ViewReports: true, ViewAudit: true, IngestUsage: true,
+		ViewReports: true, ViewAudit: true, IngestUsage: true, ManageGroups: true,
 	},
 	usher.RoleContractManager: {
 		ViewUsers: true, AppointCoordinator: true, ViewSubscription: true, ManageSeats: true, ViewReports: true,
@@ -53,8 +68,15 @@ var matrix = map[usher.Role]map[Action]bool{
 // per-subscription actions (ignored otherwise). It is the one place that
 // decides permissions; the edges only ask it to hide what cannot be used.
 func Can(a usher.Actor, action Action, subscriptionID int64) bool {
-	if a.Scope == usher.ScopeIngest {
+	switch a.Scope {
+	case usher.ScopeIngest:
 		return action == IngestUsage && (a.HasAny(usher.RolePrimaryAdmin) || a.HasAny(usher.RoleSecondaryAdmin))
+	case usher.ScopeSCIM:
+		return false // SCIM has its own endpoints and rules
+	case usher.ScopeRead:
+		if !readActions[action] {
+			return false
+		}
 	}
 	for _, g := range a.Grants {
 		if !matrix[g.Role][action] {
@@ -70,8 +92,13 @@ func Can(a usher.Actor, action Action, subscriptionID int64) bool {
 // CanAny reports whether the actor may do a per-subscription action on at
 // least one subscription (or account-wide).
 func CanAny(a usher.Actor, action Action) bool {
-	if a.Scope == usher.ScopeIngest {
+	switch a.Scope {
+	case usher.ScopeIngest, usher.ScopeSCIM:
 		return Can(a, action, 0)
+	case usher.ScopeRead:
+		if !readActions[action] {
+			return false
+		}
 	}
 	for _, g := range a.Grants {
 		if matrix[g.Role][action] {
@@ -84,7 +111,7 @@ func CanAny(a usher.Actor, action Action) bool {
 // allSubscriptions reports whether the actor holds action account-wide, so
 // lists need not be narrowed to their subscriptions.
 func allSubscriptions(a usher.Actor, action Action) bool {
-	if a.Scope == usher.ScopeIngest {
+	if a.Scope == usher.ScopeIngest || a.Scope == usher.ScopeSCIM || a.Scope == usher.ScopeRead && !readActions[action] {
 		return false
 	}
 	for _, g := range a.Grants {
@@ -97,4 +124,17 @@ func allSubscriptions(a usher.Actor, action Action) bool {
 
 func forbidden(what string) error {
 	return usher.Errorf(usher.EFORBIDDEN, "you may not %s", what)
+}
+
+// CanWrite reports whether the actor's credentials allow changing anything
+// at all: a read token only looks, and a SCIM token acts only through SCIM.
+// The API refuses such a token's writes before they reach a service.
+func CanWrite(a usher.Actor) bool {
+	return a.Scope == usher.ScopeFull || a.Scope == usher.ScopeIngest
+}
+
+// seesOwn reports whether the actor may read their own things (seats,
+// benefits, tokens) whatever their roles: a session or a full or read token.
+func seesOwn(a usher.Actor) bool {
+	return a.Scope == usher.ScopeFull || a.Scope == usher.ScopeRead
 }

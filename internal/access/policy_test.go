@@ -19,31 +19,33 @@ func TestCan(t *testing.T) {
 		access.ViewUsers, access.ManageUsers, access.GrantPrimaryAdmin, access.GrantAdmin, access.GrantManager,
 		access.AppointCoordinator, access.CreateSubscription, access.ViewSubscription, access.ManageSeats,
 		access.ViewReports, access.ViewAudit, access.ManageNotification, access.IngestUsage,
+		access.ViewTokens, access.RevokeTokens, access.ViewNotification, access.ManageSSO, access.ManageGroups,
 	}
 	table := map[usher.Role]map[access.Action]want{
 		usher.RolePrimaryAdmin: {
 			access.ViewUsers: all, access.ManageUsers: all, access.GrantPrimaryAdmin: all, access.GrantAdmin: all,
 			access.GrantManager: all, access.AppointCoordinator: all, access.CreateSubscription: all,
 			access.ViewSubscription: all, access.ManageSeats: all, access.ViewReports: all, access.ViewAudit: all,
-			access.ManageNotification: all, access.IngestUsage: all,
+			access.ManageNotification: all, access.IngestUsage: all, access.ViewTokens: all, access.RevokeTokens: all,
+			access.ViewNotification: all, access.ManageSSO: all, access.ManageGroups: all,
 		},
 		usher.RoleSecondaryAdmin: {
 			access.ViewUsers: all, access.ManageUsers: all, access.GrantPrimaryAdmin: none, access.GrantAdmin: all,
 			access.GrantManager: all, access.AppointCoordinator: all, access.CreateSubscription: all,
 			access.ViewSubscription: all, access.ManageSeats: all, access.ViewReports: all, access.ViewAudit: all,
-			access.ManageNotification: none, access.IngestUsage: all,
+			access.ManageNotification: none, access.IngestUsage: all, access.ManageSSO: none, access.ManageGroups: all,
 		},
 		usher.RoleContractManager: {
 			access.ViewUsers: all, access.ManageUsers: none, access.GrantPrimaryAdmin: none, access.GrantAdmin: none,
 			access.GrantManager: none, access.AppointCoordinator: mine, access.CreateSubscription: none,
 			access.ViewSubscription: mine, access.ManageSeats: mine, access.ViewReports: mine, access.ViewAudit: none,
-			access.ManageNotification: none, access.IngestUsage: none,
+			access.ManageNotification: none, access.IngestUsage: none, access.ManageSSO: none, access.ManageGroups: none,
 		},
 		usher.RoleSoftwareCoordinator: {
 			access.ViewUsers: all, access.ManageUsers: none, access.GrantPrimaryAdmin: none, access.GrantAdmin: none,
 			access.GrantManager: none, access.AppointCoordinator: none, access.CreateSubscription: none,
 			access.ViewSubscription: mine, access.ManageSeats: mine, access.ViewReports: mine, access.ViewAudit: none,
-			access.ManageNotification: none, access.IngestUsage: none,
+			access.ManageNotification: none, access.IngestUsage: none, access.ManageSSO: none, access.ManageGroups: none,
 		},
 		"": {}, // a plain user: nothing beyond their own access
 	}
@@ -81,5 +83,35 @@ func TestCanIngestScopeAllowsOnlyIngest(t *testing.T) {
 		if access.Can(a, act, 1) {
 			t.Errorf("ingest token may %s", act)
 		}
+	}
+}
+
+func TestCanReadScopeOnlyLooks(t *testing.T) {
+	a := usher.Actor{AccountID: 1, UserID: 1, Scope: usher.ScopeRead, Grants: []usher.RoleGrant{{UserID: 1, Role: usher.RolePrimaryAdmin}}}
+	for _, act := range []access.Action{access.ViewUsers, access.ViewSubscription, access.ViewReports, access.ViewAudit, access.ViewTokens, access.ViewNotification} {
+		if !access.Can(a, act, 1) {
+			t.Errorf("read token of a primary admin may not %s", act)
+		}
+	}
+	for _, act := range []access.Action{access.ManageUsers, access.ManageSeats, access.GrantAdmin, access.CreateSubscription,
+		access.ManageNotification, access.IngestUsage, access.RevokeTokens} {
+		if access.Can(a, act, 1) || access.CanAny(a, act) {
+			t.Errorf("read token may %s", act)
+		}
+	}
+	if access.CanWrite(a) {
+		t.Error("read token may write")
+	}
+}
+
+func TestCanSCIMScopeDoesNothingInTheAPI(t *testing.T) {
+	a := usher.Actor{AccountID: 1, UserID: 1, Scope: usher.ScopeSCIM, Grants: []usher.RoleGrant{{UserID: 1, Role: usher.RolePrimaryAdmin}}}
+	for _, act := range []access.Action{access.ViewUsers, access.ManageUsers, access.ManageSeats, access.IngestUsage, access.ViewTokens} {
+		if access.Can(a, act, 1) || access.CanAny(a, act) {
+			t.Errorf("SCIM token may %s", act)
+		}
+	}
+	if access.CanWrite(a) {
+		t.Error("SCIM token may write through the API")
 	}
 }

@@ -19,6 +19,12 @@ type SubscriptionAccess struct {
 	AssignedAt   *time.Time         `json:"assigned_at,omitempty"`
 	Services     []string           `json:"services"`
 	Benefits     []string           `json:"benefits"`
+	// Sources says how a held seat reaches the user: directly and/or
+	// through groups. Empty when not assigned.
+	Sources []usher.SeatSource `json:"sources"`
+	// Waiting is true when the user's groups give them this subscription
+	// but no seat was free; they are seated oldest first.
+	Waiting bool `json:"waiting"`
 	// Editable says whether the actor may change this entry.
 	Editable bool `json:"editable"`
 }
@@ -57,7 +63,7 @@ func (s *Service) Access(ctx context.Context, a usher.Actor, userID int64) (User
 // their own (not with an ingest token, which only sends usage), or anyone's
 // when they manage some subscription's seats.
 func mayReadAccess(a usher.Actor, userID int64) bool {
-	self := userID == a.UserID && a.Scope != usher.ScopeIngest
+	self := userID == a.UserID && seesOwn(a) // an ingest or SCIM token does not read seats
 	return self || CanAny(a, ManageSeats)
 }
 
@@ -71,24 +77,48 @@ func (s *Service) view(ctx context.Context, tx Tx, a usher.Actor, userID int64) 
 	if err != nil {
 		return UserAccess{}, err
 	}
-	return buildView(a, u, held, benefits, subs), nil
+	g, err := groupings(ctx, tx, a.AccountID, userID)
+	if err != nil {
+		return UserAccess{}, err
+	}
+	return buildView(a, u, held, benefits, subs, g), nil
+}
+
+// grouping is what a view shows of the user's groups: their names, and the
+// subscriptions the user waits for.
+type grouping struct {
+	groups []usher.Group
+	waits  []usher.Waiter
+}
+
+func groupings(ctx context.Context, tx Tx, accountID, userID int64) (grouping, error) {
+	var g grouping
+	var err error
+	if g.groups, err = tx.GroupsOfUser(ctx, accountID, userID); err != nil {
+		return g, err
+	}
+	g.waits, err = tx.Waiters(ctx, accountID, WaiterFilter{UserID: userID})
+	return g, err
 }
 
 // buildView is the access of u as actor a sees it, from what storage holds.
-func buildView(a usher.Actor, u usher.User, held map[int64]usher.Assignment, benefits map[int64][]string, subs []usher.Subscription) UserAccess {
-	self := u.ID == a.UserID && a.Scope != usher.ScopeIngest
+func buildView(a usher.Actor, u usher.User, held map[int64]usher.Assignment, benefits map[int64][]string, subs []usher.Subscription, g grouping) UserAccess {
+	self := u.ID == a.UserID && seesOwn(a)
 	out := UserAccess{User: u, Subscriptions: []SubscriptionAccess{}}
 	for _, sub := range subs {
 		as, assigned := held[sub.ID]
-		visible := Can(a, ManageSeats, sub.ID) || (self && (assigned || len(benefits[sub.ID]) > 0))
+		wait := slices.ContainsFunc(g.waits, func(w usher.Waiter) bool { return w.SubscriptionID == sub.ID })
+		visible := Can(a, ManageSeats, sub.ID) || (self && (assigned || wait || len(benefits[sub.ID]) > 0))
 		if !visible {
 			continue
 		}
-		e := SubscriptionAccess{Subscription: sub, Assigned: assigned, Services: []string{}, Benefits: orEmpty(benefits[sub.ID]), Editable: Can(a, ManageSeats, sub.ID)}
+		e := SubscriptionAccess{Subscription: sub, Assigned: assigned, Services: []string{}, Benefits: orEmpty(benefits[sub.ID]),
+			Sources: []usher.SeatSource{}, Waiting: wait, Editable: Can(a, ManageSeats, sub.ID)}
 		if assigned {
 			at := as.AssignedAt
 			e.AssignedAt = &at
 			e.Services = orEmpty(as.Services)
+			e.Sources = seatSources(as, g.groups)
 		}
 		out.Subscriptions = append(out.Subscriptions, e)
 	}
@@ -107,8 +137,12 @@ func accessVersion(ua UserAccess) string {
 			at = e.AssignedAt.UnixMilli()
 		}
 		services, benefits := slices.Sorted(slices.Values(e.Services)), slices.Sorted(slices.Values(e.Benefits))
-		fmt.Fprintf(h, "sub %d editable=%t assigned=%t at=%d services=%s benefits=%s\n",
-			e.Subscription.ID, e.Editable, e.Assigned, at, strings.Join(services, ","), strings.Join(benefits, ","))
+		fmt.Fprintf(h, "sub %d editable=%t assigned=%t at=%d services=%s benefits=%s waiting=%t sources=",
+			e.Subscription.ID, e.Editable, e.Assigned, at, strings.Join(services, ","), strings.Join(benefits, ","), e.Waiting)
+		for _, src := range e.Sources {
+			fmt.Fprintf(h, "%t/%d,", src.Direct, src.GroupID)
+		}
+		fmt.Fprintln(h)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
@@ -120,6 +154,24 @@ func checkVersion(now UserAccess, ifMatch []string) error {
 		return nil
 	}
 	return usher.Errorf(usher.EPRECONDITION, "the access of user %d has changed since you read it (its version is now %s); read it again and repeat your change", now.User.ID, now.Version)
+}
+
+// seatSources names the sources of a held seat.
+func seatSources(as usher.Assignment, groups []usher.Group) []usher.SeatSource {
+	out := []usher.SeatSource{}
+	if as.Direct {
+		out = append(out, usher.SeatSource{Direct: true})
+	}
+	for _, id := range as.Groups {
+		src := usher.SeatSource{GroupID: id}
+		for _, g := range groups {
+			if g.ID == id {
+				src.GroupName = g.Name
+			}
+		}
+		out = append(out, src)
+	}
+	return out
 }
 
 // MaxSubscriptionsPerAccount bounds the subscriptions an access view walks.
@@ -143,6 +195,46 @@ func (s *Service) holdings(ctx context.Context, tx Tx, accountID, userID int64) 
 	return u, held, benefits, err
 }
 
+// lockedHoldings is holdings with the user (LockUser), the seats it
+// returns and those of the subscriptions in also locked (LockSeats): it
+// reads, locks what it read, and reads again, as a seat may have been
+// released between the read and the lock. With the user locked no seat can
+// be added meanwhile; should one appear all the same, it is locked too.
+func (s *Service) lockedHoldings(ctx context.Context, tx Tx, accountID, userID int64, also []int64) (usher.User, map[int64]usher.Assignment, map[int64][]string, error) {
+	if err := tx.LockUser(ctx, accountID, userID); err != nil {
+		return usher.User{}, nil, nil, err
+	}
+	locked := map[int64]bool{}
+	for {
+		u, held, benefits, err := s.holdings(ctx, tx, accountID, userID)
+		if err != nil {
+			return u, held, benefits, err
+		}
+		var more []int64
+		note := func(id int64) {
+			if !locked[id] {
+				locked[id] = true
+				more = append(more, id)
+			}
+		}
+		for _, id := range also {
+			note(id)
+		}
+		for id := range held {
+			note(id)
+		}
+		for id := range benefits {
+			note(id)
+		}
+		if len(more) == 0 {
+			return u, held, benefits, nil
+		}
+		if err := tx.LockSeats(ctx, accountID, more, []int64{userID}); err != nil {
+			return u, held, benefits, err
+		}
+	}
+}
+
 // AccessChange is the wanted state of one subscription for a user.
 type AccessChange struct {
 	SubscriptionID int64    `json:"subscription_id"`
@@ -164,6 +256,19 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 	}
 	var out UserAccess
 	err := s.store.Write(ctx, func(tx Tx) error {
+		// Lock what may change before reading it, in the one global order:
+		// the user, then the subscriptions the user holds or waits for and
+		// those the request names.
+		if err := tx.LockUser(ctx, a.AccountID, userID); err != nil {
+			return err
+		}
+		named := make([]int64, len(want))
+		for i, c := range want {
+			named[i] = c.SubscriptionID
+		}
+		if _, err := lockSeatsOf(ctx, tx, a, userID, named...); err != nil {
+			return err
+		}
 		u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
 		if err != nil {
 			return err
@@ -172,9 +277,14 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 		if err != nil {
 			return err
 		}
-		if err := checkVersion(buildView(a, u, held, benefits, subs), ifMatch); err != nil {
+		g, err := groupings(ctx, tx, a.AccountID, userID)
+		if err != nil {
 			return err
 		}
+		if err := checkVersion(buildView(a, u, held, benefits, subs, g), ifMatch); err != nil {
+			return err
+		}
+		var touched []seatKey
 		byID := make(map[int64]usher.Subscription, len(subs))
 		for _, sub := range subs {
 			byID[sub.ID] = sub
@@ -217,9 +327,13 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 					return err
 				}
 			case !c.Assigned && has:
-				if err := s.unassignSeat(ctx, tx, a, u, sub, as); err != nil {
+				// A seat held through groups is taken by excluding the user
+				// from those groups' assignments (see takeSeat).
+				if err := s.takeSeat(ctx, tx, a, u, as); err != nil {
 					return err
 				}
+				touched = append(touched, seatKey{u.ID, sub.ID})
+				continue
 			case has && !sameSet(as.Services, c.Services):
 				if err := tx.SetAssignmentServices(ctx, a.AccountID, u.ID, sub.ID, c.Services); err != nil {
 					return err
@@ -230,6 +344,28 @@ func (s *Service) SetAccess(ctx context.Context, a usher.Actor, userID int64, wa
 			}
 			if !sameSet(benefits[sub.ID], c.Benefits) {
 				if err := s.setBenefits(ctx, tx, a, u, sub.ID, benefits[sub.ID], c.Benefits); err != nil {
+					return err
+				}
+			}
+			if c.Assigned && !has {
+				touched = append(touched, seatKey{u.ID, sub.ID})
+			}
+		}
+		if _, err := s.settle(ctx, tx, a, touched); err != nil {
+			return err
+		}
+		// Benefits asked for a seat that was taken stay as asked.
+		for _, k := range touched {
+			c := wanted[k.sub]
+			if c.Assigned {
+				continue
+			}
+			all, err := tx.BenefitsOfUser(ctx, a.AccountID, u.ID)
+			if err != nil {
+				return err
+			}
+			if !sameSet(all[k.sub], c.Benefits) {
+				if err := s.setBenefits(ctx, tx, a, u, k.sub, all[k.sub], c.Benefits); err != nil {
 					return err
 				}
 			}
@@ -329,21 +465,11 @@ func (s *Service) assignSeat(ctx context.Context, tx Tx, a usher.Actor, u usher.
 	if err := tx.ReserveSeat(ctx, a.AccountID, sub.ID); err != nil {
 		return err
 	}
-	as := usher.Assignment{AccountID: a.AccountID, UserID: u.ID, SubscriptionID: sub.ID, Services: orEmpty(services), AssignedAt: s.Now()}
+	as := usher.Assignment{AccountID: a.AccountID, UserID: u.ID, SubscriptionID: sub.ID, Services: orEmpty(services), AssignedAt: s.Now(), Direct: true, Groups: []int64{}}
 	if err := tx.InsertAssignment(ctx, as); err != nil {
 		return err
 	}
 	return s.audit(ctx, tx, a, "seat.assign", u, sub.ID, nil, as)
-}
-
-func (s *Service) unassignSeat(ctx context.Context, tx Tx, a usher.Actor, u usher.User, sub usher.Subscription, as usher.Assignment) error {
-	if err := tx.DeleteAssignment(ctx, a.AccountID, u.ID, sub.ID); err != nil {
-		return err
-	}
-	if err := tx.ReleaseSeat(ctx, a.AccountID, sub.ID); err != nil {
-		return err
-	}
-	return s.audit(ctx, tx, a, "seat.unassign", u, sub.ID, as, nil)
 }
 
 func (s *Service) setBenefits(ctx context.Context, tx Tx, a usher.Actor, u usher.User, subID int64, before, after []string) error {
@@ -382,6 +508,14 @@ func (s *Service) AddSeat(ctx context.Context, a usher.Actor, userID int64, in S
 		return out, forbidden("assign seats")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		// The user before the subscription, the global lock order: no other
+		// change adds a seat to the user between the read and the add.
+		if err := tx.LockUser(ctx, a.AccountID, userID); err != nil {
+			return err
+		}
+		if err := tx.LockSubscriptions(ctx, a.AccountID, []int64{in.SubscriptionID}); err != nil {
+			return err
+		}
 		u, sub, now, err := s.seatTarget(ctx, tx, a, userID, in.SubscriptionID, "subscription_id", ifMatch)
 		if err != nil {
 			return err
@@ -398,13 +532,12 @@ func (s *Service) AddSeat(ctx context.Context, a usher.Actor, userID int64, in S
 				held = &now.Subscriptions[i]
 			}
 		}
-		if held != nil && held.Assigned {
+		direct := func(x usher.SeatSource) bool { return x.Direct }
+		if held != nil && held.Assigned && slices.ContainsFunc(held.Sources, direct) {
 			return usher.Errorf(usher.ECONFLICT, "%s holds a seat of contract %s already; change its services and benefits with PUT /api/v1/users/%d/access", u.Email, sub.ContractNumber, u.ID)
 		}
-		if u.Status != usher.UserActive {
-			return usher.Errorf(usher.ECONFLICT, "user %s is disabled and cannot be assigned a seat", u.Email)
-		}
-		if err := s.assignSeat(ctx, tx, a, u, sub, in.Services); err != nil {
+		// A seat held through groups becomes direct too; else a new seat.
+		if err := s.assignDirect(ctx, tx, a, u, sub, in.Services); err != nil {
 			return err
 		}
 		var before []string
@@ -441,6 +574,11 @@ func (s *Service) RemoveSeat(ctx context.Context, a usher.Actor, userID, subscri
 		return out, forbidden("unassign seats")
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		// The seat is locked in the global order (subscription, then seat)
+		// before it is read, so what is read is what is removed.
+		if err := tx.LockSeats(ctx, a.AccountID, []int64{subscriptionID}, []int64{userID}); err != nil {
+			return err
+		}
 		u, sub, now, err := s.seatTarget(ctx, tx, a, userID, subscriptionID, "", ifMatch)
 		if err != nil {
 			return err
@@ -454,12 +592,27 @@ func (s *Service) RemoveSeat(ctx context.Context, a usher.Actor, userID, subscri
 		if !held.Assigned {
 			return usher.Errorf(usher.ENOTFOUND, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
 		}
-		as := usher.Assignment{AccountID: a.AccountID, UserID: u.ID, SubscriptionID: sub.ID, Services: held.Services, AssignedAt: *held.AssignedAt}
-		if err := s.unassignSeat(ctx, tx, a, u, sub, as); err != nil {
+		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, u.ID)
+		if err != nil {
 			return err
 		}
-		if len(held.Benefits) > 0 {
-			if err := s.setBenefits(ctx, tx, a, u, sub.ID, held.Benefits, nil); err != nil {
+		for _, as := range seats {
+			if as.SubscriptionID == sub.ID {
+				// Every source goes: group ones by exclusion (see takeSeat).
+				if err := s.takeSeat(ctx, tx, a, u, as); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := s.settle(ctx, tx, a, []seatKey{{u.ID, sub.ID}}); err != nil {
+			return err
+		}
+		all, err := tx.BenefitsOfUser(ctx, a.AccountID, u.ID)
+		if err != nil {
+			return err
+		}
+		if len(all[sub.ID]) > 0 {
+			if err := s.setBenefits(ctx, tx, a, u, sub.ID, all[sub.ID], nil); err != nil {
 				return err
 			}
 		}
@@ -503,6 +656,44 @@ func (s *Service) seatTarget(ctx context.Context, tx Tx, a usher.Actor, userID, 
 	return now.User, sub, now, nil
 }
 
+// assignDirect gives u a direct seat of sub: a new seat, or the seat they
+// hold through groups, which then also counts as direct and gains services.
+func (s *Service) assignDirect(ctx context.Context, tx Tx, a usher.Actor, u usher.User, sub usher.Subscription, services []string) error {
+	if u.Status != usher.UserActive {
+		return usher.Errorf(usher.ECONFLICT, "user %s is disabled and cannot be assigned a seat", u.Email)
+	}
+	seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, u.ID)
+	if err != nil {
+		return err
+	}
+	for _, as := range seats {
+		if as.SubscriptionID != sub.ID {
+			continue
+		}
+		if as.Direct {
+			return usher.Errorf(usher.ECONFLICT, "%s holds a seat of contract %s already", u.Email, sub.ContractNumber)
+		}
+		if err := tx.SetSeatSources(ctx, a.AccountID, u.ID, sub.ID, true, as.Groups); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, a, "seat.sources", u, sub.ID, sourcesView{false, orNone(as.Groups)}, sourcesView{true, orNone(as.Groups)}); err != nil {
+			return err
+		}
+		if more := union(as.Services, services); !sameSet(more, as.Services) {
+			if err := tx.SetAssignmentServices(ctx, a.AccountID, u.ID, sub.ID, more); err != nil {
+				return err
+			}
+			return s.audit(ctx, tx, a, "services.set", u, sub.ID, orEmpty(as.Services), more)
+		}
+		return nil
+	}
+	if err := s.assignSeat(ctx, tx, a, u, sub, services); err != nil {
+		return err
+	}
+	_, err = s.settle(ctx, tx, a, []seatKey{{u.ID, sub.ID}})
+	return err
+}
+
 // UnassignItem names what to take from one user on one subscription. With
 // neither Services nor Benefits it takes the seat with its services and
 // benefits; otherwise only the listed services and benefits.
@@ -525,7 +716,9 @@ type UnassignResult struct {
 const MaxUnassignItems = 10_000
 
 // Unassign removes seats, services or benefits from many users at once. It
-// is all or nothing: one bad item and nothing changes; the error names it.
+// is all or nothing: one bad item and nothing changes; the error names it,
+// usher.ECONFLICT for one naming what the user does not hold (any more:
+// another change may have taken it).
 func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignItem) (UnassignResult, error) {
 	var res UnassignResult
 	var p refProblems
@@ -542,6 +735,20 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
 		res, p = UnassignResult{}, refProblems{} // fresh if the store runs this again
+		// Seats are locked before they are read, in the one global order,
+		// so that what is checked below is what is changed: a seat another
+		// request has just released is seen as gone, not deleted twice.
+		subIDs, userIDs := make([]int64, len(items)), make([]int64, len(items))
+		for i, it := range items {
+			subIDs[i], userIDs[i] = it.SubscriptionID, it.UserID
+		}
+		if err := tx.LockSeats(ctx, a.AccountID, subIDs, userIDs); err != nil {
+			return err
+		}
+		// gone lists what the users no longer hold: a conflict with the
+		// current state rather than a wrong request.
+		var gone usher.Problems
+		var freedSubs []seatKey
 		type key struct{ u, s int64 }
 		seen := map[key]bool{}
 		users := map[int64]bool{}
@@ -593,16 +800,16 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 			w := work{item: it, user: u, sub: sub, as: as, has: has, benefits: benefits[sub.ID]}
 			whole := len(it.Services) == 0 && len(it.Benefits) == 0
 			if whole && !has {
-				p.Addf(f, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
+				gone.Addf(f, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
 			}
 			for j, code := range it.Services {
 				if !has || !slices.Contains(as.Services, code) {
-					p.Addf(fmt.Sprintf("%s.services[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
+					gone.Addf(fmt.Sprintf("%s.services[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
 				}
 			}
 			for j, code := range it.Benefits {
 				if !slices.Contains(w.benefits, code) {
-					p.Addf(fmt.Sprintf("%s.benefits[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
+					gone.Addf(fmt.Sprintf("%s.benefits[%d]", f, j), "%s does not have %q on contract %s", u.Email, code, sub.ContractNumber)
 				}
 			}
 			todo = append(todo, w)
@@ -610,20 +817,21 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 		if err := p.Err(); err != nil {
 			return err
 		}
+		if len(gone) > 0 {
+			return &usher.Error{Code: usher.ECONFLICT, Message: "nothing was unassigned: users no longer hold what items name", Fields: gone}
+		}
 		for _, w := range todo {
 			it := w.item
 			if len(it.Services) == 0 && len(it.Benefits) == 0 {
-				if err := s.unassignSeat(ctx, tx, a, w.user, w.sub, w.as); err != nil {
+				// Every source of the seat goes: the direct one, and each
+				// group's by an exclusion (reversible, see takeSeat).
+				if err := s.takeSeat(ctx, tx, a, w.user, w.as); err != nil {
 					return err
 				}
+				freedSubs = append(freedSubs, seatKey{w.user.ID, w.sub.ID})
 				res.Seats++
 				res.Services += len(w.as.Services)
-				if len(w.benefits) > 0 {
-					if err := s.setBenefits(ctx, tx, a, w.user, w.sub.ID, w.benefits, nil); err != nil {
-						return err
-					}
-					res.Benefits += len(w.benefits)
-				}
+				res.Benefits += len(w.benefits)
 			} else {
 				if len(it.Services) > 0 {
 					left := slices.DeleteFunc(slices.Clone(w.as.Services), func(c string) bool { return slices.Contains(it.Services, c) })
@@ -644,6 +852,25 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 				}
 			}
 			users[w.user.ID] = true
+		}
+		if _, err := s.settle(ctx, tx, a, freedSubs); err != nil {
+			return err
+		}
+		// A taken seat takes its benefits with it, whoever gave them.
+		for _, k := range freedSubs {
+			all, err := tx.BenefitsOfUser(ctx, a.AccountID, k.user)
+			if err != nil {
+				return err
+			}
+			if len(all[k.sub]) > 0 {
+				u, err := tx.UserByID(ctx, a.AccountID, k.user)
+				if err != nil {
+					return err
+				}
+				if err := s.setBenefits(ctx, tx, a, u, k.sub, all[k.sub], nil); err != nil {
+					return err
+				}
+			}
 		}
 		res.Users = len(users)
 		return nil

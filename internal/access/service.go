@@ -10,6 +10,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/usherhq/usher/internal/usher"
@@ -92,14 +94,20 @@ type NewAccount struct {
 	TimeZone   string
 	AdminEmail string
 	AdminName  string
+	// AllowExistingEmail creates the account even when the admin's email is
+	// a user in another account already. Without it that is refused: a
+	// second account for the same person is usually a mistake, and makes
+	// every later command that names them by email ask which account.
+	AllowExistingEmail bool
 }
 
 // CreateAccount creates an account with its first primary admin and an API
 // token for them. It is an operator action (command line), not an API one.
 func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (usher.Account, usher.User, string, error) {
 	var p usher.Problems
-	if in.Name == "" || len(in.Name) > 200 {
-		p.Add("name", "is required, at most 200 characters")
+	usher.CheckText(&p, "name", in.Name, 1, 200)
+	if in.AdminName != "" {
+		usher.CheckText(&p, "admin_name", in.AdminName, 1, 200)
 	}
 	if in.TimeZone == "" {
 		in.TimeZone = "UTC"
@@ -122,6 +130,22 @@ func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (usher.Accou
 	admin := usher.User{Email: in.AdminEmail, Name: in.AdminName, Status: usher.UserActive, CreatedAt: now, UpdatedAt: now}
 	plain, hash := NewToken()
 	err := s.store.Write(ctx, func(tx Tx) error {
+		if !in.AllowExistingEmail {
+			existing, err := tx.UsersByEmail(ctx, in.AdminEmail)
+			if err != nil {
+				return err
+			}
+			if len(existing) > 0 {
+				ids := make([]string, len(existing))
+				for i, u := range existing {
+					ids[i] = strconv.FormatInt(u.AccountID, 10)
+				}
+				return &usher.Error{Code: usher.ECONFLICT, Message: "the admin email has an account already",
+					Fields: []usher.FieldError{{Field: "admin_email", Reason: fmt.Sprintf(
+						"%s is a user in account %s already; allow an existing email to create another account for them anyway",
+						in.AdminEmail, strings.Join(ids, ", "))}}}
+			}
+		}
 		if err := tx.CreateAccount(ctx, &acct); err != nil {
 			return err
 		}
@@ -169,23 +193,6 @@ func (s *Service) Account(ctx context.Context, a usher.Actor) (usher.Account, er
 	return out, err
 }
 
-// Authenticate turns a bearer token into an actor with the roles its user holds now.
-func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, error) {
-	var actor usher.Actor
-	err := s.store.Read(ctx, func(tx Tx) error {
-		t, err := tx.TokenByHash(ctx, HashToken(token))
-		if usher.ErrorCode(err) == usher.ENOTFOUND {
-			return usher.Errorf(usher.EUNAUTHORIZED, "the token is not valid")
-		} else if err != nil {
-			return err
-		}
-		actor, err = actorFor(ctx, tx, t.AccountID, t.UserID)
-		actor.Scope = t.Scope
-		return err
-	})
-	return actor, err
-}
-
 // ActorFor loads the actor for a user, e.g. for a console session.
 func (s *Service) ActorFor(ctx context.Context, accountID, userID int64) (usher.Actor, error) {
 	var actor usher.Actor
@@ -211,40 +218,4 @@ func actorFor(ctx context.Context, tx Tx, accountID, userID int64) (usher.Actor,
 		return usher.Actor{}, err
 	}
 	return usher.Actor{AccountID: accountID, UserID: u.ID, Email: u.Email, Grants: grants, Scope: usher.ScopeFull}, nil
-}
-
-// CreateToken makes a new API token for the actor's own user. An ingest
-// token may only send usage, so only admins may make one.
-func (s *Service) CreateToken(ctx context.Context, a usher.Actor, name string, scope usher.TokenScope) (usher.Token, string, error) {
-	var p usher.Problems
-	if name == "" || len(name) > 100 {
-		p.Add("name", "is required, at most 100 characters")
-	}
-	if scope == "" {
-		scope = usher.ScopeFull
-	}
-	if !scope.Valid() {
-		p.Add("scope", `must be "full" or "ingest"`)
-	}
-	if err := p.Err(); err != nil {
-		return usher.Token{}, "", err
-	}
-	if a.Scope != usher.ScopeFull {
-		return usher.Token{}, "", forbidden("create tokens with an ingest token")
-	}
-	if scope == usher.ScopeIngest && !Can(a, IngestUsage, 0) {
-		return usher.Token{}, "", forbidden("create ingest tokens")
-	}
-	plain, hash := NewToken()
-	t := usher.Token{AccountID: a.AccountID, UserID: a.UserID, Name: name, Scope: scope, Hash: hash, CreatedAt: s.Now()}
-	err := s.store.Write(ctx, func(tx Tx) error {
-		if err := tx.CreateToken(ctx, &t); err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, a, "token.create", usher.User{ID: a.UserID, Email: a.Email}, 0, nil, map[string]any{"name": name, "scope": scope})
-	})
-	if err != nil {
-		return usher.Token{}, "", fmt.Errorf("create token: %w", err)
-	}
-	return t, plain, nil
 }

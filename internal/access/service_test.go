@@ -67,7 +67,7 @@ func newFixture(t *testing.T, db *store.DB) *fixture {
 
 func (f *fixture) account(t *testing.T, name, email string) (usher.Actor, usher.User) {
 	t.Helper()
-	_, admin, token, err := f.svc.CreateAccount(context.Background(), access.NewAccount{Name: name, AdminEmail: email, TimeZone: "Europe/Berlin"})
+	_, admin, token, err := f.svc.CreateAccount(context.Background(), access.NewAccount{Name: name, AdminEmail: email, TimeZone: "Europe/Berlin", AllowExistingEmail: true})
 	if err != nil {
 		t.Fatalf("create account: %v", err)
 	}
@@ -443,7 +443,7 @@ func TestUnassignIsAllOrNothing(t *testing.T) {
 			{UserID: f.target.ID, SubscriptionID: f.sub1.ID}, // holds no seat
 		}
 		_, err := f.svc.Unassign(ctx, a, items)
-		wantCode(t, err, usher.EINVALID)
+		wantCode(t, err, usher.ECONFLICT)
 		if fs := usher.ErrorFields(err); len(fs) != 1 || fs[0].Field != "items[2]" {
 			t.Fatalf("fields: got %+v, want items[2]", fs)
 		}
@@ -554,7 +554,7 @@ func TestIngestTokenReadsNoUsers(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db)
-		_, plain, err := f.svc.CreateToken(ctx, f.primary, "sensor", usher.ScopeIngest)
+		_, plain, err := f.svc.CreateToken(ctx, f.primary, access.TokenInput{Name: "sensor", Scope: usher.ScopeIngest})
 		must(t, err)
 		ingest, err := f.svc.Authenticate(ctx, plain)
 		must(t, err)
@@ -598,6 +598,27 @@ func TestTwoPrimaryAdminsRemovingEachOtherLeaveOne(t *testing.T) {
 			if len(left.Items) != 1 {
 				t.Fatalf("round %d: %d users left, want the one primary admin", round, len(left.Items))
 			}
+		}
+	})
+}
+
+func TestCreateAccountRefusesAnExistingAdminEmail(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		svc := access.New(db.Access(), nil)
+		first, _, _, err := svc.CreateAccount(ctx, access.NewAccount{Name: "Acme", AdminEmail: "ada@acme.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, err = svc.CreateAccount(ctx, access.NewAccount{Name: "Acme again", AdminEmail: " ADA@acme.test"})
+		if usher.ErrorCode(err) != usher.ECONFLICT || !strings.Contains(err.Error(), fmt.Sprintf("account %d", first.ID)) {
+			t.Fatalf("got %v, want a conflict naming account %d", err, first.ID)
+		}
+		if accounts, _ := svc.ListAccounts(ctx); len(accounts) != 1 {
+			t.Fatalf("accounts: got %d, want 1", len(accounts))
+		}
+		if _, _, _, err := svc.CreateAccount(ctx, access.NewAccount{Name: "Acme again", AdminEmail: "ada@acme.test", AllowExistingEmail: true}); err != nil {
+			t.Fatalf("allowed: %v", err)
 		}
 	})
 }

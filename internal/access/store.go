@@ -38,6 +38,24 @@ type AuditFilter struct {
 	Limit    int
 }
 
+// GroupFilter selects a page of groups, ordered by (lower(name), id).
+type GroupFilter struct {
+	Query     string // substring of the name, case-insensitive
+	AfterName string // keyset cursor: lower(name) of the last row seen
+	AfterID   int64
+	Limit     int
+}
+
+// WaiterFilter selects waiting users: of one subscription, or of the
+// subscriptions one group gives (members of that group only), or of one user.
+// Waiters come oldest first per subscription.
+type WaiterFilter struct {
+	SubscriptionID int64
+	GroupID        int64
+	UserID         int64
+	Limit          int
+}
+
 // Tx is what the access service needs from storage inside one transaction.
 // Every method that takes an accountID confines itself to that account and
 // answers usher.ENOTFOUND for objects of other accounts.
@@ -68,8 +86,24 @@ type Tx interface {
 	// UsersWithRole lists grants of role in the account (all subscriptions).
 	UsersWithRole(ctx context.Context, accountID int64, role usher.Role) ([]usher.RoleGrant, error)
 
+	// UsersByEmail lists the users with this email in every account.
+	UsersByEmail(ctx context.Context, email string) ([]usher.User, error)
+	// DeleteSessionsOfUser signs the user out of every browser.
+	DeleteSessionsOfUser(ctx context.Context, accountID, userID int64) error
+
 	CreateToken(ctx context.Context, t *usher.Token) error
+	// TokenByHash finds a token in any account; usher.ENOTFOUND when absent.
 	TokenByHash(ctx context.Context, hash []byte) (usher.Token, error)
+	// TokenByID finds a token of the account, of any account when accountID is 0.
+	TokenByID(ctx context.Context, accountID, id int64) (usher.Token, error)
+	// ListTokens lists the account's tokens with their owners' emails, of
+	// one user unless userID is 0, oldest first.
+	ListTokens(ctx context.Context, accountID, userID int64) ([]usher.Token, error)
+	// DeleteToken answers usher.ENOTFOUND when the token is absent.
+	DeleteToken(ctx context.Context, accountID, id int64) error
+	DeleteTokensOfUser(ctx context.Context, accountID, userID int64) (int, error)
+	// TouchToken records a use at at, unless one at or after staleBefore is recorded.
+	TouchToken(ctx context.Context, id int64, at, staleBefore time.Time) error
 
 	ListProducts(ctx context.Context) ([]usher.Product, error)
 	ProductByCode(ctx context.Context, code string) (usher.Product, error)
@@ -81,6 +115,18 @@ type Tx interface {
 	SubscriptionByID(ctx context.Context, accountID, id int64) (usher.Subscription, error)
 	ListSubscriptions(ctx context.Context, accountID int64, f SubscriptionFilter) ([]usher.Subscription, error)
 
+	// LockUser holds the user's row until the transaction ends, so that no
+	// other change adds seats to the user meanwhile: changes that add seats
+	// to a user lock the user first, before any seat (see LockSeats).
+	LockUser(ctx context.Context, accountID, userID int64) error
+	// LockSeats holds, until the transaction ends, the seat counters of the
+	// listed subscriptions and then the listed users' seats of them, each
+	// in ascending id order. Every change of several seats calls it before
+	// reading them. Locks are taken in one global order — the user whose
+	// seats are added (LockUser), then subscriptions, then seats — so no two
+	// changes wait for each other in a cycle. Ids of other accounts or
+	// without seats lock nothing.
+	LockSeats(ctx context.Context, accountID int64, subscriptionIDs, userIDs []int64) error
 	// ReserveSeat adds one to the subscription's seats used if a seat is
 	// free, atomically with respect to every other transaction; otherwise it
 	// fails with usher.ENOSEATS.
@@ -98,6 +144,66 @@ type Tx interface {
 	BenefitsOfUser(ctx context.Context, accountID, userID int64) (map[int64][]string, error)
 	// SetBenefits replaces the user's benefits on one subscription.
 	SetBenefits(ctx context.Context, accountID, userID, subscriptionID int64, codes []string) error
+
+	// LockSubscriptions holds the subscriptions' rows until the transaction
+	// ends, taken in id order. Every change of who holds or waits for a seat
+	// of a subscription takes its lock first, so that waiting lists and
+	// seat counts move one transaction at a time.
+	LockSubscriptions(ctx context.Context, accountID int64, ids []int64) error
+	// LockGroups holds the groups' rows (in id order); changes of a group's
+	// members or assignments take it before any subscription lock.
+	LockGroups(ctx context.Context, accountID int64, ids []int64) error
+
+	// CreateGroup fails with usher.ECONFLICT when the name (in any case) or
+	// the external id is taken in the account.
+	CreateGroup(ctx context.Context, g *usher.Group) error
+	GroupByID(ctx context.Context, accountID, id int64) (usher.Group, error)
+	GroupByName(ctx context.Context, accountID int64, name string) (usher.Group, error)
+	GroupByExternalID(ctx context.Context, accountID int64, externalID string) (usher.Group, error)
+	ListGroups(ctx context.Context, accountID int64, f GroupFilter) ([]usher.Group, error)
+	UpdateGroup(ctx context.Context, g usher.Group) error
+	// DeleteGroup removes the group with its members, assignments and
+	// exclusions. Seats it gave must have been settled first.
+	DeleteGroup(ctx context.Context, accountID, id int64) error
+	// AddGroupMember reports false when the user was a member already.
+	AddGroupMember(ctx context.Context, accountID, groupID, userID int64, at time.Time) (bool, error)
+	// RemoveGroupMember reports false when the user was not a member.
+	RemoveGroupMember(ctx context.Context, accountID, groupID, userID int64) (bool, error)
+	// GroupMembers lists members ordered by (lower(name), id), from the
+	// keyset position in f (Query is ignored).
+	GroupMembers(ctx context.Context, accountID, groupID int64, f UserFilter) ([]usher.GroupMember, error)
+	// GroupMemberIDs lists every member, longest-standing first.
+	GroupMemberIDs(ctx context.Context, accountID, groupID int64) ([]int64, error)
+	GroupsOfUser(ctx context.Context, accountID, userID int64) ([]usher.Group, error)
+	// GroupSeatCounts counts the seats held through the group, by subscription id.
+	GroupSeatCounts(ctx context.Context, accountID, groupID int64) (map[int64]int, error)
+
+	// SetGroupAssignment creates or replaces a group's assignment.
+	SetGroupAssignment(ctx context.Context, ga usher.GroupAssignment) error
+	// DeleteGroupAssignment removes it with its exclusions; ENOTFOUND when absent.
+	DeleteGroupAssignment(ctx context.Context, accountID, groupID, subscriptionID int64) error
+	GroupAssignments(ctx context.Context, accountID, groupID int64) ([]usher.GroupAssignment, error)
+	// GroupGrantsFor lists the assignments of subscriptionID that reach the
+	// user: of groups they are a member of, without an exclusion for them.
+	GroupGrantsFor(ctx context.Context, accountID, userID, subscriptionID int64) ([]usher.GroupAssignment, error)
+	// GroupSubscriptionsOfUser lists the subscriptions the user's groups are assigned.
+	GroupSubscriptionsOfUser(ctx context.Context, accountID, userID int64) ([]int64, error)
+	// InsertExclusion reports false when it existed.
+	InsertExclusion(ctx context.Context, e usher.GroupExclusion) (bool, error)
+	// DeleteExclusion fails with usher.ENOTFOUND when it does not exist.
+	DeleteExclusion(ctx context.Context, accountID, groupID, subscriptionID, userID int64) error
+	GroupExclusions(ctx context.Context, accountID, groupID int64) ([]usher.GroupExclusion, error)
+
+	// SetSeatSources replaces how a held seat reaches its holder.
+	SetSeatSources(ctx context.Context, accountID, userID, subscriptionID int64, direct bool, groups []int64) error
+	// AddWaiter puts the user at the end of the subscription's waiting list;
+	// it reports false (keeping their place) when they wait already.
+	AddWaiter(ctx context.Context, accountID, subscriptionID, userID int64, since time.Time) (bool, error)
+	// DeleteWaiter reports false when the user was not waiting.
+	DeleteWaiter(ctx context.Context, accountID, subscriptionID, userID int64) (bool, error)
+	// NextWaiter returns the user waiting longest; usher.ENOTFOUND when none.
+	NextWaiter(ctx context.Context, accountID, subscriptionID int64) (int64, error)
+	Waiters(ctx context.Context, accountID int64, f WaiterFilter) ([]usher.Waiter, error)
 
 	InsertAudit(ctx context.Context, e *usher.AuditEntry) error
 	ListAudit(ctx context.Context, accountID int64, f AuditFilter) ([]usher.AuditEntry, error)

@@ -45,6 +45,8 @@ func (s *Service) CreateSubscription(ctx context.Context, a usher.Actor, in NewS
 	var p usher.Problems
 	if in.Product == "" {
 		p.Add("product", "is required (a product code from GET /api/v1/products)")
+	} else {
+		usher.CheckText(&p, "product", in.Product, 1, 0)
 	}
 	if !in.Plan.Valid() {
 		p.Add("plan", "must be one of standard, premium, basic")
@@ -55,9 +57,7 @@ func (s *Service) CreateSubscription(ctx context.Context, a usher.Actor, in NewS
 		p.Addf("seats", "must be between 1 and %d", MaxSeats)
 	}
 	in.ContractNumber = strings.TrimSpace(in.ContractNumber)
-	if in.ContractNumber == "" || len(in.ContractNumber) > 64 {
-		p.Add("contract_number", "is required, at most 64 characters")
-	}
+	usher.CheckText(&p, "contract_number", in.ContractNumber, 1, 64)
 	if in.TermStart.IsZero() {
 		p.Add("term_start", "is required (YYYY-MM-DD)")
 	}
@@ -211,4 +211,24 @@ func (s *Service) Subscription(ctx context.Context, a usher.Actor, id int64) (us
 		return out, fmt.Errorf("get subscription %d: %w", id, err)
 	}
 	return out, nil
+}
+
+// SubscriptionByContract finds a subscription the actor may see by its
+// contract number, for the command line and imports.
+func (s *Service) SubscriptionByContract(ctx context.Context, a usher.Actor, number string) (usher.Subscription, error) {
+	var out usher.Subscription
+	err := s.store.Read(ctx, func(tx Tx) error {
+		subs, err := tx.ListSubscriptions(ctx, a.AccountID, SubscriptionFilter{IDs: VisibleSubscriptions(a, ViewSubscription), Limit: MaxSubscriptionsPerAccount})
+		if err != nil {
+			return err
+		}
+		for _, sub := range subs {
+			if strings.EqualFold(sub.ContractNumber, strings.TrimSpace(number)) {
+				out = sub
+				return nil
+			}
+		}
+		return usher.Errorf(usher.ENOTFOUND, "no contract numbered %s", number)
+	})
+	return out, err
 }

@@ -31,9 +31,7 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 	if err := s.cursors.Decode(ctx, &p, CursorUsers, a.AccountID, cursor, &c); err != nil {
 		return out, fmt.Errorf("list users: %w", err)
 	}
-	if len(q) > 200 {
-		p.Add("q", "is longer than 200 characters")
-	}
+	usher.CheckText(&p, "q", q, 0, 200)
 	if err := p.Err(); err != nil {
 		return out, err
 	}
@@ -102,9 +100,7 @@ func (in *UserInput) validate(p *usher.Problems, create bool) {
 	if in.Name != nil {
 		n := strings.TrimSpace(*in.Name)
 		in.Name = &n
-		if n == "" || len(n) > 200 {
-			p.Add("name", "must be 1 to 200 characters")
-		}
+		usher.CheckText(p, "name", n, 1, 200)
 	}
 	if in.Status != nil && !in.Status.Valid() {
 		p.Add("status", `must be "active" or "disabled"`)
@@ -183,7 +179,18 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.update", u, 0, before, u)
+		if err := s.audit(ctx, tx, a, "user.update", u, 0, before, u); err != nil {
+			return err
+		}
+		if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
+			if err := s.endCredentials(ctx, tx, a, u, "user disabled"); err != nil {
+				return err
+			}
+		}
+		if u.Status != before.Status {
+			return s.settleStatus(ctx, tx, a, u)
+		}
+		return nil
 	})
 	if err != nil {
 		return usher.User{}, fmt.Errorf("update user %d: %w", id, err)
@@ -207,6 +214,24 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "delete"); err != nil {
 			return err
 		}
+		if err := tx.LockUser(ctx, a.AccountID, id); err != nil {
+			return err
+		}
+		groups, err := tx.GroupsOfUser(ctx, a.AccountID, id)
+		if err != nil {
+			return err
+		}
+		gids := make([]int64, len(groups))
+		for i, g := range groups {
+			gids[i] = g.ID
+		}
+		if err := tx.LockGroups(ctx, a.AccountID, gids); err != nil {
+			return err
+		}
+		subs, err := lockSeatsOf(ctx, tx, a, id)
+		if err != nil {
+			return err
+		}
 		seats, err := tx.AssignmentsOfUser(ctx, a.AccountID, id)
 		if err != nil {
 			return err
@@ -219,15 +244,46 @@ func (s *Service) DeleteUser(ctx context.Context, a usher.Actor, id int64) error
 				return err
 			}
 		}
+		// The rows would go with the user anyway; revoking first leaves
+		// the revocations in the audit log.
+		if err := s.endCredentials(ctx, tx, a, u, "user deleted"); err != nil {
+			return err
+		}
 		if err := tx.DeleteUser(ctx, a.AccountID, id); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil)
+		if err := s.audit(ctx, tx, a, "user.delete", u, 0, map[string]any{"user": u, "seats": seats}, nil); err != nil {
+			return err
+		}
+		// The freed seats go to their subscriptions' waiters.
+		for _, sub := range subs {
+			if err := s.seatWaiters(ctx, tx, a, sub); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete user %d: %w", id, err)
 	}
 	return nil
+}
+
+// settleStatus applies a change of the user's status to their seats: a
+// disabled user holds no seat and waits for none (their seats go to the
+// subscriptions' waiters); a re-enabled one gets again the seats their
+// groups give, or waits for them. Direct seats do not come back.
+func (s *Service) settleStatus(ctx context.Context, tx Tx, a usher.Actor, u usher.User) error {
+	groups, err := tx.GroupSubscriptionsOfUser(ctx, a.AccountID, u.ID)
+	if err != nil {
+		return err
+	}
+	subs, err := lockSeatsOf(ctx, tx, a, u.ID, groups...)
+	if err != nil {
+		return err
+	}
+	_, err = s.settle(ctx, tx, a, keysFor(u.ID, subs))
+	return err
 }
 
 // primaryAdminTargetGuard refuses to edit or delete a primary admin unless
@@ -378,4 +434,18 @@ func (s *Service) RevokeRole(ctx context.Context, a usher.Actor, g usher.RoleGra
 		return fmt.Errorf("revoke %s: %w", g.Role, err)
 	}
 	return nil
+}
+
+// UserByEmail finds a user of the actor's account by email, for the command
+// line and imports.
+func (s *Service) UserByEmail(ctx context.Context, a usher.Actor, email string) (usher.User, error) {
+	if !CanAny(a, ViewUsers) {
+		return usher.User{}, usher.Errorf(usher.ENOTFOUND, "user %s not found", email)
+	}
+	var u usher.User
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		u, err = tx.UserByEmail(ctx, a.AccountID, usher.NormalizeEmail(email))
+		return err
+	})
+	return u, err
 }

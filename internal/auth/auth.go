@@ -5,6 +5,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,7 +13,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -26,12 +29,18 @@ type Config struct {
 	SessionTTL time.Duration // how long a sign-in lasts
 	LinkTTL    time.Duration // how long a set-password link works
 	// FailureWindow and the two limits bound failed sign-ins: after
-	// MaxFailuresPerEmail failures for one email, or MaxFailuresPerClient
-	// from one client address, within the window, sign-in is refused until
-	// the oldest failure leaves the window.
+	// MaxFailuresPerEmail failures for one email in one account, or
+	// MaxFailuresPerClient from one client address, within the window,
+	// sign-in is refused until the oldest failure leaves the window. The
+	// client limit is far higher, so that people behind one proxy or NAT
+	// who mistype now and then never lock each other out; only an attacker
+	// trying many emails reaches it.
 	FailureWindow        time.Duration
 	MaxFailuresPerEmail  int
 	MaxFailuresPerClient int
+	// PasswordPolicy, when set, may refuse password sign-in to a user
+	// (single sign-on required); see external.go.
+	PasswordPolicy PasswordPolicy
 }
 
 // Defaults.
@@ -40,7 +49,7 @@ const (
 	DefaultLinkTTL              = 24 * time.Hour
 	DefaultFailureWindow        = 15 * time.Minute
 	DefaultMaxFailuresPerEmail  = 5
-	DefaultMaxFailuresPerClient = 50
+	DefaultMaxFailuresPerClient = 100
 
 	// MinPasswordLen is short enough to type and long enough that, with
 	// the failure limit, guessing online is hopeless.
@@ -60,6 +69,9 @@ type Service struct {
 	// Params.Memory, so a burst of sign-ins must queue rather than exhaust
 	// the server's memory.
 	slots chan struct{}
+	// verifications counts argon2id verifications, for tests that pin
+	// "one per sign-in attempt".
+	verifications atomic.Int64
 }
 
 // New returns a Service on store.
@@ -97,6 +109,7 @@ func (s *Service) verify(ctx context.Context, password, hash string) (bool, erro
 		return false, ctx.Err()
 	}
 	defer func() { <-s.slots }()
+	s.verifications.Add(1)
 	return VerifyPassword(password, hash)
 }
 
@@ -150,9 +163,21 @@ var errBadCredentials = usher.Errorf(usher.EUNAUTHORIZED, "the email or password
 // the caller's network address for the per-client failure limit. It returns
 // the session's token, which only the browser keeps.
 //
-// When the same email has the same password in several accounts, the
-// account with the lowest id wins.
+// When the email is a user in several accounts, the account with the lowest
+// id in which the user is active and has a password is the one signed in
+// to; SignInTo names another.
 func (s *Service) SignIn(ctx context.Context, email, password, client string) (string, Session, error) {
+	return s.SignInTo(ctx, 0, email, password, client)
+}
+
+// SignInTo signs in to accountID, or as SignIn does when it is 0.
+//
+// Every refusal for bad credentials costs exactly one argon2id verification,
+// whether the email is unknown, has no password, is disabled or is a user in
+// several accounts, so the time taken does not tell who has an account.
+// Failures count against the (account, email) pair and, with a much higher
+// limit, against the client address; a success clears the pair's count.
+func (s *Service) SignInTo(ctx context.Context, accountID int64, email, password, client string) (string, Session, error) {
 	email = usher.NormalizeEmail(email)
 	var p usher.Problems
 	if email == "" {
@@ -166,10 +191,6 @@ func (s *Service) SignIn(ctx context.Context, email, password, client string) (s
 	if err := p.Err(); err != nil {
 		return "", Session{}, err
 	}
-	keys := []string{"email:" + email}
-	if client != "" {
-		keys = append(keys, "client:"+client)
-	}
 	now := s.now()
 	since := now.Add(-s.cfg.FailureWindow)
 
@@ -177,26 +198,16 @@ func (s *Service) SignIn(ctx context.Context, email, password, client string) (s
 		user usher.User
 		hash string
 	}
-	var candidates []candidate
+	var candidates []candidate // active users with a password, by account id
 	err := s.store.Read(ctx, func(tx Tx) error {
-		for i, key := range keys {
-			n, err := tx.CountSignInFailures(ctx, key, since)
-			if err != nil {
-				return err
-			}
-			limit := s.cfg.MaxFailuresPerEmail
-			if i > 0 {
-				limit = s.cfg.MaxFailuresPerClient
-			}
-			if n >= limit {
-				return usher.Errorf(usher.ERATELIMITED, "too many failed sign-in attempts; wait %d minutes and try again", int(s.cfg.FailureWindow.Minutes()))
-			}
-		}
 		users, err := tx.UsersByEmail(ctx, email)
 		if err != nil {
 			return err
 		}
 		for _, u := range users {
+			if accountID != 0 && u.AccountID != accountID || u.Status != usher.UserActive {
+				continue
+			}
 			h, err := tx.PasswordHash(ctx, u.AccountID, u.ID)
 			if usher.ErrorCode(err) == usher.ENOTFOUND {
 				continue
@@ -211,27 +222,64 @@ func (s *Service) SignIn(ctx context.Context, email, password, client string) (s
 		return "", Session{}, fmt.Errorf("sign in: %w", err)
 	}
 
+	// People whose account requires single sign-on are told so rather than
+	// having their password checked.
+	if s.cfg.PasswordPolicy != nil && len(candidates) > 0 {
+		var allowed []candidate
+		var refusal error
+		for _, c := range candidates {
+			switch err := s.passwordAllowed(ctx, c.user); {
+			case err == nil:
+				allowed = append(allowed, c)
+			case usher.ErrorCode(err) == usher.EINTERNAL:
+				return "", Session{}, fmt.Errorf("sign in %s: %w", email, err)
+			case refusal == nil:
+				refusal = err
+			}
+		}
+		if len(allowed) == 0 {
+			return "", Session{}, refusal
+		}
+		candidates = allowed
+	}
+
+	// One candidate only: the password is verified once whatever the email.
+	user, hash := usher.User{}, s.dummy // the dummy when nobody can sign in, to take the same time
+	if len(candidates) > 0 {
+		user, hash = candidates[0].user, candidates[0].hash
+	}
+	keys := []string{failureKey(cmp.Or(user.AccountID, accountID), email)} // the (account, email) key first
+	if client != "" {
+		keys = append(keys, "client:"+client)
+	}
+	err = s.store.Read(ctx, func(tx Tx) error {
+		for i, key := range keys {
+			n, err := tx.CountSignInFailures(ctx, key, since)
+			if err != nil {
+				return err
+			}
+			limit := s.cfg.MaxFailuresPerEmail
+			if i > 0 {
+				limit = s.cfg.MaxFailuresPerClient
+			}
+			if n >= limit {
+				return usher.Errorf(usher.ERATELIMITED, "too many failed sign-in attempts; wait %d minutes and try again", int(s.cfg.FailureWindow.Minutes()))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", Session{}, fmt.Errorf("sign in: %w", err)
+	}
+
 	// Hash outside any transaction: argon2 takes tens of milliseconds and
 	// must not hold SQLite's write lock. Two attempts racing may both pass
 	// the limit check; the limit is a brake, not an exact count.
-	var match *candidate
-	for i := range candidates {
-		ok, err := s.verify(ctx, password, candidates[i].hash)
-		if err != nil {
-			return "", Session{}, fmt.Errorf("sign in %s: user %d: %w", email, candidates[i].user.ID, err)
-		}
-		if ok && candidates[i].user.Status == usher.UserActive {
-			match = &candidates[i]
-			break
-		}
+	ok, err := s.verify(ctx, password, hash)
+	if err != nil {
+		return "", Session{}, fmt.Errorf("sign in %s: user %d: %w", email, user.ID, err)
 	}
-	if len(candidates) == 0 {
-		if _, err := s.verify(ctx, password, s.dummy); err != nil {
-			return "", Session{}, fmt.Errorf("sign in: %w", err)
-		}
-	}
-
-	if match == nil {
+	if !ok || user.ID == 0 {
 		err := s.store.Write(ctx, func(tx Tx) error {
 			if err := tx.PruneSignInFailures(ctx, since); err != nil {
 				return err
@@ -244,10 +292,10 @@ func (s *Service) SignIn(ctx context.Context, email, password, client string) (s
 		return "", Session{}, errBadCredentials
 	}
 
-	plain, hash := newSecret("uss_")
-	sess := Session{TokenHash: hash, AccountID: match.user.AccountID, UserID: match.user.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	plain, shash := newSecret("uss_")
+	sess := Session{TokenHash: shash, AccountID: user.AccountID, UserID: user.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
 	err = s.store.Write(ctx, func(tx Tx) error {
-		// Only the email's count is cleared: one person's success must not
+		// Only the pair's count is cleared: one person's success must not
 		// reset the count of a client trying many addresses.
 		if err := tx.ClearSignInFailures(ctx, keys[0]); err != nil {
 			return err
@@ -261,6 +309,33 @@ func (s *Service) SignIn(ctx context.Context, email, password, client string) (s
 		return "", Session{}, fmt.Errorf("sign in: %w", err)
 	}
 	return plain, sess, nil
+}
+
+// failureKey is the key under which failed sign-ins of an email in an
+// account count; account 0 stands for an email that names nobody who can
+// sign in, which is counted and limited the same way, so that a lockout
+// does not reveal who has an account.
+func failureKey(accountID int64, email string) string {
+	return "user:" + strconv.FormatInt(accountID, 10) + ":" + email
+}
+
+// SetFlash keeps a one-line message for the next page the session shows,
+// so that messages never travel in URLs.
+func (s *Service) SetFlash(ctx context.Context, token, msg string) error {
+	if err := s.store.Write(ctx, func(tx Tx) error { return tx.SetSessionFlash(ctx, hashSecret(token), msg) }); err != nil {
+		return fmt.Errorf("set session message: %w", err)
+	}
+	return nil
+}
+
+// TakeFlash returns the session's message, if any, and forgets it.
+func (s *Service) TakeFlash(ctx context.Context, token string) (string, error) {
+	var msg string
+	err := s.store.Write(ctx, func(tx Tx) (err error) { msg, err = tx.TakeSessionFlash(ctx, hashSecret(token)); return err })
+	if err != nil {
+		return "", fmt.Errorf("take session message: %w", err)
+	}
+	return msg, nil
 }
 
 // Session returns the live session of token, or usher.EUNAUTHORIZED when
@@ -425,6 +500,11 @@ func (s *Service) UsePasswordLink(ctx context.Context, token, password string) (
 	var p usher.Problems
 	CheckPassword(&p, "password", password)
 	if err := p.Err(); err != nil {
+		return "", Session{}, err
+	}
+	if u, err := s.PasswordLinkUser(ctx, token); err != nil {
+		return "", Session{}, err
+	} else if err := s.passwordAllowed(ctx, u); err != nil {
 		return "", Session{}, err
 	}
 	hash, err := s.hash(ctx, password)

@@ -192,6 +192,92 @@ func TestFailedSignInLimit(t *testing.T) {
 	})
 }
 
+// TestRefusalsCostOneVerification pins what makes refusals take the same
+// time whatever the email: exactly one argon2id verification each.
+func TestRefusalsCostOneVerification(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, auth.Config{MaxFailuresPerEmail: 100, MaxFailuresPerClient: 1000})
+		sys := usher.System(f.acct.ID)
+		// ada@acme.test has passwords in two accounts; bob has none;
+		// carl is disabled.
+		acct2, ada2, _, err := f.access.CreateAccount(ctx, access.NewAccount{Name: "Second", AdminEmail: "ada@acme.test", AllowExistingEmail: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.auth.SetPassword(ctx, acct2.ID, ada2.ID, "another good password"); err != nil {
+			t.Fatal(err)
+		}
+		for _, email := range []string{"bob@acme.test", "carl@acme.test"} {
+			u, err := f.access.CreateUser(ctx, sys, access.UserInput{Email: &email})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if email == "carl@acme.test" {
+				if err := f.auth.SetPassword(ctx, f.acct.ID, u.ID, goodPassword); err != nil {
+					t.Fatal(err)
+				}
+				off := usher.UserDisabled
+				if _, err := f.access.UpdateUser(ctx, sys, u.ID, access.UserInput{Status: &off}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, email := range []string{"nobody@acme.test", "ada@acme.test", "bob@acme.test", "carl@acme.test"} {
+			t.Run(email, func(t *testing.T) {
+				before := f.auth.Verifications()
+				_, _, err := f.auth.SignIn(ctx, email, "wrong password!", "10.0.0.1")
+				wantCode(t, err, usher.EUNAUTHORIZED)
+				if n := f.auth.Verifications() - before; n != 1 {
+					t.Fatalf("verifications: got %d, want 1", n)
+				}
+			})
+		}
+		t.Run("SignInToNamesTheSecondAccount", func(t *testing.T) {
+			_, sess, err := f.auth.SignInTo(ctx, acct2.ID, "ada@acme.test", "another good password", "10.0.0.1")
+			if err != nil || sess.AccountID != acct2.ID {
+				t.Fatalf("got session %+v, %v; want one in account %d", sess, err, acct2.ID)
+			}
+			_, sess, err = f.auth.SignIn(ctx, "ada@acme.test", goodPassword, "10.0.0.1")
+			if err != nil || sess.AccountID != f.acct.ID {
+				t.Fatalf("got session %+v, %v; want one in account %d (the lowest)", sess, err, f.acct.ID)
+			}
+		})
+	})
+}
+
+// TestLockoutIsPerAccountAndEmail: failures against one account's user do
+// not lock the same email in another account, and a busy client address
+// that only succeeds is never limited.
+func TestLockoutIsPerAccountAndEmail(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db, auth.Config{MaxFailuresPerEmail: 3, MaxFailuresPerClient: 5})
+		acct2, ada2, _, err := f.access.CreateAccount(ctx, access.NewAccount{Name: "Second", AdminEmail: "ada@acme.test", AllowExistingEmail: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.auth.SetPassword(ctx, acct2.ID, ada2.ID, goodPassword); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			_, _, err := f.auth.SignInTo(ctx, f.acct.ID, "ada@acme.test", "wrong password!", "10.0.0.1")
+			wantCode(t, err, usher.EUNAUTHORIZED)
+		}
+		_, _, err = f.auth.SignInTo(ctx, f.acct.ID, "ada@acme.test", goodPassword, "10.0.0.2")
+		wantCode(t, err, usher.ERATELIMITED)
+		if _, _, err := f.auth.SignInTo(ctx, acct2.ID, "ada@acme.test", goodPassword, "10.0.0.2"); err != nil {
+			t.Fatalf("the same email in another account: %v", err)
+		}
+		// Behind one proxy address: ten sign-ins that succeed count nothing.
+		for i := range 10 {
+			if _, _, err := f.auth.SignInTo(ctx, acct2.ID, "ada@acme.test", goodPassword, "10.0.0.9"); err != nil {
+				t.Fatalf("success %d from a shared address: %v", i+1, err)
+			}
+		}
+	})
+}
+
 func TestSetPassword(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
@@ -286,7 +372,7 @@ func TestFindUser(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := newFixture(t, db, auth.Config{})
-		acct2, admin2, _, err := f.access.CreateAccount(ctx, access.NewAccount{Name: "Second", AdminEmail: "ada@acme.test"})
+		acct2, admin2, _, err := f.access.CreateAccount(ctx, access.NewAccount{Name: "Second", AdminEmail: "ada@acme.test", AllowExistingEmail: true})
 		if err != nil {
 			t.Fatal(err)
 		}

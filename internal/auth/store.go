@@ -41,6 +41,11 @@ type Tx interface {
 	// PruneSignInFailures drops failures before t, which no window counts.
 	PruneSignInFailures(ctx context.Context, before time.Time) error
 
+	// SetSessionFlash keeps a message for the session's next page;
+	// TakeSessionFlash returns it ("" for none) and clears it.
+	SetSessionFlash(ctx context.Context, hash []byte, msg string) error
+	TakeSessionFlash(ctx context.Context, hash []byte) (string, error)
+
 	CreatePasswordLink(ctx context.Context, l PasswordLink) error
 	// PasswordLinkByHash answers usher.ENOTFOUND for an unknown token hash.
 	PasswordLinkByHash(ctx context.Context, hash []byte) (PasswordLink, error)

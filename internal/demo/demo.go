@@ -100,6 +100,7 @@ func Seed(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.Ran
 	var res Result
 	acct, admin, token, err := svc.CreateAccount(ctx, access.NewAccount{
 		Name: AccountName, TimeZone: TimeZone, AdminEmail: AdminEmail, AdminName: AdminName,
+		AllowExistingEmail: true, // the demo address is the demo's; whoever else uses it is no reason to stop
 	})
 	if err != nil {
 		return res, fmt.Errorf("seed demo: %w", err)
@@ -322,14 +323,24 @@ func pick[T any](rnd *rand.Rand, from []T, n int) []T {
 type Session struct {
 	Account usher.Account
 	Admin   usher.User
-	Token   string  // a fresh full-scope API token of Admin
+	Token   string  // a fresh full-scope API token of Admin, the only demo token
 	Seeded  *Result // nil when the account existed already
+	// Replaced counts the earlier demo tokens revoked to make way for Token.
+	Replaced int
 }
 
+// TokenName names the demo's API token.
+const TokenName = "demo token"
+
+// initialTokenName is the token account creation gives the first admin;
+// the demo never prints it, so it replaces it too.
+const initialTokenName = "initial admin token"
+
 // Ensure seeds the demo account unless an account named AccountName exists,
-// then makes a fresh API token for its primary admin. Only token hashes are
-// stored, so a new token is the only way to print one on every start; the
-// earlier ones stay valid.
+// then makes a fresh API token for its primary admin, revoking the one an
+// earlier start printed. Only token hashes are stored, so a new token is the
+// only way to print one on every start; keeping one at a time stops a demo
+// that restarts often from piling up tokens that never expire.
 func Ensure(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.Rand) (Session, error) {
 	var out Session
 	accounts, err := svc.ListAccounts(ctx)
@@ -366,7 +377,22 @@ func Ensure(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.R
 	if err != nil {
 		return out, fmt.Errorf("demo admin %s: %w", AdminEmail, err)
 	}
-	_, out.Token, err = svc.CreateToken(ctx, actor, "demo token "+now.UTC().Format(time.RFC3339), usher.ScopeFull)
+	// One demo token at a time: the one printed last. The secret of an
+	// earlier one cannot be shown again (only its hash is kept), so it is
+	// replaced rather than reused.
+	tokens, err := svc.ListTokens(ctx, actor)
+	if err != nil {
+		return out, fmt.Errorf("demo token: %w", err)
+	}
+	for _, t := range tokens {
+		if t.UserID == out.Admin.ID && (t.Name == TokenName || t.Name == initialTokenName || strings.HasPrefix(t.Name, TokenName+" ")) {
+			if _, err := svc.RevokeToken(ctx, actor, t.ID); err != nil {
+				return out, fmt.Errorf("demo token: %w", err)
+			}
+			out.Replaced++
+		}
+	}
+	_, out.Token, err = svc.CreateToken(ctx, actor, access.TokenInput{Name: TokenName, Scope: usher.ScopeFull})
 	if err != nil {
 		return out, fmt.Errorf("demo token: %w", err)
 	}

@@ -151,7 +151,7 @@ func TestEnsure(t *testing.T) {
 			}
 		})
 
-		t.Run("SecondStartMakesANewToken", func(t *testing.T) {
+		t.Run("SecondStartReplacesTheToken", func(t *testing.T) {
 			again, err := demo.Ensure(ctx, svc, now.Add(time.Hour), rand.New(rand.NewPCG(1, 2)))
 			if err != nil {
 				t.Fatal(err)
@@ -162,10 +162,22 @@ func TestEnsure(t *testing.T) {
 			if again.Account.ID != first.Account.ID || again.Token == first.Token {
 				t.Fatalf("second start: account %d token changed %v, want account %d and a new token", again.Account.ID, again.Token != first.Token, first.Account.ID)
 			}
-			for _, tok := range []string{first.Token, again.Token} {
-				if _, err := svc.Authenticate(ctx, tok); err != nil {
-					t.Errorf("authenticate: %v", err)
-				}
+			if _, err := svc.Authenticate(ctx, again.Token); err != nil {
+				t.Errorf("the new token: %v", err)
+			}
+			if _, err := svc.Authenticate(ctx, first.Token); usher.ErrorCode(err) != usher.EUNAUTHORIZED {
+				t.Errorf("the earlier token: got %v, want it revoked", err)
+			}
+			admin, err := svc.ActorFor(ctx, again.Account.ID, again.Admin.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens, err := svc.ListTokens(ctx, admin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tokens) != 1 || tokens[0].Name != demo.TokenName || again.Replaced != 1 {
+				t.Errorf("tokens after two starts: got %+v (replaced %d), want the one demo token", tokens, again.Replaced)
 			}
 			accounts, err := svc.ListAccounts(ctx)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	netmail "net/mail"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -72,7 +73,7 @@ func period(r usage.Range) string {
 // Subject says what the email holds, e.g. "12 inactive users in Demo Co
 // over the past 3 months".
 func Subject(m notify.Message) string {
-	acct := strings.Join(strings.Fields(m.Account.Name), " ") // no line breaks in a header
+	acct := strings.Join(strings.Fields(usher.DisplayName(m.Account.Name)), " ") // no line breaks in a header
 	p := period(m.Summary.Range)
 	if n := m.Summary.InactiveUsers; n > 0 {
 		unit := "users"
@@ -88,6 +89,15 @@ func Subject(m notify.Message) string {
 // button and the link to the filtered Usage Report appear only when someone
 // is inactive and the message carries a ReportURL.
 func Render(m notify.Message) (Email, error) {
+	// Names are shown as text on one line: one stored with a line break or
+	// another control character (before names were checked, or written by
+	// another tool) must neither break a header nor stop the email.
+	m.To.Name = usher.DisplayName(m.To.Name)
+	m.Account.Name = usher.DisplayName(m.Account.Name)
+	m.Summary.FirstUsers = slices.Clone(m.Summary.FirstUsers)
+	for i := range m.Summary.FirstUsers {
+		m.Summary.FirstUsers[i].Name = usher.DisplayName(m.Summary.FirstUsers[i].Name)
+	}
 	loc := m.Account.Location()
 	s := m.Summary
 	today := usage.DayOf(m.Date, loc)

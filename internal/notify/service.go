@@ -159,7 +159,7 @@ func (s *Service) ReportURL(r usage.Range) string {
 // Setting returns the actor's own setting, on or off; usher.ENOTFOUND when
 // they never set one up.
 func (s *Service) Setting(ctx context.Context, a usher.Actor) (Setting, error) {
-	if !access.Can(a, access.ManageNotification, 0) {
+	if !access.Can(a, access.ViewNotification, 0) {
 		return Setting{}, forbidden()
 	}
 	var out Setting
@@ -300,7 +300,7 @@ func (s *Service) TurnOff(ctx context.Context, a usher.Actor) (Setting, error) {
 // Runs lists the actor's runs, newest first.
 func (s *Service) Runs(ctx context.Context, a usher.Actor, cursor string, limit int) (access.Page[Run], error) {
 	out := access.Page[Run]{Items: []Run{}}
-	if !access.Can(a, access.ManageNotification, 0) {
+	if !access.Can(a, access.ViewNotification, 0) {
 		return out, forbidden()
 	}
 	var p usher.Problems

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
@@ -317,10 +318,10 @@ func (tx *Tx) checkUserAndSubscription(ctx context.Context, accountID, userID, s
 // CreateToken stores t (its hash, never the token) and sets its ID.
 func (tx *Tx) CreateToken(ctx context.Context, t *usher.Token) error {
 	err := tx.queryRow(ctx, `
-		INSERT INTO api_tokens (account_id, user_id, name, scope, hash, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)
+		INSERT INTO api_tokens (account_id, user_id, name, scope, hash, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
-		t.AccountID, t.UserID, t.Name, t.Scope, t.Hash, millis(t.CreatedAt)).Scan(&t.ID)
+		t.AccountID, t.UserID, t.Name, t.Scope, t.Hash, millis(t.CreatedAt), nullMillis(t.ExpiresAt)).Scan(&t.ID)
 	switch {
 	case isUniqueViolation(err):
 		return usher.Errorf(usher.ECONFLICT, "a token with this hash already exists")
@@ -332,20 +333,106 @@ func (tx *Tx) CreateToken(ctx context.Context, t *usher.Token) error {
 	return nil
 }
 
-// TokenByHash finds a token by the hash of its secret, in any account.
-func (tx *Tx) TokenByHash(ctx context.Context, hash []byte) (usher.Token, error) {
+// tokenColumns are read by scanToken; t is api_tokens, u its owner in users.
+const tokenColumns = "t.id, t.account_id, t.user_id, u.email, t.name, t.scope, t.hash, t.created_at, t.last_used_at, t.expires_at"
+
+const tokenFrom = " FROM api_tokens t JOIN users u ON u.account_id = t.account_id AND u.id = t.user_id "
+
+func scanToken(row interface{ Scan(...any) error }) (usher.Token, error) {
 	var t usher.Token
 	var created int64
-	err := tx.queryRow(ctx, `
-		SELECT id, account_id, user_id, name, scope, hash, created_at FROM api_tokens WHERE hash = ?`, hash).
-		Scan(&t.ID, &t.AccountID, &t.UserID, &t.Name, &t.Scope, &t.Hash, &created)
+	var used, expires sql.NullInt64
+	if err := row.Scan(&t.ID, &t.AccountID, &t.UserID, &t.UserEmail, &t.Name, &t.Scope, &t.Hash, &created, &used, &expires); err != nil {
+		return t, err
+	}
+	t.CreatedAt = fromMillis(created)
+	t.LastUsedAt, t.ExpiresAt = timeOrNil(used), timeOrNil(expires)
+	return t, nil
+}
+
+func nullMillis(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: millis(*t), Valid: true}
+}
+
+func timeOrNil(ms sql.NullInt64) *time.Time {
+	if !ms.Valid {
+		return nil
+	}
+	t := fromMillis(ms.Int64)
+	return &t
+}
+
+// TokenByHash finds a token by the hash of its secret, in any account.
+func (tx *Tx) TokenByHash(ctx context.Context, hash []byte) (usher.Token, error) {
+	t, err := scanToken(tx.queryRow(ctx, "SELECT "+tokenColumns+tokenFrom+"WHERE t.hash = ?", hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, usher.Errorf(usher.ENOTFOUND, "token not found")
 	} else if err != nil {
 		return t, fmt.Errorf("get token: %w", err)
 	}
-	t.CreatedAt = fromMillis(created)
 	return t, nil
+}
+
+// TokenByID finds a token of the account; accountID 0 looks in every
+// account, for operators who name a token by its id alone.
+func (tx *Tx) TokenByID(ctx context.Context, accountID, id int64) (usher.Token, error) {
+	t, err := scanToken(tx.queryRow(ctx, "SELECT "+tokenColumns+tokenFrom+"WHERE t.id = ? AND (? = 0 OR t.account_id = ?)", id, accountID, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, usher.Errorf(usher.ENOTFOUND, "token %d not found", id)
+	} else if err != nil {
+		return t, fmt.Errorf("get token %d: %w", id, err)
+	}
+	return t, nil
+}
+
+// ListTokens lists the account's tokens, of one user when userID is not 0,
+// oldest first; served by api_tokens_by_user.
+func (tx *Tx) ListTokens(ctx context.Context, accountID, userID int64) ([]usher.Token, error) {
+	rows, err := tx.query(ctx, "SELECT "+tokenColumns+tokenFrom+"WHERE t.account_id = ? AND (? = 0 OR t.user_id = ?) ORDER BY t.id",
+		accountID, userID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	out, err := collect(rows, scanToken)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteToken removes a token of the account; usher.ENOTFOUND when absent.
+func (tx *Tx) DeleteToken(ctx context.Context, accountID, id int64) error {
+	n, err := affected(tx.exec(ctx, "DELETE FROM api_tokens WHERE account_id = ? AND id = ?", accountID, id))
+	switch {
+	case err != nil:
+		return fmt.Errorf("delete token %d: %w", id, err)
+	case n == 0:
+		return usher.Errorf(usher.ENOTFOUND, "token %d not found", id)
+	}
+	return nil
+}
+
+// DeleteTokensOfUser removes every token of the user and says how many.
+func (tx *Tx) DeleteTokensOfUser(ctx context.Context, accountID, userID int64) (int, error) {
+	n, err := affected(tx.exec(ctx, "DELETE FROM api_tokens WHERE account_id = ? AND user_id = ?", accountID, userID))
+	if err != nil {
+		return 0, fmt.Errorf("delete tokens of user %d: %w", userID, err)
+	}
+	return int(n), nil
+}
+
+// TouchToken sets the token's last use to at unless it was already set at
+// or after staleBefore, so that busy tokens cost one write a minute, not one
+// per request.
+func (tx *Tx) TouchToken(ctx context.Context, id int64, at, staleBefore time.Time) error {
+	if _, err := tx.exec(ctx, "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+		millis(at), id, millis(staleBefore)); err != nil {
+		return fmt.Errorf("touch token %d: %w", id, err)
+	}
+	return nil
 }
 
 // ---- products ----
@@ -623,6 +710,64 @@ func (tx *Tx) loadSubscriptionDetails(ctx context.Context, subs []*usher.Subscri
 
 // ---- seats ----
 
+// LockUser takes the user's row lock (FOR NO KEY UPDATE, which foreign-key
+// checks of rows referencing the user do not wait for). SQLite's single
+// writer needs none.
+func (tx *Tx) LockUser(ctx context.Context, accountID, userID int64) error {
+	if tx.engine != Postgres {
+		return nil
+	}
+	rows, err := tx.query(ctx, "SELECT 1 FROM users WHERE account_id = ? AND id = ? FOR NO KEY UPDATE", accountID, userID)
+	if err == nil {
+		err = rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lock user %d: %w", userID, err)
+	}
+	return nil
+}
+
+// LockSeats takes the row locks of the subscriptions (their seat counters)
+// in id order, then of the users' seats of them in (subscription, user)
+// order. On SQLite the single writer already holds every lock there is.
+// Subscriptions are locked FOR NO KEY UPDATE, as ReserveSeat's UPDATE would:
+// that does not block the foreign-key checks of rows that reference them.
+func (tx *Tx) LockSeats(ctx context.Context, accountID int64, subscriptionIDs, userIDs []int64) error {
+	if tx.engine != Postgres || len(subscriptionIDs) == 0 {
+		return nil
+	}
+	subs, users := sortedUnique(subscriptionIDs), sortedUnique(userIDs)
+	rows, err := tx.query(ctx, `
+		SELECT id FROM subscriptions WHERE account_id = ? AND id = ANY(?::bigint[])
+		ORDER BY id FOR NO KEY UPDATE`, accountID, subs)
+	if err == nil {
+		err = rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lock subscriptions: %w", err)
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	rows, err = tx.query(ctx, `
+		SELECT 1 FROM assignments
+		WHERE account_id = ? AND subscription_id = ANY(?::bigint[]) AND user_id = ANY(?::bigint[])
+		ORDER BY subscription_id, user_id FOR UPDATE`, accountID, subs, users)
+	if err == nil {
+		err = rows.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("lock seats: %w", err)
+	}
+	return nil
+}
+
+func sortedUnique(ids []int64) []int64 {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // ReserveSeat takes one free seat of the subscription. The conditional
 // UPDATE is the whole concurrency story: PostgreSQL's row lock makes a
 // concurrent reservation wait and re-check seats_used < seats against the
@@ -675,8 +820,8 @@ func (tx *Tx) ReleaseSeat(ctx context.Context, accountID, subscriptionID int64) 
 // It does not reserve the seat; call ReserveSeat in the same transaction.
 func (tx *Tx) InsertAssignment(ctx context.Context, a usher.Assignment) error {
 	_, err := tx.exec(ctx, `
-		INSERT INTO assignments (account_id, user_id, subscription_id, assigned_at) VALUES (?, ?, ?, ?)`,
-		a.AccountID, a.UserID, a.SubscriptionID, millis(a.AssignedAt))
+		INSERT INTO assignments (account_id, user_id, subscription_id, assigned_at, direct) VALUES (?, ?, ?, ?, ?)`,
+		a.AccountID, a.UserID, a.SubscriptionID, millis(a.AssignedAt), a.Direct)
 	switch {
 	case isUniqueViolation(err):
 		return usher.Errorf(usher.ECONFLICT, "user already holds a seat of this subscription")
@@ -686,6 +831,9 @@ func (tx *Tx) InsertAssignment(ctx context.Context, a usher.Assignment) error {
 		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
 	}
 	if err := tx.insertServices(ctx, a.AccountID, a.UserID, a.SubscriptionID, a.Services); err != nil {
+		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
+	}
+	if err := tx.insertSeatGroups(ctx, a.AccountID, a.UserID, a.SubscriptionID, a.Groups); err != nil {
 		return fmt.Errorf("assign user %d to subscription %d: %w", a.UserID, a.SubscriptionID, err)
 	}
 	tx.seats.assigned++
@@ -753,16 +901,16 @@ func (tx *Tx) SetAssignmentServices(ctx context.Context, accountID, userID, subs
 // its services in code order: two queries.
 func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([]usher.Assignment, error) {
 	rows, err := tx.query(ctx, `
-		SELECT account_id, user_id, subscription_id, assigned_at FROM assignments
+		SELECT account_id, user_id, subscription_id, assigned_at, direct FROM assignments
 		WHERE account_id = ? AND user_id = ?
 		ORDER BY subscription_id`, accountID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
 	}
 	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usher.Assignment, error) {
-		a := usher.Assignment{Services: []string{}}
+		a := usher.Assignment{Services: []string{}, Groups: []int64{}}
 		var at int64
-		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at)
+		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct)
 		a.AssignedAt = fromMillis(at)
 		return a, err
 	})
@@ -792,6 +940,27 @@ func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([
 		}
 		if i, ok := index[subID]; ok {
 			out[i].Services = append(out[i].Services, code)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+	}
+	rows.Close()
+	rows, err = tx.query(ctx, `
+		SELECT subscription_id, group_id FROM seat_group_sources
+		WHERE account_id = ? AND user_id = ?
+		ORDER BY subscription_id, group_id`, accountID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var subID, groupID int64
+		if err := rows.Scan(&subID, &groupID); err != nil {
+			return nil, fmt.Errorf("seats of user %d: %w", userID, err)
+		}
+		if i, ok := index[subID]; ok {
+			out[i].Groups = append(out[i].Groups, groupID)
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -20,6 +20,13 @@ func UsageQueriesForTest(engine string, q usage.ReportQuery) map[string][2]any {
 	}
 }
 
+// ExecForTest runs a statement in tx, for tests that need to take row
+// locks in a chosen order.
+func ExecForTest(ctx context.Context, tx *Tx, query string, args ...any) error {
+	_, err := tx.exec(ctx, query, args...)
+	return err
+}
+
 // MigrateToForTest applies the migrations up to version upTo.
 func (db *DB) MigrateToForTest(ctx context.Context, upTo int) error { return db.migrateTo(ctx, upTo) }
 

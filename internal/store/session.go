@@ -203,3 +203,26 @@ func (tx *Tx) MarkPasswordLinkUsed(ctx context.Context, hash []byte, at time.Tim
 	}
 	return nil
 }
+
+// SetSessionFlash keeps a message for the session's next page.
+func (tx *Tx) SetSessionFlash(ctx context.Context, hash []byte, msg string) error {
+	if _, err := tx.exec(ctx, "UPDATE sessions SET flash = ? WHERE token_hash = ?", msg, hash); err != nil {
+		return fmt.Errorf("set session message: %w", err)
+	}
+	return nil
+}
+
+// TakeSessionFlash returns the session's message, if any, and clears it.
+func (tx *Tx) TakeSessionFlash(ctx context.Context, hash []byte) (string, error) {
+	var msg sql.NullString
+	err := tx.queryRow(ctx, "SELECT flash FROM sessions WHERE token_hash = ?", hash).Scan(&msg)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !msg.Valid {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("take session message: %w", err)
+	}
+	if _, err := tx.exec(ctx, "UPDATE sessions SET flash = NULL WHERE token_hash = ?", hash); err != nil {
+		return "", fmt.Errorf("take session message: %w", err)
+	}
+	return msg.String, nil
+}

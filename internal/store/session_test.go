@@ -99,6 +99,17 @@ func TestSessions(t *testing.T) {
 				t.Fatalf("sessions of another user: got %d, want 1", n)
 			}
 		})
+		t.Run("FlashIsTakenOnce", func(t *testing.T) {
+			f := auth.Session{TokenHash: []byte("flash"), AccountID: a.ID, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+			write(t, db, func(tx *store.Tx) error { return tx.CreateSession(ctx, &f) })
+			write(t, db, func(tx *store.Tx) error { return tx.SetSessionFlash(ctx, []byte("flash"), "Token revoked.") })
+			var got, again string
+			write(t, db, func(tx *store.Tx) (err error) { got, err = tx.TakeSessionFlash(ctx, []byte("flash")); return err })
+			write(t, db, func(tx *store.Tx) (err error) { again, err = tx.TakeSessionFlash(ctx, []byte("flash")); return err })
+			if got != "Token revoked." || again != "" {
+				t.Fatalf("got %q then %q, want the message once", got, again)
+			}
+		})
 		t.Run("GoWithTheUser", func(t *testing.T) {
 			w := newUser(t, db, a.ID, "carl@acme.test", "Carl")
 			ss := auth.Session{TokenHash: []byte("carl"), AccountID: a.ID, UserID: w.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}

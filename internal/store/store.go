@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"runtime"
 	"slices"
@@ -217,18 +218,55 @@ func (db *DB) Close() error {
 }
 
 // Read runs fn in a read-only transaction. Reads may run in parallel with
-// each other and with a write.
+// each other and with a write. A read is tried once: fn may already have
+// streamed rows to a client, and read-only transactions take no row locks
+// that could deadlock.
 func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
-	return db.run(ctx, db.reader, db.readerStmts, db.readOpts, fn)
+	return db.run(ctx, db.reader, db.readerStmts, db.readOpts, 1, fn)
 }
 
 // Write runs fn in a transaction and commits it if fn returns nil. On SQLite
 // writes are serialised on one connection, so fn must not call Write itself.
+//
+// When the database aborts the transaction to break a deadlock or a
+// serialization conflict, or SQLite stays busy, Write runs fn again in a new
+// transaction, up to WriteAttempts times in all, after a jittered pause. So
+// fn must change nothing outside the transaction but variables it sets
+// afresh on every run; results to hand back are set, not appended to.
 func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
-	return db.run(ctx, db.writer, db.writerStmts, db.writeOpts, fn)
+	return db.run(ctx, db.writer, db.writerStmts, db.writeOpts, WriteAttempts, fn)
 }
 
-func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *sql.TxOptions, fn func(*Tx) error) error {
+// WriteAttempts bounds how often Write tries a transaction that the
+// database aborted to break a deadlock or serialization conflict. With the
+// pauses of retryPause the last try starts some 0.6 s after the first.
+const WriteAttempts = 8
+
+// retryPause is the pause before try n+1 (n ≥ 1): exponential from 2 ms,
+// capped at 200 ms, with full jitter so that the transactions that
+// deadlocked together do not meet again at the same instant.
+func retryPause(n int) time.Duration {
+	d := min(2*time.Millisecond<<(n-1), 200*time.Millisecond)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (db *DB) run(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *sql.TxOptions, attempts int, fn func(*Tx) error) error {
+	for n := 1; ; n++ {
+		err := db.runOnce(ctx, pool, stmts, opts, fn)
+		if err == nil || n >= attempts || !isRetryable(err) {
+			return err
+		}
+		t := time.NewTimer(retryPause(n))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (db *DB) runOnce(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *sql.TxOptions, fn func(*Tx) error) error {
 	// On PostgreSQL the transaction keeps its connection at hand, so that
 	// bulk writes can use the COPY protocol inside it (Tx.copyFrom).
 	var conn *sql.Conn
@@ -458,6 +496,23 @@ func isUniqueViolation(err error) bool {
 	var sqErr *sqlite.Error
 	if errors.As(err, &sqErr) {
 		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// isRetryable reports whether err means the transaction lost a race it can
+// win when run again: PostgreSQL aborted it to break a deadlock (40P01) or
+// a serialization conflict (40001), or SQLite stayed busy or locked past
+// its busy timeout.
+func isRetryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40P01" || pgErr.Code == "40001"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		primary := sqErr.Code() & 0xff // extended codes keep the primary one in the low byte
+		return primary == sqlite3.SQLITE_BUSY || primary == sqlite3.SQLITE_LOCKED
 	}
 	return false
 }

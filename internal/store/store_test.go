@@ -482,6 +482,51 @@ func TestTokens(t *testing.T) {
 			err := db.Write(ctx, func(tx *store.Tx) error { return tx.CreateToken(ctx, &dup) })
 			wantCode(t, err, usher.ECONFLICT)
 		})
+		t.Run("ExpiryLastUseAndOwnerRoundTrip", func(t *testing.T) {
+			v := newUser(t, db, acct.ID, "vic@example.com", "Vic")
+			exp := now.Add(90 * 24 * time.Hour)
+			_, h := access.NewToken()
+			rt := usher.Token{AccountID: acct.ID, UserID: v.ID, Name: "read", Scope: usher.ScopeRead, Hash: h, CreatedAt: now, ExpiresAt: &exp}
+			write(t, db, func(tx *store.Tx) error { return tx.CreateToken(ctx, &rt) })
+			var got usher.Token
+			read(t, db, func(tx *store.Tx) (err error) { got, err = tx.TokenByID(ctx, acct.ID, rt.ID); return err })
+			if got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.LastUsedAt != nil || got.UserEmail != "vic@example.com" || got.Scope != usher.ScopeRead {
+				t.Fatalf("got %+v, want expiry %v, no last use, owner vic", got, exp)
+			}
+			// A touch within the minute does not move the recorded use.
+			first, second := now.Add(time.Second), now.Add(30*time.Second)
+			write(t, db, func(tx *store.Tx) error { return tx.TouchToken(ctx, rt.ID, first, first.Add(-time.Minute)) })
+			write(t, db, func(tx *store.Tx) error { return tx.TouchToken(ctx, rt.ID, second, second.Add(-time.Minute)) })
+			read(t, db, func(tx *store.Tx) (err error) { got, err = tx.TokenByHash(ctx, h); return err })
+			if got.LastUsedAt == nil || !got.LastUsedAt.Equal(first) {
+				t.Fatalf("last used %v, want %v", got.LastUsedAt, first)
+			}
+
+			var mine, all []usher.Token
+			read(t, db, func(tx *store.Tx) (err error) { mine, err = tx.ListTokens(ctx, acct.ID, v.ID); return err })
+			read(t, db, func(tx *store.Tx) (err error) { all, err = tx.ListTokens(ctx, acct.ID, 0); return err })
+			if len(mine) != 1 || mine[0].ID != rt.ID || len(all) != 2 || all[0].ID != tok.ID {
+				t.Fatalf("got own %v and all %v, want [%d] and [%d %d]", mine, all, rt.ID, tok.ID, rt.ID)
+			}
+
+			other := newAccount(t, db, "Other")
+			err := db.Read(ctx, func(tx *store.Tx) error { _, err := tx.TokenByID(ctx, other.ID, rt.ID); return err })
+			wantCode(t, err, usher.ENOTFOUND)
+			err = db.Write(ctx, func(tx *store.Tx) error { return tx.DeleteToken(ctx, other.ID, rt.ID) })
+			wantCode(t, err, usher.ENOTFOUND)
+			read(t, db, func(tx *store.Tx) (err error) { got, err = tx.TokenByID(ctx, 0, rt.ID); return err })
+			if got.AccountID != acct.ID {
+				t.Fatalf("any-account lookup got account %d, want %d", got.AccountID, acct.ID)
+			}
+
+			var n int
+			write(t, db, func(tx *store.Tx) (err error) { n, err = tx.DeleteTokensOfUser(ctx, acct.ID, v.ID); return err })
+			if n != 1 {
+				t.Fatalf("deleted %d tokens, want 1", n)
+			}
+			err = db.Read(ctx, func(tx *store.Tx) error { _, err := tx.TokenByHash(ctx, h); return err })
+			wantCode(t, err, usher.ENOTFOUND)
+		})
 	})
 }
 

@@ -174,11 +174,12 @@ func checkUpgraded(t *testing.T, db *store.DB, ids upgradeIDs, seeded []int) {
 	var held bool
 	for _, s := range acc.Subscriptions {
 		if s.Subscription.ID == ids.sub {
-			held = s.Assigned && slices.Equal(s.Services, []string{"rendering"})
+			// Seats from before groups are direct.
+			held = s.Assigned && slices.Equal(s.Services, []string{"rendering"}) && len(s.Sources) == 1 && s.Sources[0].Direct
 		}
 	}
 	if !held {
-		t.Fatalf("bo's access: %+v; want the seat with rendering", acc)
+		t.Fatalf("bo's access: %+v; want the direct seat with rendering", acc)
 	}
 	log, err := svc.AuditLog(ctx, admin, 0, "", "", 10)
 	if err != nil || len(log.Items) != 1 || log.Items[0].Action != "seat.assign" {

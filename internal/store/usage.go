@@ -382,12 +382,22 @@ func (tx *Tx) TouchSeats(ctx context.Context, accountID int64, uses []usage.Seat
 		for i, u := range uses {
 			us[i], ps[i], ats[i] = u.UserID, u.ProductID, millis(u.At)
 		}
+		// The seats are locked in the one global order (subscription,
+		// user) before they are updated, as a bulk unassign locks them: an
+		// UPDATE … FROM locks rows in whatever order its plan meets them.
 		n, err := affected(tx.exec(ctx, `
-			UPDATE assignments a SET last_used_at = t.at
-			FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, at), subscriptions s
-			WHERE a.account_id = ? AND a.user_id = t.u AND a.last_used_at < t.at
-			  AND s.account_id = a.account_id AND s.id = a.subscription_id AND s.product_id = t.p`,
-			us, ps, ats, accountID))
+			WITH target AS (
+				SELECT a.user_id, a.subscription_id, t.at
+				FROM unnest(?::bigint[], ?::bigint[], ?::bigint[]) AS t (u, p, at)
+				JOIN subscriptions s ON s.account_id = ? AND s.product_id = t.p
+				JOIN assignments a ON a.account_id = s.account_id AND a.subscription_id = s.id AND a.user_id = t.u
+				WHERE a.last_used_at < t.at
+				ORDER BY a.subscription_id, a.user_id
+				FOR NO KEY UPDATE OF a)
+			UPDATE assignments a SET last_used_at = target.at FROM target
+			WHERE a.account_id = ? AND a.subscription_id = target.subscription_id AND a.user_id = target.user_id
+			  AND a.last_used_at < target.at`,
+			us, ps, ats, accountID, accountID))
 		if err != nil {
 			return 0, fmt.Errorf("touch seats: %w", err)
 		}
@@ -596,7 +606,7 @@ func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
 	var b strings.Builder
 	args := []any{int64(q.CutoffDay)}
 	b.WriteString(`SELECT a.user_id, u.name, u.email, p.code, p.name, s.id, s.contract_number, s.plan, a.assigned_at, r.last_day,
-		` + daysUsedSQL)
+		` + daysUsedSQL + `, a.direct, ` + tx.seatGroupsSQL())
 	from, fromArgs := tx.reportWhere(q, true, true, walkInNameOrder(q))
 	b.WriteString(from)
 	args = append(args, fromArgs...)
@@ -629,13 +639,43 @@ func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
 	return b.String(), args
 }
 
+// seatGroupsSQL lists the groups a seat comes through as "id:name" items
+// separated by the unit separator (names are free text), by the primary key
+// of seat_group_sources.
+func (tx *Tx) seatGroupsSQL() string {
+	agg := "group_concat(CAST(g.id AS TEXT) || ':' || g.name, char(31))"
+	if tx.engine == Postgres {
+		agg = "string_agg(CAST(g.id AS TEXT) || ':' || g.name, chr(31) ORDER BY g.id)"
+	}
+	return `(SELECT ` + agg + ` FROM seat_group_sources gs
+		 JOIN user_groups g ON g.account_id = gs.account_id AND g.id = gs.group_id
+		 WHERE gs.account_id = a.account_id AND gs.user_id = a.user_id AND gs.subscription_id = a.subscription_id)`
+}
+
+// parseSeatGroups reads what seatGroupsSQL lists.
+func parseSeatGroups(s sql.NullString) []usher.SeatSource {
+	if !s.Valid || s.String == "" {
+		return nil
+	}
+	var out []usher.SeatSource
+	for _, item := range strings.Split(s.String, "\x1f") {
+		id, name, _ := strings.Cut(item, ":")
+		n, _ := strconv.ParseInt(id, 10, 64)
+		out = append(out, usher.SeatSource{GroupID: n, GroupName: name})
+	}
+	slices.SortFunc(out, func(a, b usher.SeatSource) int { return cmp.Compare(a.GroupID, b.GroupID) })
+	return out
+}
+
 func scanRawRow(row interface{ Scan(...any) error }) (usage.RawRow, error) {
 	var r usage.RawRow
 	var assigned int64
 	var last sql.NullInt64
+	var groups sql.NullString
 	err := row.Scan(&r.UserID, &r.Name, &r.Email, &r.ProductCode, &r.ProductName, &r.SubscriptionID,
-		&r.ContractNumber, &r.Plan, &assigned, &last, &r.DaysUsed)
+		&r.ContractNumber, &r.Plan, &assigned, &last, &r.DaysUsed, &r.Direct, &groups)
 	r.AssignedAt = fromMillis(assigned)
+	r.Groups = parseSeatGroups(groups)
 	if last.Valid {
 		d := usage.Day(last.Int64)
 		r.LastDay = &d

@@ -10,6 +10,9 @@ import (
 	"iter"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/usherhq/usher/internal/usher"
 )
 
 // Format is how a body of usage events is written.
@@ -55,6 +58,16 @@ type wireEvent struct {
 }
 
 func (w wireEvent) event() (Event, error) {
+	for _, f := range [...]struct{ name, value string }{{"user", w.User}, {"product", w.Product}, {"at", w.At}} {
+		if reason := usher.TextProblem(f.value); reason != "" {
+			return Event{}, fmt.Errorf("%s %s", f.name, reason)
+		}
+		// encoding/json turns invalid UTF-8 into U+FFFD, which no email,
+		// product code or time holds: refused, not stored as something else.
+		if strings.ContainsRune(f.value, utf8.RuneError) {
+			return Event{}, fmt.Errorf("%s is not valid UTF-8 (or holds U+FFFD)", f.name)
+		}
+	}
 	var missing []string
 	if strings.TrimSpace(w.User) == "" {
 		missing = append(missing, "user")

@@ -35,6 +35,10 @@ type ReportRow struct {
 	Status         Status      `json:"status"`
 	// StatusNote explains an unavailable status to people.
 	StatusNote string `json:"status_note,omitempty"`
+	// Sources says how the seat reaches the user: directly and/or through
+	// groups. Unassigning a group-held seat excludes the user from those
+	// groups' assignments (reversible; see docs/api.md).
+	Sources []usher.SeatSource `json:"sources"`
 }
 
 // ReportTotals summarise every row matching the filter, not just one page.

@@ -166,7 +166,13 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 	}
 	now := s.cfg.Now()
 	oldest, newest := now.Add(-s.cfg.Retention), now.Add(s.cfg.ClockSkew)
-	return s.store.Write(ctx, func(tx Tx) error {
+	// The transaction may run more than once (see store.DB.Write), so it
+	// counts into out and the totals move on only once it has committed.
+	var out IngestResult
+	var dayWrites, rollupWrites, seatWrites int64
+	err := s.store.Write(ctx, func(tx Tx) error {
+		out = IngestResult{}
+		dayWrites, rollupWrites, seatWrites = 0, 0, 0
 		if len(unknown) > 0 {
 			found, err := tx.UserIDs(ctx, accountID, unknown)
 			if err != nil {
@@ -188,15 +194,15 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 			uid, pid := users[ev.User], products[ev.Product]
 			switch {
 			case it.Err != nil:
-				res.reject(it.Line, "%v", it.Err)
+				out.reject(it.Line, "%v", it.Err)
 			case uid == 0:
-				res.reject(it.Line, "user %q is not a user of this account", ev.User)
+				out.reject(it.Line, "user %q is not a user of this account", ev.User)
 			case pid == 0:
-				res.reject(it.Line, "product %q is not a product code", ev.Product)
+				out.reject(it.Line, "product %q is not a product code", ev.Product)
 			case ev.At.After(newest):
-				res.reject(it.Line, "at %s is in the future (more than %s ahead of the server's clock)", ev.At.Format(time.RFC3339), minutes(s.cfg.ClockSkew))
+				out.reject(it.Line, "at %s is in the future (more than %s ahead of the server's clock)", ev.At.Format(time.RFC3339), minutes(s.cfg.ClockSkew))
 			case ev.At.Before(oldest):
-				res.reject(it.Line, "at %s is older than the retention period of %d days", ev.At.Format(time.RFC3339), int(s.cfg.Retention.Hours()/24))
+				out.reject(it.Line, "at %s is older than the retention period of %d days", ev.At.Format(time.RFC3339), int(s.cfg.Retention.Hours()/24))
 			default:
 				at := ev.At.UTC().Truncate(time.Millisecond)
 				k := key{uid, pid, at.UnixMilli()}
@@ -209,7 +215,7 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 			}
 		}
 		if len(events) == 0 {
-			res.Duplicates += dupes
+			out.Duplicates += dupes
 			return nil
 		}
 		w, err := tx.WriteEvents(ctx, accountID, events)
@@ -219,14 +225,20 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 		if err := tx.SetProcessedAt(ctx, accountID, now); err != nil {
 			return err
 		}
-		res.Accepted += w.Events
-		res.Duplicates += dupes + len(events) - w.Events
-		s.stats.EventsAccepted.Add(int64(w.Events))
-		s.stats.DayWrites.Add(int64(w.Days))
-		s.stats.RollupWrites.Add(int64(w.Rollups))
-		s.stats.SeatWrites.Add(w.Seats)
+		out.Accepted += w.Events
+		out.Duplicates += dupes + len(events) - w.Events
+		dayWrites, rollupWrites, seatWrites = int64(w.Days), int64(w.Rollups), w.Seats
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	res.add(out)
+	s.stats.EventsAccepted.Add(int64(out.Accepted))
+	s.stats.DayWrites.Add(dayWrites)
+	s.stats.RollupWrites.Add(rollupWrites)
+	s.stats.SeatWrites.Add(seatWrites)
+	return nil
 }
 
 // minutes writes d for people: "5 minutes", or "90s" when not whole minutes.
@@ -286,8 +298,10 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	if !slices.Contains(sorts, sort) {
 		p.Add("sort", "must be one of name, email, product, last_used, days_used, optionally prefixed with - for descending")
 	}
-	if len(f.Query) > 200 {
-		p.Add("q", "is longer than 200 characters")
+	usher.CheckText(&p, "q", f.Query, 0, 200)
+	if reason := usher.TextProblem(f.Product); reason != "" {
+		p.Add("product", reason)
+		f.Product = "" // not looked up
 	}
 	if paged {
 		switch {
@@ -353,8 +367,12 @@ func (s *Service) row(r RawRow, rg Range, today Day) ReportRow {
 	out := ReportRow{
 		UserID: r.UserID, Name: r.Name, Email: r.Email, Product: r.ProductCode, ProductName: r.ProductName,
 		SubscriptionID: r.SubscriptionID, ContractNumber: r.ContractNumber, Plan: r.Plan, AssignedAt: r.AssignedAt,
-		DaysUsed: r.DaysUsed,
+		DaysUsed: r.DaysUsed, Sources: []usher.SeatSource{},
 	}
+	if r.Direct {
+		out.Sources = append(out.Sources, usher.SeatSource{Direct: true})
+	}
+	out.Sources = append(out.Sources, r.Groups...)
 	if r.LastDay != nil {
 		d := r.LastDay.Date()
 		out.LastUsed = &d

@@ -132,6 +132,9 @@ type RawRow struct {
 	AssignedAt     time.Time
 	LastDay        *Day
 	DaysUsed       int // days with use on or after CutoffDay
+	// Direct and Groups are how the seat reaches the user.
+	Direct bool
+	Groups []usher.SeatSource
 }
 
 // Tx is what the usage service needs from storage inside one transaction.

@@ -181,6 +181,19 @@ const MaxRejections = 1000
 // thousand reasons quoting 64 kB lines would be a 64 MB answer.
 const maxReason = 300
 
+// add counts o, the result of one batch, into r.
+func (r *IngestResult) add(o IngestResult) {
+	r.Accepted += o.Accepted
+	r.Duplicates += o.Duplicates
+	r.Rejected += o.Rejected
+	for _, rej := range o.Rejections {
+		if len(r.Rejections) >= MaxRejections {
+			break
+		}
+		r.Rejections = append(r.Rejections, rej)
+	}
+}
+
 func (r *IngestResult) reject(line int, format string, args ...any) {
 	r.Rejected++
 	if len(r.Rejections) < MaxRejections {

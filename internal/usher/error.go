@@ -23,6 +23,7 @@ const (
 	// EPRECONDITION: the object changed since the version the caller names
 	// (an HTTP If-Match that no longer matches).
 	EPRECONDITION = "precondition_failed"
+	EUNAVAILABLE  = "unavailable" // a service Usher depends on (an identity provider) did not answer
 )
 
 // FieldError names one input field and what is wrong with it.

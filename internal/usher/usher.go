@@ -5,6 +5,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Account is one customer organisation. Every other object belongs to exactly one.
@@ -51,7 +52,7 @@ func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(
 
 // ValidEmail reports whether s is a bare address such as ada@example.com.
 func ValidEmail(s string) bool {
-	if s == "" || len(s) > 254 || strings.ContainsAny(s, " <>") {
+	if s == "" || TextProblem(s) != "" || utf8.RuneCountInString(s) > 254 || strings.ContainsAny(s, " <>") {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
@@ -99,22 +100,40 @@ type TokenScope string
 
 const (
 	ScopeFull   TokenScope = "full"   // everything the token's user may do
+	ScopeRead   TokenScope = "read"   // what the token's user may see, nothing changed
 	ScopeIngest TokenScope = "ingest" // send usage events, nothing else
+	ScopeSCIM   TokenScope = "scim"   // user provisioning under /scim/v2, nothing under /api/v1
 )
 
+// TokenScopes lists every scope.
+var TokenScopes = []TokenScope{ScopeFull, ScopeRead, ScopeIngest, ScopeSCIM}
+
 // Valid reports whether s is a known scope.
-func (s TokenScope) Valid() bool { return s == ScopeFull || s == ScopeIngest }
+func (s TokenScope) Valid() bool {
+	for _, x := range TokenScopes {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
 
 // Token is an API bearer token. Only its hash is stored.
 type Token struct {
-	ID        int64      `json:"id"`
-	AccountID int64      `json:"-"`
-	UserID    int64      `json:"user_id"`
-	Name      string     `json:"name"`
-	Scope     TokenScope `json:"scope"`
-	Hash      []byte     `json:"-"`
-	CreatedAt time.Time  `json:"created_at"`
+	ID         int64      `json:"id"`
+	AccountID  int64      `json:"-"`
+	UserID     int64      `json:"user_id"`
+	UserEmail  string     `json:"user_email"` // the owner, filled by lists
+	Name       string     `json:"name"`
+	Scope      TokenScope `json:"scope"`
+	Hash       []byte     `json:"-"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"` // nil until first used; updated at most once a minute
+	ExpiresAt  *time.Time `json:"expires_at"`   // nil for a token that does not expire
 }
+
+// Expired reports whether the token no longer works at now.
+func (t Token) Expired(now time.Time) bool { return t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) }
 
 // Product is a software title in the catalog, with its cloud services.
 type Product struct {
@@ -279,6 +298,11 @@ type Assignment struct {
 	SubscriptionID int64     `json:"subscription_id"`
 	Services       []string  `json:"services"`
 	AssignedAt     time.Time `json:"assigned_at"`
+	// Direct is true when the seat was assigned to the user themself;
+	// Groups lists the groups that also give it. The seat is freed when
+	// the last of them goes.
+	Direct bool    `json:"direct"`
+	Groups []int64 `json:"groups"`
 }
 
 // AuditEntry records one change: who did what to whom, before and after.
@@ -364,9 +388,13 @@ var AuditActions = []string{
 	"role.grant", "role.revoke",
 	"subscription.create",
 	"seat.assign", "seat.unassign", "services.set", "benefits.set",
-	"token.create",
+	"token.create", "token.revoke",
 	"password.set",
 	"notification.turn_on", "notification.edit", "notification.turn_off",
+	"sso.set", "sso.off",
+	"group.create", "group.update", "group.delete", "group.member.add", "group.member.remove",
+	"group.assign", "group.assignment.update", "group.unassign", "group.exclude", "group.include",
+	"seat.sources", "seat.wait", "seat.wait.end",
 }
 
 // ValidAuditAction reports whether action is one of AuditActions.

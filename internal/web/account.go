@@ -1,25 +1,26 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
 )
 
 // tokenRequest is the body of POST /tokens.
 type tokenRequest struct {
-	Name  string           `json:"name"`
-	Scope usher.TokenScope `json:"scope"`
+	Name          string           `json:"name"`
+	Scope         usher.TokenScope `json:"scope"`
+	ExpiresAt     *time.Time       `json:"expires_at"`
+	ExpiresInDays *int             `json:"expires_in_days"`
 }
 
 // tokenResponse is the only time a token's secret is shown.
 type tokenResponse struct {
-	Token     string           `json:"token"`
-	ID        int64            `json:"id"`
-	Name      string           `json:"name"`
-	Scope     usher.TokenScope `json:"scope"`
-	CreatedAt time.Time        `json:"created_at"`
+	Secret string `json:"token"`
+	usher.Token
 }
 
 func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
@@ -28,12 +29,36 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	t, plain, err := s.access.CreateToken(r.Context(), actorFrom(r.Context()), in.Name, in.Scope)
+	t, plain, err := s.access.CreateToken(r.Context(), actorFrom(r.Context()), access.TokenInput{
+		Name: in.Name, Scope: in.Scope, ExpiresAt: in.ExpiresAt, ExpiresInDays: in.ExpiresInDays})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusCreated, tokenResponse{Token: plain, ID: t.ID, Name: t.Name, Scope: t.Scope, CreatedAt: t.CreatedAt})
+	w.Header().Set("Location", fmt.Sprintf("/api/v1/tokens/%d", t.ID))
+	s.writeJSON(w, r, http.StatusCreated, tokenResponse{Secret: plain, Token: t})
+}
+
+func (s *server) listTokens(w http.ResponseWriter, r *http.Request) {
+	tokens, err := s.access.ListTokens(r.Context(), actorFrom(r.Context()))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, access.Page[usher.Token]{Items: orEmpty(tokens)})
+}
+
+func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "id", "token")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.access.RevokeToken(r.Context(), actorFrom(r.Context()), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *server) auditLog(w http.ResponseWriter, r *http.Request) {

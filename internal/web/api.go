@@ -17,6 +17,7 @@ import (
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/sso"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -35,6 +36,8 @@ type Config struct {
 	// Console serves every path the API does not (the admin console, see
 	// package console); nil = those paths answer 404 problems.
 	Console http.Handler
+	// SSO keeps single sign-on settings; nil leaves /api/v1/sso out.
+	SSO *sso.Service
 
 	// Ready says whether this server should get traffic (GET /readyz): nil
 	// when the database answers and is migrated and the server is not
@@ -81,6 +84,7 @@ type server struct {
 
 	usage         *usage.Service
 	maxIngestBody int64
+	sso           *sso.Service
 }
 
 // NewHandler returns the HTTP handler for the API and /healthz. Every request
@@ -118,7 +122,7 @@ func MetricsHandler(cfg Config) http.Handler {
 func newServer(cfg Config) *server {
 	s := &server{access: cfg.Access, notify: cfg.Notify, usage: cfg.Usage, log: cfg.Logger, health: cfg.Health,
 		maxBody: cfg.MaxBody, maxIngestBody: cfg.MaxIngestBody, metrics: cfg.Metrics,
-		ready: cfg.Ready, metricsToken: cfg.MetricsToken, pools: cfg.Pools, seats: cfg.Seats}
+		ready: cfg.Ready, metricsToken: cfg.MetricsToken, pools: cfg.Pools, seats: cfg.Seats, sso: cfg.SSO}
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}

@@ -450,7 +450,10 @@ func TestUnassignIsAllOrNothing(t *testing.T) {
 		}
 		good := []map[string]any{{"user_id": u1.ID, "subscription_id": sub.ID}, {"user_id": u2.ID, "subscription_id": sub.ID}}
 
-		c.fail(422, usher.EINVALID, "POST", "/api/v1/unassign", map[string]any{"items": append(good, map[string]any{"user_id": idle.ID, "subscription_id": sub.ID})}, "items[2]")
+		// Naming a seat the user does not hold is a conflict with the
+		// current state, the same whether it was never held or another
+		// request took it a moment ago.
+		c.fail(409, usher.ECONFLICT, "POST", "/api/v1/unassign", map[string]any{"items": append(good, map[string]any{"user_id": idle.ID, "subscription_id": sub.ID})}, "items[2]")
 		for _, u := range []userJSON{u1, u2} {
 			if as, _, _ := c.access(u.ID).seat(sub.ID); !as {
 				t.Fatalf("%s lost the seat though the request failed", u.Email)

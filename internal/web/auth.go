@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -35,6 +36,17 @@ func (s *server) bearer(next http.HandlerFunc) http.HandlerFunc {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="usher", error="invalid_token"`)
 			}
 			s.writeError(w, r, err)
+			return
+		}
+		// A SCIM token speaks SCIM only, and a read token only reads:
+		// refused here for every route at once, with a clear reason. The
+		// services refuse the same through the permission matrix.
+		if a.Scope == usher.ScopeSCIM {
+			s.writeError(w, r, usher.Errorf(usher.EFORBIDDEN, "a scim token may be used only for /scim/v2, not for /api/v1"))
+			return
+		}
+		if !access.CanWrite(a) && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			s.writeError(w, r, usher.Errorf(usher.EFORBIDDEN, "a %s token may only read (GET); use a full token to change anything", a.Scope))
 			return
 		}
 		NoteActor(r.Context(), a.AccountID, a.UserID)

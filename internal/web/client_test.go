@@ -72,7 +72,7 @@ func (e *env) tokenFor(accountID, userID int64, scope usher.TokenScope) *client 
 	if err != nil {
 		e.t.Fatalf("actor for user %d: %v", userID, err)
 	}
-	_, plain, err := e.svc.CreateToken(context.Background(), a, "test", scope)
+	_, plain, err := e.svc.CreateToken(context.Background(), a, access.TokenInput{Name: "test", Scope: scope})
 	if err != nil {
 		e.t.Fatalf("token for user %d: %v", userID, err)
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
+	"github.com/usherhq/usher/internal/usher"
 	"github.com/usherhq/usher/internal/web"
 )
 
@@ -531,5 +532,30 @@ func TestContractCatchesDrift(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The audit log's action filter is an enum in the document; it must list
+// exactly the actions the domain records, or a new action could be recorded
+// but never filtered by a client that trusts the document.
+func TestOpenAPIAuditActionsMatchDomain(t *testing.T) {
+	c, err := loadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := c.doc.Paths.Find("/api/v1/audit-log").Get
+	var got []string
+	for _, p := range op.Parameters {
+		if p.Value.Name == "action" {
+			for _, v := range p.Value.Schema.Value.Enum {
+				got = append(got, fmt.Sprint(v))
+			}
+		}
+	}
+	want := slices.Clone(usher.AuditActions)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("docs/openapi.yaml lists audit actions %v; the domain records %v", got, want)
 	}
 }

@@ -234,3 +234,23 @@ func TestNotificationRunsAPI(t *testing.T) {
 		e.admin.fail(http.StatusUnprocessableEntity, usher.EINVALID, "GET", notificationsPath+"/runs?cursor=junk!", nil, "cursor")
 	})
 }
+
+func TestReadTokenSeesButDoesNotChangeNotifications(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e, _ := newNotifyEnv(t, db)
+		e.admin.ok(http.StatusOK, "PUT", notificationsPath, map[string]any{"start_date": "2026-03-20", "frequency": "monthly", "range": "3m"}, nil)
+		read := e.tokenFor(e.adminU.AccountID, e.adminU.ID, usher.ScopeRead)
+		var shown notificationJSON
+		read.ok(http.StatusOK, "GET", notificationsPath, nil, &shown)
+		if shown.Frequency != "monthly" {
+			t.Fatalf("got %+v", shown)
+		}
+		read.ok(http.StatusOK, "GET", notificationsPath+"/runs", nil, nil)
+		read.fail(http.StatusForbidden, usher.EFORBIDDEN, "PUT", notificationsPath, map[string]any{"start_date": "2026-03-20", "frequency": "weekly", "range": "3m"})
+		read.fail(http.StatusForbidden, usher.EFORBIDDEN, "DELETE", notificationsPath, nil)
+		e.admin.ok(http.StatusOK, "GET", notificationsPath, nil, &shown)
+		if shown.Frequency != "monthly" || !shown.Enabled {
+			t.Fatalf("after refused changes: got %+v", shown)
+		}
+	})
+}

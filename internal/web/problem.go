@@ -55,6 +55,8 @@ func errorStatus(code string) (int, string) {
 		return http.StatusTooManyRequests, "Too many requests"
 	case usher.EPRECONDITION:
 		return http.StatusPreconditionFailed, "Precondition failed"
+	case usher.EUNAVAILABLE:
+		return http.StatusBadGateway, "Bad gateway"
 	case codeMalformed:
 		return http.StatusBadRequest, "Malformed request"
 	case codeMethodNotAllowed:

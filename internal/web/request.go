@@ -6,11 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
@@ -32,6 +37,18 @@ func (s *server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 		}
 		return usher.Errorf(codeMalformed, "reading the request body failed")
 	}
+	return decodeJSONBody(body, v)
+}
+
+// decodeJSONBody decodes body into v with the text rules of usher.TextProblem:
+// encoding/json would turn invalid UTF-8 and lone surrogate escapes into
+// U+FFFD and take the last of duplicate keys, silently; here they are
+// refused, naming the field, and so is any string holding a control
+// character.
+func decodeJSONBody(body []byte, v any) error {
+	if off, reason := badJSONText(body); reason != "" {
+		return fieldMalformed(body, off, reason)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -40,7 +57,110 @@ func (s *server) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error
 	if _, err := dec.Token(); err != io.EOF {
 		return malformed(body, dec.InputOffset(), "unexpected data after the JSON value")
 	}
-	return nil
+	if field := duplicateKey(body); field != "" {
+		return &usher.Error{Code: codeMalformed, Message: "the body names a field twice",
+			Fields: []usher.FieldError{{Field: field, Reason: "is given more than once"}}}
+	}
+	var p usher.Problems
+	walkJSON(body, func(path string, _ int64, tok json.Token, isKey bool) bool {
+		if s, ok := tok.(string); ok { // keys too: a map's keys are values
+			if reason := usher.TextProblem(s); reason != "" {
+				p.Add(path, reason)
+			}
+		}
+		return false
+	})
+	return p.Err()
+}
+
+// fieldMalformed is a 400 naming the field whose value holds byte offset.
+func fieldMalformed(body []byte, offset int64, reason string) error {
+	field := pathAt(body, offset)
+	if field == "" {
+		return malformed(body, offset, reason)
+	}
+	return &usher.Error{Code: codeMalformed, Message: "the body is not valid text",
+		Fields: []usher.FieldError{{Field: field, Reason: reason}}}
+}
+
+// badJSONText finds the first byte of body that is not valid UTF-8, or the
+// first \u escape that is half a surrogate pair, inside or outside a
+// string, and says what is wrong there; reason is "" when there is none.
+func badJSONText(body []byte) (offset int64, reason string) {
+	inString := false
+	for i := 0; i < len(body); {
+		c := body[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRune(body[i:])
+			if r == utf8.RuneError && size == 1 {
+				return int64(i), "is not valid UTF-8"
+			}
+			i += size
+			continue
+		}
+		switch {
+		case c == '"':
+			inString = !inString
+		case inString && c == '\\' && i+1 < len(body):
+			if body[i+1] != 'u' {
+				i += 2
+				continue
+			}
+			r, ok := hex4(body, i+2)
+			if ok && utf16.IsSurrogate(r) {
+				low, lok := rune(0), false
+				if i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' {
+					low, lok = hex4(body, i+8)
+				}
+				if r >= 0xdc00 || !lok || low < 0xdc00 || low > 0xdfff {
+					return int64(i), "holds half of a UTF-16 surrogate pair, which is not a character"
+				}
+				i += 12
+				continue
+			}
+			i += 2
+			continue
+		}
+		i++
+	}
+	return 0, ""
+}
+
+// hex4 reads the four hex digits of a \u escape at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
+	return rune(n), err == nil
+}
+
+// duplicateKey returns the path of the first key an object of body names
+// twice, or "".
+func duplicateKey(body []byte) string {
+	var seen []map[string]bool // one set per open object; nil for arrays
+	var found string
+	walkJSON(body, func(path string, _ int64, tok json.Token, isKey bool) bool {
+		if isKey {
+			keys := seen[len(seen)-1]
+			if keys[tok.(string)] {
+				found = path
+				return true
+			}
+			keys[tok.(string)] = true
+		}
+		return false
+	}, func(open bool, object bool) {
+		switch {
+		case open && object:
+			seen = append(seen, map[string]bool{})
+		case open:
+			seen = append(seen, nil)
+		default:
+			seen = seen[:len(seen)-1]
+		}
+	})
+	return found
 }
 
 // checkJSONContentType accepts application/json and other +json types in UTF-8.
@@ -139,7 +259,8 @@ type jsonFrame struct {
 // walkJSON calls visit for every value in body with its path, written as the
 // domain names fields ("subscriptions[0].services[1]"), and the offset where
 // the value's first token ends. It stops when visit returns true.
-func walkJSON(body []byte, visit func(path string, end int64, tok json.Token, isKey bool) bool) {
+// nest, when given, is told of every object or array opening and closing.
+func walkJSON(body []byte, visit func(path string, end int64, tok json.Token, isKey bool) bool, nest ...func(open, object bool)) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var stack []jsonFrame
 	path := func() string {
@@ -185,9 +306,15 @@ func walkJSON(body []byte, visit func(path string, end int64, tok json.Token, is
 				return
 			}
 			stack = append(stack, jsonFrame{array: tok == json.Delim('['), wantKey: tok == json.Delim('{')})
+			for _, f := range nest {
+				f(true, tok == json.Delim('{'))
+			}
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:len(stack)-1]
 			valueDone()
+			for _, f := range nest {
+				f(false, tok == json.Delim('}'))
+			}
 		default:
 			if visit(path(), dec.InputOffset(), tok, false) {
 				return
@@ -222,6 +349,35 @@ func keyPath(body []byte, name string) string {
 		return false
 	})
 	return found
+}
+
+// textQuery refuses a request whose query parameters break the text rules
+// of usher.TextProblem (a NUL, a control character, invalid UTF-8), naming
+// each parameter, before any handler or database sees them.
+func (s *server) textQuery(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := CheckQueryText(r.URL.Query()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// CheckQueryText checks every value of q (query parameters or form fields)
+// with usher.TextProblem and returns an usher.EINVALID error naming each bad
+// one, or nil. The console checks its forms with it too.
+func CheckQueryText(q url.Values) error {
+	var p usher.Problems
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		for _, v := range q[name] {
+			if reason := usher.TextProblem(v); reason != "" {
+				p.Add(name, reason)
+				break
+			}
+		}
+	}
+	return p.Err()
 }
 
 // pathID reads a positive integer id from the path; anything else names no

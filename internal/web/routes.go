@@ -19,7 +19,7 @@ func (s *server) routes(mux router, withMetrics bool) {
 		mux.Handle("GET /metrics", http.HandlerFunc(s.serveMetrics))
 	}
 
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(h)) }
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, s.bearer(s.textQuery(h))) }
 	api("GET /api/v1/me", s.me)
 
 	api("GET /api/v1/users", s.listUsers)
@@ -38,9 +38,24 @@ func (s *server) routes(mux router, withMetrics bool) {
 	api("GET /api/v1/subscriptions", s.listSubscriptions)
 	api("POST /api/v1/subscriptions", s.createSubscription)
 	api("GET /api/v1/subscriptions/{id}", s.getSubscription)
+	api("GET /api/v1/subscriptions/{id}/waiting", s.subscriptionWaiting)
+
+	api("GET /api/v1/groups", s.listGroups)
+	api("POST /api/v1/groups", s.createGroup)
+	api("GET /api/v1/groups/{id}", s.getGroup)
+	api("PATCH /api/v1/groups/{id}", s.updateGroup)
+	api("DELETE /api/v1/groups/{id}", s.deleteGroup)
+	api("GET /api/v1/groups/{id}/members", s.listGroupMembers)
+	api("POST /api/v1/groups/{id}/members", s.addGroupMembers)
+	api("DELETE /api/v1/groups/{id}/members/{user_id}", s.removeGroupMember)
+	api("PUT /api/v1/groups/{id}/subscriptions/{subscription_id}", s.assignGroup)
+	api("DELETE /api/v1/groups/{id}/subscriptions/{subscription_id}", s.unassignGroup)
+	api("DELETE /api/v1/groups/{id}/subscriptions/{subscription_id}/exclusions/{user_id}", s.includeMember)
 
 	api("POST /api/v1/unassign", s.unassign)
+	api("GET /api/v1/tokens", s.listTokens)
 	api("POST /api/v1/tokens", s.createToken)
+	api("DELETE /api/v1/tokens/{id}", s.revokeToken)
 	api("GET /api/v1/audit-log", s.auditLog)
 
 	if s.notify != nil {
@@ -48,6 +63,11 @@ func (s *server) routes(mux router, withMetrics bool) {
 		api("PUT /api/v1/usage-notifications", s.setNotifications)
 		api("DELETE /api/v1/usage-notifications", s.turnOffNotifications)
 		api("GET /api/v1/usage-notifications/runs", s.notificationRuns)
+	}
+	if s.sso != nil {
+		api("GET /api/v1/sso", s.getSSO)
+		api("PUT /api/v1/sso", s.setSSO)
+		api("DELETE /api/v1/sso", s.turnOffSSO)
 	}
 	if s.usage != nil {
 		api("POST /api/v1/usage-events", s.ingestUsage)

@@ -226,7 +226,7 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request) {
 // reportCSVHeader names the CSV export's columns.
 var reportCSVHeader = []string{
 	"name", "email", "product", "product_name", "contract_number", "plan", "assigned_at",
-	"last_used", "days_used", "monthly_average", "status", "status_note",
+	"last_used", "days_used", "monthly_average", "status", "status_note", "source",
 }
 
 // usageReportCSV streams every row matching the filter (no pages) as CSV.
@@ -275,7 +275,7 @@ func WriteReportCSV(w http.ResponseWriter, r *http.Request, use *usage.Service, 
 		return cw.Write([]string{
 			csvCell(r.Name), csvCell(r.Email), r.Product, csvCell(r.ProductName), csvCell(r.ContractNumber), string(r.Plan),
 			r.AssignedAt.Format(time.DateOnly), last, strconv.Itoa(r.DaysUsed),
-			strconv.FormatFloat(r.MonthlyAverage, 'f', 1, 64), string(r.Status), r.StatusNote,
+			strconv.FormatFloat(r.MonthlyAverage, 'f', 1, 64), string(r.Status), r.StatusNote, csvCell(SourceText(r.Sources)),
 		})
 	}
 	err := use.EachRow(r.Context(), a, f, head, row)
@@ -293,6 +293,19 @@ func WriteReportCSV(w http.ResponseWriter, r *http.Request, use *usage.Service, 
 		log.ErrorContext(r.Context(), "usage report export failed", slog.Any("err", err))
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// SourceText writes a seat's sources for people: "direct; group Design".
+func SourceText(src []usher.SeatSource) string {
+	parts := make([]string, len(src))
+	for i, s := range src {
+		if s.Direct {
+			parts[i] = "direct"
+		} else {
+			parts[i] = "group " + s.GroupName
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // csvCell keeps a cell from being read as a formula by spreadsheets

@@ -371,7 +371,7 @@ func TestUsageReportAPI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(recs) != 6 || strings.Join(recs[0], ",") != "name,email,product,product_name,contract_number,plan,assigned_at,last_used,days_used,monthly_average,status,status_note" {
+			if len(recs) != 6 || strings.Join(recs[0], ",") != "name,email,product,product_name,contract_number,plan,assigned_at,last_used,days_used,monthly_average,status,status_note,source" {
 				t.Fatalf("got %q", recs)
 			}
 			inactive := c.do("GET", "/api/v1/reports/usage?status=inactive", nil, "Accept", "text/csv")
@@ -379,7 +379,7 @@ func TestUsageReportAPI(t *testing.T) {
 				t.Fatalf("status=inactive: got %d with %d lines, want the header only", inactive.Status, lines)
 			}
 			// A cell that a spreadsheet would run as a formula is defused.
-			if recs[1][1] != "'=cmd@acme.test" || recs[2][1] != "ada@acme.test" || recs[2][7] != "2026-03-14" || recs[2][8] != "1" || recs[2][10] != "active" {
+			if recs[1][1] != "'=cmd@acme.test" || recs[2][1] != "ada@acme.test" || recs[2][7] != "2026-03-14" || recs[2][8] != "1" || recs[2][10] != "active" || recs[2][12] != "direct" {
 				t.Fatalf("rows: got %q", recs[1:3])
 			}
 		})

@@ -17,10 +17,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/auth"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/sso"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 	"github.com/usherhq/usher/internal/web"
@@ -41,12 +43,18 @@ type Config struct {
 	// Notify keeps usage notification settings; nil leaves the Usage
 	// Notifications page out.
 	Notify *notify.Service
+	// SSO runs single sign-on with OpenID Connect; nil leaves it out.
+	SSO    *sso.Service
 	Logger *slog.Logger     // nil = discard
 	Now    func() time.Time // the clock of date pickers; nil = time.Now
 	// SecureCookies marks the session cookie Secure even on plain HTTP
 	// requests, for servers behind a proxy that ends TLS (a https base URL).
-	// Requests that arrive over TLS get Secure cookies anyway.
+	// Requests that arrive over TLS get Secure cookies anyway. It also
+	// makes https the only scheme the cross-site check accepts.
 	SecureCookies bool
+	// TrustedProxies may name the client (X-Forwarded-For), for the
+	// per-client sign-in limit, and its scheme (X-Forwarded-Proto).
+	TrustedProxies web.TrustedProxies
 }
 
 // cookieName is the session cookie. It holds a random token whose hash the
@@ -58,17 +66,20 @@ type server struct {
 	auth   *auth.Service
 	usage  *usage.Service
 	notify *notify.Service
+	sso    *sso.Service
 	log    *slog.Logger
 	now    func() time.Time
 	secure bool
+	proxy  web.TrustedProxies
 	pages  map[string]*template.Template
 }
 
 // New returns the console's handler, to be mounted at "/". State-changing
-// requests from other origins are refused (http.CrossOriginProtection);
-// the session cookie is SameSite=Lax on top of that.
+// requests from other origins are refused (see crossSite); the session
+// cookie is SameSite=Lax on top of that.
 func New(cfg Config) (http.Handler, error) {
-	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, log: cfg.Logger, now: cfg.Now, secure: cfg.SecureCookies}
+	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, sso: cfg.SSO, log: cfg.Logger, now: cfg.Now,
+		secure: cfg.SecureCookies, proxy: cfg.TrustedProxies}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -81,12 +92,99 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	cop := http.NewCrossOriginProtection()
-	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.renderStatus(w, r, http.StatusForbidden, nil, "Request refused",
-			"This request came from another site, so it was refused. Nothing was changed.")
-	}))
-	return s.headers(cop.Handler(mux)), nil
+	inner := s.text(mux)
+	guarded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.crossSite(r) {
+			s.renderStatus(w, r, http.StatusForbidden, nil, "Request refused",
+				"This request came from another site, so it was refused. Nothing was changed.")
+			return
+		}
+		inner.ServeHTTP(w, r)
+	})
+	return s.headers(guarded), nil
+}
+
+// crossSite reports whether a state-changing request came from another
+// origin. Browsers say so in Sec-Fetch-Site, which compares scheme, host
+// and port. Older ones send only Origin, which must then match this
+// server's scheme as well as its host: http.CrossOriginProtection compares
+// the host alone, so a page on http://host could post to https://host.
+// Requests with neither header come from no browser and carry no cookie a
+// browser was tricked into sending.
+func (s *server) crossSite(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return false
+	case "":
+	default:
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	o, err := url.Parse(origin)
+	return err != nil || o.Host != r.Host || o.Scheme != s.scheme(r)
+}
+
+// scheme is how browsers reach the console: https when the public URL is
+// https, whatever hop ended TLS.
+func (s *server) scheme(r *http.Request) string {
+	if s.secure {
+		return "https"
+	}
+	return s.proxy.Scheme(r)
+
+}
+
+// maxForm bounds a console form body.
+const maxForm = 1 << 20
+
+// text refuses, with 400 naming the field, a request whose query parameters
+// or form fields break the text rules of usher.TextProblem, before any page
+// or the database sees them. Passwords are only held to valid UTF-8 without
+// NUL: they are never shown or stored as text, and refusing a character a
+// password already holds would lock its owner out.
+func (s *server) text(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request", "The form could not be read.")
+				return
+			}
+		}
+		fields := url.Values{}
+		for name, vs := range r.URL.Query() {
+			fields[name] = vs
+		}
+		var msgs []string
+		for name, vs := range r.PostForm {
+			if !strings.Contains(name, "password") {
+				fields[name] = vs
+				continue
+			}
+			for _, v := range vs {
+				if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+					msgs = append(msgs, name+" is not valid UTF-8 text without NUL characters")
+					break
+				}
+			}
+		}
+		for _, f := range usher.ErrorFields(web.CheckQueryText(fields)) {
+			msgs = append(msgs, f.Field+" "+f.Reason)
+		}
+		if len(msgs) > 0 {
+			s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request",
+				"Nothing was done: "+strings.Join(msgs, "; ")+".")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *server) routes(mux *http.ServeMux) {
@@ -106,6 +204,10 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /subscriptions", s.signedIn(s.subscriptions))
 	mux.HandleFunc("POST /subscriptions/{id}/release", s.signedIn(s.releaseSeat))
 	mux.HandleFunc("GET /audit-log", s.signedIn(s.auditLog))
+	mux.HandleFunc("GET "+tokensPath, s.signedIn(s.tokensPage))
+	mux.HandleFunc("POST "+tokensPath, s.signedIn(s.createToken))
+	mux.HandleFunc("GET "+tokensPath+"/{id}/revoke", s.signedIn(s.confirmRevokeToken))
+	mux.HandleFunc("POST "+tokensPath+"/{id}/revoke", s.signedIn(s.revokeToken))
 	if s.usage != nil {
 		mux.HandleFunc("GET "+reportPath, s.signedIn(s.usageReport))
 		mux.HandleFunc("POST "+reportPath+"/unassign", s.signedIn(s.unassign))
@@ -115,6 +217,8 @@ func (s *server) routes(mux *http.ServeMux) {
 		mux.HandleFunc("POST "+notificationsPath, s.signedIn(s.saveNotifications))
 		mux.HandleFunc("POST "+notificationsPath+"/{state}", s.signedIn(s.switchNotifications))
 	}
+
+	s.ssoRoutes(mux)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.renderStatus(w, r, http.StatusNotFound, nil, "Page not found", "There is no page at this address.")
@@ -194,7 +298,7 @@ func (s *server) viewer(r *http.Request) (viewer, error) {
 }
 
 func (s *server) secureRequest(r *http.Request) bool {
-	return s.secure || r.TLS != nil
+	return s.scheme(r) == "https"
 }
 
 // setSessionCookie hands the browser the session's token. Its lifetime is
@@ -249,7 +353,9 @@ func (s *server) navFor(v viewer, current string) []navItem {
 	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))
 	add("Usage Notifications", notificationsPath, s.notify != nil && access.Can(a, access.ManageNotification, 0))
 	add("Audit log", "/audit-log", access.Can(a, access.ViewAudit, 0))
+	add("Single sign-on", ssoSettingsPath, s.canManageSSO(v))
 	add("My access", "/users/"+strconv.FormatInt(a.UserID, 10)+"/access", true)
+	add("API tokens", tokensPath, true)
 	return out
 }
 
@@ -352,6 +458,8 @@ func errorStatus(code string) int {
 		return http.StatusUnauthorized
 	case usher.ERATELIMITED:
 		return http.StatusTooManyRequests
+	case usher.EUNAVAILABLE:
+		return http.StatusBadGateway
 	default:
 		return http.StatusInternalServerError
 	}

@@ -64,7 +64,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func newHTTPSite(t *testing.T, secure bool) *httpSite {
+func newHTTPSite(t *testing.T, secure bool, opts ...func(*console.Config)) *httpSite {
 	t.Helper()
 	db := storetest.Open(t, store.SQLite)
 	s := &httpSite{t: t}
@@ -81,7 +81,11 @@ func newHTTPSite(t *testing.T, secure bool) *httpSite {
 	if err := s.auth.SetPassword(context.Background(), s.acct.ID, s.admin.ID, password); err != nil {
 		t.Fatal(err)
 	}
-	ui, err := console.New(console.Config{Access: s.access, Auth: s.auth, SecureCookies: secure})
+	cfg := console.Config{Access: s.access, Auth: s.auth, SecureCookies: secure}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ui, err := console.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,6 +256,93 @@ func TestCrossOriginPostIsRefused(t *testing.T) {
 	}
 	if a := c.send("POST", "/signout", url.Values{}, "Sec-Fetch-Site", "same-origin"); a.status != http.StatusSeeOther {
 		t.Fatalf("same-origin sign-out: %d, want 303", a.status)
+	}
+}
+
+func TestCrossOriginCheckComparesTheScheme(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("secure=%v", secure), func(t *testing.T) {
+			s := newHTTPSite(t, secure)
+			host := strings.TrimPrefix(s.url, "http://")
+			own, other := "http://"+host, "https://"+host
+			if secure {
+				own, other = other, own
+			}
+			c := s.client()
+			c.signIn("ada@acme.test", password)
+			if a := c.send("POST", "/signout", url.Values{}, "Origin", other); a.status != http.StatusForbidden {
+				t.Fatalf("Origin %s: %d, want 403: the same host over another scheme is another site", other, a.status)
+			}
+			if a := c.send("POST", "/signout", url.Values{}, "Origin", own); a.status != http.StatusSeeOther {
+				t.Fatalf("Origin %s: %d, want 303", own, a.status)
+			}
+		})
+	}
+}
+
+// TestTrustedProxyNamesTheClient: behind a trusted proxy, failures count
+// against the address X-Forwarded-For names, so one client's guessing does
+// not lock out another behind the same proxy; from an untrusted peer the
+// header is ignored.
+func TestTrustedProxyNamesTheClient(t *testing.T) {
+	proxies, err := web.ParseTrustedProxies("127.0.0.0/8, ::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newHTTPSite(t, false, func(c *console.Config) { c.TrustedProxies = proxies })
+	c := s.client()
+	// 100 failures (the default client limit) from one client, each for a
+	// different email so the per-email limit does not stop it first.
+	for i := range auth.DefaultMaxFailuresPerClient {
+		a := c.send("POST", "/signin", url.Values{"email": {fmt.Sprintf("guess%d@acme.test", i)}, "password": {"wrong password!"}},
+			"X-Forwarded-For", "198.51.100.7")
+		if a.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d, want 401", i+1, a.status)
+		}
+	}
+	a := c.send("POST", "/signin", url.Values{"email": {"ada@acme.test"}, "password": {password}}, "X-Forwarded-For", "198.51.100.7")
+	if a.status != http.StatusTooManyRequests {
+		t.Fatalf("the guessing client: %d, want 429", a.status)
+	}
+	// Another client behind the same proxy signs in.
+	a = s.client().send("POST", "/signin", url.Values{"email": {"ada@acme.test"}, "password": {password}}, "X-Forwarded-For", "198.51.100.7, 203.0.113.9")
+	if a.status != http.StatusSeeOther {
+		t.Fatalf("another client behind the proxy: %d, want 303", a.status)
+	}
+}
+
+func TestDisablingAUserEndsTheirSessions(t *testing.T) {
+	s := newHTTPSite(t, false)
+	ctx := context.Background()
+	sys := usher.System(s.acct.ID)
+	email := "ben@acme.test"
+	ben, err := s.access.CreateUser(ctx, sys, access.UserInput{Email: &email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.auth.SetPassword(ctx, s.acct.ID, ben.ID, password); err != nil {
+		t.Fatal(err)
+	}
+	c := s.client()
+	if a := c.signIn(email, password); a.status != http.StatusSeeOther {
+		t.Fatalf("sign in: %d", a.status)
+	}
+	mine := fmt.Sprintf("/users/%d/access", ben.ID)
+	if a := c.send("GET", mine, nil); a.status != http.StatusOK {
+		t.Fatalf("signed in: %d", a.status)
+	}
+	off, on := usher.UserDisabled, usher.UserActive
+	if _, err := s.access.UpdateUser(ctx, sys, ben.ID, access.UserInput{Status: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.send("GET", mine, nil); a.status != http.StatusSeeOther {
+		t.Fatalf("after disabling: %d, want a redirect to sign in", a.status)
+	}
+	if _, err := s.access.UpdateUser(ctx, sys, ben.ID, access.UserInput{Status: &on}); err != nil {
+		t.Fatal(err)
+	}
+	if a := c.send("GET", mine, nil); a.status != http.StatusSeeOther {
+		t.Fatalf("after re-enabling: %d, want the old session still ended", a.status)
 	}
 }
 

@@ -1,8 +1,8 @@
 package console
 
 import (
-	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -10,6 +10,19 @@ import (
 type signInPage struct {
 	Email string
 	Next  string
+	SSO   ssoOffer // single sign-on, see sso.go
+	// Account names the account to sign in to, for an email that is a
+	// user in several (/signin?account=ID); 0 means the first.
+	Account int64
+}
+
+// accountParam reads the optional account id; anything else is ignored.
+func accountParam(v string) int64 {
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 0 {
+		return 0
+	}
+	return id
 }
 
 func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
@@ -21,21 +34,11 @@ func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	p := page{Title: "Sign in", Data: signInPage{Next: next}}
+	p := page{Title: "Sign in", Data: signInPage{Next: next, SSO: s.ssoOfferFor(r, next, ""), Account: accountParam(r.URL.Query().Get("account"))}}
 	if r.URL.Query().Get("signed_out") == "1" {
 		p.Message = "You have signed out."
 	}
 	s.render(w, r, http.StatusOK, "signin", p)
-}
-
-// clientAddress is the connection's address, for the per-client failure
-// limit. Behind a proxy it is the proxy's: the per-email limit still holds.
-func clientAddress(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
@@ -44,15 +47,16 @@ func (s *server) signIn(w http.ResponseWriter, r *http.Request) {
 		s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request", "The form could not be read.")
 		return
 	}
-	email, next := r.PostForm.Get("email"), localPath(r.PostForm.Get("next"))
-	token, sess, err := s.auth.SignIn(r.Context(), email, r.PostForm.Get("password"), clientAddress(r))
+	email, next, acct := r.PostForm.Get("email"), localPath(r.PostForm.Get("next")), accountParam(r.PostForm.Get("account"))
+	token, sess, err := s.auth.SignInTo(r.Context(), acct, email, r.PostForm.Get("password"), s.proxy.ClientAddress(r))
 	if err != nil {
 		status := errorStatus(usher.ErrorCode(err))
 		if status == http.StatusInternalServerError {
 			s.renderError(w, r, nil, err)
 			return
 		}
-		s.render(w, r, status, "signin", page{Title: "Sign in", Errors: errorLines(err), Data: signInPage{Email: email, Next: next}})
+		s.render(w, r, status, "signin", page{Title: "Sign in", Errors: errorLines(err),
+			Data: signInPage{Email: email, Next: next, SSO: s.ssoOfferAfterPassword(r, err, next, email), Account: acct}})
 		return
 	}
 	s.setSessionCookie(w, r, token, sess)
