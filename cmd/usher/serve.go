@@ -28,6 +28,7 @@ import (
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/web"
 	"github.com/usherhq/usher/internal/web/console"
+	"github.com/usherhq/usher/internal/web/scim"
 )
 
 const serveHelp = `Usage: usher serve [flags]
@@ -230,6 +231,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:  log,
 		Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
 		Console: ui,
+		SCIM:    scim.NewHandler(scim.Config{Access: svc, Logger: log, BaseURL: base}),
 		SSO:     ssoSvc,
 		Ready: func(ctx context.Context) error {
 			if stopping.Load() {

@@ -22,6 +22,7 @@ const (
 	ManageNotification Action = "manage_notifications" // usage notification settings
 	ViewNotification   Action = "view_notifications"   // see one's own notification setting and its emails
 	IngestUsage        Action = "ingest_usage"         // send usage events
+	Provision          Action = "provision"            // create, update and deprovision users as an identity provider (SCIM)
 	ViewTokens         Action = "view_tokens"          // list every API token of the account, with its owner
 	RevokeTokens       Action = "revoke_tokens"        // revoke any API token of the account
 	ManageSSO          Action = "manage_sso"           // single sign-on (OpenID Connect) settings of the account
@@ -48,13 +49,13 @@ var matrix = map[usher.Role]map[Action]bool{
 	usher.RolePrimaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
-		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true,
+		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true, Provision: true,
 		ViewTokens: true, RevokeTokens: true, ViewNotification: true, ManageSSO: true, ManageGroups: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
-		ViewReports: true, ViewAudit: true, IngestUsage: true, ManageGroups: true,
+		ViewReports: true, ViewAudit: true, IngestUsage: true, Provision: true, ManageGroups: true,
 	},
 	usher.RoleContractManager: {
 		ViewUsers: true, AppointCoordinator: true, ViewSubscription: true, ManageSeats: true, ViewReports: true,
@@ -71,12 +72,15 @@ func Can(a usher.Actor, action Action, subscriptionID int64) bool {
 	switch a.Scope {
 	case usher.ScopeIngest:
 		return action == IngestUsage && (a.HasAny(usher.RolePrimaryAdmin) || a.HasAny(usher.RoleSecondaryAdmin))
-	case usher.ScopeSCIM:
-		return false // SCIM has its own endpoints and rules
 	case usher.ScopeRead:
 		if !readActions[action] {
 			return false
 		}
+	}
+	// A SCIM token provisions and does nothing else; provisioning needs one,
+	// so that what an identity provider does is told apart in the audit log.
+	if (a.Scope == usher.ScopeSCIM) != (action == Provision) {
+		return false
 	}
 	for _, g := range a.Grants {
 		if !matrix[g.Role][action] {

@@ -74,6 +74,7 @@ type Tx interface {
 	UpdateUser(ctx context.Context, u usher.User) error
 	// DeleteUser removes the user with their roles, tokens, seats and benefits.
 	DeleteUser(ctx context.Context, accountID, id int64) error
+	ProvisionTx // SCIM provisioning of users, provision.go
 
 	// GrantRole is idempotent.
 	GrantRole(ctx context.Context, accountID int64, g usher.RoleGrant) error

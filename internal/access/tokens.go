@@ -289,6 +289,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, 
 		}
 		actor, err = actorFor(ctx, tx, t.AccountID, t.UserID)
 		actor.Scope = t.Scope
+		if t.Scope == usher.ScopeSCIM {
+			// The audit log names the provisioning client, not its owner.
+			actor.Client, actor.Email = t.Name, "scim:"+t.Name
+		}
 		return err
 	})
 	if err != nil {

@@ -345,6 +345,10 @@ type Actor struct {
 	Email     string
 	Grants    []RoleGrant
 	Scope     TokenScope
+	// Client names the provisioning client acting with a SCIM token (the
+	// token's name); Email is then "scim:<name>", so the audit log tells
+	// the client's changes apart from its owner's.
+	Client string
 }
 
 // System is the actor for work done by Usher itself or an operator on the
@@ -385,6 +389,7 @@ func (a Actor) IsAdmin() bool {
 var AuditActions = []string{
 	"account.create",
 	"user.create", "user.update", "user.delete",
+	"user.provision", "user.deprovision", "user.scim_delete", // by a SCIM client
 	"role.grant", "role.revoke",
 	"subscription.create",
 	"seat.assign", "seat.unassign", "services.set", "benefits.set",

@@ -36,6 +36,9 @@ type Config struct {
 	// Console serves every path the API does not (the admin console, see
 	// package console); nil = those paths answer 404 problems.
 	Console http.Handler
+	// SCIM serves the SCIM 2.0 service provider under /scim/v2/ (package
+	// web/scim); nil leaves it out.
+	SCIM http.Handler
 	// SSO keeps single sign-on settings; nil leaves /api/v1/sso out.
 	SSO *sso.Service
 
@@ -93,6 +96,9 @@ func NewHandler(cfg Config) http.Handler {
 	s := newServer(cfg)
 	mux := http.NewServeMux()
 	s.routes(mux, !cfg.MetricsElsewhere)
+	if cfg.SCIM != nil {
+		mux.Handle("/scim/v2/", cfg.SCIM)
+	}
 	api := s.unrouted(mux)
 	if cfg.Console == nil {
 		return s.observe(s.apiHeaders(api))
@@ -256,7 +262,7 @@ func (s *server) apiHeaders(next http.Handler) http.Handler {
 }
 
 func isAPIPath(p string) bool {
-	return p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/api/v1" || strings.HasPrefix(p, "/api/")
+	return p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/api/v1" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/scim/")
 }
 
 // unrouted answers requests no route matches (404) or matches only with

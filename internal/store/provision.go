@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/usher"
+)
+
+// This file implements access.ProvisionTx: the SCIM columns of users
+// (migration 0011).
+
+const provisionedColumns = userColumns + ", scim_state, COALESCE(external_id, ''), COALESCE(user_name, email), COALESCE(scim_profile, '')"
+
+func scanProvisioned(row interface{ Scan(...any) error }) (access.ProvisionedUser, error) {
+	var u access.ProvisionedUser
+	var created, updated int64
+	var profile string
+	err := row.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Status, &created, &updated,
+		&u.State, &u.ExternalID, &u.UserName, &profile)
+	u.CreatedAt, u.UpdatedAt = fromMillis(created), fromMillis(updated)
+	if profile != "" {
+		u.Profile = json.RawMessage(profile)
+	}
+	return u, err
+}
+
+// ProvisionedUserByID returns one user of the account with their SCIM columns.
+func (tx *Tx) ProvisionedUserByID(ctx context.Context, accountID, id int64) (access.ProvisionedUser, error) {
+	u, err := scanProvisioned(tx.queryRow(ctx, "SELECT "+provisionedColumns+" FROM users WHERE account_id = ? AND id = ?", accountID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, usher.Errorf(usher.ENOTFOUND, "user %d not found", id)
+	} else if err != nil {
+		return u, fmt.Errorf("get user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// ProvisionedUserByUserName finds a user by userName, or by email when
+// they have none, served by users_by_user_name and the (account_id, email)
+// key. Emails are stored lower-cased (usher.NormalizeEmail).
+func (tx *Tx) ProvisionedUserByUserName(ctx context.Context, accountID int64, userName string) (access.ProvisionedUser, error) {
+	key := strings.ToLower(strings.TrimSpace(userName))
+	rows, err := tx.query(ctx, "SELECT "+provisionedColumns+` FROM users
+		WHERE account_id = ? AND (user_name_key = ? OR (email = ? AND user_name_key IS NULL))
+		ORDER BY id`, accountID, key, key)
+	if err != nil {
+		return access.ProvisionedUser{}, fmt.Errorf("get user %s: %w", userName, err)
+	}
+	out, err := collect(rows, scanProvisioned)
+	if err != nil {
+		return access.ProvisionedUser{}, fmt.Errorf("get user %s: %w", userName, err)
+	}
+	if len(out) == 0 {
+		return access.ProvisionedUser{}, usher.Errorf(usher.ENOTFOUND, "user %s not found", userName)
+	}
+	return out[0], nil // a userName set by SCIM sorts no matter: both cannot exist, the service checks
+}
+
+// FindProvisionedUsers lists the users SCIM sees that match m, by id.
+func (tx *Tx) FindProvisionedUsers(ctx context.Context, accountID int64, m access.UserMatch, offset, limit int) ([]access.ProvisionedUser, int, error) {
+	var where strings.Builder
+	args := []any{accountID}
+	where.WriteString(" FROM users WHERE account_id = ? AND scim_state <> 'deleted'")
+	if m.Op != "" {
+		where.WriteString(" AND ")
+		if err := tx.matchSQL(&where, &args, m); err != nil {
+			return nil, 0, err
+		}
+	}
+	var total int
+	if err := tx.queryRow(ctx, "SELECT COUNT(*)"+where.String(), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count provisioned users: %w", err)
+	}
+	if limit == 0 || offset >= total {
+		return []access.ProvisionedUser{}, total, nil
+	}
+	rows, err := tx.query(ctx, "SELECT "+provisionedColumns+where.String()+" ORDER BY id LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list provisioned users: %w", err)
+	}
+	out, err := collect(rows, scanProvisioned)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list provisioned users: %w", err)
+	}
+	return out, total, nil
+}
+
+// matchColumn is the SQL of each attribute and whether it compares
+// without case (its values are then lower-cased, the column already is).
+func matchColumn(attr access.UserAttr) (string, bool, error) {
+	switch attr {
+	case access.AttrUserName:
+		return "COALESCE(user_name_key, email)", true, nil
+	case access.AttrExternalID:
+		return "external_id", false, nil
+	case access.AttrDisplayName:
+		return "name_key", true, nil
+	case access.AttrEmail:
+		return "email", true, nil
+	}
+	return "", false, usher.Errorf(usher.EINVALID, "cannot filter on %q", attr)
+}
+
+// matchSQL writes m as a WHERE condition with ? arguments.
+func (tx *Tx) matchSQL(b *strings.Builder, args *[]any, m access.UserMatch) error {
+	switch m.Op {
+	case access.MatchAnd, access.MatchOr:
+		b.WriteString("(")
+		for i, t := range m.Terms {
+			if i > 0 {
+				b.WriteString(" " + strings.ToUpper(m.Op) + " ")
+			}
+			if err := tx.matchSQL(b, args, t); err != nil {
+				return err
+			}
+		}
+		b.WriteString(")")
+		return nil
+	case access.MatchNot:
+		if len(m.Terms) != 1 {
+			return usher.Errorf(usher.EINVALID, "not takes one condition")
+		}
+		// COALESCE: NOT of a comparison with NULL is NULL, yet a user
+		// without the attribute does not match it, so NOT matches them.
+		b.WriteString("NOT COALESCE(")
+		if err := tx.matchSQL(b, args, m.Terms[0]); err != nil {
+			return err
+		}
+		b.WriteString(", FALSE)")
+		return nil
+	}
+	col, fold, err := matchColumn(m.Attr)
+	if err != nil {
+		return err
+	}
+	v := m.Value
+	if fold {
+		v = strings.ToLower(v)
+	}
+	switch m.Op {
+	case access.MatchPr:
+		b.WriteString("(" + col + " IS NOT NULL AND " + col + " <> '')")
+		return nil
+	case access.MatchEq:
+		b.WriteString(col + " = ?")
+		*args = append(*args, v)
+	case access.MatchNe:
+		b.WriteString("(" + col + " IS NULL OR " + col + " <> ?)")
+		*args = append(*args, v)
+	case access.MatchCo, access.MatchSw, access.MatchEw:
+		pattern := escapeLike(v)
+		switch m.Op {
+		case access.MatchCo:
+			pattern = "%" + pattern + "%"
+		case access.MatchSw:
+			pattern += "%"
+		default:
+			pattern = "%" + pattern
+		}
+		if !fold {
+			// LIKE ignores case on SQLite, so externalId, compared with
+			// case, is matched by position instead.
+			b.WriteString(tx.caseExact(m.Op, col))
+			if m.Op == access.MatchCo {
+				*args = append(*args, v)
+			} else {
+				*args = append(*args, v, v)
+			}
+			return nil
+		}
+		b.WriteString(col + ` LIKE ? ESCAPE '\'`)
+		*args = append(*args, pattern)
+	default:
+		return usher.Errorf(usher.EINVALID, "operator %q is not supported", m.Op)
+	}
+	return nil
+}
+
+// caseExact is a case-exact co, sw or ew match of col on either engine.
+func (tx *Tx) caseExact(op, col string) string {
+	switch op {
+	case access.MatchSw:
+		return "substr(" + col + ", 1, length(CAST(? AS TEXT))) = ?"
+	case access.MatchEw:
+		return "substr(" + col + ", length(" + col + ") - length(CAST(? AS TEXT)) + 1) = ?"
+	}
+	if tx.engine == Postgres {
+		return "strpos(" + col + ", ?) > 0"
+	}
+	return "instr(" + col + ", ?) > 0"
+}
+
+// SetScimIdentity stores the user's SCIM columns.
+func (tx *Tx) SetScimIdentity(ctx context.Context, u access.ProvisionedUser) error {
+	var userName, key sql.NullString
+	if u.UserName != "" {
+		userName = sql.NullString{String: u.UserName, Valid: true}
+		key = sql.NullString{String: strings.ToLower(u.UserName), Valid: true}
+	}
+	n, err := affected(tx.exec(ctx, `
+		UPDATE users SET scim_state = ?, external_id = ?, user_name = ?, user_name_key = ?, scim_profile = ?
+		WHERE account_id = ? AND id = ?`,
+		string(u.State), nullString(u.ExternalID), userName, key, nullString(string(u.Profile)), u.AccountID, u.ID))
+	switch {
+	case isUniqueViolation(err):
+		return usher.Errorf(usher.ECONFLICT, "a user with userName %s already exists", u.UserName)
+	case err != nil:
+		return fmt.Errorf("set SCIM identity of user %d: %w", u.ID, err)
+	case n == 0:
+		return usher.Errorf(usher.ENOTFOUND, "user %d not found", u.ID)
+	}
+	return nil
+}
