@@ -60,6 +60,10 @@ Commands:
   notifications    show, set up, edit or turn off an admin's usage notifications;
                    run-due sends due emails once (for cron)
   usage import     import usage events from a CSV or NDJSON file
+  reclaim          list, create, preview and delete reclaim policies; history
+                   and undo of reclaims; run-due runs due policies once (for cron)
+  subscription price
+                   set a contract's price per seat per year
   bench            measure ingest, the Usage Report and its export against raw SQL
   version          print the version
   help [command]   show help for a command
@@ -88,6 +92,14 @@ func commands() []command {
 		{"notifications off", notificationsOffHelp, runNotificationsOff},
 		{"notifications run-due", notificationsRunDueHelp, runNotificationsRunDue},
 		{"usage import", usageImportHelp, runUsageImport},
+		{"reclaim list", reclaimListHelp, runReclaimList},
+		{"reclaim create", reclaimCreateHelp, runReclaimCreate},
+		{"reclaim preview", reclaimPreviewHelp, runReclaimPreview},
+		{"reclaim delete", reclaimDeleteHelp, runReclaimDelete},
+		{"reclaim history", reclaimHistoryHelp, runReclaimHistory},
+		{"reclaim undo", reclaimUndoHelp, runReclaimUndo},
+		{"reclaim run-due", reclaimRunDueHelp, runReclaimRunDue},
+		{"subscription price", subscriptionPriceHelp, runSubscriptionPrice},
 		{"bench", benchHelp, runBench},
 		{"user set-password", userSetPasswordHelp, runUserSetPassword},
 		{"token create", tokenCreateHelp, runTokenCreate},
@@ -137,6 +149,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, userHelp)
 				return exitOK
 			}
+			if name == "reclaim" {
+				fmt.Fprint(stdout, reclaimHelp)
+				return exitOK
+			}
+			if name == "subscription" {
+				fmt.Fprint(stdout, subscriptionHelp)
+				return exitOK
+			}
 			if name == "token" {
 				fmt.Fprint(stdout, tokenHelp)
 				return exitOK
@@ -163,6 +183,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runUsage(ctx, args[1:], stdout, stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdout, stderr)
+	case "reclaim":
+		return runReclaim(ctx, args[1:], stdout, stderr)
+	case "subscription":
+		return runSubscription(ctx, args[1:], stdout, stderr)
 	case "token":
 		return runToken(ctx, args[1:], stdout, stderr)
 	case "sso":

@@ -15,6 +15,7 @@ import (
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/scheduler"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/usage"
@@ -133,6 +134,20 @@ func newNotifyService(db *store.DB, mc mailConfig, now func() time.Time, log *sl
 	return notify.New(db.Notify(), mailer, newInactivity(db, now), notify.Config{
 		BaseURL: mc.baseURL, From: mc.from, Now: now, Logger: log,
 	}), nil
+}
+
+// newReclaimService builds the reclaim service on db. Without an SMTP URL
+// it gets no mailer: policies are kept and previewed, runs wait.
+func newReclaimService(db *store.DB, acc *access.Service, mc mailConfig, now func() time.Time, log *slog.Logger) (*reclaim.Service, error) {
+	var mailer reclaim.Mailer // a literal nil unless configured
+	if mc.smtp != "" {
+		m, err := mail.Open(mc.smtp)
+		if err != nil {
+			return nil, usageErrorf("--smtp: %v", err)
+		}
+		mailer = m
+	}
+	return reclaim.New(db.Reclaim(), acc, mailer, reclaim.Config{BaseURL: mc.baseURL, From: mc.from, Now: now, Logger: log}), nil
 }
 
 // superviseScheduler runs the scheduler until ctx ends. A panic in a pass

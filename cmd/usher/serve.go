@@ -206,6 +206,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	reclaims, err := newReclaimService(db, svc, mailConfig{smtp: c.smtp, from: c.mailFrom, baseURL: base}, now, log)
+	if err != nil {
+		return err
+	}
 	if c.smtp == "" {
 		log.Warn("no SMTP server configured (--smtp or USHER_SMTP_URL): usage notification emails will not be delivered; they are planned and wait, unsent, until Usher runs with a mail server")
 	} else {
@@ -218,7 +222,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
-	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, SSO: ssoSvc, Now: now, Logger: log,
+	ui, err := console.New(console.Config{Access: svc, Auth: authSvc, Usage: use, Notify: notifications, Reclaim: reclaims, SSO: ssoSvc, Now: now, Logger: log,
 		SecureCookies: strings.HasPrefix(base, "https://"), TrustedProxies: c.proxies})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
@@ -227,6 +231,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	webCfg := web.Config{
 		Access:  svc,
 		Notify:  notifications,
+		Reclaim: reclaims,
 		Usage:   use,
 		Logger:  log,
 		Health:  func(ctx context.Context) error { return db.SQL().PingContext(ctx) },
@@ -288,7 +293,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	schedDone := make(chan struct{})
 	go func() {
 		defer close(schedDone)
-		superviseScheduler(schedCtx, notifications, c.interval, log)
+		superviseScheduler(schedCtx, scheduler.All{notifications, reclaims}, c.interval, log)
 	}()
 	stopScheduler := func() { cancelScheduler(); <-schedDone }
 	defer stopScheduler()
@@ -426,7 +431,12 @@ func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usag
 	// history: a seat assigned then and never used is inactive today.
 	// Once seeded, the account lives in the present.
 	setUp := start.AddDate(0, -demo.HistoryMonths, 0)
-	seeder := access.New(db.Access(), func() time.Time { return setUp })
+	// The seeding clock moves, so that seats are assigned over two years
+	// and leavers give theirs up before the set-up day.
+	var clock atomic.Int64
+	clock.Store(setUp.UnixNano())
+	seeder := access.New(db.Access(), func() time.Time { return time.Unix(0, clock.Load()) })
+	opt := demo.Options{SetUpAt: setUp, SetClock: func(t time.Time) { clock.Store(t.UnixNano()) }}
 	accounts, err := svc.ListAccounts(ctx)
 	if err != nil {
 		return err
@@ -436,7 +446,7 @@ func startDemo(ctx context.Context, db *store.DB, svc *access.Service, use *usag
 			seeder = svc
 		}
 	}
-	s, err := demo.Ensure(ctx, seeder, start, rnd)
+	s, err := demo.EnsureWith(ctx, seeder, start, rnd, opt)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ const (
 	CursorSubscriptions    = "subscriptions"
 	CursorAuditLog         = "audit-log"
 	CursorNotificationRuns = "notification-runs"
+	CursorReclaims         = "reclaims"
 	// CursorUsageReport is followed by the report's sort ("usage-report:-days_used"),
 	// since a position means something else in another order.
 	CursorUsageReport = "usage-report:"

@@ -23,6 +23,10 @@ const (
 	ViewNotification   Action = "view_notifications"   // see one's own notification setting and its emails
 	IngestUsage        Action = "ingest_usage"         // send usage events
 	Provision          Action = "provision"            // create, update and deprovision users as an identity provider (SCIM)
+	EditSubscription   Action = "edit_subscription"    // change a contract's price
+	ManageAccount      Action = "manage_account"       // account settings such as the new-seat grace
+	ManageReclaim      Action = "manage_reclaim"       // create, edit, delete reclaim policies; undo reclaims
+	ViewReclaim        Action = "view_reclaim"         // read reclaim policies, previews and history
 	ViewTokens         Action = "view_tokens"          // list every API token of the account, with its owner
 	RevokeTokens       Action = "revoke_tokens"        // revoke any API token of the account
 	ManageSSO          Action = "manage_sso"           // single sign-on (OpenID Connect) settings of the account
@@ -50,12 +54,14 @@ var matrix = map[usher.Role]map[Action]bool{
 		ViewUsers: true, ManageUsers: true, GrantPrimaryAdmin: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, ManageNotification: true, IngestUsage: true, Provision: true,
+		EditSubscription: true, ManageAccount: true, ManageReclaim: true, ViewReclaim: true,
 		ViewTokens: true, RevokeTokens: true, ViewNotification: true, ManageSSO: true, ManageGroups: true,
 	},
 	usher.RoleSecondaryAdmin: {
 		ViewUsers: true, ManageUsers: true, GrantAdmin: true, GrantManager: true,
 		AppointCoordinator: true, CreateSubscription: true, ViewSubscription: true, ManageSeats: true,
 		ViewReports: true, ViewAudit: true, IngestUsage: true, Provision: true, ManageGroups: true,
+		EditSubscription: true, ViewReclaim: true,
 	},
 	usher.RoleContractManager: {
 		ViewUsers: true, AppointCoordinator: true, ViewSubscription: true, ManageSeats: true, ViewReports: true,

@@ -710,6 +710,9 @@ type UnassignResult struct {
 	Services int `json:"services"`
 	Benefits int `json:"benefits"`
 	Users    int `json:"users"`
+	// BatchID names the reclaim batch that records what was removed, for
+	// POST /api/v1/reclaims/{id}/undo.
+	BatchID int64 `json:"batch_id"`
 }
 
 // MaxUnassignItems bounds one bulk unassign.
@@ -817,11 +820,19 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 		if err := p.Err(); err != nil {
 			return err
 		}
+		batch := usher.ReclaimBatch{AccountID: a.AccountID, Source: usher.BatchUnassign, ActorID: a.UserID, ActorEmail: a.Email, CreatedAt: s.Now()}
 		if len(gone) > 0 {
 			return &usher.Error{Code: usher.ECONFLICT, Message: "nothing was unassigned: users no longer hold what items name", Fields: gone}
 		}
 		for _, w := range todo {
 			it := w.item
+			bi := usher.BatchItem{UserID: w.user.ID, Email: w.user.Email, SubscriptionID: w.sub.ID,
+				Services: orEmpty(slices.Clone(it.Services)), Benefits: orEmpty(slices.Clone(it.Benefits))}
+			if len(it.Services) == 0 && len(it.Benefits) == 0 {
+				bi.Seat, bi.Services, bi.Benefits = true, orEmpty(slices.Clone(w.as.Services)), orEmpty(slices.Clone(w.benefits))
+				bi.AssignedAt, bi.Price = w.as.AssignedAt, w.sub.Price
+			}
+			batch.Items = append(batch.Items, bi)
 			if len(it.Services) == 0 && len(it.Benefits) == 0 {
 				// Every source of the seat goes: the direct one, and each
 				// group's by an exclusion (reversible, see takeSeat).
@@ -873,6 +884,10 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 			}
 		}
 		res.Users = len(users)
+		if err := tx.InsertBatch(ctx, &batch); err != nil {
+			return err
+		}
+		res.BatchID = batch.ID
 		return nil
 	})
 	if err != nil {

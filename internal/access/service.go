@@ -126,7 +126,7 @@ func (s *Service) CreateAccount(ctx context.Context, in NewAccount) (usher.Accou
 		in.AdminName = in.AdminEmail
 	}
 	now := s.Now()
-	acct := usher.Account{Name: in.Name, TimeZone: in.TimeZone, CreatedAt: now}
+	acct := usher.Account{Name: in.Name, TimeZone: in.TimeZone, NewSeatGraceDays: usher.DefaultNewSeatGraceDays, CreatedAt: now}
 	admin := usher.User{Email: in.AdminEmail, Name: in.AdminName, Status: usher.UserActive, CreatedAt: now, UpdatedAt: now}
 	plain, hash := NewToken()
 	err := s.store.Write(ctx, func(tx Tx) error {
@@ -218,4 +218,46 @@ func actorFor(ctx context.Context, tx Tx, accountID, userID int64) (usher.Actor,
 		return usher.Actor{}, err
 	}
 	return usher.Actor{AccountID: accountID, UserID: u.ID, Email: u.Email, Grants: grants, Scope: usher.ScopeFull}, nil
+}
+
+// ---- account settings ----
+
+// AccountSettings is the input of UpdateAccount; nil fields stay as they are.
+type AccountSettings struct {
+	NewSeatGraceDays *int `json:"new_seat_grace_days"`
+}
+
+// UpdateAccount changes the account's settings.
+func (s *Service) UpdateAccount(ctx context.Context, a usher.Actor, in AccountSettings) (usher.Account, error) {
+	var p usher.Problems
+	if in.NewSeatGraceDays != nil && (*in.NewSeatGraceDays < 0 || *in.NewSeatGraceDays > usher.MaxNewSeatGraceDays) {
+		p.Addf("new_seat_grace_days", "must be between 0 and %d", usher.MaxNewSeatGraceDays)
+	}
+	if err := p.Err(); err != nil {
+		return usher.Account{}, err
+	}
+	if !Can(a, ManageAccount, 0) {
+		return usher.Account{}, forbidden("change account settings")
+	}
+	var out usher.Account
+	err := s.store.Write(ctx, func(tx Tx) error {
+		before, err := tx.AccountByID(ctx, a.AccountID)
+		if err != nil {
+			return err
+		}
+		out = before
+		if in.NewSeatGraceDays == nil || *in.NewSeatGraceDays == before.NewSeatGraceDays {
+			return nil
+		}
+		out.NewSeatGraceDays = *in.NewSeatGraceDays
+		if err := tx.SetAccountGrace(ctx, a.AccountID, out.NewSeatGraceDays); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, a, "account.update", usher.User{}, 0,
+			AccountSettings{NewSeatGraceDays: &before.NewSeatGraceDays}, AccountSettings{NewSeatGraceDays: &out.NewSeatGraceDays})
+	})
+	if err != nil {
+		return usher.Account{}, fmt.Errorf("update account: %w", err)
+	}
+	return out, nil
 }

@@ -65,6 +65,8 @@ type Tx interface {
 	CreateAccount(ctx context.Context, a *usher.Account) error
 	AccountByID(ctx context.Context, id int64) (usher.Account, error)
 	ListAccounts(ctx context.Context) ([]usher.Account, error)
+	// SetAccountGrace stores the account's new-seat grace in days.
+	SetAccountGrace(ctx context.Context, accountID int64, days int) error
 
 	// CreateUser fails with usher.ECONFLICT when the email is taken in the account.
 	CreateUser(ctx context.Context, u *usher.User) error
@@ -115,6 +117,8 @@ type Tx interface {
 	CreateSubscription(ctx context.Context, s *usher.Subscription) error
 	SubscriptionByID(ctx context.Context, accountID, id int64) (usher.Subscription, error)
 	ListSubscriptions(ctx context.Context, accountID int64, f SubscriptionFilter) ([]usher.Subscription, error)
+	// SetSubscriptionPrice stores the price per seat per year; nil removes it.
+	SetSubscriptionPrice(ctx context.Context, accountID, id int64, p *usher.Price) error
 
 	// LockUser holds the user's row until the transaction ends, so that no
 	// other change adds seats to the user meanwhile: changes that add seats
@@ -146,6 +150,16 @@ type Tx interface {
 	// SetBenefits replaces the user's benefits on one subscription.
 	SetBenefits(ctx context.Context, accountID, userID, subscriptionID int64, codes []string) error
 
+	// InsertBatch stores a reclaim batch with its items and sets its ID.
+	InsertBatch(ctx context.Context, b *usher.ReclaimBatch) error
+	// BatchByID returns a batch with its items.
+	BatchByID(ctx context.Context, accountID, id int64) (usher.ReclaimBatch, error)
+	// ListBatches returns at most limit batches with their items, newest
+	// first, with ID < beforeID when beforeID > 0.
+	ListBatches(ctx context.Context, accountID, beforeID int64, limit int) ([]usher.ReclaimBatch, error)
+	// MarkBatchUndone records the undo of a batch not undone yet and reports
+	// whether it did; false means it was undone already.
+	MarkBatchUndone(ctx context.Context, accountID, id int64, at time.Time, by string) (bool, error)
 	// LockSubscriptions holds the subscriptions' rows until the transaction
 	// ends, taken in id order. Every change of who holds or waits for a seat
 	// of a subscription takes its lock first, so that waiting lists and

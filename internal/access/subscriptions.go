@@ -34,6 +34,71 @@ type NewSubscription struct {
 	ContractManagerID int64      `json:"contract_manager_id"`
 	// AssignManagerSeat gives the contract manager a seat; nil means yes.
 	AssignManagerSeat *bool `json:"assign_manager_seat"`
+	// PricePerSeatYear ("1200.00") and Currency ("EUR") go together; both
+	// empty for no price.
+	PricePerSeatYear string `json:"price_per_seat_year"`
+	Currency         string `json:"currency"`
+}
+
+// parsePrice validates a price and its currency; both empty is no price.
+func parsePrice(p *usher.Problems, amount, currency string) *usher.Price {
+	amount, currency = strings.TrimSpace(amount), strings.ToUpper(strings.TrimSpace(currency))
+	if amount == "" && currency == "" {
+		return nil
+	}
+	cents, err := usher.ParseAmount(amount)
+	if err != nil {
+		p.Add("price_per_seat_year", "must be an amount such as 1200.50 (at most two decimals), with currency")
+	}
+	if !usher.ValidCurrency(currency) {
+		p.Add("currency", "must be an ISO 4217 code such as EUR or USD, with price_per_seat_year")
+	}
+	return &usher.Price{Cents: cents, Currency: currency}
+}
+
+// SubscriptionPatch is the input of UpdateSubscription: the price per seat
+// per year and its currency, set together; both "" remove the price.
+type SubscriptionPatch struct {
+	PricePerSeatYear *string `json:"price_per_seat_year"`
+	Currency         *string `json:"currency"`
+}
+
+// UpdateSubscription changes a contract's price.
+func (s *Service) UpdateSubscription(ctx context.Context, a usher.Actor, id int64, in SubscriptionPatch) (usher.Subscription, error) {
+	var p usher.Problems
+	if in.PricePerSeatYear == nil || in.Currency == nil {
+		p.Add("price_per_seat_year", "and currency are required together (both \"\" to remove the price)")
+	}
+	if err := p.Err(); err != nil {
+		return usher.Subscription{}, err
+	}
+	price := parsePrice(&p, *in.PricePerSeatYear, *in.Currency)
+	if err := p.Err(); err != nil {
+		return usher.Subscription{}, err
+	}
+	if !Can(a, ViewSubscription, id) {
+		return usher.Subscription{}, usher.Errorf(usher.ENOTFOUND, "subscription %d not found", id)
+	}
+	if !Can(a, EditSubscription, id) {
+		return usher.Subscription{}, forbidden("change the price of subscriptions")
+	}
+	var out usher.Subscription
+	err := s.store.Write(ctx, func(tx Tx) error {
+		before, err := tx.SubscriptionByID(ctx, a.AccountID, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.SetSubscriptionPrice(ctx, a.AccountID, id, price); err != nil {
+			return err
+		}
+		out = before
+		out.Price = price
+		return s.audit(ctx, tx, a, "subscription.price", usher.User{}, id, before.Price, price)
+	})
+	if err != nil {
+		return usher.Subscription{}, fmt.Errorf("update subscription %d: %w", id, err)
+	}
+	return out, nil
 }
 
 // MaxSeats bounds a subscription's seat count.
@@ -79,6 +144,7 @@ func (s *Service) CreateSubscription(ctx context.Context, a usher.Actor, in NewS
 	if in.ContractManagerID <= 0 {
 		p.Add("contract_manager_id", "is required: the user who manages this contract")
 	}
+	price := parsePrice(&p, in.PricePerSeatYear, in.Currency)
 	if err := p.Err(); err != nil {
 		return usher.Subscription{}, err
 	}
@@ -87,7 +153,7 @@ func (s *Service) CreateSubscription(ctx context.Context, a usher.Actor, in NewS
 	}
 	sub := usher.Subscription{
 		AccountID: a.AccountID, Plan: in.Plan, Seats: *in.Seats, ContractNumber: in.ContractNumber,
-		TermStart: in.TermStart, TermEnd: in.TermEnd, Benefits: slices.Clone(in.Benefits), CreatedAt: s.Now(),
+		TermStart: in.TermStart, TermEnd: in.TermEnd, Benefits: slices.Clone(in.Benefits), Price: price, CreatedAt: s.Now(),
 	}
 	if sub.Benefits == nil {
 		sub.Benefits = []string{}

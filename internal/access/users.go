@@ -84,6 +84,8 @@ type UserInput struct {
 	Email  *string           `json:"email"`
 	Name   *string           `json:"name"`
 	Status *usher.UserStatus `json:"status"`
+	// ReclaimExempt keeps reclaim policies away from the user's seats.
+	ReclaimExempt *bool `json:"reclaim_exempt"`
 }
 
 func (in *UserInput) validate(p *usher.Problems, create bool) {
@@ -126,6 +128,9 @@ func (s *Service) CreateUser(ctx context.Context, a usher.Actor, in UserInput) (
 	if in.Status != nil {
 		u.Status = *in.Status
 	}
+	if in.ReclaimExempt != nil {
+		u.ReclaimExempt = *in.ReclaimExempt
+	}
 	err := s.store.Write(ctx, func(tx Tx) error {
 		if err := tx.CreateUser(ctx, &u); err != nil {
 			return err
@@ -166,6 +171,9 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 		}
 		if in.Status != nil {
 			u.Status = *in.Status
+		}
+		if in.ReclaimExempt != nil {
+			u.ReclaimExempt = *in.ReclaimExempt
 		}
 		if u == before {
 			return nil

@@ -64,6 +64,8 @@ type Session struct {
 	UserID    int64
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// Flash is a message for the next page the session opens, shown once.
+	Flash string
 }
 
 // PasswordLink lets one user set their password once before it expires.

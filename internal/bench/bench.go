@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/auth"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/web"
+	"github.com/usherhq/usher/internal/web/console"
 )
 
 // Config sizes a run. Full is the size the performance goals are set for.
@@ -71,9 +73,10 @@ type Result struct {
 	Config Config
 	Setup  time.Duration // seeding users and seats, not measured against anything
 
-	Ingest Ingest
-	Report Latency
-	Export Export
+	Ingest    Ingest
+	Report    Latency
+	Export    Export
+	Dashboard Dashboard
 }
 
 // Ingest compares events/s through POST /api/v1/usage-events with a raw
@@ -170,15 +173,27 @@ func Run(ctx context.Context, db *store.DB, cfg Config, progress func(format str
 	if res.Export, err = measureExport(ctx, c, db, w); err != nil {
 		return res, err
 	}
+	progress("timing %d console dashboard requests", cfg.ReportRequests)
+	if res.Dashboard, err = measureDashboard(ctx, c, db, w, cfg); err != nil {
+		return res, err
+	}
 	return res, nil
 }
 
 // serve runs the real API handler on a loopback port.
 func serve(db *store.DB, use *usage.Service) (*http.Server, string, error) {
+	acc := access.New(db.Access(), nil)
+	// The console, for the dashboard: its sessions are checked by the same
+	// auth service as in production.
+	ui, err := console.New(console.Config{Access: acc, Auth: auth.New(db.Auth(), auth.Config{}), Usage: use})
+	if err != nil {
+		return nil, "", err
+	}
 	h := web.NewHandler(web.Config{
-		Access: access.New(db.Access(), nil),
-		Usage:  use,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Access:  acc,
+		Usage:   use,
+		Console: ui,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -41,13 +41,16 @@ func TestRunAtSmallScale(t *testing.T) {
 		if res.Export.Rows != cfg.Seats {
 			t.Errorf("export: %d rows, want one per seat (%d)", res.Export.Rows, cfg.Seats)
 		}
+		if res.Dashboard.HTTPP50 <= 0 || res.Dashboard.SQLP50 <= 0 {
+			t.Errorf("dashboard: %+v, want both timed", res.Dashboard)
+		}
 		results = append(results, res)
 	})
 	var out bytes.Buffer
 	if err := bench.Write(&out, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline"} {
+	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -59,6 +59,13 @@ func Write(w io.Writer, results []Result) error {
 	row("export ÷ baseline", fmt.Sprintf("≥ %.1f", goalExportRatio), func(r Result) string {
 		return fmt.Sprintf("%.2f %s", r.Export.Ratio(), mark(r.Export.Ratio() >= goalExportRatio))
 	})
+	row("dashboard p50 / p99 (HTTP)", fmt.Sprintf("p99 ≤ %v", goalDashboardP99), func(r Result) string {
+		return fmt.Sprintf("%s / %s %s", ms(r.Dashboard.HTTPP50), ms(r.Dashboard.HTTPP99), mark(r.Dashboard.HTTPP99 <= goalDashboardP99))
+	})
+	row("dashboard first request (uncached)", "", func(r Result) string { return ms(r.Dashboard.Cold) })
+	row("dashboard bare SQL p50 / p99", "", func(r Result) string {
+		return fmt.Sprintf("%s / %s", ms(r.Dashboard.SQLP50), ms(r.Dashboard.SQLP99))
+	})
 	row("heap growth during export", "flat", func(r Result) string { return fmt.Sprintf("%.1f MiB", float64(r.Export.PeakHeapBytes)/(1<<20)) })
 	p.printf("\nBaselines: ")
 	for i, r := range results {

@@ -43,6 +43,7 @@ type Result struct {
 	Subscriptions       int
 	Seats               int // seats bought, over all subscriptions
 	SeatsUsed           int
+	Leavers             int // people who left before the set-up day (with Options.SetClock)
 	BenefitGrants       int // (user, subscription, benefit) triples
 	ContractManagers    int
 	ManagersWithoutSeat int // contract managers who declined a seat of their contract
@@ -97,6 +98,24 @@ var lastNames = []string{
 // benefits. rnd decides every choice, so a given seed gives the same account;
 // now places the contract terms.
 func Seed(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.Rand) (Result, error) {
+	return SeedWith(ctx, svc, now, rnd, Options{})
+}
+
+// Options make the demo look lived in.
+type Options struct {
+	// SetClock, when set, moves the clock of svc (the seeding access
+	// service), so that seats are assigned over two years up to SetUpAt and a
+	// few leavers give theirs up before it, as a real account's history.
+	SetClock func(time.Time)
+	SetUpAt  time.Time
+}
+
+// Leavers is how many people left before the demo's set-up day: their
+// seats were unassigned and their users disabled (with Options.SetClock).
+const Leavers = 4
+
+// SeedWith is Seed with options.
+func SeedWith(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.Rand, opt Options) (Result, error) {
 	var res Result
 	acct, admin, token, err := svc.CreateAccount(ctx, access.NewAccount{
 		Name: AccountName, TimeZone: TimeZone, AdminEmail: AdminEmail, AdminName: AdminName,
@@ -110,7 +129,7 @@ func Seed(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.Ran
 	if err != nil {
 		return res, fmt.Errorf("seed demo: %w", err)
 	}
-	s := &seeder{svc: svc, actor: actor, rnd: rnd, res: &res}
+	s := &seeder{svc: svc, actor: actor, rnd: rnd, res: &res, opt: opt}
 	if err := s.seed(ctx, now.In(acct.Location())); err != nil {
 		return res, fmt.Errorf("seed demo: %w", err)
 	}
@@ -122,6 +141,21 @@ type seeder struct {
 	actor usher.Actor
 	rnd   *rand.Rand
 	res   *Result
+	opt   Options
+}
+
+// at moves the seeding clock to a day between from and the set-up day, at
+// random, when the options allow it.
+func (s *seeder) at(from time.Time) {
+	if s.opt.SetClock == nil {
+		return
+	}
+	to := s.opt.SetUpAt
+	t := to
+	if days := int(to.Sub(from).Hours() / 24); days > 0 {
+		t = to.AddDate(0, 0, -s.rnd.IntN(days+1))
+	}
+	s.opt.SetClock(t)
 }
 
 // plan is what one user will hold on one subscription.
@@ -187,10 +221,16 @@ func (s *seeder) seed(ctx context.Context, now time.Time) error {
 	for i, c := range contracts {
 		mgr := staff[managers[i]]
 		seat := i%3 != 1
-		start := usher.DateOf(now.AddDate(0, 0, -30-s.rnd.IntN(300)))
-		years := 1
+		years, back := 1, 300
 		if c.plan == usher.PlanPremium {
-			years = 3
+			// Three-year contracts started up to two years ago, so their
+			// seats were assigned over that time.
+			years, back = 3, 700
+		}
+		start := usher.DateOf(now.AddDate(0, 0, -30-s.rnd.IntN(back)))
+		if i == 1 {
+			// One contract ends in 40 days: the dashboard lists it.
+			start = usher.DateOf(now.AddDate(-1, 0, 40))
 		}
 		number := fmt.Sprintf("1100%08d", s.rnd.IntN(100_000_000))
 		for numbers[number] {
@@ -287,6 +327,19 @@ func (s *seeder) seed(ctx context.Context, now time.Time) error {
 			held = held || p.held
 			s.res.BenefitGrants += len(p.benefits)
 		}
+		if s.opt.SetClock != nil {
+			// Assigned on a day after every one of its contracts started.
+			from := time.Time{}
+			for _, sub := range subs {
+				if h[sub.ID] != nil && sub.TermStart.After(from) {
+					from = sub.TermStart.Time
+				}
+			}
+			if held {
+				from = s.opt.SetUpAt // a contract manager's seat came with the contract
+			}
+			s.at(from)
+		}
 		if len(changes) == 1 && len(changes[0].Benefits) == 0 && !held {
 			if err := s.svc.Assign(ctx, s.actor, u.ID, changes[0].SubscriptionID, changes[0].Services); err != nil {
 				return err
@@ -297,6 +350,50 @@ func (s *seeder) seed(ctx context.Context, now time.Time) error {
 			return err
 		}
 	}
+	return s.leave(ctx, users, holds)
+}
+
+// leave makes Leavers people without roles give up their seats and be
+// disabled some weeks before the set-up day.
+func (s *seeder) leave(ctx context.Context, users []usher.User, holds map[int64]map[int64]*plan) error {
+	if s.opt.SetClock == nil {
+		return nil
+	}
+	left := 0
+	for _, u := range users[2:] {
+		if left == Leavers {
+			break
+		}
+		var items []access.UnassignItem
+		managed := false
+		for subID, p := range holds[u.ID] {
+			managed = managed || p.held
+			if p.seat {
+				items = append(items, access.UnassignItem{UserID: u.ID, SubscriptionID: subID})
+			}
+		}
+		if managed || len(items) == 0 {
+			continue
+		}
+		if ua, err := s.svc.User(ctx, s.actor, u.ID); err != nil || len(ua.Roles) > 0 {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		s.opt.SetClock(s.opt.SetUpAt.AddDate(0, 0, -7*(left+1)))
+		if _, err := s.svc.Unassign(ctx, s.actor, items); err != nil {
+			return err
+		}
+		disabled := usher.UserDisabled
+		if _, err := s.svc.UpdateUser(ctx, s.actor, u.ID, access.UserInput{Status: &disabled}); err != nil {
+			return err
+		}
+		s.res.SeatsUsed -= len(items)
+		s.res.Leavers++
+		left++
+	}
+	s.opt.SetClock(s.opt.SetUpAt)
 	return nil
 }
 
@@ -342,6 +439,11 @@ const initialTokenName = "initial admin token"
 // only way to print one on every start; keeping one at a time stops a demo
 // that restarts often from piling up tokens that never expire.
 func Ensure(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.Rand) (Session, error) {
+	return EnsureWith(ctx, svc, now, rnd, Options{})
+}
+
+// EnsureWith is Ensure with options for a newly seeded account.
+func EnsureWith(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.Rand, opt Options) (Session, error) {
 	var out Session
 	accounts, err := svc.ListAccounts(ctx)
 	if err != nil {
@@ -355,7 +457,7 @@ func Ensure(ctx context.Context, svc *access.Service, now time.Time, rnd *rand.R
 		}
 	}
 	if !found {
-		res, err := Seed(ctx, svc, now, rnd)
+		res, err := SeedWith(ctx, svc, now, rnd, opt)
 		if err != nil {
 			return out, err
 		}

@@ -49,12 +49,15 @@ var (
 // view is what the templates see.
 type view struct {
 	Subject       string
-	Name          string // the recipient's
+	Name          string // the recipient's; "" greets without a name
 	Account       string
 	Period        string // "3 months", "year": reads after "the past"
-	Since         string // first day inside the range, e.g. "14 October 2025"
+	Since         string // first day inside the range, e.g. "14 Oct 2025"
 	InactiveUsers int
 	InactiveSeats int
+	NeverUsed     int
+	StoppedUsing  int
+	Cost          []usher.Cost // yearly cost of the inactive seats, per currency
 	Products      []usage.ProductSummary
 	FirstUsers    []usher.User
 	More          int    // inactive users not listed by name
@@ -103,12 +106,10 @@ func Render(m notify.Message) (Email, error) {
 	today := usage.DayOf(m.Date, loc)
 	v := view{
 		Subject: Subject(m), Name: m.To.Name, Account: m.Account.Name, Period: period(s.Range),
-		Since:         s.Range.Cutoff(today).Date().Format("2 January 2006"),
+		Since:         s.Range.Cutoff(today).Date().Human(),
 		InactiveUsers: s.InactiveUsers, InactiveSeats: s.InactiveSeats, Products: s.ByProduct,
+		NeverUsed: s.NeverUsedSeats, StoppedUsing: s.StoppedUsingSeats, Cost: s.InactiveCost,
 		FirstUsers: s.FirstUsers, More: s.InactiveUsers - len(s.FirstUsers), SettingsURL: m.SettingsURL,
-	}
-	if v.Name == "" {
-		v.Name = m.To.Email
 	}
 	if s.InactiveUsers > 0 {
 		v.ReportURL = m.ReportURL

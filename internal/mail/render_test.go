@@ -32,6 +32,8 @@ func message(inactive bool) notify.Message {
 	}
 	if inactive {
 		m.Summary.InactiveUsers, m.Summary.InactiveSeats = 12, 15
+		m.Summary.NeverUsedSeats, m.Summary.StoppedUsingSeats = 4, 11
+		m.Summary.InactiveCost = []usher.Cost{{Currency: "EUR", Seats: 10, Cents: 1200000}, {Currency: "USD", Seats: 2, Cents: 99900}}
 		m.Summary.ByProduct = []usage.ProductSummary{
 			{Product: "FUSION", ProductName: "Fusion Design", InactiveSeats: 9, InactiveUsers: 8},
 			{Product: "RENDER", ProductName: "Render Studio", InactiveSeats: 6, InactiveUsers: 6},
@@ -121,5 +123,27 @@ func TestSubject(t *testing.T) {
 		if got := mail.Subject(m); got != tt.want {
 			t.Errorf("got %q, want %q", got, tt.want)
 		}
+	}
+}
+
+// A recipient without a name is greeted without one, never by address, and
+// every email opens with a heading naming the account.
+func TestRenderGreetsWithoutANameAndHasAHeading(t *testing.T) {
+	m := message(true)
+	m.To.Name = ""
+	e, err := mail.Render(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for part, body := range map[string]string{"text": e.Text, "html": e.HTML} {
+		if !strings.Contains(body, "Hello,") || strings.Contains(body, "Hello "+m.To.Email) {
+			t.Errorf("%s: want a greeting without a name:\n%s", part, body)
+		}
+	}
+	if !strings.Contains(e.HTML, "<h1") || !strings.Contains(e.HTML, "Demo Co · Usher") {
+		t.Errorf("html: want a heading and the account's name:\n%s", e.HTML)
+	}
+	if !strings.HasPrefix(e.Text, "Demo Co: usage notification") {
+		t.Errorf("text: want the account's name first:\n%s", e.Text)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -112,4 +113,47 @@ func Run(ctx context.Context, n Notifier, interval time.Duration, owner string, 
 		case <-t.C:
 		}
 	}
+}
+
+// All drives several kinds of due work as one Notifier — usage
+// notifications and reclaim runs — so they share the scheduler's timer,
+// owner and pass, and none needs a loop of its own.
+type All []Notifier
+
+// PlanDue plans the due work of each, in order.
+func (all All) PlanDue(ctx context.Context) (int, error) {
+	total := 0
+	var errs []error
+	for _, n := range all {
+		k, err := n.PlanDue(ctx)
+		total += k
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// SendDue does at most max due items of each.
+func (all All) SendDue(ctx context.Context, owner string, max int) (int, error) {
+	total := 0
+	var errs []error
+	for _, n := range all {
+		k, err := n.SendDue(ctx, owner, max)
+		total += k
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// CanDeliver reports whether any of them can deliver.
+func (all All) CanDeliver() bool {
+	for _, n := range all {
+		if n.CanDeliver() {
+			return true
+		}
+	}
+	return false
 }

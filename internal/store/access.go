@@ -21,21 +21,21 @@ import (
 // CreateAccount stores a and sets its ID.
 func (tx *Tx) CreateAccount(ctx context.Context, a *usher.Account) error {
 	err := tx.queryRow(ctx, `
-		INSERT INTO accounts (name, time_zone, created_at) VALUES (?, ?, ?)
+		INSERT INTO accounts (name, time_zone, new_seat_grace_days, created_at) VALUES (?, ?, ?, ?)
 		RETURNING id`,
-		a.Name, a.TimeZone, millis(a.CreatedAt)).Scan(&a.ID)
+		a.Name, a.TimeZone, a.NewSeatGraceDays, millis(a.CreatedAt)).Scan(&a.ID)
 	if err != nil {
 		return fmt.Errorf("create account: %w", err)
 	}
 	return nil
 }
 
-const accountColumns = "id, name, time_zone, created_at"
+const accountColumns = "id, name, time_zone, new_seat_grace_days, created_at"
 
 func scanAccount(row interface{ Scan(...any) error }) (usher.Account, error) {
 	var a usher.Account
 	var created int64
-	err := row.Scan(&a.ID, &a.Name, &a.TimeZone, &created)
+	err := row.Scan(&a.ID, &a.Name, &a.TimeZone, &a.NewSeatGraceDays, &created)
 	a.CreatedAt = fromMillis(created)
 	return a, err
 }
@@ -66,12 +66,12 @@ func (tx *Tx) ListAccounts(ctx context.Context) ([]usher.Account, error) {
 
 // ---- users ----
 
-const userColumns = "id, account_id, email, name, status, created_at, updated_at"
+const userColumns = "id, account_id, email, name, status, reclaim_exempt, created_at, updated_at"
 
 func scanUser(row interface{ Scan(...any) error }) (usher.User, error) {
 	var u usher.User
 	var created, updated int64
-	err := row.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Status, &created, &updated)
+	err := row.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Status, &u.ReclaimExempt, &created, &updated)
 	u.CreatedAt, u.UpdatedAt = fromMillis(created), fromMillis(updated)
 	return u, err
 }
@@ -83,10 +83,10 @@ func nameKey(name string) string { return strings.ToLower(name) }
 // CreateUser stores u and sets its ID.
 func (tx *Tx) CreateUser(ctx context.Context, u *usher.User) error {
 	err := tx.queryRow(ctx, `
-		INSERT INTO users (account_id, email, name, name_key, status, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO users (account_id, email, name, name_key, status, reclaim_exempt, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
-		u.AccountID, u.Email, u.Name, nameKey(u.Name), u.Status, millis(u.CreatedAt), millis(u.UpdatedAt)).Scan(&u.ID)
+		u.AccountID, u.Email, u.Name, nameKey(u.Name), u.Status, u.ReclaimExempt, millis(u.CreatedAt), millis(u.UpdatedAt)).Scan(&u.ID)
 	switch {
 	case isUniqueViolation(err):
 		return usher.Errorf(usher.ECONFLICT, "a user with email %s already exists", u.Email)
@@ -161,9 +161,9 @@ func escapeLike(s string) string {
 // UpdateUser stores u's email, name and status and its UpdatedAt.
 func (tx *Tx) UpdateUser(ctx context.Context, u usher.User) error {
 	n, err := affected(tx.exec(ctx, `
-		UPDATE users SET email = ?, name = ?, name_key = ?, status = ?, updated_at = ?
+		UPDATE users SET email = ?, name = ?, name_key = ?, status = ?, reclaim_exempt = ?, updated_at = ?
 		WHERE account_id = ? AND id = ?`,
-		u.Email, u.Name, nameKey(u.Name), u.Status, millis(u.UpdatedAt), u.AccountID, u.ID))
+		u.Email, u.Name, nameKey(u.Name), u.Status, u.ReclaimExempt, millis(u.UpdatedAt), u.AccountID, u.ID))
 	switch {
 	case isUniqueViolation(err):
 		return usher.Errorf(usher.ECONFLICT, "a user with email %s already exists", u.Email)
@@ -552,10 +552,11 @@ func (tx *Tx) CreateSubscription(ctx context.Context, s *usher.Subscription) err
 		return usher.Errorf(usher.ENOTFOUND, "product %d not found", s.Product.ID)
 	}
 	err := tx.queryRow(ctx, `
-		INSERT INTO subscriptions (account_id, product_id, plan, seats, seats_used, contract_number, term_start, term_end, created_at)
-		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)
+		INSERT INTO subscriptions (account_id, product_id, plan, seats, seats_used, contract_number, term_start, term_end, price_cents, currency, created_at)
+		VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
-		s.AccountID, s.Product.ID, s.Plan, s.Seats, s.ContractNumber, s.TermStart.String(), s.TermEnd.String(), millis(s.CreatedAt)).Scan(&s.ID)
+		s.AccountID, s.Product.ID, s.Plan, s.Seats, s.ContractNumber, s.TermStart.String(), s.TermEnd.String(),
+		priceCents(s.Price), priceCurrency(s.Price), millis(s.CreatedAt)).Scan(&s.ID)
 	switch {
 	case isUniqueViolation(err):
 		return usher.Errorf(usher.ECONFLICT, "contract number %s already exists", s.ContractNumber)
@@ -586,17 +587,21 @@ func (tx *Tx) CreateSubscription(ctx context.Context, s *usher.Subscription) err
 
 const subscriptionSelect = `
 	SELECT s.id, s.account_id, s.plan, s.seats, s.seats_used, s.contract_number,
-	       s.term_start, s.term_end, s.created_at, p.id, p.code, p.name
+	       s.term_start, s.term_end, s.price_cents, s.currency, s.created_at, p.id, p.code, p.name
 	FROM subscriptions s JOIN products p ON p.id = s.product_id`
 
 func scanSubscription(row interface{ Scan(...any) error }) (usher.Subscription, error) {
 	var s usher.Subscription
 	var start, end string
-	var created int64
+	var created, cents int64
+	var currency string
 	err := row.Scan(&s.ID, &s.AccountID, &s.Plan, &s.Seats, &s.SeatsUsed, &s.ContractNumber,
-		&start, &end, &created, &s.Product.ID, &s.Product.Code, &s.Product.Name)
+		&start, &end, &cents, &currency, &created, &s.Product.ID, &s.Product.Code, &s.Product.Name)
 	if err != nil {
 		return s, err
+	}
+	if currency != "" {
+		s.Price = &usher.Price{Cents: cents, Currency: currency}
 	}
 	s.CreatedAt = fromMillis(created)
 	if s.TermStart, err = parseStoredDate(start); err != nil {
@@ -1121,4 +1126,45 @@ func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (
 func valueRows(n, width int) string {
 	row := "(" + placeholders(width) + ")"
 	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+func priceCents(p *usher.Price) int64 {
+	if p == nil {
+		return 0
+	}
+	return p.Cents
+}
+
+func priceCurrency(p *usher.Price) string {
+	if p == nil {
+		return ""
+	}
+	return p.Currency
+}
+
+// SetAccountGrace stores the account's new-seat grace.
+func (tx *Tx) SetAccountGrace(ctx context.Context, accountID int64, days int) error {
+	n, err := affected(tx.exec(ctx, "UPDATE accounts SET new_seat_grace_days = ? WHERE id = ?", days, accountID))
+	if err != nil {
+		return fmt.Errorf("set new-seat grace of account %d: %w", accountID, err)
+	}
+	if n == 0 {
+		return usher.Errorf(usher.ENOTFOUND, "account %d not found", accountID)
+	}
+	tx.markChanged(accountID)
+	return nil
+}
+
+// SetSubscriptionPrice stores a subscription's price per seat per year; nil removes it.
+func (tx *Tx) SetSubscriptionPrice(ctx context.Context, accountID, id int64, p *usher.Price) error {
+	n, err := affected(tx.exec(ctx, "UPDATE subscriptions SET price_cents = ?, currency = ? WHERE account_id = ? AND id = ?",
+		priceCents(p), priceCurrency(p), accountID, id))
+	if err != nil {
+		return fmt.Errorf("set price of subscription %d: %w", id, err)
+	}
+	if n == 0 {
+		return usher.Errorf(usher.ENOTFOUND, "subscription %d not found", id)
+	}
+	tx.markChanged(accountID)
+	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/usage"
 )
 
@@ -13,10 +14,18 @@ func UsageQueriesForTest(engine string, q usage.ReportQuery) map[string][2]any {
 	tx := &Tx{engine: engine}
 	page, pageArgs := tx.reportQuery(q)
 	totals, totalArgs := tx.reportTotalsQuery(q)
+	cost, costArgs := tx.inactiveCostQuery(q)
+	subs := q.SubscriptionIDs
+	if len(subs) == 0 {
+		subs = []int64{1}
+	}
+	seats, seatArgs := inactiveSeatsQuery(reclaim.SeatQuery{AccountID: q.AccountID, SubscriptionIDs: subs, UsedBefore: q.CutoffAt, AssignedBefore: q.AssignedBefore})
 	return map[string][2]any{
-		"page":   {tx.bind(page), pageArgs},
-		"totals": {tx.bind(totals), totalArgs},
-		"prune":  {tx.bind(pruneEventsSQL), []any{int64(1), 10}},
+		"page":          {tx.bind(page), pageArgs},
+		"totals":        {tx.bind(totals), totalArgs},
+		"cost":          {tx.bind(cost), costArgs},
+		"reclaim seats": {tx.bind(seats), seatArgs},
+		"prune":         {tx.bind(pruneEventsSQL), []any{int64(1), 10}},
 	}
 }
 

@@ -44,12 +44,12 @@ func TestReportPagesAreTheSameWhicheverWayTheyAreFound(t *testing.T) {
 			}
 			return nil
 		})
-		for _, status := range []string{"all", "inactive", "active"} {
+		for _, status := range []string{"all", "inactive", "active", "never_used", "stopped_using"} {
 			t.Run(status, func(t *testing.T) {
 				pages := func(matching int) [][2]int64 {
 					var out [][2]int64
 					q := usage.ReportQuery{AccountID: acct.ID, Status: status, Sort: "name", Limit: 4, Matching: matching,
-						CutoffAt: cutoff, CutoffDay: usage.DayOf(cutoff, time.UTC)}
+						CutoffAt: cutoff, AssignedBefore: cutoff, CutoffDay: usage.DayOf(cutoff, time.UTC)}
 					for range 100 {
 						var rows []usage.RawRow
 						read(t, db, func(tx *store.Tx) (err error) {
@@ -69,7 +69,7 @@ func TestReportPagesAreTheSameWhicheverWayTheyAreFound(t *testing.T) {
 					return nil
 				}
 				sorted, walked := pages(0), pages(1_000_000)
-				want := map[string]int{"all": 60, "inactive": 40, "active": 20}[status]
+				want := map[string]int{"all": 60, "inactive": 40, "active": 20, "never_used": 40, "stopped_using": 0}[status]
 				if len(sorted) != want {
 					t.Fatalf("sorted: got %d rows, want %d", len(sorted), want)
 				}

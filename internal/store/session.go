@@ -79,15 +79,16 @@ func (tx *Tx) CreateSession(ctx context.Context, s *auth.Session) error {
 func (tx *Tx) SessionByHash(ctx context.Context, hash []byte) (auth.Session, error) {
 	var s auth.Session
 	var created, expires int64
+	var flash sql.NullString // read with the session, so pages without a message write nothing
 	err := tx.queryRow(ctx, `
-		SELECT id, token_hash, account_id, user_id, created_at, expires_at FROM sessions WHERE token_hash = ?`, hash).
-		Scan(&s.ID, &s.TokenHash, &s.AccountID, &s.UserID, &created, &expires)
+		SELECT id, token_hash, account_id, user_id, created_at, expires_at, flash FROM sessions WHERE token_hash = ?`, hash).
+		Scan(&s.ID, &s.TokenHash, &s.AccountID, &s.UserID, &created, &expires, &flash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, usher.Errorf(usher.ENOTFOUND, "session not found")
 	} else if err != nil {
 		return s, fmt.Errorf("get session: %w", err)
 	}
-	s.CreatedAt, s.ExpiresAt = fromMillis(created), fromMillis(expires)
+	s.CreatedAt, s.ExpiresAt, s.Flash = fromMillis(created), fromMillis(expires), flash.String
 	return s, nil
 }
 

@@ -71,6 +71,19 @@ func TestSessions(t *testing.T) {
 			err := db.Read(ctx, func(tx *store.Tx) error { _, err := tx.SessionByHash(ctx, []byte("nope")); return err })
 			wantCode(t, err, usher.ENOTFOUND)
 		})
+		t.Run("FlashIsReadWithTheSession", func(t *testing.T) {
+			write(t, db, func(tx *store.Tx) error { return tx.SetSessionFlash(ctx, []byte("hash-1"), "Saved.") })
+			var got auth.Session
+			read(t, db, func(tx *store.Tx) (err error) { got, err = tx.SessionByHash(ctx, []byte("hash-1")); return err })
+			if got.Flash != "Saved." {
+				t.Fatalf("flash: got %q, want Saved.", got.Flash)
+			}
+			write(t, db, func(tx *store.Tx) (err error) { _, err = tx.TakeSessionFlash(ctx, []byte("hash-1")); return err })
+			read(t, db, func(tx *store.Tx) (err error) { got, err = tx.SessionByHash(ctx, []byte("hash-1")); return err })
+			if got.Flash != "" {
+				t.Fatalf("flash after taking it: %q", got.Flash)
+			}
+		})
 		t.Run("DeleteExpiredKeepsLive", func(t *testing.T) {
 			old := auth.Session{TokenHash: []byte("hash-old"), AccountID: a.ID, UserID: u.ID, CreatedAt: now.Add(-2 * time.Hour), ExpiresAt: now}
 			write(t, db, func(tx *store.Tx) error { return tx.CreateSession(ctx, &old) })

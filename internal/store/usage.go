@@ -552,21 +552,33 @@ func (tx *Tx) reportWhere(q usage.ReportQuery, withRows, withProduct, walkUsers 
 	switch q.Status {
 	case string(usage.StatusInactive):
 		b.WriteString(" AND " + inactiveSeat)
-		args = append(args, millis(q.CutoffAt), millis(q.CutoffAt))
+		args = append(args, millis(q.CutoffAt), millis(q.AssignedBefore))
+	case string(usage.NeverUsed):
+		b.WriteString(" AND " + inactiveSeat + " AND " + neverUsedSeat)
+		args = append(args, millis(q.CutoffAt), millis(q.AssignedBefore))
+	case string(usage.StoppedUsing):
+		b.WriteString(" AND " + inactiveSeat + " AND NOT " + neverUsedSeat)
+		args = append(args, millis(q.CutoffAt), millis(q.AssignedBefore))
 	case string(usage.StatusActive):
 		b.WriteString(" AND s.plan IN (" + usagePlanList + ") AND (a.last_used_at >= ? OR a.assigned_at >= ?)")
-		args = append(args, millis(q.CutoffAt), millis(q.CutoffAt))
+		args = append(args, millis(q.CutoffAt), millis(q.AssignedBefore))
 	case string(usage.StatusUnavailable):
 		b.WriteString(" AND s.plan NOT IN (" + usagePlanList + ")")
 	}
 	return b.String(), args
 }
 
-// inactiveSeat is usage.SeatStatus in SQL, with the range's first midnight
-// twice as its parameters: a seat with usage data whose last use and
-// assignment both fall before the range. A last use before that midnight is
-// a last day before the cutoff day, as days are days of the account's zone.
+// inactiveSeat is usage.Classify in SQL, with the range's first midnight
+// and the assignment cutoff (usage.Cutoffs) as its parameters: a seat with
+// usage data whose last use and assignment both fall before them. A last
+// use before that midnight is a last day before the cutoff day, as days are
+// days of the account's zone.
 var inactiveSeat = "(s.plan IN (" + usagePlanList + ") AND a.last_used_at < ? AND a.assigned_at < ?)"
+
+// neverUsedSeat tells an inactive seat never used since its assignment
+// (last_used_at is 0 then, or older than the assignment) from one that
+// stopped being used: a predicate on the seat row, like inactiveSeat.
+const neverUsedSeat = "(a.last_used_at < a.assigned_at)"
 
 // daysUsedSQL counts the seat's days of use in the range by a key range of
 // usage_days; its parameter is the cutoff day.
@@ -606,7 +618,7 @@ func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
 	var b strings.Builder
 	args := []any{int64(q.CutoffDay)}
 	b.WriteString(`SELECT a.user_id, u.name, u.email, p.code, p.name, s.id, s.contract_number, s.plan, a.assigned_at, r.last_day,
-		` + daysUsedSQL + `, a.direct, ` + tx.seatGroupsSQL())
+		a.last_used_at, ` + daysUsedSQL + `, a.direct, ` + tx.seatGroupsSQL())
 	from, fromArgs := tx.reportWhere(q, true, true, walkInNameOrder(q))
 	b.WriteString(from)
 	args = append(args, fromArgs...)
@@ -669,12 +681,12 @@ func parseSeatGroups(s sql.NullString) []usher.SeatSource {
 
 func scanRawRow(row interface{ Scan(...any) error }) (usage.RawRow, error) {
 	var r usage.RawRow
-	var assigned int64
+	var assigned, lastUsed int64
 	var last sql.NullInt64
 	var groups sql.NullString
 	err := row.Scan(&r.UserID, &r.Name, &r.Email, &r.ProductCode, &r.ProductName, &r.SubscriptionID,
-		&r.ContractNumber, &r.Plan, &assigned, &last, &r.DaysUsed, &r.Direct, &groups)
-	r.AssignedAt = fromMillis(assigned)
+		&r.ContractNumber, &r.Plan, &assigned, &last, &lastUsed, &r.DaysUsed, &r.Direct, &groups)
+	r.AssignedAt, r.LastUsedAt = fromMillis(assigned), fromMillis(lastUsed)
 	r.Groups = parseSeatGroups(groups)
 	if last.Valid {
 		d := usage.Day(last.Int64)
@@ -746,19 +758,51 @@ func (tx *Tx) ReportVersion(ctx context.Context, accountID int64) (string, *time
 // ones among them, ignoring its position and limit.
 func (tx *Tx) reportTotalsQuery(q usage.ReportQuery) (string, []any) {
 	from, args := tx.reportWhere(q, false, false, false)
-	args = append([]any{millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt), millis(q.CutoffAt)}, args...)
+	c := []any{millis(q.CutoffAt), millis(q.AssignedBefore)}
+	args = append(slices.Concat(c, c, c, c), args...)
 	return `
 		SELECT COUNT(*), COUNT(DISTINCT a.user_id),
 		       COALESCE(SUM(CASE WHEN ` + inactiveSeat + ` THEN 1 ELSE 0 END), 0),
-		       COUNT(DISTINCT CASE WHEN ` + inactiveSeat + ` THEN a.user_id END)` + from, args
+		       COUNT(DISTINCT CASE WHEN ` + inactiveSeat + ` THEN a.user_id END),
+		       COALESCE(SUM(CASE WHEN ` + inactiveSeat + ` AND ` + neverUsedSeat + ` THEN 1 ELSE 0 END), 0),
+		       COALESCE(SUM(CASE WHEN ` + inactiveSeat + ` AND NOT ` + neverUsedSeat + ` THEN 1 ELSE 0 END), 0)` + from, args
 }
 
-// ReportTotals counts all rows matching q, ignoring its position and limit.
+// inactiveCostQuery sums the yearly price of the inactive seats matching q,
+// per currency, over the totals' FROM and WHERE.
+func (tx *Tx) inactiveCostQuery(q usage.ReportQuery) (string, []any) {
+	from, args := tx.reportWhere(q, false, false, false)
+	args = append(args, millis(q.CutoffAt), millis(q.AssignedBefore))
+	return `
+		SELECT s.currency, COUNT(*), SUM(s.price_cents)` + from + ` AND ` + inactiveSeat + ` AND s.currency <> ''
+		GROUP BY s.currency ORDER BY s.currency`, args
+}
+
+// ReportTotals counts all rows matching q, ignoring its position and limit,
+// and what the inactive seats among them cost per year, per currency.
 func (tx *Tx) ReportTotals(ctx context.Context, q usage.ReportQuery) (usage.ReportTotals, error) {
 	query, args := tx.reportTotalsQuery(q)
 	var t usage.ReportTotals
-	if err := tx.queryRow(ctx, query, args...).Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers); err != nil {
+	if err := tx.queryRow(ctx, query, args...).Scan(&t.Seats, &t.Users, &t.InactiveSeats, &t.InactiveUsers,
+		&t.NeverUsedSeats, &t.StoppedUsingSeats); err != nil {
 		return t, fmt.Errorf("usage report totals: %w", err)
+	}
+	t.InactiveCost = []usher.Cost{}
+	if t.InactiveSeats == 0 {
+		return t, nil
+	}
+	cq, args := tx.inactiveCostQuery(q)
+	rows, err := tx.query(ctx, cq, args...)
+	if err != nil {
+		return t, fmt.Errorf("usage report cost: %w", err)
+	}
+	t.InactiveCost, err = collect(rows, func(row interface{ Scan(...any) error }) (usher.Cost, error) {
+		var c usher.Cost
+		err := row.Scan(&c.Currency, &c.Seats, &c.Cents)
+		return c, err
+	})
+	if err != nil {
+		return t, fmt.Errorf("usage report cost: %w", err)
 	}
 	return t, nil
 }

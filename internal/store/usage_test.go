@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -270,9 +271,9 @@ func TestUsageUserAndProductIDs(t *testing.T) {
 // reportQuery is a query for the whole account with a cutoff at day.
 func reportQuery(f usageFixture, cutoff usage.Day) usage.ReportQuery {
 	d := cutoff.Date()
+	at := time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC)
 	return usage.ReportQuery{
-		AccountID: f.acct.ID, Status: "all", CutoffDay: cutoff,
-		CutoffAt: time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC), Sort: "name",
+		AccountID: f.acct.ID, Status: "all", CutoffDay: cutoff, CutoffAt: at, AssignedBefore: at, Sort: "name",
 	}
 }
 
@@ -325,7 +326,7 @@ func TestUsageReportRowsAndTotals(t *testing.T) {
 		if b.DaysUsed != 0 || b.LastDay != nil {
 			t.Errorf("Bob: got %+v, want never used", b)
 		}
-		if totals != (usage.ReportTotals{Seats: 2, Users: 2, InactiveSeats: 1, InactiveUsers: 1}) {
+		if !reflect.DeepEqual(totals, usage.ReportTotals{Seats: 2, Users: 2, InactiveSeats: 1, InactiveUsers: 1, NeverUsedSeats: 1, InactiveCost: []usher.Cost{}}) {
 			t.Errorf("totals: got %+v", totals)
 		}
 		if len(byProduct) != 1 || byProduct[0] != (usage.ProductSummary{Product: "modelstudio", ProductName: "Model Studio", InactiveSeats: 1, InactiveUsers: 1}) {
@@ -509,6 +510,11 @@ func TestUsageQueriesUseIndexes(t *testing.T) {
 				q := reportQuery(f, 20000)
 				q.SubscriptionIDs, q.Status, q.Sort, q.Limit = []int64{f.sub.ID}, "inactive", "days_used", 100
 				q.After = &usage.ReportCursor{Num: 3, UserID: 1, SubscriptionID: 1}
+				return q
+			}(),
+			func() usage.ReportQuery {
+				q := reportQuery(f, 20000)
+				q.Status, q.Limit = "never_used", 100
 				return q
 			}(),
 		} {

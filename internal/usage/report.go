@@ -8,7 +8,7 @@ import (
 
 // ReportFilter selects and orders Usage Report rows.
 type ReportFilter struct {
-	Status         string // "all" (default), "active", "inactive", "unavailable"
+	Status         string // "all" (default), "active", "inactive", "never_used", "stopped_using", "unavailable"
 	Range          Range  // default 30d
 	Product        string // product code; "" for all
 	SubscriptionID int64  // 0 for all
@@ -33,6 +33,8 @@ type ReportRow struct {
 	DaysUsed       int         `json:"days_used"`       // days with use inside the range
 	MonthlyAverage float64     `json:"monthly_average"` // days used per month of the range (30d counts as one)
 	Status         Status      `json:"status"`
+	// Inactivity says why an inactive seat is inactive; empty otherwise.
+	Inactivity Inactivity `json:"inactivity,omitempty"`
 	// StatusNote explains an unavailable status to people.
 	StatusNote string `json:"status_note,omitempty"`
 	// Sources says how the seat reaches the user: directly and/or through
@@ -43,20 +45,28 @@ type ReportRow struct {
 
 // ReportTotals summarise every row matching the filter, not just one page.
 type ReportTotals struct {
-	Seats         int `json:"seats"`
-	Users         int `json:"users"`
-	InactiveSeats int `json:"inactive_seats"`
-	InactiveUsers int `json:"inactive_users"`
+	Seats             int `json:"seats"`
+	Users             int `json:"users"`
+	InactiveSeats     int `json:"inactive_seats"`
+	InactiveUsers     int `json:"inactive_users"`
+	NeverUsedSeats    int `json:"never_used_seats"`
+	StoppedUsingSeats int `json:"stopped_using_seats"`
+	// InactiveCost is what the inactive seats cost per year, per currency,
+	// counting only subscriptions with a price.
+	InactiveCost []usher.Cost `json:"inactive_cost"`
 }
 
 // Report is one page of the Usage Report.
 type Report struct {
-	Range      Range        `json:"range"`
-	Cutoff     usher.Date   `json:"cutoff"` // first day inside the range
-	Today      usher.Date   `json:"today"`  // in the account's time zone
-	Rows       []ReportRow  `json:"rows"`
-	NextCursor string       `json:"next_cursor,omitempty"`
-	Totals     ReportTotals `json:"totals"`
+	Range  Range      `json:"range"`
+	Cutoff usher.Date `json:"cutoff"` // first day inside the range
+	// AssignedBefore: seats assigned on or after it are active (the range
+	// or the account's new-seat grace, whichever reaches further back).
+	AssignedBefore time.Time    `json:"assigned_before"`
+	Today          usher.Date   `json:"today"` // in the account's time zone
+	Rows           []ReportRow  `json:"rows"`
+	NextCursor     string       `json:"next_cursor,omitempty"`
+	Totals         ReportTotals `json:"totals"`
 	// ProcessedAt is when usage data was last processed; nil if never.
 	ProcessedAt *time.Time `json:"processed_at"`
 }
@@ -71,10 +81,14 @@ type ProductSummary struct {
 
 // InactiveSummary is what a usage notification says about a range.
 type InactiveSummary struct {
-	Range         Range            `json:"range"`
-	InactiveSeats int              `json:"inactive_seats"`
-	InactiveUsers int              `json:"inactive_users"`
-	ByProduct     []ProductSummary `json:"by_product"`
+	Range             Range `json:"range"`
+	InactiveSeats     int   `json:"inactive_seats"`
+	InactiveUsers     int   `json:"inactive_users"`
+	NeverUsedSeats    int   `json:"never_used_seats"`
+	StoppedUsingSeats int   `json:"stopped_using_seats"`
+	// InactiveCost is what the inactive seats cost per year, per currency.
+	InactiveCost []usher.Cost     `json:"inactive_cost"`
+	ByProduct    []ProductSummary `json:"by_product"`
 	// FirstUsers are the first inactive users by name, at most the limit asked for.
 	FirstUsers []usher.User `json:"first_users"`
 }

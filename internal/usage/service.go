@@ -31,6 +31,7 @@ type Service struct {
 	cfg     Config
 	stats   Stats
 	totals  totalsCache
+	dash    dashboardCache
 	cursors *access.Cursors
 }
 
@@ -274,7 +275,7 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 }
 
 var sorts = []string{"name", "email", "product", "last_used", "days_used"}
-var statuses = []string{"all", "active", "inactive", "unavailable"}
+var statuses = []string{"all", "active", "inactive", "never_used", "stopped_using", "unavailable"}
 
 // prepare validates f and turns it into a storage query for the actor.
 func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFilter, paged bool) (ReportQuery, usher.Account, Day, error) {
@@ -283,7 +284,7 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 		f.Status = "all"
 	}
 	if !slices.Contains(statuses, f.Status) {
-		p.Add("status", "must be one of all, active, inactive, unavailable")
+		p.Add("status", "must be one of all, active, inactive, never_used, stopped_using, unavailable")
 	}
 	if f.Range == "" {
 		f.Range = Range30d
@@ -353,17 +354,17 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	}
 	loc := acct.Location()
 	today := DayOf(s.cfg.Now(), loc)
-	cutoff := f.Range.Cutoff(today)
+	c := f.Range.CutoffsOn(today, loc, acct.NewSeatGraceDays)
 	q := ReportQuery{
 		AccountID: a.AccountID, SubscriptionIDs: access.VisibleSubscriptions(a, access.ViewReports),
-		Status: f.Status, CutoffDay: cutoff, CutoffAt: StartOfDay(cutoff, loc), // assigned before it = assigned before the cutoff day
+		Status: f.Status, CutoffDay: c.Day, CutoffAt: c.UsedBefore, AssignedBefore: c.AssignedBefore,
 		ProductCode: f.Product, SubscriptionID: f.SubscriptionID, Query: strings.ToLower(strings.TrimSpace(f.Query)),
 		Sort: sort, Desc: desc, After: cur, Limit: f.Limit,
 	}
 	return q, acct, today, nil
 }
 
-func (s *Service) row(r RawRow, rg Range, today Day) ReportRow {
+func (s *Service) row(r RawRow, rg Range, q ReportQuery) ReportRow {
 	out := ReportRow{
 		UserID: r.UserID, Name: r.Name, Email: r.Email, Product: r.ProductCode, ProductName: r.ProductName,
 		SubscriptionID: r.SubscriptionID, ContractNumber: r.ContractNumber, Plan: r.Plan, AssignedAt: r.AssignedAt,
@@ -377,8 +378,7 @@ func (s *Service) row(r RawRow, rg Range, today Day) ReportRow {
 		d := r.LastDay.Date()
 		out.LastUsed = &d
 	}
-	cutoff := rg.Cutoff(today)
-	out.Status = SeatStatus(r.Plan, DayOf(r.AssignedAt, r.AssignedAt.Location()), r.LastDay, cutoff)
+	out.Status, out.Inactivity = Classify(r.Plan, r.AssignedAt, r.LastUsedAt, q.Cutoffs())
 	if out.Status == StatusUnavailable {
 		out.StatusNote = "usage data is not available for the " + string(r.Plan) + " plan"
 	}
@@ -436,7 +436,8 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 			return err
 		}
 		loc := acct.Location()
-		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date(), Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
+		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), AssignedBefore: q.AssignedBefore.In(loc), Today: today.Date(),
+			Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
 		if len(raw) > limit {
 			raw = raw[:limit]
 			if out.NextCursor, err = s.cursors.Encode(ctx, reportCursorKind(q.Sort, q.Desc), a.AccountID, cursorOf(q.Sort, raw[limit-1])); err != nil {
@@ -445,7 +446,7 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		}
 		for _, r := range raw {
 			r.AssignedAt = r.AssignedAt.In(loc)
-			out.Rows = append(out.Rows, s.row(r, rg, today))
+			out.Rows = append(out.Rows, s.row(r, rg, q))
 		}
 		out.ProcessedAt = processed
 		return nil
@@ -490,7 +491,7 @@ func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, he
 			rg = Range30d
 		}
 		q.Limit, q.After = 0, nil
-		h := Report{Range: rg, Cutoff: q.CutoffDay.Date(), Today: today.Date()}
+		h := Report{Range: rg, Cutoff: q.CutoffDay.Date(), AssignedBefore: q.AssignedBefore.In(acct.Location()), Today: today.Date()}
 		if h.ProcessedAt, err = tx.ProcessedAt(ctx, a.AccountID); err != nil {
 			return err
 		}
@@ -500,7 +501,7 @@ func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, he
 		loc := acct.Location()
 		return tx.EachReportRow(ctx, q, func(r RawRow) error {
 			r.AssignedAt = r.AssignedAt.In(loc)
-			return fn(s.row(r, rg, today))
+			return fn(s.row(r, rg, q))
 		})
 	})
 	if err != nil {
@@ -512,7 +513,7 @@ func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, he
 // InactiveSummary counts the account's inactive users and seats for range r,
 // per product, with the first users by name. It is what notifications send.
 func (s *Service) InactiveSummary(ctx context.Context, accountID int64, r Range, firstUsers int) (InactiveSummary, error) {
-	out := InactiveSummary{Range: r, ByProduct: []ProductSummary{}, FirstUsers: []usher.User{}}
+	out := InactiveSummary{Range: r, ByProduct: []ProductSummary{}, FirstUsers: []usher.User{}, InactiveCost: []usher.Cost{}}
 	a := usher.System(accountID)
 	err := s.store.Read(ctx, func(tx Tx) error {
 		q, _, _, err := s.prepare(ctx, tx, a, ReportFilter{Status: "inactive", Range: r, Limit: 1000}, true)
@@ -524,6 +525,7 @@ func (s *Service) InactiveSummary(ctx context.Context, accountID int64, r Range,
 			return err
 		}
 		out.InactiveSeats, out.InactiveUsers = t.InactiveSeats, t.InactiveUsers
+		out.NeverUsedSeats, out.StoppedUsingSeats, out.InactiveCost = t.NeverUsedSeats, t.StoppedUsingSeats, t.InactiveCost
 		if out.ByProduct, err = tx.InactiveByProduct(ctx, q); err != nil {
 			return err
 		}

@@ -97,17 +97,19 @@ func RollupRows(days []UseDay) int {
 type ReportQuery struct {
 	AccountID       int64
 	SubscriptionIDs []int64 // nil: every subscription; else only these
-	Status          string  // all, active, inactive, unavailable
+	Status          string  // all, active, inactive, never_used, stopped_using, unavailable
 	CutoffDay       Day     // usage on or after this day counts inside the range
 	CutoffAt        time.Time
-	ProductCode     string
-	SubscriptionID  int64
-	Query           string // lower-cased substring of name or email
-	Sort            string // name, email, product, last_used, days_used
-	Desc            bool
-	After           *ReportCursor // keyset position; nil for the first page
-	Limit           int           // 0: no limit (export)
-	Matching        int           // rows the filter matches, when known: a hint for finding the page
+	// AssignedBefore: seats assigned on or after it are active (Cutoffs).
+	AssignedBefore time.Time
+	ProductCode    string
+	SubscriptionID int64
+	Query          string // lower-cased substring of name or email
+	Sort           string // name, email, product, last_used, days_used
+	Desc           bool
+	After          *ReportCursor // keyset position; nil for the first page
+	Limit          int           // 0: no limit (export)
+	Matching       int           // rows the filter matches, when known: a hint for finding the page
 }
 
 // ReportCursor is a keyset position in the report's order.
@@ -130,8 +132,9 @@ type RawRow struct {
 	ContractNumber string
 	Plan           usher.Plan
 	AssignedAt     time.Time
-	LastDay        *Day
-	DaysUsed       int // days with use on or after CutoffDay
+	LastDay        *Day      // the product's last day of use by the user (rollup)
+	LastUsedAt     time.Time // the seat's last use since assignment (assignments.last_used_at)
+	DaysUsed       int       // days with use on or after CutoffDay
 	// Direct and Groups are how the seat reaches the user.
 	Direct bool
 	Groups []usher.SeatSource
@@ -180,8 +183,19 @@ type Tx interface {
 	// changed: users, seats, or usage processed. It also returns when usage
 	// was last processed (nil if never), which it reads anyway.
 	ReportVersion(ctx context.Context, accountID int64) (string, *time.Time, error)
-	// ReportTotals counts all rows matching q (ignoring After and Limit).
+	// ReportTotals counts all rows matching q (ignoring After and Limit),
+	// with the yearly cost of the inactive seats among them.
 	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
 	// InactiveByProduct counts inactive seats and users per product for q.
 	InactiveByProduct(ctx context.Context, q ReportQuery) ([]ProductSummary, error)
+	// InactiveBySubscription counts inactive seats per subscription for q.
+	InactiveBySubscription(ctx context.Context, q ReportQuery) (map[int64]int, error)
+	// SeatMonths counts, per product and month of b, today's seats assigned
+	// before the month's end and the users who used the product in it.
+	SeatMonths(ctx context.Context, accountID int64, b MonthBounds) ([]ProductMonths, error)
+}
+
+// Cutoffs are the query's status cutoffs.
+func (q ReportQuery) Cutoffs() Cutoffs {
+	return Cutoffs{Day: q.CutoffDay, UsedBefore: q.CutoffAt, AssignedBefore: q.AssignedBefore}
 }

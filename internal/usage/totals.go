@@ -28,7 +28,7 @@ type totalsEntry struct {
 
 // totalsKey identifies what the totals of q depend on.
 func totalsKey(q ReportQuery, version string) string {
-	return fmt.Sprintf("%d|%v|%s|%d|%s|%d|%q|%s", q.AccountID, q.SubscriptionIDs, q.Status, q.CutoffAt.UnixMilli(),
+	return fmt.Sprintf("%d|%v|%s|%d|%d|%s|%d|%q|%s", q.AccountID, q.SubscriptionIDs, q.Status, q.CutoffAt.UnixMilli(), q.AssignedBefore.UnixMilli(),
 		q.ProductCode, q.SubscriptionID, q.Query, version)
 }
 

@@ -4,6 +4,7 @@ package usage
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,8 +35,40 @@ func (r Range) Valid() bool {
 	return false
 }
 
+// MaxRangeDays bounds a range given as a number of days ("45d").
+const MaxRangeDays = 730
+
+// ParseRange reads a named range (30d, 3m, 6m, 9m, 1y) or a number of days
+// such as 45d (1 to MaxRangeDays), which reclaim policies may use.
+func ParseRange(s string) (Range, bool) {
+	r := Range(s)
+	if r.Valid() {
+		return r, true
+	}
+	if n, ok := r.days(); ok && n >= 1 && n <= MaxRangeDays {
+		return Range(strconv.Itoa(n) + "d"), true
+	}
+	return "", false
+}
+
+// days returns N of a range written "Nd".
+func (r Range) days() (int, bool) {
+	num, ok := strings.CutSuffix(string(r), "d")
+	if !ok || num == "" || len(num) > 4 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || strings.HasPrefix(num, "+") {
+		return 0, false
+	}
+	return n, true
+}
+
 // Label is the range as people read it.
 func (r Range) Label() string {
+	if n, ok := r.days(); ok && r != Range30d {
+		return strconv.Itoa(n) + " days"
+	}
 	switch r {
 	case Range30d:
 		return "30 days"
@@ -121,6 +154,9 @@ func (r Range) Cutoff(today Day) Day {
 		y, m, d := addMonthsClamped(t.Year(), t.Month(), t.Day(), -n)
 		return Day(time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400)
 	}
+	if n, ok := r.days(); ok {
+		return today - Day(n)
+	}
 	return today - 30
 }
 
@@ -151,6 +187,57 @@ func SeatStatus(plan usher.Plan, assigned Day, lastUsed *Day, cutoff Day) Status
 		return StatusInactive
 	}
 	return StatusActive
+}
+
+// Inactivity says why an inactive seat is inactive.
+type Inactivity string
+
+const (
+	// NeverUsed: no use of the product since the seat was assigned.
+	NeverUsed Inactivity = "never_used"
+	// StoppedUsing: used since it was assigned, but not within the range.
+	StoppedUsing Inactivity = "stopped_using"
+)
+
+// Cutoffs are the instants that decide a seat's status for a range on a
+// day: it is inactive when its last use falls before UsedBefore and its
+// assignment before AssignedBefore. AssignedBefore is the range's first
+// midnight, or the start of the new-seat grace when that is earlier, so a
+// seat assigned within the grace is never inactive.
+type Cutoffs struct {
+	Day            Day // first day inside the range
+	UsedBefore     time.Time
+	AssignedBefore time.Time
+}
+
+// CutoffsOn returns the cutoffs of range r on day today in loc, with a
+// new-seat grace of graceDays.
+func (r Range) CutoffsOn(today Day, loc *time.Location, graceDays int) Cutoffs {
+	day := r.Cutoff(today)
+	c := Cutoffs{Day: day, UsedBefore: StartOfDay(day, loc)}
+	c.AssignedBefore = c.UsedBefore
+	if grace := StartOfDay(today-Day(graceDays), loc); graceDays > 0 && grace.Before(c.AssignedBefore) {
+		c.AssignedBefore = grace
+	}
+	return c
+}
+
+// Classify applies the inactivity rule to a seat's row: a seat on a plan
+// with usage data is inactive when its last use (lastUsed, the zero time or
+// any instant before the assignment when none since) and its assignment both
+// fall before the cutoffs; never used when it has no use since it was
+// assigned. Storage applies the same rule in SQL.
+func Classify(plan usher.Plan, assigned, lastUsed time.Time, c Cutoffs) (Status, Inactivity) {
+	if !plan.HasUsageData() {
+		return StatusUnavailable, ""
+	}
+	if !lastUsed.Before(c.UsedBefore) || !assigned.Before(c.AssignedBefore) {
+		return StatusActive, ""
+	}
+	if lastUsed.Before(assigned) {
+		return StatusInactive, NeverUsed
+	}
+	return StatusInactive, StoppedUsing
 }
 
 // Event is one use of a product by a user, as sent by products and integrations.

@@ -2,6 +2,7 @@ package usher
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -10,11 +11,20 @@ import (
 
 // Account is one customer organisation. Every other object belongs to exactly one.
 type Account struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	TimeZone  string    `json:"time_zone"` // IANA name, e.g. Europe/Berlin
-	CreatedAt time.Time `json:"created_at"`
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	TimeZone string `json:"time_zone"` // IANA name, e.g. Europe/Berlin
+	// NewSeatGraceDays: a seat assigned within this many days is never
+	// inactive, whatever the range.
+	NewSeatGraceDays int       `json:"new_seat_grace_days"`
+	CreatedAt        time.Time `json:"created_at"`
 }
+
+// DefaultNewSeatGraceDays is an account's new-seat grace unless changed.
+const DefaultNewSeatGraceDays = 14
+
+// MaxNewSeatGraceDays bounds the new-seat grace.
+const MaxNewSeatGraceDays = 365
 
 // Location returns the account's time zone, UTC if it is unknown.
 func (a Account) Location() *time.Location {
@@ -43,8 +53,10 @@ type User struct {
 	Email     string     `json:"email"`
 	Name      string     `json:"name"`
 	Status    UserStatus `json:"status"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	// ReclaimExempt keeps reclaim policies away from the user's seats.
+	ReclaimExempt bool      `json:"reclaim_exempt"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // NormalizeEmail trims and lower-cases an address so it compares as users expect.
@@ -264,17 +276,19 @@ func (d *Date) UnmarshalJSON(b []byte) error {
 
 // Subscription is a contract: N seats of one product on one plan.
 type Subscription struct {
-	ID             int64     `json:"id"`
-	AccountID      int64     `json:"-"`
-	Product        Product   `json:"product"`
-	Plan           Plan      `json:"plan"`
-	Seats          int       `json:"seats"`
-	SeatsUsed      int       `json:"seats_used"`
-	ContractNumber string    `json:"contract_number"`
-	TermStart      Date      `json:"term_start"`
-	TermEnd        Date      `json:"term_end"`
-	Benefits       []string  `json:"benefits"`
-	CreatedAt      time.Time `json:"created_at"`
+	ID             int64    `json:"id"`
+	AccountID      int64    `json:"-"`
+	Product        Product  `json:"product"`
+	Plan           Plan     `json:"plan"`
+	Seats          int      `json:"seats"`
+	SeatsUsed      int      `json:"seats_used"`
+	ContractNumber string   `json:"contract_number"`
+	TermStart      Date     `json:"term_start"`
+	TermEnd        Date     `json:"term_end"`
+	Benefits       []string `json:"benefits"`
+	// Price is what one seat costs per year; nil when not known.
+	Price     *Price    `json:"price"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // SeatsAvailable is how many seats can still be assigned.
@@ -383,6 +397,210 @@ func (a Actor) IsAdmin() bool {
 	return a.HasAny(RolePrimaryAdmin) || a.HasAny(RoleSecondaryAdmin)
 }
 
+// The one way people read dates and times, in the console and in emails:
+// "25 Nov 2026" and "25 Nov 2026, 08:00 CET" (in the account's time zone).
+const (
+	dayLayout  = "2 Jan 2006"
+	timeLayout = "2 Jan 2006, 15:04 MST"
+)
+
+// Human is the date as people read it: "25 Nov 2026"; "" when zero.
+func (d Date) Human() string {
+	if d.IsZero() {
+		return ""
+	}
+	return d.Format(dayLayout)
+}
+
+// HumanTime is t in loc as people read it: "25 Nov 2026, 08:00 CET"; ""
+// when zero.
+func HumanTime(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(loc).Format(timeLayout)
+}
+
+// HumanDay is the calendar day of t in loc: "25 Nov 2026".
+func HumanDay(t time.Time, loc *time.Location) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(loc).Format(dayLayout)
+}
+
+// Price is an amount per seat per year in one currency. Amounts are kept in
+// hundredths of the currency unit, so sums are exact.
+type Price struct {
+	Cents    int64  `json:"-"`
+	Currency string `json:"currency"` // ISO 4217, e.g. EUR
+}
+
+// MarshalJSON writes {"per_seat_year":"1200.00","currency":"EUR"}.
+func (p Price) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		PerSeatYear string `json:"per_seat_year"`
+		Currency    string `json:"currency"`
+	}{FormatCents(p.Cents), p.Currency})
+}
+
+// FormatCents writes hundredths as a decimal amount: 120050 → "1200.50".
+func FormatCents(c int64) string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
+}
+
+// ParseAmount reads a decimal amount with at most two decimals ("1200",
+// "1200.5", "1200.50") into hundredths.
+func ParseAmount(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	if whole == "" || len(frac) > 2 || (hasFrac && frac == "") || len(whole) > 12 {
+		return 0, fmt.Errorf("%q is not an amount such as 1200.50", s)
+	}
+	for _, r := range whole + frac {
+		if r < '0' || r > '9' {
+			return 0, fmt.Errorf("%q is not an amount such as 1200.50", s)
+		}
+	}
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	var c int64
+	for _, r := range whole + frac {
+		c = c*10 + int64(r-'0')
+	}
+	return c, nil
+}
+
+// ValidCurrency reports whether s looks like an ISO 4217 code: three capital letters.
+func ValidCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for _, r := range s {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Cost is a sum of yearly seat prices in one currency.
+type Cost struct {
+	Currency string `json:"currency"`
+	Seats    int    `json:"seats"`
+	Cents    int64  `json:"-"`
+}
+
+// MarshalJSON writes the amount as a decimal string, like Price.
+func (c Cost) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Currency string `json:"currency"`
+		Seats    int    `json:"seats"`
+		PerYear  string `json:"per_year"`
+	}{c.Currency, c.Seats, FormatCents(c.Cents)})
+}
+
+// String is the cost as people read it: "EUR 2400.00".
+func (c Cost) String() string { return c.Currency + " " + FormatCents(c.Cents) }
+
+// ReclaimBatch is what one reclaim removed — a policy run's reclaim of one
+// person, or a bulk unassign — kept so that it can be undone.
+type ReclaimBatch struct {
+	ID         int64       `json:"id"`
+	AccountID  int64       `json:"-"`
+	Source     string      `json:"source"`              // "policy" or "unassign"
+	PolicyID   int64       `json:"policy_id,omitempty"` // for source policy
+	RunID      int64       `json:"run_id,omitempty"`
+	ActorID    int64       `json:"actor_id"`
+	ActorEmail string      `json:"actor_email"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UndoneAt   time.Time   `json:"undone_at,omitzero"`
+	UndoneBy   string      `json:"undone_by,omitempty"`
+	Items      []BatchItem `json:"items"`
+	// Saved is what the removed seats cost per year, per currency.
+	Saved []Cost `json:"saved"`
+}
+
+// Batch sources.
+const (
+	BatchPolicy   = "policy"
+	BatchUnassign = "unassign"
+)
+
+// BatchItem is what a batch removed from one user on one subscription.
+type BatchItem struct {
+	UserID         int64     `json:"user_id"`
+	Email          string    `json:"email"`
+	SubscriptionID int64     `json:"subscription_id"`
+	Seat           bool      `json:"seat"`     // the whole seat
+	Services       []string  `json:"services"` // services removed (with the seat, or alone)
+	Benefits       []string  `json:"benefits"` // benefits removed
+	AssignedAt     time.Time `json:"assigned_at,omitzero"`
+	Price          *Price    `json:"price"` // the seat's yearly price when removed
+}
+
+// SavedOf sums the yearly price of the seats a batch removed, per currency.
+func SavedOf(items []BatchItem) []Cost {
+	out := []Cost{}
+	for _, it := range items {
+		if !it.Seat || it.Price == nil {
+			continue
+		}
+		found := false
+		for i := range out {
+			if out[i].Currency == it.Price.Currency {
+				out[i].Seats++
+				out[i].Cents += it.Price.Cents
+				found = true
+			}
+		}
+		if !found {
+			out = append(out, Cost{Currency: it.Price.Currency, Seats: 1, Cents: it.Price.Cents})
+		}
+	}
+	return out
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *Price) UnmarshalJSON(b []byte) error {
+	var v struct {
+		PerSeatYear string `json:"per_seat_year"`
+		Currency    string `json:"currency"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	c, err := ParseAmount(v.PerSeatYear)
+	if err != nil {
+		return err
+	}
+	*p = Price{Cents: c, Currency: v.Currency}
+	return nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Cost) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Currency string `json:"currency"`
+		Seats    int    `json:"seats"`
+		PerYear  string `json:"per_year"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	cents, err := ParseAmount(v.PerYear)
+	if err != nil {
+		return err
+	}
+	*c = Cost{Currency: v.Currency, Seats: v.Seats, Cents: cents}
+	return nil
+}
+
 // AuditActions lists every action an audit entry may carry. The audit log's
 // action filter accepts exactly these, and storage refuses to record any
 // other, so a new action is added here first.
@@ -400,6 +618,9 @@ var AuditActions = []string{
 	"group.create", "group.update", "group.delete", "group.member.add", "group.member.remove",
 	"group.assign", "group.assignment.update", "group.unassign", "group.exclude", "group.include",
 	"seat.sources", "seat.wait", "seat.wait.end",
+	"account.update", "subscription.price",
+	"reclaim_policy.create", "reclaim_policy.update", "reclaim_policy.delete",
+	"reclaim.warn", "reclaim.reclaim", "reclaim.keep", "reclaim.undo",
 }
 
 // ValidAuditAction reports whether action is one of AuditActions.

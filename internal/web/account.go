@@ -76,3 +76,26 @@ func (s *server) auditLog(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, r, http.StatusOK, page)
 }
+
+func (s *server) getAccount(w http.ResponseWriter, r *http.Request) {
+	acct, err := s.access.Account(r.Context(), actorFrom(r.Context()))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, acct)
+}
+
+func (s *server) updateAccount(w http.ResponseWriter, r *http.Request) {
+	var in access.AccountSettings
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	acct, err := s.access.UpdateAccount(r.Context(), actorFrom(r.Context()), in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, acct)
+}

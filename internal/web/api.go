@@ -17,6 +17,7 @@ import (
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/sso"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
@@ -26,6 +27,7 @@ import (
 type Config struct {
 	Access  *access.Service                 // decides and does everything the API offers
 	Notify  *notify.Service                 // usage notification settings and runs; nil = those endpoints answer 404
+	Reclaim *reclaim.Service                // reclaim policies; nil = those endpoints answer 404
 	Logger  *slog.Logger                    // one line per request, and internal errors; nil = discard
 	Health  func(ctx context.Context) error // pings the database; nil = always healthy
 	MaxBody int64                           // bytes; 0 = 1 MiB default for JSON bodies
@@ -75,6 +77,7 @@ const healthTimeout = 2 * time.Second
 type server struct {
 	access  *access.Service
 	notify  *notify.Service
+	reclaim *reclaim.Service
 	log     *slog.Logger
 	health  func(ctx context.Context) error
 	maxBody int64
@@ -126,7 +129,7 @@ func MetricsHandler(cfg Config) http.Handler {
 }
 
 func newServer(cfg Config) *server {
-	s := &server{access: cfg.Access, notify: cfg.Notify, usage: cfg.Usage, log: cfg.Logger, health: cfg.Health,
+	s := &server{access: cfg.Access, notify: cfg.Notify, reclaim: cfg.Reclaim, usage: cfg.Usage, log: cfg.Logger, health: cfg.Health,
 		maxBody: cfg.MaxBody, maxIngestBody: cfg.MaxIngestBody, metrics: cfg.Metrics,
 		ready: cfg.Ready, metricsToken: cfg.MetricsToken, pools: cfg.Pools, seats: cfg.Seats, sso: cfg.SSO}
 	if s.metrics == nil {

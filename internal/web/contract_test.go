@@ -451,8 +451,8 @@ func (w *captureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // of drift, and says which operation and what drifted.
 func TestContractCatchesDrift(t *testing.T) {
 	c := mustContract(t)
-	const user = `{"id":1,"email":"a@b.test","name":"A","status":"active","created_at":"2026-03-15T10:00:00Z","updated_at":"2026-03-15T10:00:00Z"`
-	const me = `{"user":` + user + `},"roles":[],"account":{"id":1,"name":"Acme","time_zone":"UTC","created_at":"2026-03-15T10:00:00Z"},"scope":"full"`
+	const user = `{"id":1,"email":"a@b.test","name":"A","status":"active","reclaim_exempt":false,"created_at":"2026-03-15T10:00:00Z","updated_at":"2026-03-15T10:00:00Z"`
+	const me = `{"user":` + user + `},"roles":[],"account":{"id":1,"name":"Acme","time_zone":"UTC","new_seat_grace_days":14,"created_at":"2026-03-15T10:00:00Z"},"scope":"full"`
 	answer := func(status int, contentType, body string, header ...string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)

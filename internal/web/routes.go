@@ -38,6 +38,12 @@ func (s *server) routes(mux router, withMetrics bool) {
 	api("GET /api/v1/subscriptions", s.listSubscriptions)
 	api("POST /api/v1/subscriptions", s.createSubscription)
 	api("GET /api/v1/subscriptions/{id}", s.getSubscription)
+	api("PATCH /api/v1/subscriptions/{id}", s.updateSubscription)
+	api("GET /api/v1/account", s.getAccount)
+	api("PATCH /api/v1/account", s.updateAccount)
+	api("GET /api/v1/reclaims", s.listReclaims)
+	api("GET /api/v1/reclaims/{id}", s.getReclaim)
+	api("POST /api/v1/reclaims/{id}/undo", s.undoReclaim)
 	api("GET /api/v1/subscriptions/{id}/waiting", s.subscriptionWaiting)
 
 	api("GET /api/v1/groups", s.listGroups)
@@ -63,6 +69,15 @@ func (s *server) routes(mux router, withMetrics bool) {
 		api("PUT /api/v1/usage-notifications", s.setNotifications)
 		api("DELETE /api/v1/usage-notifications", s.turnOffNotifications)
 		api("GET /api/v1/usage-notifications/runs", s.notificationRuns)
+	}
+	if s.reclaim != nil {
+		api("GET /api/v1/reclaim-policies", s.listReclaimPolicies)
+		api("POST /api/v1/reclaim-policies", s.createReclaimPolicy)
+		api("GET /api/v1/reclaim-policies/{id}", s.getReclaimPolicy)
+		api("PUT /api/v1/reclaim-policies/{id}", s.replaceReclaimPolicy)
+		api("DELETE /api/v1/reclaim-policies/{id}", s.deleteReclaimPolicy)
+		api("GET /api/v1/reclaim-policies/{id}/preview", s.previewReclaimPolicy)
+		api("GET /api/v1/reclaim-policies/{id}/runs", s.reclaimPolicyRuns)
 	}
 	if s.sso != nil {
 		api("GET /api/v1/sso", s.getSSO)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,10 +72,16 @@ func TestSoak(t *testing.T) {
 			outcomes      []outcome
 			unassignSeats int // seats the second admin's 200 answers say were taken
 		)
+		var gaveAndTook [2]atomic.Bool // an assign and an unassign have succeeded
 		record := func(op string, c call) {
 			mu.Lock()
 			outcomes = append(outcomes, outcome{op, c})
 			mu.Unlock()
+			if c.status == 200 && op == "assign" {
+				gaveAndTook[0].Store(true)
+			} else if c.status == 200 && op == "unassign" {
+				gaveAndTook[1].Store(true)
+			}
 		}
 		accessItems := func(r *rand.Rand) []map[string]any {
 			items := []map[string]any{}
@@ -167,12 +174,20 @@ func TestSoak(t *testing.T) {
 			"unassign": {200, 409}, "ingest": {200}, "report": {200},
 		}
 
+		// The mix runs for the soak's duration, and on a loaded machine on
+		// until it has both given and taken a seat (within a bound), so that
+		// what it checks below was exercised.
 		deadline := time.Now().Add(soakDuration(t))
+		bound := deadline.Add(2 * time.Minute)
+		going := func() bool {
+			now := time.Now()
+			return now.Before(deadline) || now.Before(bound) && !(gaveAndTook[0].Load() && gaveAndTook[1].Load())
+		}
 		var wg sync.WaitGroup
 		for w := range 8 {
 			wg.Go(func() {
 				r := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-				for time.Now().Before(deadline) {
+				for going() {
 					ops[names[r.IntN(len(names))]](r)
 				}
 			})

@@ -126,3 +126,22 @@ func (s *server) getSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, r, http.StatusOK, subscriptionJSON(sub))
 }
+
+func (s *server) updateSubscription(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r, "id", "subscription")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var in access.SubscriptionPatch
+	if err := s.decodeJSON(w, r, &in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sub, err := s.access.UpdateSubscription(r.Context(), actorFrom(r.Context()), id, in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, subscriptionJSON(sub))
+}

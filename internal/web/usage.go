@@ -226,7 +226,7 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request) {
 // reportCSVHeader names the CSV export's columns.
 var reportCSVHeader = []string{
 	"name", "email", "product", "product_name", "contract_number", "plan", "assigned_at",
-	"last_used", "days_used", "monthly_average", "status", "status_note", "source",
+	"last_used", "days_used", "monthly_average", "status", "status_note", "source", "inactivity",
 }
 
 // usageReportCSV streams every row matching the filter (no pages) as CSV.
@@ -275,7 +275,7 @@ func WriteReportCSV(w http.ResponseWriter, r *http.Request, use *usage.Service, 
 		return cw.Write([]string{
 			csvCell(r.Name), csvCell(r.Email), r.Product, csvCell(r.ProductName), csvCell(r.ContractNumber), string(r.Plan),
 			r.AssignedAt.Format(time.DateOnly), last, strconv.Itoa(r.DaysUsed),
-			strconv.FormatFloat(r.MonthlyAverage, 'f', 1, 64), string(r.Status), r.StatusNote, csvCell(SourceText(r.Sources)),
+			strconv.FormatFloat(r.MonthlyAverage, 'f', 1, 64), string(r.Status), r.StatusNote, csvCell(SourceText(r.Sources)), string(r.Inactivity),
 		})
 	}
 	err := use.EachRow(r.Context(), a, f, head, row)

@@ -350,7 +350,7 @@ func TestUsageReportAPI(t *testing.T) {
 			p := c.fail(http.StatusUnprocessableEntity, usher.EINVALID, "GET",
 				"/api/v1/reports/usage?status=asleep&range=2w&sort=age&product=nope&subscription=x&limit=0", nil,
 				"limit", "subscription", "status", "range", "sort", "product")
-			if !strings.Contains(p.Detail, "30d, 3m, 6m, 9m, 1y") || !strings.Contains(p.Detail, "all, active, inactive, unavailable") ||
+			if !strings.Contains(p.Detail, "30d, 3m, 6m, 9m, 1y") || !strings.Contains(p.Detail, "all, active, inactive, never_used, stopped_using, unavailable") ||
 				!strings.Contains(p.Detail, "between 1 and 1000") {
 				t.Errorf("detail does not list the allowed values: %s", p.Detail)
 			}
@@ -371,7 +371,7 @@ func TestUsageReportAPI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(recs) != 6 || strings.Join(recs[0], ",") != "name,email,product,product_name,contract_number,plan,assigned_at,last_used,days_used,monthly_average,status,status_note,source" {
+			if len(recs) != 6 || strings.Join(recs[0], ",") != "name,email,product,product_name,contract_number,plan,assigned_at,last_used,days_used,monthly_average,status,status_note,source,inactivity" {
 				t.Fatalf("got %q", recs)
 			}
 			inactive := c.do("GET", "/api/v1/reports/usage?status=inactive", nil, "Accept", "text/csv")

@@ -19,13 +19,12 @@ const auditPageSize = 50
 var auditActions = usher.AuditActions
 
 type auditPage struct {
-	User      string // the email filter as typed
-	Action    string
-	Actions   []string
-	Entries   []auditRow
-	NextHref  string
-	FirstHref string
-	Filtered  bool
+	User    string // the email filter as typed
+	Action  string
+	Actions []string
+	Entries []auditRow
+	pageLinks
+	Filtered bool
 }
 
 type auditRow struct {
@@ -81,7 +80,7 @@ func (s *server) auditLog(w http.ResponseWriter, r *http.Request, v viewer) {
 	}
 	loc := v.Account.Location()
 	for _, e := range log.Items {
-		row := auditRow{AuditEntry: e, When: e.At.In(loc).Format("2006-01-02 15:04:05 MST"), Before: indent(e.Before), After: indent(e.After)}
+		row := auditRow{AuditEntry: e, When: usher.HumanTime(e.At, loc), Before: indent(e.Before), After: indent(e.After)}
 		if e.SubscriptionID != 0 {
 			row.Contract = contracts[e.SubscriptionID]
 			if row.Contract == "" {
@@ -97,16 +96,7 @@ func (s *server) auditLog(w http.ResponseWriter, r *http.Request, v viewer) {
 	if data.Action != "" {
 		filter.Set("action", data.Action)
 	}
-	if log.NextCursor != "" {
-		next := url.Values{"cursor": {log.NextCursor}}
-		for k, vs := range filter {
-			next[k] = vs
-		}
-		data.NextHref = "/audit-log?" + next.Encode()
-	}
-	if cursor != "" {
-		data.FirstHref = "/audit-log?" + filter.Encode()
-	}
+	data.pageLinks = pagerOf(r.URL.Query()).links("/audit-log", filter, log.NextCursor)
 	s.render(w, r, http.StatusOK, "audit", page{Title: "Audit log", Data: data})
 }
 

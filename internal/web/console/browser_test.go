@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -266,6 +267,7 @@ func (b *tab) evalInt(expr string) int { b.t.Helper(); return run(b, chromedp.Ev
 func (b *tab) open(path string) {
 	b.t.Helper()
 	b.do(chromedp.Navigate(b.site.url+path), chromedp.WaitReady(chromedp.CSS("main h1")))
+	b.settle()
 }
 
 // submit clicks a submit button and waits for the next page: the old body
@@ -277,6 +279,20 @@ func (b *tab) submit(sel string) {
 		chromedp.Click(chromedp.CSS(sel)),
 		chromedp.WaitReady(chromedp.CSS("body:not([data-stale]) main h1")),
 	)
+	b.settle()
+}
+
+// settle waits until the page's deferred script has run (the document is
+// complete), so checks of what the script changes do not race it.
+func (b *tab) settle() {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !b.eval(`document.readyState === "complete"`) {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser: %s never finished loading", b.location())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (b *tab) checked(id string) bool {
@@ -305,10 +321,14 @@ func (b *tab) wantText(sel string, wants ...string) {
 }
 
 // screenshot saves the page at desktop and phone width under
-// test-results/console/ and checks that nothing overflows sideways at 375 px.
+// test-results/console/ (and, with USHER_UPDATE_SCREENSHOTS=1, as
+// docs/screenshots/console-NAME-WIDTH.png) and checks the page at both
+// widths: axe-core finds no serious or critical accessibility violation, and
+// nothing is wider than the screen except inside a scroll container.
 func (b *tab) screenshot(name string) {
 	b.t.Helper()
-	dir := filepath.Join(repoRoot(b.t), "test-results", "console")
+	root := repoRoot(b.t)
+	dir := filepath.Join(root, "test-results", "console")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
 	}
@@ -317,17 +337,106 @@ func (b *tab) screenshot(name string) {
 		w, h  int64
 	}{{"desktop", 1280, 900}, {"375", 375, 812}} {
 		b.do(chromedp.EmulateViewport(size.w, size.h))
-		if size.w == 375 {
-			if over := b.evalInt(`document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
-				b.t.Errorf("%s at 375 px: the page is %d px wider than the screen", name, over)
-			}
-		}
+		b.checkPage(fmt.Sprintf("%s at %d px", name, size.w))
 		png := run(b, chromedp.FullScreenshot(100))
 		if err := os.WriteFile(filepath.Join(dir, name+"-"+size.label+".png"), png, 0o644); err != nil {
 			b.t.Fatal(err)
 		}
+		if os.Getenv("USHER_UPDATE_SCREENSHOTS") == "1" {
+			file := name
+			if !strings.HasPrefix(file, "console-") {
+				file = "console-" + file
+			}
+			docs := filepath.Join(root, "docs", "screenshots", file+"-"+size.label+".png")
+			if err := os.WriteFile(docs, png, 0o644); err != nil {
+				b.t.Fatal(err)
+			}
+		}
 	}
 	b.do(chromedp.EmulateViewport(1280, 900))
+}
+
+// checkPage runs the page checks of screenshot at the current width.
+func (b *tab) checkPage(where string) {
+	b.t.Helper()
+	for _, v := range b.axeViolations() {
+		b.t.Errorf("%s: accessibility: %s", where, v)
+	}
+	for _, o := range b.overflows() {
+		b.t.Errorf("%s: layout: %s", where, o)
+	}
+}
+
+// axeVersion is the axe-core release scripts/test installs from the npm
+// registry; bump both together.
+const axeVersion = "4.11.0"
+
+// axeScript is axe-core's axe.min.js, read once. A missing copy fails the
+// test: scripts/test installs it.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	axeOnce.Do(func() {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			axeErr = err
+			return
+		}
+		path := filepath.Join(cache, "usher", "axe-core-"+axeVersion, "node_modules", "axe-core", "axe.min.js")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			axeErr = fmt.Errorf("axe-core %s is needed by the console's browser tests and is missing (%v); run ./scripts/test, which installs it with npm", axeVersion, err)
+			return
+		}
+		axeSource = string(b)
+	})
+	if axeErr != nil {
+		t.Fatal(axeErr)
+	}
+	return axeSource
+}
+
+var (
+	axeOnce   sync.Once
+	axeSource string
+	axeErr    error
+)
+
+// axeViolations runs axe-core on the page as it is now and lists its
+// serious and critical violations, each with the elements it found.
+func (b *tab) axeViolations() []string {
+	b.t.Helper()
+	src := axeScript(b.t)
+	if !b.eval(`typeof window.axe === "object"`) {
+		// DevTools evaluation is not subject to the page's CSP, which
+		// allows only the console's own scripts.
+		b.do(discard(chromedp.Evaluate[bool](src + ";true")))
+	}
+	return run(b, chromedp.Evaluate[[]string](`axe.run(document, {resultTypes: ["violations"]}).then((r) =>
+  r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) =>
+    v.impact + " " + v.id + ": " + v.help + " — " + v.nodes.slice(0, 4).map((n) => n.target.join(" ") + " (" + n.failureSummary.replace(/\s+/g, " ") + ")").join("; ")))`, chromedp.EvalAwaitPromise))
+}
+
+// overflows lists what sticks out of the screen sideways: the page itself,
+// and any element whose right edge passes the screen's without a scroll
+// container (overflow-x auto or scroll) around it.
+func (b *tab) overflows() []string {
+	b.t.Helper()
+	return run(b, chromedp.Evaluate[[]string](`(() => {
+  const vw = document.documentElement.clientWidth, out = [];
+  const over = document.documentElement.scrollWidth - vw;
+  if (over > 0) out.push("the page is " + over + " px wider than the screen");
+  const scrolls = (e) => { for (let p = e.parentElement; p && p !== document.documentElement; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX; if (o === "auto" || o === "scroll") return true } return false };
+  for (const e of document.body.querySelectorAll("*")) {
+    const r = e.getBoundingClientRect();
+    if (r.width < 2 || r.height < 2 || r.right <= vw + 1) continue;
+    if (scrolls(e)) continue;
+    const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className && typeof e.className === "string" ? "." + e.className.trim().split(/\s+/).join(".") : "");
+    out.push(name + " ends at " + Math.round(r.right) + " px, past the screen's " + vw);
+    if (out.length > 5) break;
+  }
+  return out;
+})()`))
 }
 
 func repoRoot(t *testing.T) string {
@@ -371,9 +480,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	ada := s.person(t, browser, "ada")
 
 	t.Run("SignInLandsOnUsers", func(t *testing.T) {
-		if loc := ada.location(); !strings.HasSuffix(loc, "/users") {
-			t.Fatalf("after sign-in: %s, want /users", loc)
+		if loc := ada.location(); loc != s.url+"/" {
+			t.Fatalf("after sign-in: %s, want the dashboard at /", loc)
 		}
+		ada.wantText("main h1", "Dashboard")
+		ada.wantText(fmt.Sprintf("#contract-%d", ms.ID), "Model Studio", "MS-1")
+		ada.wantText(fmt.Sprintf("#contract-%d .bought", ms.ID), "5")
+		ada.screenshot("dashboard-small")
+		ada.open("/users")
 		ada.wantText("main h1", "Users")
 		ada.wantText("header nav", "Users", "Subscriptions", "Audit log", "My access")
 		ada.wantText(".who", "ada@acme.test")
@@ -381,6 +495,31 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("users listed: got %d, want 4", n)
 		}
 		ada.screenshot("users")
+	})
+
+	t.Run("PhonesFoldTheNavigationBehindAMenuButton", func(t *testing.T) {
+		ada.do(chromedp.EmulateViewport(375, 812))
+		defer ada.do(chromedp.EmulateViewport(1280, 900))
+		if ada.visible("header nav") || !ada.visible("#menu-button") {
+			t.Fatal("at 375 px the navigation shows, or the Menu button does not")
+		}
+		ada.do(chromedp.Click(chromedp.CSS("#menu-button")))
+		if !ada.visible("header nav") || !ada.eval(`document.getElementById("menu-button").getAttribute("aria-expanded") === "true"`) {
+			t.Fatal("the Menu button does not open the navigation")
+		}
+		ada.wantText("header nav", "Users", "Subscriptions", "Audit log", "My access")
+		ada.do(chromedp.Click(chromedp.CSS("#menu-button")))
+		if ada.visible("header nav") {
+			t.Error("the Menu button does not close the navigation")
+		}
+		ada.do(chromedp.EmulateViewport(1280, 900))
+		if !ada.visible("header nav") || ada.visible("#menu-button") {
+			t.Error("at 1280 px the navigation is folded away")
+		}
+		// A favicon, so the browser does not ask for a missing one.
+		if got := run(ada, chromedp.Evaluate[string](`fetch("/favicon.ico").then(r => r.status + " " + r.headers.get("Content-Type"))`, chromedp.EvalAwaitPromise)); got != "200 image/svg+xml" {
+			t.Errorf("/favicon.ico: %s", got)
+		}
 	})
 
 	t.Run("SearchFindsOneUser", func(t *testing.T) {
@@ -403,7 +542,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		// The services are folded away behind the contract's arrow.
 		svc := fmt.Sprintf("service-%d-rendering", ms.ID)
 		if ada.eval(fmt.Sprintf(`document.getElementById(%q).offsetParent !== null`, svc)) {
-			t.Fatal("services are visible before the arrow was used")
+			t.Fatalf("services are visible before the arrow was used, on %s: %s", ada.location(), run(ada, chromedp.Evaluate[string](`document.querySelector("button.toggle") ? document.querySelector("button.toggle").outerHTML : document.body.innerHTML.slice(0, 500)`)))
 		}
 		ada.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`button.toggle[aria-controls="products-%d"]`, ms.ID))))
 		if !ada.eval(fmt.Sprintf(`document.querySelector('button.toggle[aria-controls="products-%d"]').getAttribute("aria-expanded") === "true"`, ms.ID)) {
@@ -472,6 +611,58 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("ThePersonsPageFromTheUsersList", func(t *testing.T) {
+		ada.open("/users")
+		ada.submit(fmt.Sprintf(`table.users a[href="/users/%d"]`, ben.ID))
+		ada.wantText("main h1", "Ben Baker")
+		ada.wantText("main .person-meta", "ben@acme.test", "Active")
+		ada.wantText("table.person-seats tbody", "Model Studio", "MS-1", "Cloud storage", "Web support")
+		ada.wantText("#roles", "No roles")
+		ada.wantText("table.audit tbody", "services.set", "ada@acme.test")
+		maxPage := fmt.Sprintf("/users/%d", s.users["max"].ID)
+		ada.open(maxPage)
+		ada.wantText("#roles", "Contract manager of Model Studio MS-1")
+		ada.open(benAccess + "?tab=products")
+	})
+
+	t.Run("AddAUserGrantARoleDisableAndDelete", func(t *testing.T) {
+		ada.open("/users")
+		ada.do(chromedp.Click(chromedp.CSS("details.add-user summary")),
+			chromedp.SetValue(chromedp.CSS("#new-name"), "Nia New"), chromedp.SetValue(chromedp.CSS("#new-email"), "nia@acme.test"))
+		ada.submit("#add-user-submit")
+		ada.wantText("main h1", "Nia New")
+		ada.wantText(".message", "Nia New has been added")
+		nia, err := s.auth.FindUser(context.Background(), "nia@acme.test", s.acct.ID)
+		if err != nil {
+			t.Fatalf("the added user is not stored: %v", err)
+		}
+		// Contract manager of DP-1.
+		ada.do(chromedp.SetValue(chromedp.CSS("#role"), fmt.Sprintf("contract_manager:%d", s.dp.ID)))
+		ada.submit("#grant-role")
+		ada.wantText(".message", "Contract manager role granted")
+		ada.wantText("#roles", "Contract manager of DraftPro DP-1")
+		ada.screenshot("person-admin")
+		// Rename, then disable after the console's confirmation.
+		ada.do(chromedp.SetValue(chromedp.CSS("#name"), "Nia Newer"))
+		ada.submit("#save-user")
+		ada.wantText("main h1", "Nia Newer")
+		ada.do(chromedp.Click(chromedp.CSS("#disable-user")))
+		ada.wantText("#confirm-text", "Disable nia@acme.test?")
+		ada.submit("#confirm-ok")
+		ada.wantText("#person-status", "Disabled")
+		got, err := s.access.User(context.Background(), usher.System(s.acct.ID), nia.ID)
+		if err != nil || got.Status != usher.UserDisabled || got.Name != "Nia Newer" || len(got.Roles) != 1 {
+			t.Fatalf("stored: %+v %v, want Nia Newer, disabled, with one role", got, err)
+		}
+		ada.do(chromedp.Click(chromedp.CSS("#delete-user")))
+		ada.submit("#confirm-ok")
+		ada.wantText(".message", "Nia Newer has been deleted")
+		if _, err := s.access.User(context.Background(), usher.System(s.acct.ID), nia.ID); usher.ErrorCode(err) != usher.ENOTFOUND {
+			t.Fatalf("after delete: %v, want not found", err)
+		}
+		ada.open(benAccess + "?tab=products")
+	})
+
 	t.Run("UnassignFromEditAccess", func(t *testing.T) {
 		before := s.seatsUsed(ms.ID)
 		ada.do(chromedp.Click(chromedp.CSS(fmt.Sprintf("#assign-%d", ms.ID))))
@@ -520,9 +711,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		maxTab.wantText(fmt.Sprintf("#sub-%d .seats-used", ms.ID), "2")
 		maxTab.wantText(fmt.Sprintf("#sub-%d form button", ms.ID), "Release my seat")
 		maxTab.screenshot("subscriptions-manager")
-		// The confirmation window is the browser's; answer it yes.
-		maxTab.eval(`(() => { window.confirm = () => true; return true })()`)
-		maxTab.submit(fmt.Sprintf("#sub-%d form button", ms.ID))
+		// The console's own confirmation window asks, never the browser's
+		// confirm(): Cancel keeps the seat, the window's button releases it.
+		maxTab.eval(`(() => { window.confirm = () => { throw new Error("confirm() used") }; return true })()`)
+		maxTab.do(chromedp.Click(chromedp.CSS(fmt.Sprintf("#sub-%d form button", ms.ID))))
+		if !maxTab.eval(`document.getElementById("confirm-dialog").open`) {
+			t.Fatal("Release my seat opened no confirmation window")
+		}
+		maxTab.wantText("#confirm-text", "Release your seat on contract MS-1?")
+		maxTab.screenshot("subscriptions-confirm")
+		maxTab.do(chromedp.Click(chromedp.CSS("#confirm-cancel")))
+		if maxTab.eval(`document.getElementById("confirm-dialog").open`) || !s.accessOf("max")[ms.ID].Assigned {
+			t.Fatal("Cancel did not close the window, or released the seat")
+		}
+		maxTab.do(chromedp.Click(chromedp.CSS(fmt.Sprintf("#sub-%d form button", ms.ID))))
+		maxTab.submit("#confirm-ok")
 		maxTab.wantText(".message", "Your seat on contract MS-1 has been released")
 		maxTab.wantText(fmt.Sprintf("#sub-%d .seats-used", ms.ID), "1")
 		if maxTab.exists(fmt.Sprintf("#sub-%d form", ms.ID)) {

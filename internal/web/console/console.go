@@ -22,6 +22,7 @@ import (
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/auth"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/sso"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
@@ -43,6 +44,9 @@ type Config struct {
 	// Notify keeps usage notification settings; nil leaves the Usage
 	// Notifications page out.
 	Notify *notify.Service
+	// Reclaim serves the Keep my seat links and the Reclaim pages; nil
+	// leaves them out.
+	Reclaim *reclaim.Service
 	// SSO runs single sign-on with OpenID Connect; nil leaves it out.
 	SSO    *sso.Service
 	Logger *slog.Logger     // nil = discard
@@ -62,23 +66,24 @@ type Config struct {
 const cookieName = "usher_session"
 
 type server struct {
-	access *access.Service
-	auth   *auth.Service
-	usage  *usage.Service
-	notify *notify.Service
-	sso    *sso.Service
-	log    *slog.Logger
-	now    func() time.Time
-	secure bool
-	proxy  web.TrustedProxies
-	pages  map[string]*template.Template
+	access  *access.Service
+	auth    *auth.Service
+	usage   *usage.Service
+	notify  *notify.Service
+	sso     *sso.Service
+	reclaim *reclaim.Service
+	log     *slog.Logger
+	now     func() time.Time
+	secure  bool
+	proxy   web.TrustedProxies
+	pages   map[string]*template.Template
 }
 
 // New returns the console's handler, to be mounted at "/". State-changing
 // requests from other origins are refused (see crossSite); the session
 // cookie is SameSite=Lax on top of that.
 func New(cfg Config) (http.Handler, error) {
-	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, sso: cfg.SSO, log: cfg.Logger, now: cfg.Now,
+	s := &server{access: cfg.Access, auth: cfg.Auth, usage: cfg.Usage, notify: cfg.Notify, sso: cfg.SSO, reclaim: cfg.Reclaim, log: cfg.Logger, now: cfg.Now,
 		secure: cfg.SecureCookies, proxy: cfg.TrustedProxies}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -190,6 +195,9 @@ func (s *server) text(next http.Handler) http.Handler {
 func (s *server) routes(mux *http.ServeMux) {
 	static, _ := fs.Sub(staticFiles, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, static, "favicon.svg")
+	})
 
 	mux.HandleFunc("GET /{$}", s.signedIn(s.home))
 	mux.HandleFunc("GET /signin", s.signInPage)
@@ -198,7 +206,21 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /set-password", s.setPasswordPage)
 	mux.HandleFunc("POST /set-password", s.setPassword)
 
+	if s.reclaim != nil {
+		mux.HandleFunc("GET /keep/{token}", s.keepPage)
+		mux.HandleFunc("POST /keep/{token}", s.keep)
+		mux.HandleFunc("GET /reclaims", s.signedIn(s.reclaimHistory))
+		mux.HandleFunc("GET /reclaim-policies", s.signedIn(s.policies))
+		mux.HandleFunc("GET /reclaim-policies/{id}/preview", s.signedIn(s.preview))
+		mux.HandleFunc("POST /reclaims/{id}/undo", s.signedIn(s.undoReclaim))
+	}
 	mux.HandleFunc("GET /users", s.signedIn(s.users))
+	mux.HandleFunc("POST /users", s.signedIn(s.createUser))
+	mux.HandleFunc("GET /users/{id}", s.signedIn(s.person))
+	mux.HandleFunc("POST /users/{id}", s.signedIn(s.updateUser))
+	mux.HandleFunc("POST /users/{id}/delete", s.signedIn(s.deleteUser))
+	mux.HandleFunc("POST /users/{id}/roles", s.signedIn(s.grantRole))
+	mux.HandleFunc("POST /users/{id}/roles/remove", s.signedIn(s.revokeRole))
 	mux.HandleFunc("GET /users/{id}/access", s.signedIn(s.accessPage))
 	mux.HandleFunc("POST /users/{id}/access", s.signedIn(s.saveAccess))
 	mux.HandleFunc("GET /subscriptions", s.signedIn(s.subscriptions))
@@ -250,6 +272,8 @@ type viewerKey struct{}
 type viewer struct {
 	Actor   usher.Actor
 	Account usher.Account
+	token   string       // the session cookie's
+	session auth.Session // as read for this request
 }
 
 // signedIn loads the session's actor, or sends the browser to sign in and
@@ -294,7 +318,18 @@ func (s *server) viewer(r *http.Request) (viewer, error) {
 	if err != nil {
 		return viewer{}, err
 	}
-	return viewer{Actor: a, Account: acct}, nil
+	return viewer{Actor: a, Account: acct, token: c.Value, session: sess}, nil
+}
+
+// redirectWith sends the browser to path after an action, with msg kept in
+// the session for that page to show once. Messages never travel in the
+// address: a hand-made link must not make a page claim what nobody did.
+func (s *server) redirectWith(w http.ResponseWriter, r *http.Request, v viewer, path, msg string) {
+	if err := s.auth.SetFlash(r.Context(), v.token, msg); err != nil {
+		// The action is done; only its message is lost.
+		s.log.WarnContext(r.Context(), "keep message in session", slog.Any("err", err))
+	}
+	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
 func (s *server) secureRequest(r *http.Request) bool {
@@ -317,7 +352,13 @@ func (s *server) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// home is the dashboard for those who see contracts; others go to the
+// first page they may use.
 func (s *server) home(w http.ResponseWriter, r *http.Request, v viewer) {
+	if access.CanAny(v.Actor, access.ViewSubscription) {
+		s.dashboard(w, r, v)
+		return
+	}
 	http.Redirect(w, r, s.firstPage(v), http.StatusSeeOther)
 }
 
@@ -348,10 +389,13 @@ func (s *server) navFor(v viewer, current string) []navItem {
 			out = append(out, navItem{Label: label, Href: href, Current: href == current})
 		}
 	}
+	add("Dashboard", "/", access.CanAny(a, access.ViewSubscription))
 	add("Users", "/users", access.CanAny(a, access.ViewUsers))
 	add("Subscriptions", "/subscriptions", access.CanAny(a, access.ViewSubscription))
 	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))
 	add("Usage Notifications", notificationsPath, s.notify != nil && access.Can(a, access.ManageNotification, 0))
+	add("Reclaim policies", "/reclaim-policies", s.reclaim != nil && access.Can(a, access.ViewReclaim, 0))
+	add("Reclaim history", "/reclaims", s.reclaim != nil && access.Can(a, access.ViewReclaim, 0))
 	add("Audit log", "/audit-log", access.Can(a, access.ViewAudit, 0))
 	add("Single sign-on", ssoSettingsPath, s.canManageSSO(v))
 	add("My access", "/users/"+strconv.FormatInt(a.UserID, 10)+"/access", true)
@@ -366,8 +410,11 @@ type page struct {
 	Title   string
 	Viewer  *viewer
 	Nav     []navItem
-	Message string   // a success message, shown in a status region
-	Errors  []string // problems, shown in an alert region
+	Message string // a success message, shown in a status region
+	// UndoBatch, when not 0, puts an Undo button for that reclaim batch
+	// beside the message.
+	UndoBatch int64
+	Errors    []string // problems, shown in an alert region
 	// ErrorsTitle introduces Errors, e.g. to say that nothing was saved.
 	ErrorsTitle string
 	Data        any
@@ -375,7 +422,15 @@ type page struct {
 
 var funcs = template.FuncMap{
 	"benefitName": usher.BenefitName,
-	"planName":    planName,
+	// plural picks the word for n: {{plural .N "seat" "seats"}}.
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	},
+	"planName": planName,
+	"cents":    usher.FormatCents,
 }
 
 func planName(p usher.Plan) string {
@@ -415,6 +470,15 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 	}
 	if p.Viewer != nil && p.Nav == nil {
 		p.Nav = s.navFor(*p.Viewer, r.URL.Path)
+	}
+	if p.Viewer != nil && p.Viewer.session.Flash != "" && r.Method == http.MethodGet {
+		msg, err := s.auth.TakeFlash(r.Context(), p.Viewer.token)
+		if err != nil {
+			s.log.WarnContext(r.Context(), "read message from session", slog.Any("err", err))
+		}
+		if p.Message == "" {
+			p.Message, p.UndoBatch = splitUndo(msg)
+		}
 	}
 	var buf bytes.Buffer
 	t, ok := s.pages[name]
@@ -518,4 +582,30 @@ func localPath(next string) string {
 		return ""
 	}
 	return next
+}
+
+// undoMark joins a message kept in the session to the reclaim batch its page
+// offers to undo: the session keeps one line of text, and the batch's id
+// must not come from the address, where anyone could put one.
+const undoMark = "\nundo:"
+
+// withUndo is msg with an Undo button for batch.
+func withUndo(msg string, batch int64) string {
+	if batch <= 0 {
+		return msg
+	}
+	return msg + undoMark + strconv.FormatInt(batch, 10)
+}
+
+// splitUndo undoes withUndo.
+func splitUndo(msg string) (string, int64) {
+	text, id, ok := strings.Cut(msg, undoMark)
+	if !ok {
+		return msg, 0
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return text, 0
+	}
+	return text, n
 }

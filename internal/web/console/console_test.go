@@ -377,6 +377,14 @@ func TestUsersArePaged(t *testing.T) {
 	if !strings.Contains(second.body, "page 2") {
 		t.Error("the second page does not say it is page 2")
 	}
+	prev := regexp.MustCompile(`href="(/users[^"]*)" rel="prev"`).FindStringSubmatch(second.body)
+	if prev == nil {
+		t.Fatal("the second page has no Previous page link")
+	}
+	back := c.send("GET", strings.ReplaceAll(prev[1], "&amp;", "&"), nil)
+	if n := len(rowRE.FindAllString(back.body, -1)); n != 25 || !strings.Contains(back.body, "page 1") {
+		t.Fatalf("Previous page: %d rows, want the first page's 25", n)
+	}
 }
 
 func TestSetPasswordLink(t *testing.T) {

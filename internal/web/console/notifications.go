@@ -74,14 +74,6 @@ func (s *server) notificationsPage(w http.ResponseWriter, r *http.Request, v vie
 		}
 	}
 	p := page{Title: "Usage Notifications", Data: data}
-	switch q.Get("done") {
-	case "on":
-		p.Message = "Usage notifications have been turned on. " + nextEmail(data)
-	case "saved":
-		p.Message = "Your changes have been saved. " + nextEmail(data)
-	case "off":
-		p.Message = "Usage notifications have been turned off. No more emails will be sent until you turn them on again."
-	}
 	s.render(w, r, http.StatusOK, "notifications", p)
 }
 
@@ -92,16 +84,16 @@ func (s *server) notificationsView(v viewer, st notify.Setting, exists bool) not
 	data := notificationsPage{
 		SetUp: exists, Enabled: exists && st.Enabled, MinDate: today, TimeZone: v.Account.TimeZone,
 		StartDate: today, Frequency: string(notify.Monthly), Range: string(usage.Range3m),
-		CanDeliver: s.notify.CanDeliver(), SendTime: fmt.Sprintf("%02d:00", notify.DefaultSendHour),
+		CanDeliver: s.notify.CanDeliver(), SendTime: sendTime(s.now(), loc, notify.DefaultSendHour),
 	}
 	if exists {
 		data.StartDate, data.Frequency, data.Range = st.StartDate.String(), string(st.Frequency), string(st.Range)
-		data.SendTime = fmt.Sprintf("%02d:00", st.SendHour)
-		data.StartsLabel = st.StartDate.Format("Monday 2 January 2006")
+		data.SendTime = sendTime(s.now(), loc, st.SendHour)
+		data.StartsLabel = st.StartDate.Human()
 		data.FrequencyLabel = upperFirst(st.Frequency.Label())
 		data.RangeLabel = "No use in the last " + st.Range.Label()
 		if st.Enabled && !st.NextAt.IsZero() {
-			data.NextSend = st.NextAt.In(loc).Format("Monday 2 January 2006 at 15:04")
+			data.NextSend = usher.HumanTime(st.NextAt, loc)
 			data.NextDue = !st.NextAt.After(s.now())
 		}
 		// A start date kept from before today stays allowed when editing.
@@ -130,18 +122,18 @@ func nextEmail(d notificationsPage) string {
 	if d.NextDue {
 		return "The first email goes out within a minute."
 	}
-	return fmt.Sprintf("The next email goes on %s (%s).", d.NextSend, d.TimeZone)
+	return fmt.Sprintf("The next email goes on %s.", d.NextSend)
 }
 
 func runOf(run notify.Run, loc *time.Location) runView {
 	out := runView{
-		When:     run.ScheduledFor.In(loc).Format("2 Jan 2006 15:04"),
+		When:     usher.HumanTime(run.ScheduledFor, loc),
 		Range:    run.Range.Label(),
 		Inactive: plural(run.InactiveUsers, "user") + ", " + plural(run.InactiveSeats, "seat"),
 	}
 	switch run.Status {
 	case notify.StatusDelivered:
-		out.Result = "Delivered " + run.DeliveredAt.In(loc).Format("2 Jan 2006 15:04")
+		out.Result = "Delivered " + usher.HumanTime(run.DeliveredAt, loc)
 	case notify.StatusFailed:
 		out.Result, out.Failed = "Failed: "+run.LastError, true
 	case notify.StatusSending:
@@ -149,7 +141,7 @@ func runOf(run notify.Run, loc *time.Location) runView {
 	default:
 		out.Result, out.Inactive = "Waiting to be sent", ""
 		if run.Attempts > 0 {
-			out.Result = fmt.Sprintf("Not delivered yet (%s): %s; next try %s", plural(run.Attempts, "attempt"), run.LastError, run.NextAttemptAt.In(loc).Format("15:04"))
+			out.Result = fmt.Sprintf("Not delivered yet (%s): %s; next try %s", plural(run.Attempts, "attempt"), run.LastError, usher.HumanTime(run.NextAttemptAt, loc))
 		}
 	}
 	return out
@@ -174,7 +166,7 @@ func (s *server) saveNotifications(w http.ResponseWriter, r *http.Request, v vie
 	}
 	// A date that does not parse stays zero, which Set refuses naming
 	// start_date; the page then says why the date was not read.
-	_, turnedOn, err := s.notify.Set(r.Context(), v.Actor, in)
+	st, turnedOn, err := s.notify.Set(r.Context(), v.Actor, in)
 	if err != nil {
 		status := errorStatus(usher.ErrorCode(err))
 		if status != http.StatusUnprocessableEntity {
@@ -190,11 +182,11 @@ func (s *server) saveNotifications(w http.ResponseWriter, r *http.Request, v vie
 			Errors: notificationErrors(err, dates), Data: data})
 		return
 	}
-	done := "saved"
+	msg := "Your changes have been saved. "
 	if turnedOn {
-		done = "on"
+		msg = "Usage notifications have been turned on. "
 	}
-	http.Redirect(w, r, notificationsPath+"?done="+done, http.StatusSeeOther)
+	s.redirectWith(w, r, v, notificationsPath, msg+nextEmail(s.notificationsView(v, st, true)))
 }
 
 var notificationFields = map[string]string{
@@ -234,7 +226,7 @@ func (s *server) switchNotifications(w http.ResponseWriter, r *http.Request, v v
 			s.renderError(w, r, &v, err)
 			return
 		}
-		http.Redirect(w, r, notificationsPath+"?done=off", http.StatusSeeOther)
+		s.redirectWith(w, r, v, notificationsPath, "Usage notifications have been turned off. No more emails will be sent until you turn them on again.")
 	case "on":
 		st, err := s.notify.Setting(r.Context(), v.Actor)
 		if usher.ErrorCode(err) == usher.ENOTFOUND {
@@ -246,12 +238,20 @@ func (s *server) switchNotifications(w http.ResponseWriter, r *http.Request, v v
 			return
 		}
 		hour := st.SendHour
-		if _, _, err := s.notify.Set(r.Context(), v.Actor, notify.Input{StartDate: st.StartDate, Frequency: st.Frequency, Range: st.Range, SendHour: &hour}); err != nil {
+		st, _, err = s.notify.Set(r.Context(), v.Actor, notify.Input{StartDate: st.StartDate, Frequency: st.Frequency, Range: st.Range, SendHour: &hour})
+		if err != nil {
 			s.renderError(w, r, &v, err)
 			return
 		}
-		http.Redirect(w, r, notificationsPath+"?done=on", http.StatusSeeOther)
+		s.redirectWith(w, r, v, notificationsPath, "Usage notifications have been turned on. "+nextEmail(s.notificationsView(v, st, true)))
 	default:
 		s.renderStatus(w, r, http.StatusNotFound, &v, "Not found", "There is no such page.")
 	}
+}
+
+// sendTime is the hour emails go at with the zone's abbreviation, e.g.
+// "08:00 CET", as every time in the console is written.
+func sendTime(now time.Time, loc *time.Location, hour int) string {
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d, hour, 0, 0, 0, loc).Format("15:04 MST")
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/notify"
@@ -100,33 +99,37 @@ type reportPage struct {
 	Columns   []reportColumn
 	Rows      []reportRow
 	// Return is this page's address, where Unassign comes back to.
-	Return      string
-	CSVHref     string
-	NextHref    string
-	FirstHref   string
-	PageNumber  int
+	Return  string
+	CSVHref string
+	pageLinks
 	CanUnassign bool // at least one row has a checkbox
 	Filtered    bool
 }
 
 type reportColumn struct {
 	Label string
-	Href  string // sorts by this column; "" when it does not sort
-	Sort  string // "ascending", "descending" or "" for aria-sort
+	Class string        // the heading's class, e.g. "status"
+	Also  *reportColumn // a second sort link in the same heading (Email under Name)
+	Href  string        // sorts by this column; "" when it does not sort
+	Sort  string        // "ascending", "descending" or "" for aria-sort
 	Num   bool
 }
 
 type reportRow struct {
 	usage.ReportRow
-	Key        string // "userID/subscriptionID", the checkbox's value
-	Assigned   string
-	Last       string
-	Selectable bool
-	Selected   bool
+	Key      string // "userID/subscriptionID", the checkbox's value
+	Assigned string
+	Last     string
+	// DaysInactive counts the days since the seat was last used, or since
+	// it was assigned when it never was.
+	DaysInactive int
+	Selectable   bool
+	Selected     bool
 }
 
 var reportStatuses = []option{
 	{Value: "all", Label: "All users"}, {Value: "inactive", Label: "Inactive users"},
+	{Value: "never_used", Label: "Inactive: never used"}, {Value: "stopped_using", Label: "Inactive: stopped using"},
 	{Value: "active", Label: "Active users"}, {Value: "unavailable", Label: "Plans without usage data"},
 }
 
@@ -140,9 +143,6 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	p := page{Title: "Usage Report", Data: data}
-	if n, err := strconv.Atoi(r.URL.Query().Get("unassigned")); err == nil && n > 0 {
-		p.Message = unassignedMessage(r.URL.Query())
-	}
 	s.render(w, r, http.StatusOK, "report", p)
 }
 
@@ -165,10 +165,8 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	if len(problems) > 0 {
 		sf.SubscriptionID = 0 // let the service check the rest
 	}
-	pageNo, _ := strconv.Atoi(q.Get("page"))
-	pageNo = max(pageNo, 1)
-	cursor := q.Get("cursor")
-	sf.Cursor, sf.Limit = cursor, reportPageSize
+	pg := pagerOf(q)
+	sf.Cursor, sf.Limit = pg.cursor, reportPageSize
 	rep, err := s.usage.Report(ctx, v.Actor, sf)
 	if err = withProblems(problems, err); err != nil {
 		return reportPage{}, err
@@ -180,8 +178,8 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	loc := v.Account.Location()
 	status := cmpOr(f.Status, "all")
 	data := reportPage{
-		Filter: f, Totals: rep.Totals, PageNumber: pageNo,
-		Return:   f.href(url.Values{"cursor": nonEmpty(cursor), "page": nonEmpty(q.Get("page"))}),
+		Filter: f, Totals: rep.Totals,
+		Return:   f.href(pg.values()),
 		CSVHref:  f.href(url.Values{"format": {"csv"}}),
 		Filtered: f.Status != "" && f.Status != "all" || f.Product != "" || f.Subscription != "" || f.Query != "",
 	}
@@ -205,52 +203,54 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	}
 	slices.SortStableFunc(data.Products[1:], func(a, b option) int { return strings.Compare(a.Label, b.Label) })
 
-	switch status {
-	case "inactive":
-		data.Heading = "Inactive users over the last " + rep.Range.Label()
-	case "active":
-		data.Heading = "Active users over the last " + rep.Range.Label()
-	case "unavailable":
-		data.Heading = "Seats on plans without usage data"
-	default:
-		data.Heading = "All users, usage over the last " + rep.Range.Label()
-	}
+	data.Heading = reportHeading(status, rep.Range)
 	if rep.ProcessedAt != nil {
-		data.Processed = rep.ProcessedAt.In(loc).Format("2 January 2006 at 15:04 MST")
+		data.Processed = usher.HumanTime(*rep.ProcessedAt, loc)
 	}
 	data.Columns = reportColumns(f)
 	for _, row := range rep.Rows {
 		rv := reportRow{
 			ReportRow: row, Key: fmt.Sprintf("%d/%d", row.UserID, row.SubscriptionID),
-			Assigned:   row.AssignedAt.In(loc).Format(time.DateOnly),
+			Assigned:   usher.HumanDay(row.AssignedAt, loc),
 			Selectable: access.Can(v.Actor, access.ManageSeats, row.SubscriptionID),
 		}
 		rv.Selected = rv.Selectable && slices.Contains(selected, rv.Key)
 		switch {
 		case row.Status == usage.StatusUnavailable:
-			rv.Last = "Not available for this plan"
+			rv.Last = "—"
 		case row.LastUsed == nil:
 			rv.Last = "Never"
 		default:
-			rv.Last = row.LastUsed.String()
+			rv.Last = row.LastUsed.Human()
 		}
+		since := usher.DateOf(row.AssignedAt.In(loc))
+		if row.LastUsed != nil && row.LastUsed.After(since.Time) {
+			since = *row.LastUsed
+		}
+		rv.DaysInactive = max(0, int(rep.Today.Sub(since.Time).Hours()/24))
 		data.CanUnassign = data.CanUnassign || rv.Selectable
 		data.Rows = append(data.Rows, rv)
 	}
-	if rep.NextCursor != "" {
-		data.NextHref = f.href(url.Values{"cursor": {rep.NextCursor}, "page": {strconv.Itoa(pageNo + 1)}})
-	}
-	if cursor != "" {
-		data.FirstHref = f.href(nil)
-	}
+	data.pageLinks = pg.links(reportPath, f.values(), rep.NextCursor)
 	return data, nil
 }
 
-func nonEmpty(s string) []string {
-	if s == "" {
-		return nil
+// reportHeading says what the report's rows are.
+func reportHeading(status string, rg usage.Range) string {
+	switch status {
+	case "inactive":
+		return "Inactive users over the last " + rg.Label()
+	case "never_used":
+		return "Inactive users over the last " + rg.Label() + ": never used since assigned"
+	case "stopped_using":
+		return "Inactive users over the last " + rg.Label() + ": stopped using"
+	case "active":
+		return "Active users over the last " + rg.Label()
+	case "unavailable":
+		return "Seats on plans without usage data"
+	default:
+		return "All users, usage over the last " + rg.Label()
 	}
-	return []string{s}
 }
 
 func cmpOr(s, def string) string {
@@ -286,10 +286,16 @@ func reportColumns(f reportFilter) []reportColumn {
 		c.Href = g.href(nil)
 		return c
 	}
+	// Name and email share a column, as do product and contract, so that
+	// every column fits 1280 px.
+	name, email := col("Name", "name", false), col("Email", "email", false)
+	name.Also, name.Class = &email, "person"
+	status := col("Status", "", false)
+	status.Class = "status"
 	return []reportColumn{
-		col("Name", "name", false), col("Email", "email", false), col("Product", "product", false),
-		col("Contract", "", false), col("Assigned", "", false), col("Last used", "last_used", false),
-		col("Days used", "days_used", true), col("Days a month", "", true), col("Status", "", false),
+		name, col("Product", "product", false),
+		col("Assigned", "", false), col("Last used", "last_used", false),
+		col("Days used", "days_used", true), col("Days a month", "", true), col("Days inactive", "", true), status,
 	}
 }
 
@@ -317,6 +323,12 @@ type unassignPage struct {
 	Keys   []string
 	Seats  []unassignSeat
 	Users  int
+	// All is a selection by filter: every seat matching the report's
+	// filter, Expected of them when the page was shown.
+	All      bool
+	Expected int
+	Heading  string // the filter's description, for a selection by filter
+	More     int    // seats not listed by name
 }
 
 // seatKey names one seat: a user on a subscription.
@@ -361,6 +373,10 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 		back = reportPath
 	}
 	backURL, _ := url.Parse(back)
+	if r.PostForm.Get("all") == "1" {
+		s.unassignMatching(w, r, v, back, backURL.Query())
+		return
+	}
 	items, keys := unassignSeats(r.PostForm["seat"])
 	if len(items) == 0 {
 		s.reportWithErrors(w, r, v, backURL.Query(), nil, http.StatusUnprocessableEntity, "Nothing was unassigned:", []string{"Select at least one user to unassign."})
@@ -398,17 +414,97 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	q := backURL.Query()
-	q.Set("unassigned", strconv.Itoa(res.Seats))
-	q.Set("users", strconv.Itoa(res.Users))
-	if res.Services > 0 {
-		q.Set("services", strconv.Itoa(res.Services))
+	q.Del("cursor")
+	q.Del("trail")
+	s.redirectWith(w, r, v, reportHref(q), withUndo(unassignedMessage(res), res.BatchID))
+}
+
+// unassignMatching unassigns every seat matching the report's filter: "Select
+// all N matching". The server finds the seats again; if they are no longer
+// the N the person confirmed, nothing changes. Either all of them go or none.
+func (s *server) unassignMatching(w http.ResponseWriter, r *http.Request, v viewer, back string, q url.Values) {
+	rows, heading, err := s.matchingSeats(r.Context(), v, q)
+	if err != nil {
+		if usher.ErrorCode(err) == usher.EINVALID {
+			s.reportWithErrors(w, r, v, q, nil, http.StatusUnprocessableEntity, "Nothing was unassigned:", errorLines(err))
+			return
+		}
+		s.renderError(w, r, &v, err)
+		return
 	}
-	if res.Benefits > 0 {
-		q.Set("benefits", strconv.Itoa(res.Benefits))
+	items := make([]access.UnassignItem, len(rows))
+	users := map[int64]bool{}
+	for i, row := range rows {
+		items[i] = access.UnassignItem{UserID: row.UserID, SubscriptionID: row.SubscriptionID}
+		users[row.UserID] = true
+	}
+	expected, _ := strconv.Atoi(r.PostForm.Get("expected"))
+	if r.PostForm.Get("confirm") != "1" {
+		data := unassignPage{Return: back, All: true, Expected: len(items), Users: len(users), Heading: heading}
+		for i, row := range rows {
+			if i == unassignListed {
+				data.More = len(rows) - i
+				break
+			}
+			data.Seats = append(data.Seats, unassignSeat{Name: row.Name, Email: row.Email, Contract: row.ProductName + " " + row.ContractNumber})
+		}
+		s.render(w, r, http.StatusOK, "unassign", page{Title: "Unassign", Data: data})
+		return
+	}
+	if len(items) == 0 || len(items) != expected {
+		s.reportWithErrors(w, r, v, q, nil, http.StatusConflict, "Nothing was unassigned:", []string{fmt.Sprintf(
+			"The seats matching the filter changed since you selected them: %s now, not %d. Check the report and select again.", plural(len(items), "seat"), expected)})
+		return
+	}
+	res, err := s.access.Unassign(r.Context(), v.Actor, items)
+	if err != nil {
+		status := errorStatus(usher.ErrorCode(err))
+		if status == http.StatusInternalServerError {
+			s.renderError(w, r, &v, err)
+			return
+		}
+		names := map[seatKey]unassignSeat{}
+		for _, row := range rows {
+			names[seatKey{row.UserID, row.SubscriptionID}] = unassignSeat{Name: row.Name, Email: row.Email, Contract: row.ProductName + " " + row.ContractNumber}
+		}
+		s.reportWithErrors(w, r, v, q, nil, status, "Nothing was unassigned:", describeUnassignErrors(err, items, names))
+		return
 	}
 	q.Del("cursor")
-	q.Del("page")
-	http.Redirect(w, r, reportPath+"?"+q.Encode(), http.StatusSeeOther)
+	q.Del("trail")
+	s.redirectWith(w, r, v, reportHref(q), withUndo(unassignedMessage(res), res.BatchID))
+}
+
+// unassignListed is how many seats the confirmation of a selection by
+// filter names; it counts the rest.
+const unassignListed = 20
+
+// matchingSeats reads every row of the report's filter, page by page, up to
+// what one unassign may take.
+func (s *server) matchingSeats(ctx context.Context, v viewer, q url.Values) ([]usage.ReportRow, string, error) {
+	f := filterOf(q)
+	sf, problems := f.service()
+	if err := problems.Err(); err != nil {
+		return nil, "", err
+	}
+	sf.Limit = 1000
+	var rows []usage.ReportRow
+	var heading string
+	for {
+		rep, err := s.usage.Report(ctx, v.Actor, sf)
+		if err != nil {
+			return nil, "", fmt.Errorf("seats matching the filter: %w", err)
+		}
+		heading = reportHeading(cmpOr(f.Status, "all"), rep.Range)
+		rows = append(rows, rep.Rows...)
+		if len(rows) > access.MaxUnassignItems {
+			return nil, "", usher.Errorf(usher.EINVALID, "more than %d seats match the filter; narrow it and unassign in parts", access.MaxUnassignItems)
+		}
+		if rep.NextCursor == "" {
+			return rows, heading, nil
+		}
+		sf.Cursor = rep.NextCursor
+	}
 }
 
 func (s *server) reportWithErrors(w http.ResponseWriter, r *http.Request, v viewer, q url.Values, keys []string, status int, title string, errs []string) {
@@ -470,13 +566,16 @@ func describeUnassignErrors(err error, items []access.UnassignItem, names map[se
 	return out
 }
 
-// unassignedMessage says what an unassign did, from the counts the report
-// was sent back with.
-func unassignedMessage(q url.Values) string {
-	seats, _ := strconv.Atoi(q.Get("unassigned"))
-	users, _ := strconv.Atoi(q.Get("users"))
-	services, _ := strconv.Atoi(q.Get("services"))
-	benefits, _ := strconv.Atoi(q.Get("benefits"))
+func reportHref(q url.Values) string {
+	if len(q) == 0 {
+		return reportPath
+	}
+	return reportPath + "?" + q.Encode()
+}
+
+// unassignedMessage says what an unassign did.
+func unassignedMessage(res access.UnassignResult) string {
+	seats, users, services, benefits := res.Seats, res.Users, res.Services, res.Benefits
 	msg := fmt.Sprintf("Unassigned %s from %s", plural(seats, "seat"), plural(users, "user"))
 	var with []string
 	if services > 0 {

@@ -24,6 +24,7 @@ import (
 	"github.com/usherhq/usher/internal/mail"
 	"github.com/usherhq/usher/internal/mail/smtptest"
 	"github.com/usherhq/usher/internal/notify"
+	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/store/storetest"
 	"github.com/usherhq/usher/internal/usage"
@@ -47,6 +48,7 @@ type reportSite struct {
 	*site
 	usage   *usage.Service
 	notify  *notify.Service
+	reclaim *reclaim.Service
 	mailbox string
 	cw      usher.Subscription
 	// offset moves the notification service's clock, so a weekly email
@@ -142,11 +144,15 @@ func newReportSite(t *testing.T) *reportSite {
 		BaseURL: srv.URL, From: "Usher <usher@acme.test>", Logger: logger,
 		Now: func() time.Time { return time.Now().Add(time.Duration(rs.offset.Load())) },
 	})
-	ui, err := console.New(console.Config{Access: s.access, Auth: s.auth, Usage: rs.usage, Notify: rs.notify, Logger: logger})
+	rs.reclaim = reclaim.New(db.Reclaim(), s.access, mailer, reclaim.Config{
+		BaseURL: srv.URL, From: "Usher <usher@acme.test>", Logger: logger,
+		Now: func() time.Time { return time.Now().Add(time.Duration(rs.offset.Load())) },
+	})
+	ui, err := console.New(console.Config{Access: s.access, Auth: s.auth, Usage: rs.usage, Notify: rs.notify, Reclaim: rs.reclaim, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler.Store(web.NewHandler(web.Config{Access: s.access, Usage: rs.usage, Notify: rs.notify, Console: ui, Logger: logger}))
+	handler.Store(web.NewHandler(web.Config{Access: s.access, Usage: rs.usage, Notify: rs.notify, Reclaim: rs.reclaim, Console: ui, Logger: logger}))
 	return rs
 }
 
@@ -168,7 +174,7 @@ func (rs *reportSite) today() usher.Date {
 func (b *tab) reportRows() []string {
 	b.t.Helper()
 	raw := run(b, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("table.report tbody tr")).map(tr =>
-		tr.querySelector("th").textContent.trim() + "|" + tr.children[4].textContent.trim().split(" ")[0] + "|" + tr.querySelector("td.status").textContent.trim()).join("\n")`))
+		tr.querySelector("th.person a").textContent.trim() + "|" + tr.querySelector(".contract-number").textContent.trim() + "|" + tr.querySelector("td.status").textContent.trim()).join("\n")`))
 	if raw == "" {
 		return nil
 	}
@@ -227,14 +233,14 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 		if got := run(b, chromedp.Evaluate[string](`document.getElementById("status").selectedOptions[0].textContent`)); got != "Inactive users" {
 			t.Errorf("the Users filter shows %q, want Inactive users", got)
 		}
-		want := []string{"Ina Idle|MS-1|Inactive", "Ivan Inert|MS-1|Inactive", "Ivan Inert|DP-1|Inactive"}
+		want := []string{"Ina Idle|MS-1|Inactive · never used", "Ivan Inert|MS-1|Inactive · never used", "Ivan Inert|DP-1|Inactive · never used"}
 		if got := b.reportRows(); strings.Join(got, ";") != strings.Join(want, ";") {
 			t.Fatalf("rows: got %q, want %q", got, want)
 		}
 		b.wantText(".totals", "2 users holding 3 seats")
 		b.wantText("#processed", "Usage data last processed")
-		if b.visible("#selection-bar") {
-			t.Error("the Unassign bar shows before anything is selected")
+		if !b.visible("#selection-bar") || !b.disabled("unassign") {
+			t.Error("before anything is selected the bar should stand in place with Unassign disabled")
 		}
 	})
 
@@ -243,8 +249,8 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 		ivan := fmt.Sprintf("#seat-%d-%d", rs.users["ivan"].ID, rs.ms.ID)
 		// One with the mouse, one with the keyboard.
 		b.do(chromedp.Click(chromedp.CSS(ina)), chromedp.Focus(chromedp.CSS(ivan)), chromedp.SendKeys(chromedp.CSS(ivan), " "))
-		if !b.visible("#selection-bar") {
-			t.Fatal("selecting two users shows no message bar")
+		if b.disabled("unassign") {
+			t.Fatal("selecting two users leaves Unassign disabled")
 		}
 		b.wantText("#selection-count", "2 users selected, holding 2 seats")
 		if !b.eval(`document.getElementById("select-all").indeterminate`) {
@@ -272,7 +278,7 @@ func TestInactiveUsersFromEmailInBrowser(t *testing.T) {
 		if loc := b.location(); !strings.Contains(loc, "status=inactive") || !strings.Contains(loc, "range=3m") {
 			t.Errorf("after unassigning: %s, want the same filtered report", loc)
 		}
-		if got := b.reportRows(); strings.Join(got, ";") != "Ivan Inert|DP-1|Inactive" {
+		if got := b.reportRows(); strings.Join(got, ";") != "Ivan Inert|DP-1|Inactive · never used" {
 			t.Errorf("rows after unassigning: %q, want Ivan's DP-1 only", got)
 		}
 		if rs.accessOf("ina")[rs.ms.ID].Assigned || rs.accessOf("ivan")[rs.ms.ID].Assigned || !rs.accessOf("ivan")[rs.dp.ID].Assigned {
@@ -306,14 +312,43 @@ func TestUsageReportInBrowser(t *testing.T) {
 		ada.open("/reports/usage")
 		// Over the default 30 days, seats assigned four months ago and
 		// never used are inactive.
-		want := []string{"Bea Basic|CW-1|Not available for this plan", "Ina Idle|MS-1|Inactive", "Ivan Inert|MS-1|Inactive", "Ivan Inert|DP-1|Inactive", "Uma Using|MS-1|Active"}
+		want := []string{"Bea Basic|CW-1|No usage data: not available for this plan", "Ina Idle|MS-1|Inactive · never used", "Ivan Inert|MS-1|Inactive · never used", "Ivan Inert|DP-1|Inactive · never used", "Uma Using|MS-1|Active"}
 		if got := ada.reportRows(); strings.Join(got, ";") != strings.Join(want, ";") {
 			t.Fatalf("rows: got %q, want %q", got, want)
 		}
 		ada.wantText("#report-heading", "All users")
 		ada.wantText(".totals", "4 users holding 5 seats", "2 inactive users holding 3 inactive seats")
-		ada.wantText("table.report tbody", "Not available for this plan", "Never")
+		ada.wantText("table.report tbody", "No usage data", "Never")
+		// At 1280 px every column fits: the Status column is in view
+		// without scrolling sideways.
+		if !ada.eval(`(() => { const w = document.querySelector(".table-wrap"), s = document.querySelector("table.report thead th.status");
+			return w.scrollWidth <= w.clientWidth && s.getBoundingClientRect().right <= w.getBoundingClientRect().right })()`) {
+			t.Error("at 1280 px the report's Status column is not in view without scrolling")
+		}
+		// At 375 px the table scrolls in its frame; scrolled to the end,
+		// the checkbox and the name stay in view.
+		ada.do(chromedp.EmulateViewport(375, 812))
+		if !ada.eval(`(() => { const w = document.querySelector(".table-wrap"); w.scrollLeft = w.scrollWidth;
+			const left = w.getBoundingClientRect().left, r = document.querySelector("table.report tbody tr");
+			return w.scrollLeft > 0 && r.querySelector("th.person").getBoundingClientRect().left >= left && r.querySelector("td.select").getBoundingClientRect().left >= left - 1 })()`) {
+			t.Error("at 375 px, scrolled sideways, the report's checkbox and name leave the view")
+		}
+		ada.do(chromedp.EmulateViewport(1280, 900))
 		ada.screenshot("usage-report")
+	})
+
+	t.Run("ANameOpensThePersonsPage", func(t *testing.T) {
+		ada.open("/reports/usage")
+		ada.submit(fmt.Sprintf(`table.report th.person a[href="/users/%d"]`, rs.users["uma"].ID))
+		ada.wantText("main h1", "Uma Using")
+		yesterday := usher.DateOf(time.Now().In(rs.acct.Location()).Add(-24 * time.Hour)).Human()
+		ada.wantText("table.person-seats tbody", "Model Studio", "MS-1", yesterday, "Active")
+		if got := ada.text("table.person-seats td.days-used"); got != "1" {
+			t.Errorf("days used: %q, want 1", got)
+		}
+		ada.wantText("#history-heading", "History")
+		ada.screenshot("person")
+		ada.open("/reports/usage")
 	})
 
 	t.Run("FiltersAndSorting", func(t *testing.T) {
@@ -369,6 +404,20 @@ func TestUsageReportInBrowser(t *testing.T) {
 		ada.wantText(".message", "Unassigned 1 seat from 1 user")
 		if rs.accessOf("ivan")[rs.dp.ID].Assigned {
 			t.Fatal("Ivan still holds DP-1")
+		}
+		// The message is shown once: it lives in the session, not the address.
+		ada.open(strings.TrimPrefix(ada.location(), rs.url))
+		if ada.exists(".message") {
+			t.Errorf("reloading the report repeats the message %q", ada.text(".message"))
+		}
+	})
+
+	t.Run("MessagesNeverComeFromTheAddress", func(t *testing.T) {
+		for _, path := range []string{"/reports/usage?unassigned=500&users=300", "/usage-notifications?done=off", "/subscriptions?released=1"} {
+			ada.open(path)
+			if ada.exists(".message") {
+				t.Errorf("%s shows the message %q", path, ada.text(".message"))
+			}
 		}
 	})
 
@@ -445,13 +494,13 @@ func TestUsageNotificationsInBrowser(t *testing.T) {
 		ada.screenshot("usage-notifications-setup")
 		ada.submit("#turn-on")
 		next := time.Date(start.Year(), start.Month(), start.Day(), notify.DefaultSendHour, 0, 0, 0, loc)
-		ada.wantText(".message", "Usage notifications have been turned on", next.Format("Monday 2 January 2006")+" at 08:00 (Europe/Berlin)")
+		ada.wantText(".message", "Usage notifications have been turned on", next.Format("2 Jan 2006, 08:00 MST"))
 		if ada.text("#switch") != "On" || !ada.eval(`document.getElementById("switch").getAttribute("aria-checked") === "true"`) {
 			t.Error("the switch does not show On")
 		}
 		ada.wantText("#frequency-label", "Every week")
 		ada.wantText("#range-label", "3 months")
-		ada.wantText("#next-send", next.Format("Monday 2 January 2006"))
+		ada.wantText("#next-send", next.Format("2 Jan 2006, 08:00 MST"))
 		ada.wantText("#no-runs", "No emails have been sent yet")
 		st := stored()
 		if !st.Enabled || st.Frequency != notify.Weekly || st.Range != usage.Range3m || st.StartDate.String() != start.Format(time.DateOnly) || !st.NextAt.Equal(next) {
@@ -589,11 +638,128 @@ func TestReportAndNotificationsOverHTTP(t *testing.T) {
 	})
 	t.Run("UnassignGoesBackOnlyToTheReport", func(t *testing.T) {
 		a := ada.send("POST", "/reports/usage/unassign", url.Values{"seat": {seat}, "confirm": {"1"}, "return": {"https://evil.example/reports/usage"}})
-		if a.status != http.StatusSeeOther || !strings.HasPrefix(a.header.Get("Location"), "/reports/usage?") {
+		if a.status != http.StatusSeeOther || a.header.Get("Location") != "/reports/usage" {
 			t.Fatalf("got %d to %q", a.status, a.header.Get("Location"))
 		}
 		if rs.accessOf("ina")[rs.ms.ID].Assigned {
 			t.Fatal("Ina still holds MS-1")
 		}
 	})
+}
+
+// TestSelectAllMatchingInBrowser unassigns every seat matching a filter,
+// more than one page of them, after a confirmation with the exact count;
+// a selection that changed in between unassigns nothing.
+func TestSelectAllMatchingInBrowser(t *testing.T) {
+	rs := newReportSite(t)
+	ctx := context.Background()
+	sys := usher.System(rs.acct.ID)
+	seats, no := 80, false
+	term := func(s string) usher.Date { d, _ := usher.ParseDate(s); return d }
+	big, err := rs.access.CreateSubscription(ctx, sys, access.NewSubscription{
+		Product: "modelstudio", Plan: usher.PlanStandard, Seats: &seats, ContractNumber: "MS-9",
+		TermStart: term("2026-01-01"), TermEnd: term("2027-12-31"), ContractManagerID: rs.users["ada"].ID, AssignManagerSeat: &no,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var people []usher.User
+	for i := range 55 {
+		email, name := fmt.Sprintf("p%02d@acme.test", i), fmt.Sprintf("Person %02d", i)
+		u, err := rs.access.CreateUser(ctx, sys, access.UserInput{Email: &email, Name: &name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.access.Assign(ctx, sys, u.ID, big.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		people = append(people, u)
+	}
+	ada := rs.person(t, newBrowser(t), "ada")
+	filter := fmt.Sprintf("/reports/usage?subscription=%d", big.ID)
+
+	t.Run("AChangedSelectionUnassignsNothing", func(t *testing.T) {
+		ada.open(filter)
+		ada.wantText("#select-matching", "Select all 55 matching")
+		// Someone takes one seat after the page was shown: 54 match now.
+		ada.do(chromedp.Click(chromedp.CSS("#select-matching")))
+		if _, err := rs.access.Unassign(ctx, sys, []access.UnassignItem{{UserID: people[7].ID, SubscriptionID: big.ID}}); err != nil {
+			t.Fatal(err)
+		}
+		ada.do(chromedp.Click(chromedp.CSS("#unassign")))
+		ada.submit("#unassign-confirm")
+		ada.wantText(".errors", "Nothing was unassigned", "54 seats now, not 55")
+		if got := rs.seatsUsed(big.ID); got != 54 {
+			t.Fatalf("seats used: %d, want 54 (nothing unassigned)", got)
+		}
+	})
+
+	t.Run("SelectAllMatchingUnassignsEveryPage", func(t *testing.T) {
+		ada.open(filter)
+		if n := len(ada.reportRows()); n != 50 {
+			t.Fatalf("first page: %d rows, want 50", n)
+		}
+		ada.do(chromedp.Click(chromedp.CSS("#select-matching")))
+		ada.wantText("#selection-count", "All 54 seats matching the filter are selected, held by 54 users")
+		ada.screenshot("usage-report-select-matching")
+		ada.do(chromedp.Click(chromedp.CSS("#unassign")))
+		ada.wantText("#unassign-dialog-text", "Unassign all 54 seats matching the filter, from 54 users?")
+		ada.submit("#unassign-confirm")
+		ada.wantText(".message", "Unassigned 54 seats from 54 users")
+		if got := rs.seatsUsed(big.ID); got != 0 {
+			t.Fatalf("seats used: %d, want 0", got)
+		}
+		// The other contracts keep their seats.
+		if !rs.accessOf("uma")[rs.ms.ID].Assigned {
+			t.Fatal("a seat outside the filter was unassigned")
+		}
+	})
+
+	t.Run("WithoutTheScriptTheConfirmationPageCounts", func(t *testing.T) {
+		// Back to four seats on MS-1 and DP-1, page size unchanged: the
+		// button only shows when more match than one page holds, so post
+		// what it would send.
+		ada.eval(`(() => { document.body.dataset.stale = "1";
+			const f = document.createElement("form"); f.method = "post"; f.action = "/reports/usage/unassign";
+			for (const [k, v] of [["return", "/reports/usage?status=inactive&range=3m"], ["all", "1"]]) {
+				const i = document.createElement("input"); i.type = "hidden"; i.name = k; i.value = v; f.append(i) }
+			document.body.append(f); f.submit(); return true })()`)
+		ada.do(chromedp.WaitReady(chromedp.CSS("body:not([data-stale]) main h1")))
+		ada.wantText("#unassign-summary", "Unassign all 3 seats matching the filter, from 2 users?")
+		ada.wantText(".unassign-list", "Ina Idle", "Ivan Inert")
+		if !rs.accessOf("ina")[rs.ms.ID].Assigned {
+			t.Fatal("the confirmation page unassigned already")
+		}
+	})
+}
+
+// TestDashboardInBrowser checks the home page against the seats and use
+// of the report's site: inactive seats per contract link into the report,
+// and each product's chart has its numbers in a table too.
+func TestDashboardInBrowser(t *testing.T) {
+	rs := newReportSite(t)
+	ada := rs.person(t, newBrowser(t), "ada")
+	ada.open("/")
+	ada.wantText("main h1", "Dashboard")
+	// Over 3 months, Ina and Ivan hold inactive MS-1 seats, Ivan a DP-1 one.
+	ada.wantText(fmt.Sprintf("#contract-%d .inactive", rs.ms.ID), "2")
+	ada.wantText(fmt.Sprintf("#contract-%d .inactive", rs.dp.ID), "1")
+	ada.wantText(fmt.Sprintf("#contract-%d .inactive", rs.cw.ID), "0")
+	ada.wantText(fmt.Sprintf("#contract-%d .used", rs.ms.ID), "3")
+	ada.wantText("#ending", "None")
+	if n := ada.evalInt(`document.querySelectorAll("figure.chart svg[role=img]").length`); n != 2 {
+		t.Errorf("charts: %d, want one per product with usage data (2)", n)
+	}
+	// The last month of Model Studio's table: 3 seats held.
+	got := run(ada, chromedp.Evaluate[string](`(() => { const f = Array.from(document.querySelectorAll("figure.chart")).find(f => f.querySelector("h3").textContent === "Model Studio");
+		const rows = f.querySelectorAll("table.chart-table tbody tr"); return rows.length + "|" + rows[rows.length - 1].children[1].textContent })()`))
+	if got != "12|3" {
+		t.Errorf("Model Studio's chart table: %s, want 12 months and 3 seats held in the last", got)
+	}
+	ada.screenshot("dashboard")
+	ada.submit(fmt.Sprintf("#contract-%d .inactive a", rs.ms.ID))
+	ada.wantText("#report-heading", "Inactive users over the last 3 months")
+	if rows := ada.reportRows(); len(rows) != 2 {
+		t.Errorf("inactive MS-1 rows: %q, want Ina's and Ivan's", rows)
+	}
 }

@@ -25,6 +25,10 @@ func accountParam(v string) int64 {
 	return id
 }
 
+// signedOutCookie tells the sign-in page, once, that the browser has just
+// signed out.
+const signedOutCookie = "usher_signed_out"
+
 func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 	next := localPath(r.URL.Query().Get("next"))
 	if v, err := s.viewer(r); err == nil {
@@ -35,8 +39,11 @@ func (s *server) signInPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := page{Title: "Sign in", Data: signInPage{Next: next, SSO: s.ssoOfferFor(r, next, ""), Account: accountParam(r.URL.Query().Get("account"))}}
-	if r.URL.Query().Get("signed_out") == "1" {
+	// Signed out, there is no session to carry the message: a short-lived
+	// cookie does, read once.
+	if c, err := r.Cookie(signedOutCookie); err == nil && c.Value == "1" {
 		p.Message = "You have signed out."
+		http.SetCookie(w, &http.Cookie{Name: signedOutCookie, Path: "/signin", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureRequest(r)})
 	}
 	s.render(w, r, http.StatusOK, "signin", p)
 }
@@ -74,7 +81,8 @@ func (s *server) signOut(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.clearSessionCookie(w, r)
-	http.Redirect(w, r, "/signin?signed_out=1", http.StatusSeeOther)
+	http.SetCookie(w, &http.Cookie{Name: signedOutCookie, Value: "1", Path: "/signin", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.secureRequest(r)})
+	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }
 
 type setPasswordPage struct {

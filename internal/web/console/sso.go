@@ -181,14 +181,6 @@ func (s *server) ssoSettingsPage(w http.ResponseWriter, r *http.Request, v viewe
 		return
 	}
 	p := page{Title: "Single sign-on", Data: s.ssoPageData(v, st, set)}
-	switch r.URL.Query().Get("done") {
-	case "on":
-		p.Message = "Single sign-on has been set up."
-	case "saved":
-		p.Message = "Your changes have been saved."
-	case "off":
-		p.Message = "Single sign-on has been turned off. Everyone signs in with a password again."
-	}
 	s.render(w, r, http.StatusOK, "sso", p)
 }
 
@@ -228,11 +220,11 @@ func (s *server) saveSSOSettings(w http.ResponseWriter, r *http.Request, v viewe
 			ErrorsTitle: "Nothing was saved:", Data: data})
 		return
 	}
-	done := "saved"
+	msg := "Your changes have been saved."
 	if created {
-		done = "on"
+		msg = "Single sign-on has been set up."
 	}
-	http.Redirect(w, r, ssoSettingsPath+"?done="+done, http.StatusSeeOther)
+	s.redirectWith(w, r, v, ssoSettingsPath, msg)
 }
 
 func (s *server) turnOffSSO(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -240,7 +232,7 @@ func (s *server) turnOffSSO(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	http.Redirect(w, r, ssoSettingsPath+"?done=off", http.StatusSeeOther)
+	s.redirectWith(w, r, v, ssoSettingsPath, "Single sign-on has been turned off. Everyone signs in with a password again.")
 }
 
 // canManageSSO is whether the navigation offers the settings page.

@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
@@ -42,12 +41,8 @@ func (s *server) subscriptions(w http.ResponseWriter, r *http.Request, v viewer)
 	}
 	p := page{Title: "Subscriptions"}
 	data := subscriptionsPage{}
-	released := r.URL.Query().Get("released")
 	for _, sub := range list.Items {
 		data.Rows = append(data.Rows, subscriptionRow{Subscription: sub, CanRelease: mine[sub.ID]})
-		if released == strconv.FormatInt(sub.ID, 10) {
-			p.Message = "Your seat on contract " + sub.ContractNumber + " has been released."
-		}
 	}
 	p.Data = data
 	s.render(w, r, http.StatusOK, "subscriptions", p)
@@ -64,5 +59,9 @@ func (s *server) releaseSeat(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	http.Redirect(w, r, "/subscriptions?released="+strconv.FormatInt(id, 10), http.StatusSeeOther)
+	msg := "Your seat has been released."
+	if sub, err := s.access.Subscription(r.Context(), v.Actor, id); err == nil {
+		msg = "Your seat on contract " + sub.ContractNumber + " has been released."
+	}
+	s.redirectWith(w, r, v, "/subscriptions", msg)
 }

@@ -16,31 +16,23 @@ import (
 const usersPageSize = 25
 
 type usersPage struct {
-	Query      string
-	Users      []usher.User
-	CanEdit    bool   // whether "Edit Access" leads anywhere for this viewer
-	NextHref   string // "" on the last page
-	FirstHref  string // "" on the first page
-	PageNumber int
+	Query   string
+	Users   []usher.User
+	CanEdit bool // whether "Edit Access" leads anywhere for this viewer
+	CanAdd  bool // whether the viewer may add users
+	pageLinks
 }
 
 func (s *server) users(w http.ResponseWriter, r *http.Request, v viewer) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	cursor := r.URL.Query().Get("cursor")
-	pageNo, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	pageNo = max(pageNo, 1)
-	list, err := s.access.ListUsers(r.Context(), v.Actor, q, cursor, usersPageSize)
+	pg := pagerOf(r.URL.Query())
+	list, err := s.access.ListUsers(r.Context(), v.Actor, q, pg.cursor, usersPageSize)
 	if err != nil {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	data := usersPage{Query: q, Users: list.Items, CanEdit: access.CanAny(v.Actor, access.ManageSeats), PageNumber: pageNo}
-	if list.NextCursor != "" {
-		data.NextHref = "/users?" + url.Values{"q": {q}, "cursor": {list.NextCursor}, "page": {strconv.Itoa(pageNo + 1)}}.Encode()
-	}
-	if cursor != "" {
-		data.FirstHref = "/users?" + url.Values{"q": {q}}.Encode()
-	}
+	data := usersPage{Query: q, Users: list.Items, CanEdit: access.CanAny(v.Actor, access.ManageSeats), CanAdd: access.Can(v.Actor, access.ManageUsers, 0),
+		pageLinks: pg.links("/users", url.Values{"q": {q}}, list.NextCursor)}
 	s.render(w, r, http.StatusOK, "users", page{Title: "Users", Data: data})
 }
 
@@ -91,9 +83,6 @@ func (s *server) accessPage(w http.ResponseWriter, r *http.Request, v viewer) {
 		return
 	}
 	p := page{Title: accessTitle(v, ua.User), Data: accessView(v, ua, tabOf(r.URL.Query().Get("tab")), nil)}
-	if r.URL.Query().Get("saved") == "1" {
-		p.Message = "Your changes to " + ua.User.Name + "'s access have been saved."
-	}
 	s.render(w, r, http.StatusOK, "access", p)
 }
 
@@ -220,7 +209,7 @@ func (s *server) saveAccess(w http.ResponseWriter, r *http.Request, v viewer) {
 		})
 		return
 	}
-	http.Redirect(w, r, fmt.Sprintf("/users/%d/access?tab=%s&saved=1", id, tab), http.StatusSeeOther)
+	s.redirectWith(w, r, v, fmt.Sprintf("/users/%d/access?tab=%s", id, tab), "Your changes to "+displayName(ua.User)+"'s access have been saved.")
 }
 
 // pairs reads "subscriptionID/code" values into codes by subscription.
@@ -258,4 +247,13 @@ func describeAccessErrors(err error, changes []access.AccessChange, ua access.Us
 		out = append(out, label+": "+f.Reason)
 	}
 	return out
+}
+
+// displayName is how the console names a person: their name, or their
+// address when no name is set.
+func displayName(u usher.User) string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return u.Email
 }

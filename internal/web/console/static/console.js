@@ -33,6 +33,41 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // The menu button folds the navigation away on phones. Without script
+  // the button stays hidden and the navigation stays open.
+  const menuButton = document.getElementById("menu-button");
+  const menu = document.getElementById("menu");
+  if (menuButton && menu) {
+    document.documentElement.classList.add("has-menu");
+    menuButton.hidden = false;
+    menuButton.addEventListener("click", () => {
+      const open = menuButton.getAttribute("aria-expanded") !== "true";
+      menuButton.setAttribute("aria-expanded", String(open));
+      menu.classList.toggle("open", open);
+    });
+  }
+
+  // One styled confirmation window for everything that gives something
+  // up or loses changes. Without script (or <dialog>) forms simply submit.
+  const confirmDialog = document.getElementById("confirm-dialog");
+  const ask = (title, text, button, then) => {
+    if (!confirmDialog || typeof confirmDialog.showModal !== "function") { then(); return; }
+    document.getElementById("confirm-title").textContent = title;
+    document.getElementById("confirm-text").textContent = text;
+    const ok = document.getElementById("confirm-ok");
+    ok.textContent = button;
+    const cancel = document.getElementById("confirm-cancel");
+    const done = (yes) => {
+      ok.onclick = cancel.onclick = null;
+      confirmDialog.close();
+      if (yes) then();
+    };
+    ok.onclick = () => done(true);
+    cancel.onclick = () => done(false);
+    confirmDialog.showModal();
+    cancel.focus();
+  };
+
   // Each Edit Access tab saves on its own: switching tabs with unsaved
   // ticks would drop them, so ask first.
   for (const form of document.querySelectorAll("form.access")) {
@@ -41,17 +76,25 @@ document.addEventListener("DOMContentLoaded", () => {
     form.addEventListener("submit", () => { dirty = false; });
     for (const link of document.querySelectorAll(".tabs a")) {
       link.addEventListener("click", (event) => {
-        if (dirty && !window.confirm("You have changes that are not saved. Leave this tab without saving them?")) {
-          event.preventDefault();
-        }
+        if (!dirty) return;
+        event.preventDefault();
+        ask("Leave without saving?", "You have changes on this tab that are not saved. Leave it without saving them?", "Leave without saving", () => {
+          window.location.href = link.href;
+        });
       });
     }
   }
 
   // Forms that give something up ask first.
   for (const form of document.querySelectorAll("form[data-confirm]")) {
+    let confirmed = false;
     form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      if (confirmed) return;
+      event.preventDefault();
+      ask(form.dataset.confirmTitle || "Are you sure?", form.dataset.confirm, form.dataset.confirmButton || "Continue", () => {
+        confirmed = true;
+        form.requestSubmit();
+      });
     });
   }
 
@@ -68,11 +111,33 @@ document.addEventListener("DOMContentLoaded", () => {
     const dialog = document.getElementById("unassign-dialog");
     const plural = (n, word) => n + " " + word + (n === 1 ? "" : "s");
     const ticked = () => boxes.filter((b) => b.checked);
+    // "Select all N matching": a selection by filter, which the server
+    // finds again and unassigns only if it is still those N seats.
+    const matching = document.getElementById("select-matching");
+    const allInput = document.getElementById("all-input");
+    const expected = document.getElementById("expected-input");
+    const clear = document.getElementById("clear-selection");
+    let byFilter = false;
+    const button = document.getElementById("unassign");
+    // The bar stays in place whether or not anything is selected, so the
+    // table does not move under the pointer.
     const update = () => {
       const seats = ticked();
       const users = new Set(seats.map((b) => b.dataset.user)).size;
-      bar.hidden = seats.length === 0;
-      count.textContent = plural(users, "user") + " selected, holding " + plural(seats.length, "seat") + ".";
+      if (byFilter) {
+        count.textContent = "All " + plural(Number(matching.dataset.seats), "seat") + " matching the filter are selected, held by " +
+          plural(Number(matching.dataset.users), "user") + ".";
+      } else if (seats.length === 0) {
+        count.textContent = "Tick users to unassign their seats.";
+      } else {
+        count.textContent = plural(users, "user") + " selected, holding " + plural(seats.length, "seat") + ".";
+      }
+      button.disabled = !byFilter && seats.length === 0;
+      if (matching) {
+        matching.hidden = byFilter;
+        clear.hidden = !byFilter;
+        allInput.disabled = expected.disabled = !byFilter;
+      }
       if (all) {
         all.checked = seats.length > 0 && seats.length === boxes.length;
         all.indeterminate = seats.length > 0 && seats.length < boxes.length;
@@ -82,26 +147,53 @@ document.addEventListener("DOMContentLoaded", () => {
       all.hidden = false;
       all.addEventListener("change", () => {
         for (const b of boxes) b.checked = all.checked;
+        if (!all.checked) byFilter = false;
         update();
       });
     }
-    for (const b of boxes) b.addEventListener("change", update);
+    for (const b of boxes) b.addEventListener("change", () => {
+      if (!b.checked) byFilter = false;
+      update();
+    });
+    if (matching) {
+      matching.addEventListener("click", (event) => {
+        event.preventDefault();
+        byFilter = true;
+        for (const b of boxes) b.checked = true;
+        update();
+        button.focus();
+      });
+      clear.addEventListener("click", () => {
+        byFilter = false;
+        for (const b of boxes) b.checked = false;
+        update();
+        matching.focus();
+      });
+    }
     update();
-    const button = document.getElementById("unassign");
     if (dialog && typeof dialog.showModal === "function" && button) {
       button.addEventListener("click", (event) => {
         const seats = ticked();
-        if (seats.length === 0) return;
+        if (seats.length === 0 && !byFilter) return;
         event.preventDefault();
-        const users = new Set(seats.map((b) => b.dataset.user)).size;
-        document.getElementById("unassign-dialog-text").textContent =
-          "Unassign " + plural(seats.length, "seat") + " from " + plural(users, "user") + "?";
         const list = document.getElementById("unassign-dialog-list");
-        list.replaceChildren(...seats.map((b) => {
+        if (byFilter) {
+          document.getElementById("unassign-dialog-text").textContent =
+            "Unassign all " + plural(Number(matching.dataset.seats), "seat") + " matching the filter, from " +
+            plural(Number(matching.dataset.users), "user") + "?";
           const li = document.createElement("li");
-          li.textContent = b.dataset.name + " · " + b.dataset.contract;
-          return li;
-        }));
+          li.textContent = matching.dataset.heading;
+          list.replaceChildren(li);
+        } else {
+          const users = new Set(seats.map((b) => b.dataset.user)).size;
+          document.getElementById("unassign-dialog-text").textContent =
+            "Unassign " + plural(seats.length, "seat") + " from " + plural(users, "user") + "?";
+          list.replaceChildren(...seats.map((b) => {
+            const li = document.createElement("li");
+            li.textContent = b.dataset.name + " · " + b.dataset.contract;
+            return li;
+          }));
+        }
         dialog.showModal();
       });
       document.getElementById("unassign-cancel").addEventListener("click", () => dialog.close());

@@ -1,0 +1,87 @@
+package console
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/usherhq/usher/internal/reclaim"
+)
+
+type policyRow struct {
+	ID                 int64
+	Name, Scope, Range string
+	Mode               reclaim.Mode
+	Grace              int
+	Next               string
+}
+
+func (s *server) policies(w http.ResponseWriter, r *http.Request, v viewer) {
+	ps, err := s.reclaim.Policies(r.Context(), v.Actor)
+	if err != nil {
+		s.renderError(w, r, &v, err)
+		return
+	}
+	loc := v.Account.Location()
+	var rows []policyRow
+	for _, p := range ps {
+		row := policyRow{ID: p.ID, Name: p.Name, Range: p.Range.Label(), Mode: p.Mode, Grace: p.GraceDays, Next: "off"}
+		if p.Enabled {
+			row.Next = p.NextRunAt.In(loc).Format("2 Jan 2006 15:04")
+		}
+		if p.Scope.Kind == reclaim.ScopeProducts {
+			row.Scope = "products " + strings.Join(p.Scope.Products, ", ")
+		} else {
+			var ids []string
+			for _, id := range p.Scope.SubscriptionIDs {
+				ids = append(ids, strconv.FormatInt(id, 10))
+			}
+			row.Scope = "subscriptions " + strings.Join(ids, ", ")
+		}
+		rows = append(rows, row)
+	}
+	s.render(w, r, http.StatusOK, "policies", page{Title: "Reclaim policies", Data: struct{ Policies []policyRow }{rows}})
+}
+
+type planRow struct {
+	reclaim.Item
+	Why, Last, On string
+}
+
+func (s *server) preview(w http.ResponseWriter, r *http.Request, v viewer) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.renderStatus(w, r, http.StatusNotFound, &v, "Not found", "There is no such reclaim policy.")
+		return
+	}
+	p, err := s.reclaim.Policy(r.Context(), v.Actor, id)
+	if err != nil {
+		s.renderError(w, r, &v, err)
+		return
+	}
+	plan, err := s.reclaim.Preview(r.Context(), v.Actor, id)
+	if err != nil {
+		s.renderError(w, r, &v, err)
+		return
+	}
+	var rows []planRow
+	for _, it := range plan.Items {
+		row := planRow{Item: it, Why: strings.ReplaceAll(string(it.Inactivity), "_", " "), Last: "never"}
+		if it.Reason != "" {
+			row.Why = it.Reason
+		}
+		if !it.LastUsedAt.IsZero() {
+			row.Last = it.LastUsedAt.Format(time.DateOnly)
+		}
+		if !it.ReclaimAt.IsZero() {
+			row.On = it.ReclaimAt.Format(time.DateOnly)
+		}
+		rows = append(rows, row)
+	}
+	s.render(w, r, http.StatusOK, "preview", page{Title: "Preview: " + p.Name, Data: struct {
+		Name string
+		Plan reclaim.Plan
+		Rows []planRow
+	}{p.Name, plan, rows}})
+}
