@@ -52,6 +52,13 @@ func newEvents(cfg Config, w *world, now time.Time) *events {
 
 // each calls fn with every event: its seat index and instant (unix ms).
 func (g *events) each(fn func(seat int, at int64) error) error {
+	return g.eachIn(0, g.cfg.Days, fn)
+}
+
+// eachIn calls fn with the events of days [from, to) of the history only;
+// the days before are generated and skipped, so every part is the same as
+// in the whole.
+func (g *events) eachIn(from, to int, fn func(seat int, at int64) error) error {
 	var regular, lapsed []int
 	for i := range g.w.seats {
 		switch kindOf(i) {
@@ -63,7 +70,7 @@ func (g *events) each(fn func(seat int, at int64) error) error {
 	}
 	rnd := rand.New(rand.NewPCG(5, 8))
 	useDays := g.cfg.Events / g.cfg.EventsPerUseDay
-	for d := range g.cfg.Days {
+	for d := range min(to, g.cfg.Days) {
 		n := useDays / g.cfg.Days
 		if d < useDays%g.cfg.Days {
 			n++
@@ -88,6 +95,9 @@ func (g *events) each(fn func(seat int, at int64) error) error {
 			picked[seat] = true
 			// A working day's events, a minute and a half apart from 8:00.
 			start := day.Add(8*time.Hour + time.Duration(seat%60)*time.Second).UnixMilli()
+			if d < from {
+				continue
+			}
 			for k := range g.cfg.EventsPerUseDay {
 				if err := fn(seat, start+int64(k)*97_000); err != nil {
 					return err

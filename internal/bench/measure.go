@@ -54,10 +54,45 @@ func (c *client) do(ctx context.Context, method, path, contentType, accept strin
 	return resp, nil
 }
 
+// ingestRounds is how many parts of the history the ingest and its
+// baseline take turns on, so that a change in the machine's load during the
+// run weighs on both sides alike.
+const ingestRounds = 8
+
 // measureIngest posts every event as NDJSON batches from Senders
-// goroutines, then loads the same rows raw into a scratch table.
+// goroutines, and loads the same rows raw into a scratch table, taking
+// turns part by part of the history.
 func measureIngest(ctx context.Context, c *client, db *store.DB, g *events, use *usage.Service) (Ingest, error) {
 	res := Ingest{Events: g.total()}
+	if err := createRaw(ctx, db); err != nil {
+		return res, fmt.Errorf("raw load: %w", err)
+	}
+	defer db.SQL().ExecContext(context.WithoutCancel(ctx), "DROP TABLE bench_raw_events") //nolint:errcheck // scratch
+	for r := range ingestRounds {
+		from, to := r*g.cfg.Days/ingestRounds, (r+1)*g.cfg.Days/ingestRounds
+		d, err := ingestHTTP(ctx, c, g, from, to, &res)
+		if err != nil {
+			return res, err
+		}
+		res.HTTP += d
+		d, method, err := rawLoad(ctx, db, g, from, to)
+		if err != nil {
+			return res, fmt.Errorf("raw load: %w", err)
+		}
+		res.Raw += d
+		res.RawMethod = method
+	}
+	if res.Accepted+res.Duplicates != res.Events {
+		return res, fmt.Errorf("ingest: %d accepted + %d duplicates, want %d events", res.Accepted, res.Duplicates, res.Events)
+	}
+	st := use.Stats()
+	res.DayWrites, res.RollupWrites = st.DayWrites.Load(), st.RollupWrites.Load()
+	return res, nil
+}
+
+// ingestHTTP posts the events of days [from, to) and adds what the answers
+// counted to res.
+func ingestHTTP(ctx context.Context, c *client, g *events, from, to int, res *Ingest) (time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -93,7 +128,7 @@ func measureIngest(ctx context.Context, c *client, db *store.DB, g *events, use 
 	start := time.Now()
 	buf := make([]byte, 0, g.cfg.Batch*100)
 	n := 0
-	err := g.each(func(seat int, at int64) error {
+	err := g.eachIn(from, to, func(seat int, at int64) error {
 		buf = g.appendNDJSON(buf, seat, at)
 		if n++; n == g.cfg.Batch {
 			select {
@@ -110,41 +145,34 @@ func measureIngest(ctx context.Context, c *client, db *store.DB, g *events, use 
 	}
 	close(batches)
 	wg.Wait()
-	res.HTTP = time.Since(start)
+	elapsed := time.Since(start)
 	if firstErr != nil {
-		return res, fmt.Errorf("ingest: %w", firstErr)
+		return elapsed, fmt.Errorf("ingest: %w", firstErr)
 	}
 	if err != nil {
-		return res, fmt.Errorf("ingest: %w", err)
+		return elapsed, fmt.Errorf("ingest: %w", err)
 	}
-	res.Accepted, res.Duplicates = int(accepted.Load()), int(dupes.Load())
-	if res.Accepted+res.Duplicates != res.Events {
-		return res, fmt.Errorf("ingest: %d accepted + %d duplicates, want %d events", res.Accepted, res.Duplicates, res.Events)
-	}
-	st := use.Stats()
-	res.DayWrites, res.RollupWrites = st.DayWrites.Load(), st.RollupWrites.Load()
-
-	res.Raw, res.RawMethod, err = rawLoad(ctx, db, g)
-	if err != nil {
-		return res, fmt.Errorf("raw load: %w", err)
-	}
-	return res, nil
+	res.Accepted += int(accepted.Load())
+	res.Duplicates += int(dupes.Load())
+	return elapsed, nil
 }
 
-// rawLoad loads the same events, already resolved to ids, into a scratch
-// table with usage_events' columns and keys, the fastest way each engine
-// offers, and drops it.
-func rawLoad(ctx context.Context, db *store.DB, g *events) (time.Duration, string, error) {
+// createRaw makes the baseline's scratch table, with usage_events' columns
+// and keys.
+func createRaw(ctx context.Context, db *store.DB) error {
 	const ddl = `CREATE TABLE bench_raw_events (
 		account_id BIGINT NOT NULL, user_id BIGINT NOT NULL, product_id BIGINT NOT NULL, at BIGINT NOT NULL,
 		PRIMARY KEY (account_id, user_id, product_id, at))`
 	if _, err := db.SQL().ExecContext(ctx, ddl); err != nil {
-		return 0, "", err
+		return err
 	}
-	defer db.SQL().ExecContext(context.WithoutCancel(ctx), "DROP TABLE bench_raw_events") //nolint:errcheck // scratch
-	if _, err := db.SQL().ExecContext(ctx, "CREATE INDEX bench_raw_events_by_at ON bench_raw_events (at)"); err != nil {
-		return 0, "", err
-	}
+	_, err := db.SQL().ExecContext(ctx, "CREATE INDEX bench_raw_events_by_at ON bench_raw_events (at)")
+	return err
+}
+
+// rawLoad loads the events of days [from, to), already resolved to ids,
+// into the scratch table, the fastest way each engine offers.
+func rawLoad(ctx context.Context, db *store.DB, g *events, from, to int) (time.Duration, string, error) {
 	acct := g.w.account.ID
 	row := func(seat int, at int64) []any {
 		s := g.w.seats[seat]
@@ -163,7 +191,7 @@ func rawLoad(ctx context.Context, db *store.DB, g *events) (time.Duration, strin
 			errc := make(chan error, 1)
 			go func() {
 				defer close(rows)
-				errc <- g.each(func(seat int, at int64) error {
+				errc <- g.eachIn(from, to, func(seat int, at int64) error {
 					select {
 					case rows <- row(seat, at):
 						return nil
@@ -195,7 +223,7 @@ func rawLoad(ctx context.Context, db *store.DB, g *events) (time.Duration, strin
 			return err
 		}
 		defer stmt.Close()
-		return g.each(func(seat int, at int64) error {
+		return g.eachIn(from, to, func(seat int, at int64) error {
 			_, err := stmt.ExecContext(ctx, row(seat, at)...)
 			return err
 		})

@@ -560,3 +560,57 @@ func TestUsageQueriesUseIndexes(t *testing.T) {
 		}
 	})
 }
+
+// WriteEvents is one ingest batch's whole write (set-based through a COPY
+// staging table on PostgreSQL): what it counts and what it leaves must be
+// the same on both engines, and sending the batch again writes nothing.
+func TestUsageWriteEventsCountsAndIsIdempotent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newUsageFixture(t, db)
+		day := now.Truncate(24 * time.Hour)
+		events := []usage.StoredEvent{
+			ev(f.ada.ID, f.product, day.Add(-48*time.Hour+time.Hour)),
+			ev(f.ada.ID, f.product, day.Add(-48*time.Hour+2*time.Hour)),
+			ev(f.ada.ID, f.product, day.Add(3*time.Hour)),
+			ev(f.bob.ID, f.product, day.Add(time.Hour)),
+		}
+		var w usage.EventWrites
+		writeBatch := func(evs []usage.StoredEvent) {
+			t.Helper()
+			write(t, db, func(tx *store.Tx) (err error) {
+				w, err = tx.WriteEvents(ctx, f.acct.ID, evs)
+				return err
+			})
+		}
+		writeBatch(events)
+		if want := (usage.EventWrites{Events: 4, Days: 3, Rollups: 2, Seats: 2}); w != want {
+			t.Fatalf("first write: got %+v, want %+v", w, want)
+		}
+		writeBatch(events)
+		if w != (usage.EventWrites{}) {
+			t.Fatalf("same batch again: got %+v, want nothing written", w)
+		}
+		// One new event on a day already recorded: stored, but no day,
+		// rollup or seat write.
+		writeBatch([]usage.StoredEvent{ev(f.ada.ID, f.product, day.Add(4*time.Hour))})
+		if want := (usage.EventWrites{Events: 1}); w != want {
+			t.Fatalf("event on a known day: got %+v, want %+v", w, want)
+		}
+		var days, first, last, lastUsed int64
+		err := db.SQL().QueryRowContext(ctx, db.Rebind(`
+			SELECT r.days, r.first_day, r.last_day, a.last_used_at FROM usage_rollups r
+			JOIN assignments a ON a.account_id = r.account_id AND a.user_id = r.user_id
+			WHERE r.account_id = ? AND r.user_id = ?`), f.acct.ID, f.ada.ID).Scan(&days, &first, &last, &lastUsed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFirst, wantLast := usage.DayOf(day.Add(-47*time.Hour), time.UTC), usage.DayOf(day, time.UTC)
+		if days != 2 || first != int64(wantFirst) || last != int64(wantLast) {
+			t.Errorf("ada's rollup: %d days from %d to %d, want 2 from %d to %d", days, first, last, wantFirst, wantLast)
+		}
+		if want := day.Add(3 * time.Hour).UnixMilli(); lastUsed != want {
+			t.Errorf("ada's seat last used at %d, want %d (the latest event of the batch that gained the day)", lastUsed, want)
+		}
+	})
+}

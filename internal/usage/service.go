@@ -219,41 +219,16 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 			out.Duplicates += dupes
 			return nil
 		}
-		stored, err := tx.InsertEvents(ctx, accountID, events)
+		w, err := tx.WriteEvents(ctx, accountID, events)
 		if err != nil {
 			return err
-		}
-		type dayKey struct {
-			u, p int64
-			d    Day
-		}
-		seenDay := map[dayKey]bool{}
-		var days []UseDay
-		for _, e := range stored {
-			k := dayKey{e.UserID, e.ProductID, e.Day}
-			if !seenDay[k] {
-				seenDay[k] = true
-				days = append(days, UseDay{UserID: e.UserID, ProductID: e.ProductID, Day: e.Day})
-			}
-		}
-		added, err := tx.AddDays(ctx, accountID, days)
-		if err != nil {
-			return err
-		}
-		if len(added) > 0 {
-			if err := tx.AddToRollups(ctx, accountID, added); err != nil {
-				return err
-			}
-			if seatWrites, err = tx.TouchSeats(ctx, accountID, latestUses(stored, added)); err != nil {
-				return err
-			}
 		}
 		if err := tx.SetProcessedAt(ctx, accountID, now); err != nil {
 			return err
 		}
-		out.Accepted += len(stored)
-		out.Duplicates += dupes + len(events) - len(stored)
-		dayWrites, rollupWrites = int64(len(added)), int64(rollupRows(added))
+		out.Accepted += w.Events
+		out.Duplicates += dupes + len(events) - w.Events
+		dayWrites, rollupWrites, seatWrites = int64(w.Days), int64(w.Rollups), w.Seats
 		return nil
 	})
 	if err != nil {
@@ -276,40 +251,6 @@ func minutes(d time.Duration) string {
 		return fmt.Sprintf("%d minutes", d/time.Minute)
 	}
 	return d.String()
-}
-
-// latestUses returns, for each (user, product) that gained a day of use,
-// its latest event among stored. Seats move only with new days, so a person
-// using a product all day costs one seat write a day, not one per event;
-// any instant of the latest day decides inactivity as well as the last.
-func latestUses(stored []StoredEvent, added []UseDay) []SeatUse {
-	type k struct{ u, p int64 }
-	gained := make(map[k]bool, len(added))
-	for _, d := range added {
-		gained[k{d.UserID, d.ProductID}] = true
-	}
-	latest := make(map[k]time.Time, len(gained))
-	for _, e := range stored {
-		key := k{e.UserID, e.ProductID}
-		if gained[key] && e.At.After(latest[key]) {
-			latest[key] = e.At
-		}
-	}
-	out := make([]SeatUse, 0, len(latest))
-	for key, at := range latest {
-		out = append(out, SeatUse{UserID: key.u, ProductID: key.p, At: at})
-	}
-	return out
-}
-
-// rollupRows counts the distinct (user, product) pairs among days.
-func rollupRows(days []UseDay) int {
-	type k struct{ u, p int64 }
-	m := map[k]bool{}
-	for _, d := range days {
-		m[k{d.UserID, d.ProductID}] = true
-	}
-	return len(m)
 }
 
 // Prune deletes raw events older than the retention period, in chunks so no

@@ -36,6 +36,63 @@ type SeatUse struct {
 	At        time.Time
 }
 
+// EventWrites counts what one ingest batch wrote.
+type EventWrites struct {
+	Events  int   // events stored (not stored before)
+	Days    int   // (user, product, day) rows added
+	Rollups int   // rollup rows added or changed
+	Seats   int64 // seats whose last use moved forward
+}
+
+// UseDays returns the distinct (user, product, day) of events.
+func UseDays(events []StoredEvent) []UseDay {
+	seen := make(map[UseDay]bool)
+	var days []UseDay
+	for _, e := range events {
+		k := UseDay{UserID: e.UserID, ProductID: e.ProductID, Day: e.Day}
+		if !seen[k] {
+			seen[k] = true
+			days = append(days, k)
+		}
+	}
+	return days
+}
+
+// LatestUses returns, for each (user, product) that gained a day of use,
+// its latest event among stored. Seats move only with new days, so a person
+// using a product all day costs one seat write a day, not one per event;
+// any instant of the latest day decides inactivity as well as the last.
+func LatestUses(stored []StoredEvent, added []UseDay) []SeatUse {
+	type k struct{ u, p int64 }
+	gained := make(map[k]bool, len(added))
+	for _, d := range added {
+		gained[k{d.UserID, d.ProductID}] = true
+	}
+	latest := make(map[k]time.Time, len(gained))
+	for _, e := range stored {
+		key := k{e.UserID, e.ProductID}
+		if gained[key] && e.At.After(latest[key]) {
+			latest[key] = e.At
+		}
+	}
+	out := make([]SeatUse, 0, len(latest))
+	for key, at := range latest {
+		out = append(out, SeatUse{UserID: key.u, ProductID: key.p, At: at})
+	}
+	return out
+}
+
+// RollupRows counts the distinct (user, product) pairs among days: the
+// rollup rows that adding them writes.
+func RollupRows(days []UseDay) int {
+	type k struct{ u, p int64 }
+	m := map[k]bool{}
+	for _, d := range days {
+		m[k{d.UserID, d.ProductID}] = true
+	}
+	return len(m)
+}
+
 // ReportQuery is a ReportFilter resolved for storage.
 type ReportQuery struct {
 	AccountID       int64
@@ -95,6 +152,12 @@ type Tx interface {
 	// UserIDs maps the given emails to user ids in the account; unknown
 	// emails are absent from the result.
 	UserIDs(ctx context.Context, accountID int64, emails []string) (map[string]int64, error)
+	// WriteEvents is the write of one ingest batch: it stores the events
+	// not stored yet (InsertEvents), records their days (AddDays), folds the
+	// new days into the rollups (AddToRollups) and moves the seats' last use
+	// (TouchSeats with LatestUses), and counts what it wrote. Storage may do
+	// it set-based in fewer statements, with the same outcome.
+	WriteEvents(ctx context.Context, accountID int64, events []StoredEvent) (EventWrites, error)
 	// InsertEvents stores events that are not stored yet (same user, product
 	// and instant) and returns the new ones.
 	InsertEvents(ctx context.Context, accountID int64, events []StoredEvent) ([]StoredEvent, error)
