@@ -414,36 +414,7 @@ func runNotificationsOff(ctx context.Context, args []string, stdout, stderr io.W
 }
 
 func runNotificationsRunDue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var mc mailConfig
-	fs := newFlagSet("notifications run-due")
-	dsn := dbFlag(fs)
-	fs.StringVar(&mc.smtp, "smtp", "", "SMTP server URL")
-	fs.StringVar(&mc.from, "mail-from", "", "sender of the emails")
-	fs.StringVar(&mc.baseURL, "base-url", "", "public URL of the server")
-	err := parse(fs, notificationsRunDueHelp, args, stdout, map[string]string{
-		"db": "USHER_DB", "smtp": "USHER_SMTP_URL", "mail-from": "USHER_MAIL_FROM", "base-url": "USHER_BASE_URL",
-	})
-	if err != nil {
-		return err
-	}
-	// The same checks as serve's, so cron and server refuse the same mistakes.
-	check := serveConfig{smtp: mc.smtp, mailFrom: mc.from, baseURL: mc.baseURL, logLevel: "warn", logFormat: "text", interval: scheduler.DefaultInterval}
-	log, err := check.check(stderr)
-	if err != nil {
-		var ue *usageError
-		if errors.As(err, &ue) {
-			return usageErrorf("notifications run-due: %s", strings.TrimPrefix(ue.msg, "serve: "))
-		}
-		return err
-	}
-	if mc.baseURL == "" {
-		mc.baseURL = serverURL()
-	}
-	now, err := clockFromEnv(log)
-	if err != nil {
-		return err
-	}
-	db, err := openDB(ctx, *dsn)
+	db, mc, now, log, err := runDueSetup(ctx, "notifications run-due", notificationsRunDueHelp, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -501,4 +472,44 @@ func printRuns(w io.Writer, acct usher.Account, runs []notify.Run) {
 			r.Range, r.Status, r.Attempts, r.InactiveUsers, r.InactiveSeats, oneLine(detail))
 	}
 	tw.Flush()
+}
+
+// runDueSetup reads the flags of a "run-due" command (the database, the SMTP
+// server, the sender, the public URL), holds them to serve's checks so cron
+// and server refuse the same mistakes, and opens the database. The caller
+// closes it.
+func runDueSetup(ctx context.Context, name, help string, args []string, stdout, stderr io.Writer) (*store.DB, mailConfig, func() time.Time, *slog.Logger, error) {
+	var mc mailConfig
+	fs := newFlagSet(name)
+	dsn := dbFlag(fs)
+	fs.StringVar(&mc.smtp, "smtp", "", "SMTP server URL")
+	fs.StringVar(&mc.from, "mail-from", "", "sender of the emails")
+	fs.StringVar(&mc.baseURL, "base-url", "", "public URL of the server")
+	err := parse(fs, help, args, stdout, map[string]string{
+		"db": "USHER_DB", "smtp": "USHER_SMTP_URL", "mail-from": "USHER_MAIL_FROM", "base-url": "USHER_BASE_URL",
+	})
+	if err != nil {
+		return nil, mc, nil, nil, err
+	}
+	check := serveConfig{smtp: mc.smtp, mailFrom: mc.from, baseURL: mc.baseURL, logLevel: "warn", logFormat: "text", interval: scheduler.DefaultInterval}
+	log, err := check.check(stderr)
+	if err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return nil, mc, nil, nil, usageErrorf("%s: %s", name, strings.TrimPrefix(ue.msg, "serve: "))
+		}
+		return nil, mc, nil, nil, err
+	}
+	if mc.baseURL == "" {
+		mc.baseURL = serverURL()
+	}
+	now, err := clockFromEnv(log)
+	if err != nil {
+		return nil, mc, nil, nil, err
+	}
+	db, err := openDB(ctx, *dsn)
+	if err != nil {
+		return nil, mc, nil, nil, err
+	}
+	return db, mc, now, log, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -437,35 +436,7 @@ func runReclaimUndo(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func runReclaimRunDue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var mc mailConfig
-	fs := newFlagSet("reclaim run-due")
-	dsn := dbFlag(fs)
-	fs.StringVar(&mc.smtp, "smtp", "", "SMTP server URL")
-	fs.StringVar(&mc.from, "mail-from", "", "sender of the emails")
-	fs.StringVar(&mc.baseURL, "base-url", "", "public URL of the server")
-	err := parse(fs, reclaimRunDueHelp, args, stdout, map[string]string{
-		"db": "USHER_DB", "smtp": "USHER_SMTP_URL", "mail-from": "USHER_MAIL_FROM", "base-url": "USHER_BASE_URL",
-	})
-	if err != nil {
-		return err
-	}
-	check := serveConfig{smtp: mc.smtp, mailFrom: mc.from, baseURL: mc.baseURL, logLevel: "warn", logFormat: "text", interval: scheduler.DefaultInterval}
-	log, err := check.check(stderr)
-	if err != nil {
-		var ue *usageError
-		if errors.As(err, &ue) {
-			return usageErrorf("reclaim run-due: %s", strings.TrimPrefix(ue.msg, "serve: "))
-		}
-		return err
-	}
-	if mc.baseURL == "" {
-		mc.baseURL = serverURL()
-	}
-	now, err := clockFromEnv(log)
-	if err != nil {
-		return err
-	}
-	db, err := openDB(ctx, *dsn)
+	db, mc, now, log, err := runDueSetup(ctx, "reclaim run-due", reclaimRunDueHelp, args, stdout, stderr)
 	if err != nil {
 		return err
 	}
