@@ -133,40 +133,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				fmt.Fprint(stdout, c.help)
 				return exitOK
 			}
-			if name == "account" {
-				fmt.Fprint(stdout, accountHelp)
-				return exitOK
-			}
-			if name == "notifications" {
-				fmt.Fprint(stdout, notificationsHelp)
-				return exitOK
-			}
-			if name == "usage" {
-				fmt.Fprint(stdout, usageHelp)
-				return exitOK
-			}
-			if name == "user" {
-				fmt.Fprint(stdout, userHelp)
-				return exitOK
-			}
-			if name == "reclaim" {
-				fmt.Fprint(stdout, reclaimHelp)
-				return exitOK
-			}
-			if name == "subscription" {
-				fmt.Fprint(stdout, subscriptionHelp)
-				return exitOK
-			}
-			if name == "token" {
-				fmt.Fprint(stdout, tokenHelp)
-				return exitOK
-			}
-			if name == "group" {
-				fmt.Fprint(stdout, groupHelp)
-				return exitOK
-			}
-			if name == "sso" {
-				fmt.Fprint(stdout, ssoHelp)
+			if h, ok := groupHelps()[name]; ok {
+				fmt.Fprint(stdout, h)
 				return exitOK
 			}
 			return fail(stderr, usageErrorf("help: unknown command %q (see usher help)", name))
@@ -199,6 +167,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, usageErrorf("unknown command %q (see usher help)", args[0]))
 	}
 	return fail(stderr, c.run(ctx, args[1:], stdout, stderr))
+}
+
+// groupHelps is the help of each command group, for "usher help GROUP".
+func groupHelps() map[string]string {
+	return map[string]string{
+		"account": accountHelp, "notifications": notificationsHelp, "usage": usageHelp, "user": userHelp,
+		"reclaim": reclaimHelp, "subscription": subscriptionHelp, "token": tokenHelp, "group": groupHelp, "sso": ssoHelp,
+	}
 }
 
 func runAccount(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -35,18 +36,18 @@ func (in *GroupInput) validate(p *usher.Problems, create bool) {
 			n = strings.TrimSpace(*in.Name)
 			in.Name = &n
 		}
-		if n == "" || len(n) > 200 {
+		if n == "" || utf8.RuneCountInString(n) > 200 {
 			p.Add("name", "is required, 1 to 200 characters")
 		}
 	}
 	if in.Description != nil {
 		d := strings.TrimSpace(*in.Description)
 		in.Description = &d
-		if len(d) > 2000 {
+		if utf8.RuneCountInString(d) > 2000 {
 			p.Add("description", "must be at most 2000 characters")
 		}
 	}
-	if in.ExternalID != nil && len(*in.ExternalID) > 500 {
+	if in.ExternalID != nil && utf8.RuneCountInString(*in.ExternalID) > 500 {
 		p.Add("external_id", "must be at most 500 characters")
 	}
 }
@@ -88,7 +89,7 @@ func (s *Service) ListGroups(ctx context.Context, a usher.Actor, q, cursor strin
 	if err := s.cursors.Decode(ctx, &p, CursorGroups, a.AccountID, cursor, &c); err != nil {
 		return out, fmt.Errorf("list groups: %w", err)
 	}
-	if len(q) > 200 {
+	if utf8.RuneCountInString(q) > 200 {
 		p.Add("q", "is longer than 200 characters")
 	}
 	if err := p.Err(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -166,10 +167,10 @@ func visibleUser(ctx context.Context, tx Tx, accountID, id int64) (ProvisionedUs
 func (in *Identity) validate() error {
 	var p usher.Problems
 	in.UserName = strings.TrimSpace(in.UserName)
-	if in.UserName == "" || len(in.UserName) > 254 {
+	if in.UserName == "" || utf8.RuneCountInString(in.UserName) > 254 {
 		p.Add("userName", "is required, at most 254 characters")
 	}
-	if len(in.ExternalID) > 254 {
+	if utf8.RuneCountInString(in.ExternalID) > 254 {
 		p.Add("externalId", "is at most 254 characters")
 	}
 	in.Email = usher.NormalizeEmail(in.Email)
@@ -183,7 +184,7 @@ func (in *Identity) validate() error {
 	if in.Name == "" {
 		in.Name = in.Email
 	}
-	if len(in.Name) > 200 {
+	if utf8.RuneCountInString(in.Name) > 200 {
 		p.Add("displayName", "is at most 200 characters")
 	}
 	if len(in.Profile) > 0 {

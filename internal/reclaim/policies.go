@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usage"
@@ -169,7 +170,7 @@ func (s *Service) validate(ctx context.Context, tx Tx, accountID int64, in Input
 	if in.Enabled != nil {
 		out.Enabled = *in.Enabled
 	}
-	if out.Name == "" || len(out.Name) > 100 {
+	if out.Name == "" || utf8.RuneCountInString(out.Name) > 100 {
 		p.Add("name", "is required, at most 100 characters")
 	}
 	rg, ok := usage.ParseRange(in.Range)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -260,7 +261,7 @@ func (s *Service) finish(ctx context.Context, cb Callback) (Result, error) {
 			return refused("there is no Usher user %s in this account; ask an admin to add you", email)
 		}
 		name := strings.TrimSpace(claims.Name)
-		if name == "" || len(name) > 200 {
+		if name == "" || utf8.RuneCountInString(name) > 200 {
 			name = email
 		}
 		u = usher.User{AccountID: l.AccountID, Email: email, Name: name, Status: usher.UserActive, CreatedAt: now, UpdatedAt: now}
