@@ -205,6 +205,19 @@ func checkUpgraded(t *testing.T, db *store.DB, ids upgradeIDs, seeded []int) {
 	if len(rep.Rows) != 2 || last["bo@acme.test"] != wantBo || last["cy@acme.test"] != "never" {
 		t.Fatalf("report: last use %v; want bo %s, cy never", last, wantBo)
 	}
+	// The dashboard's monthly use is filled from the days of use kept
+	// before it was counted at ingest.
+	dash, err := use.Dashboard(ctx, admin)
+	if err != nil || len(dash.Products) != 1 {
+		t.Fatalf("dashboard: %+v, %v; want one product's chart", dash, err)
+	}
+	wantActive := 0
+	if slices.Contains(seeded, 2) {
+		wantActive = 1
+	}
+	if got := dash.Products[0].Active[usage.DashboardMonths-1]; got != wantActive {
+		t.Fatalf("dashboard: %d active seats this month, want %d", got, wantActive)
+	}
 
 	ns := notify.New(db.Notify(), nil, use, notify.Config{Now: clock})
 	st, err := ns.Setting(ctx, admin)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,52 +185,162 @@ func (tx *Tx) WriteEvents(ctx context.Context, accountID int64, events []usage.S
 			return w, err
 		}
 		w.Rollups = usage.RollupRows(added)
-		w.Seats, err = tx.TouchSeats(ctx, accountID, usage.LatestUses(stored, added))
-		return w, err
+		if w.Seats, err = tx.TouchSeats(ctx, accountID, usage.LatestUses(stored, added)); err != nil {
+			return w, err
+		}
+		months, err := tx.addUserMonths(ctx, accountID, added)
+		if err != nil {
+			return w, err
+		}
+		w.Months = months.total()
+		return w, tx.countMonths(ctx, accountID, months)
 	}
 	// The staging table lives as long as the connection and is emptied at
 	// every commit (and here, for a transaction that writes several
 	// batches); one round trip, as a simple-protocol exec without arguments.
 	if _, err := tx.tx.ExecContext(ctx, `
-		CREATE TEMPORARY TABLE IF NOT EXISTS usage_stage (u BIGINT, p BIGINT, at BIGINT, d INTEGER)
+		CREATE TEMPORARY TABLE IF NOT EXISTS usage_stage_m (u BIGINT, p BIGINT, at BIGINT, d INTEGER, m INTEGER)
 		ON COMMIT DELETE ROWS;
-		TRUNCATE pg_temp.usage_stage`); err != nil {
+		TRUNCATE pg_temp.usage_stage_m`); err != nil {
 		return w, fmt.Errorf("stage usage events: %w", err)
 	}
-	row := make([]any, 4)
-	_, err := tx.copyFrom(ctx, pgx.Identifier{"pg_temp", "usage_stage"}, []string{"u", "p", "at", "d"},
+	row := make([]any, 5)
+	_, err := tx.copyFrom(ctx, pgx.Identifier{"pg_temp", "usage_stage_m"}, []string{"u", "p", "at", "d", "m"},
 		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
 			e := events[i]
-			row[0], row[1], row[2], row[3] = e.UserID, e.ProductID, millis(e.At), int32(e.Day)
+			row[0], row[1], row[2], row[3], row[4] = e.UserID, e.ProductID, millis(e.At), int32(e.Day), int32(e.Day.Month())
 			return row, nil
 		}))
 	if err != nil {
 		return w, fmt.Errorf("stage usage events: %w", err)
 	}
-	err = tx.queryRow(ctx, writeStagedEventsSQL, accountID, accountID, accountID, accountID).Scan(&w.Events, &w.Days, &w.Rollups, &w.Seats)
+	var months string
+	err = tx.queryRow(ctx, writeStagedEventsSQL, accountID, accountID, accountID, accountID, accountID).
+		Scan(&w.Events, &w.Days, &w.Rollups, &w.Seats, &months)
 	if err != nil {
 		return w, fmt.Errorf("write usage events: %w", err)
 	}
-	return w, nil
+	counts, err := parseMonthCounts(months)
+	if err != nil {
+		return w, fmt.Errorf("write usage events: %w", err)
+	}
+	w.Months = counts.total()
+	return w, tx.countMonths(ctx, accountID, counts)
+}
+
+// monthCounts are users new to a product in a month, by (month, product).
+type monthCounts map[[2]int64]int
+
+func (m monthCounts) total() int {
+	n := 0
+	for _, c := range m {
+		n += c
+	}
+	return n
+}
+
+// parseMonthCounts reads "product:month:users,…" as writeStagedEventsSQL
+// returns it.
+func parseMonthCounts(s string) (monthCounts, error) {
+	out := monthCounts{}
+	for part := range strings.SplitSeq(s, ",") {
+		if part == "" {
+			continue
+		}
+		var p, m int64
+		var n int
+		if _, err := fmt.Sscanf(part, "%d:%d:%d", &p, &m, &n); err != nil {
+			return nil, fmt.Errorf("new months %q: %w", part, err)
+		}
+		out[[2]int64{m, p}] += n
+	}
+	return out, nil
+}
+
+// addUserMonths records the (user, product, month) of newly recorded days
+// and counts those not recorded before, per month and product.
+func (tx *Tx) addUserMonths(ctx context.Context, accountID int64, days []usage.UseDay) (monthCounts, error) {
+	type um struct{ u, p, m int64 }
+	seen := map[um]bool{}
+	var ums []um
+	for _, d := range days {
+		k := um{d.UserID, d.ProductID, int64(d.Day.Month())}
+		if !seen[k] {
+			seen[k] = true
+			ums = append(ums, k)
+		}
+	}
+	out := monthCounts{}
+	for chunk := range slices.Chunk(ums, sqliteChunk) {
+		args := make([]any, 0, 4*len(chunk))
+		for _, k := range chunk {
+			args = append(args, accountID, k.u, k.p, k.m)
+		}
+		rows, err := tx.query(ctx, `
+			INSERT INTO usage_user_months (account_id, user_id, product_id, month) VALUES `+valueRows(len(chunk), 4)+`
+			ON CONFLICT DO NOTHING
+			RETURNING product_id, month`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("add usage months: %w", err)
+		}
+		for rows.Next() {
+			var p, m int64
+			if err := rows.Scan(&p, &m); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("add usage months: %w", err)
+			}
+			out[[2]int64{m, p}]++
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("add usage months: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// countMonths adds users new to a product in a month to the dashboard's
+// monthly counts, in key order so that concurrent ingests of one account
+// lock the same rows in the same order. It runs last in the ingest's
+// transaction, so those locks are held only until its commit.
+func (tx *Tx) countMonths(ctx context.Context, accountID int64, counts monthCounts) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	keys := slices.SortedFunc(maps.Keys(counts), func(a, b [2]int64) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	})
+	args := make([]any, 0, 4*len(keys))
+	for _, k := range keys {
+		args = append(args, accountID, k[0], k[1], counts[k])
+	}
+	_, err := tx.exec(ctx, `
+		INSERT INTO usage_months (account_id, month, product_id, users) VALUES `+valueRows(len(keys), 4)+`
+		ON CONFLICT (account_id, month, product_id) DO UPDATE SET users = usage_months.users + excluded.users`, args...)
+	if err != nil {
+		return fmt.Errorf("count usage months: %w", err)
+	}
+	return nil
 }
 
 // writeStagedEventsSQL writes the staged events of account $1. The parts of
-// one statement see the same snapshot and each writes its own table. Days
-// and seats are taken from every staged event, not only the new ones: an
-// event stored before had its day recorded in the same transaction, so its
-// day conflicts and adds nothing, and a seat is moved only for pairs that
+// one statement see the same snapshot and each writes its own table. Days,
+// months and seats are taken from every staged event, not only the new
+// ones: an event stored before had its day and month recorded in the same
+// transaction, so they conflict and add nothing, and a seat is moved only for pairs that
 // gained a day, to the latest staged instant, which is a real use. That
 // spares joining the inserted events back to the stage. Rows go in key
-// order, so concurrent ingests take their locks in the same order.
+// order, so concurrent ingests take their locks in the same order. The new
+// months come back as "product:month:users,…" for countMonths, which
+// updates the account's shared counters in a statement of its own, last.
 const writeStagedEventsSQL = `
 	WITH new_events AS (
 		INSERT INTO usage_events (account_id, user_id, product_id, at)
-		SELECT ?, u, p, at FROM pg_temp.usage_stage ORDER BY u, p, at
+		SELECT ?, u, p, at FROM pg_temp.usage_stage_m ORDER BY u, p, at
 		ON CONFLICT DO NOTHING
 		RETURNING user_id, product_id, at
 	), new_days AS (
 		INSERT INTO usage_days (account_id, user_id, product_id, day)
-		SELECT DISTINCT ?::bigint, u, p, d FROM pg_temp.usage_stage ORDER BY 2, 3, 4
+		SELECT DISTINCT ?::bigint, u, p, d FROM pg_temp.usage_stage_m ORDER BY 2, 3, 4
 		ON CONFLICT DO NOTHING
 		RETURNING user_id, product_id, day
 	), rollups AS (
@@ -241,11 +352,16 @@ const writeStagedEventsSQL = `
 			last_day  = GREATEST(usage_rollups.last_day, excluded.last_day),
 			days      = usage_rollups.days + excluded.days
 		RETURNING 1
+	), new_months AS (
+		INSERT INTO usage_user_months (account_id, user_id, product_id, month)
+		SELECT DISTINCT ?::bigint, u, p, m FROM pg_temp.usage_stage_m ORDER BY 2, 3, 4
+		ON CONFLICT DO NOTHING
+		RETURNING product_id, month
 	), seats AS (
 		UPDATE assignments a SET last_used_at = t.at
 		FROM (
 			SELECT e.u AS user_id, e.p AS product_id, max(e.at) AS at
-			FROM pg_temp.usage_stage e JOIN (SELECT DISTINCT user_id, product_id FROM new_days) n
+			FROM pg_temp.usage_stage_m e JOIN (SELECT DISTINCT user_id, product_id FROM new_days) n
 			  ON n.user_id = e.u AND n.product_id = e.p
 			GROUP BY e.u, e.p
 		) t, subscriptions s
@@ -254,7 +370,9 @@ const writeStagedEventsSQL = `
 		RETURNING 1
 	)
 	SELECT (SELECT count(*) FROM new_events), (SELECT count(*) FROM new_days),
-		(SELECT count(*) FROM rollups), (SELECT count(*) FROM seats)`
+		(SELECT count(*) FROM rollups), (SELECT count(*) FROM seats),
+		(SELECT COALESCE(string_agg(product_id || ':' || month || ':' || n, ','), '')
+		 FROM (SELECT product_id, month, count(*) AS n FROM new_months GROUP BY product_id, month) c)`
 
 // AddDays records days with use and returns those not recorded before.
 func (tx *Tx) AddDays(ctx context.Context, accountID int64, days []usage.UseDay) ([]usage.UseDay, error) {

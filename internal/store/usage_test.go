@@ -584,7 +584,8 @@ func TestUsageWriteEventsCountsAndIsIdempotent(t *testing.T) {
 			})
 		}
 		writeBatch(events)
-		if want := (usage.EventWrites{Events: 4, Days: 3, Rollups: 2, Seats: 2}); w != want {
+		// Ada's two days and Bob's one fall in March: two user-months.
+		if want := (usage.EventWrites{Events: 4, Days: 3, Rollups: 2, Seats: 2, Months: 2}); w != want {
 			t.Fatalf("first write: got %+v, want %+v", w, want)
 		}
 		writeBatch(events)
@@ -597,8 +598,18 @@ func TestUsageWriteEventsCountsAndIsIdempotent(t *testing.T) {
 		if want := (usage.EventWrites{Events: 1}); w != want {
 			t.Fatalf("event on a known day: got %+v, want %+v", w, want)
 		}
+		// The dashboard's count of March's users of the product.
+		var users, month int64
+		err := db.SQL().QueryRowContext(ctx, db.Rebind(`SELECT users, month FROM usage_months WHERE account_id = ? AND product_id = ?`),
+			f.acct.ID, f.product).Scan(&users, &month)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantMonth := usage.DayOf(day, time.UTC).Month(); users != 2 || month != int64(wantMonth) {
+			t.Errorf("usage months: %d users in %d, want 2 in %d", users, month, wantMonth)
+		}
 		var days, first, last, lastUsed int64
-		err := db.SQL().QueryRowContext(ctx, db.Rebind(`
+		err = db.SQL().QueryRowContext(ctx, db.Rebind(`
 			SELECT r.days, r.first_day, r.last_day, a.last_used_at FROM usage_rollups r
 			JOIN assignments a ON a.account_id = r.account_id AND a.user_id = r.user_id
 			WHERE r.account_id = ? AND r.user_id = ?`), f.acct.ID, f.ada.ID).Scan(&days, &first, &last, &lastUsed)

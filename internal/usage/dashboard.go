@@ -21,13 +21,26 @@ type Dashboard struct {
 	Range Range
 	Today usher.Date
 	// InactiveBySubscription counts inactive seats per contract the actor
-	// may see.
+	// may see, and WaitingBySubscription the people waiting for a seat.
 	InactiveBySubscription map[int64]int
+	WaitingBySubscription  map[int64]int
 	// Months are the first days of the chart's months, oldest first.
 	Months []usher.Date
 	// Products has a series per product; nil when the actor sees only some
 	// contracts, as use is counted per product across the account.
 	Products []ProductMonths
+	// Reclaimed is what reclaims (policy runs and bulk unassigns) took back
+	// since the first month's start and was not undone: seats and their
+	// yearly price per currency ("" for seats without a price). Nil, like
+	// Products, for actors who see only some contracts.
+	Reclaimed []usher.Cost
+}
+
+// ContractCounts are one subscription's dashboard counts.
+type ContractCounts struct {
+	SubscriptionID int64
+	Inactive       int // inactive seats over DashboardRange
+	Waiting        int // people waiting for a seat
 }
 
 // ProductMonths is one product's seats per month: Held at the month's end
@@ -67,7 +80,8 @@ func (s *Service) Dashboard(ctx context.Context, a usher.Actor) (Dashboard, erro
 		}
 		key, now := fmt.Sprintf("%d|%v|%d|%s", a.AccountID, q.SubscriptionIDs, today, version), s.cfg.Now()
 		if cached, ok := s.dash.get(key, now); ok {
-			out.InactiveBySubscription, out.Months, out.Products = cached.InactiveBySubscription, cached.Months, cached.Products
+			cached.Range, cached.Today = out.Range, out.Today
+			out = cached
 			return nil
 		}
 		defer func() {
@@ -75,9 +89,6 @@ func (s *Service) Dashboard(ctx context.Context, a usher.Actor) (Dashboard, erro
 				s.dash.put(key, out, now)
 			}
 		}()
-		if out.InactiveBySubscription, err = tx.InactiveBySubscription(ctx, q); err != nil {
-			return err
-		}
 		loc := acct.Location()
 		t := today.Date().Time
 		first := usher.Date{Time: t.AddDate(0, 0, 1-t.Day()).AddDate(0, 1-DashboardMonths, 0)}
@@ -91,10 +102,20 @@ func (s *Service) Dashboard(ctx context.Context, a usher.Actor) (Dashboard, erro
 			b.Days = append(b.Days, day)
 			b.At = append(b.At, StartOfDay(day, loc).UnixMilli())
 		}
+		contracts, products, err := tx.DashboardSeats(ctx, q, b)
+		if err != nil {
+			return err
+		}
+		out.InactiveBySubscription, out.WaitingBySubscription = map[int64]int{}, map[int64]int{}
+		for _, c := range contracts {
+			out.InactiveBySubscription[c.SubscriptionID] = c.Inactive
+			out.WaitingBySubscription[c.SubscriptionID] = c.Waiting
+		}
 		if q.SubscriptionIDs != nil {
 			return nil
 		}
-		out.Products, err = tx.SeatMonths(ctx, a.AccountID, b)
+		out.Products = products
+		out.Reclaimed, err = tx.ReclaimedSince(ctx, a.AccountID, time.UnixMilli(b.At[0]))
 		return err
 	})
 	if err != nil {

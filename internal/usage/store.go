@@ -42,6 +42,7 @@ type EventWrites struct {
 	Days    int   // (user, product, day) rows added
 	Rollups int   // rollup rows added or changed
 	Seats   int64 // seats whose last use moved forward
+	Months  int   // (user, product, month) rows added
 }
 
 // UseDays returns the distinct (user, product, day) of events.
@@ -188,11 +189,14 @@ type Tx interface {
 	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
 	// InactiveByProduct counts inactive seats and users per product for q.
 	InactiveByProduct(ctx context.Context, q ReportQuery) ([]ProductSummary, error)
-	// InactiveBySubscription counts inactive seats per subscription for q.
-	InactiveBySubscription(ctx context.Context, q ReportQuery) (map[int64]int, error)
-	// SeatMonths counts, per product and month of b, today's seats assigned
-	// before the month's end and the users who used the product in it.
-	SeatMonths(ctx context.Context, accountID int64, b MonthBounds) ([]ProductMonths, error)
+	// DashboardSeats counts inactive seats (by q's cutoffs) and people
+	// waiting per subscription of q; and, per product with usage data in
+	// the account, for each month of b, today's seats assigned before the
+	// month's end and the users who used the product in it.
+	DashboardSeats(ctx context.Context, q ReportQuery, b MonthBounds) ([]ContractCounts, []ProductMonths, error)
+	// ReclaimedSince sums the seats reclaimed since then and not undone,
+	// with their yearly price, per currency ("" for seats without a price).
+	ReclaimedSince(ctx context.Context, accountID int64, since time.Time) ([]usher.Cost, error)
 }
 
 // Cutoffs are the query's status cutoffs.

@@ -137,6 +137,13 @@ func (d Day) Date() usher.Date {
 
 func (d Day) String() string { return d.Date().String() }
 
+// Month is the first day of d's calendar month: how the dashboard's
+// monthly counts are keyed.
+func (d Day) Month() Day {
+	t := d.Date().Time
+	return d - Day(t.Day()-1)
+}
+
 // addMonthsClamped moves a date by n calendar months, clamping the day of
 // month to the target month's length (May 31 − 3 months = Feb 28/29).
 func addMonthsClamped(y int, m time.Month, d, n int) (int, time.Month, int) {
