@@ -41,7 +41,7 @@ func TestRunAtSmallScale(t *testing.T) {
 		if res.Export.Rows != cfg.Seats {
 			t.Errorf("export: %d rows, want one per seat (%d)", res.Export.Rows, cfg.Seats)
 		}
-		if res.Dashboard.HTTPP50 <= 0 || res.Dashboard.SQLP50 <= 0 {
+		if res.Dashboard.HTTPP50 <= 0 || res.Dashboard.ColdP50 <= 0 || res.Dashboard.SQLP50 <= 0 {
 			t.Errorf("dashboard: %+v, want both timed", res.Dashboard)
 		}
 		results = append(results, res)

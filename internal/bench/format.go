@@ -59,12 +59,17 @@ func Write(w io.Writer, results []Result) error {
 	row("export ÷ baseline", fmt.Sprintf("≥ %.1f", goalExportRatio), func(r Result) string {
 		return fmt.Sprintf("%.2f %s", r.Export.Ratio(), mark(r.Export.Ratio() >= goalExportRatio))
 	})
-	row("dashboard p50 / p99 (HTTP)", fmt.Sprintf("p99 ≤ %v", goalDashboardP99), func(r Result) string {
+	row("dashboard p50 / p99 (HTTP, counts cached)", fmt.Sprintf("p99 ≤ %v", goalDashboardP99), func(r Result) string {
 		return fmt.Sprintf("%s / %s %s", ms(r.Dashboard.HTTPP50), ms(r.Dashboard.HTTPP99), mark(r.Dashboard.HTTPP99 <= goalDashboardP99))
 	})
-	row("dashboard first request (uncached)", "", func(r Result) string { return ms(r.Dashboard.Cold) })
+	row("dashboard after a change p50 / p99 (HTTP, counted)", fmt.Sprintf("p99 ≤ %v", goalDashboardP99), func(r Result) string {
+		return fmt.Sprintf("%s / %s %s", ms(r.Dashboard.ColdP50), ms(r.Dashboard.ColdP99), mark(r.Dashboard.ColdP99 <= goalDashboardP99))
+	})
 	row("dashboard bare SQL p50 / p99", "", func(r Result) string {
 		return fmt.Sprintf("%s / %s", ms(r.Dashboard.SQLP50), ms(r.Dashboard.SQLP99))
+	})
+	row("dashboard after a change p99 ÷ bare SQL p99", "", func(r Result) string {
+		return fmt.Sprintf("%.2f", float64(r.Dashboard.ColdP99)/float64(max(r.Dashboard.SQLP99, 1)))
 	})
 	row("heap growth during export", "flat", func(r Result) string { return fmt.Sprintf("%.1f MiB", float64(r.Export.PeakHeapBytes)/(1<<20)) })
 	p.printf("\nBaselines: ")

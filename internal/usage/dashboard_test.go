@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/store/storetest"
 	"github.com/usherhq/usher/internal/usage"
@@ -42,6 +43,9 @@ func TestDashboardCountsSeatsPerMonth(t *testing.T) {
 		if len(d.Products) != 1 {
 			t.Fatalf("products: %+v, want draftpro only (Basic has no usage data)", d.Products)
 		}
+		if d.WaitingBySubscription[w.std.ID] != 0 || d.Reclaimed == nil || len(d.Reclaimed) != 0 {
+			t.Fatalf("waiting %v, reclaimed %+v; want none waiting and nothing reclaimed", d.WaitingBySubscription, d.Reclaimed)
+		}
 		p := d.Products[0]
 		wantHeld := []int{1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3}
 		wantActive := []int{0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2}
@@ -49,6 +53,23 @@ func TestDashboardCountsSeatsPerMonth(t *testing.T) {
 			if p.Held[m] != wantHeld[m] || p.Active[m] != wantActive[m] {
 				t.Fatalf("month %d: held %v active %v, want held %v active %v", m+1, p.Held, p.Active, wantHeld, wantActive)
 			}
+		}
+
+		// Cy's inactive seat, at EUR 600.00 a year, taken back by a bulk
+		// unassign: a reclaim batch that saved its price.
+		price, eur := "600.00", "EUR"
+		if _, err := w.acc.UpdateSubscription(context.Background(), w.admin, w.std.ID, access.SubscriptionPatch{PricePerSeatYear: &price, Currency: &eur}); err != nil {
+			t.Fatal(err)
+		}
+		cy := w.emails["cy@acme.test"]
+		if _, err := w.acc.Unassign(context.Background(), w.admin, []access.UnassignItem{{UserID: cy.ID, SubscriptionID: w.std.ID}}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err = w.use.Dashboard(context.Background(), w.admin); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Reclaimed) != 1 || d.Reclaimed[0].String() != "EUR 600.00" || d.Reclaimed[0].Seats != 1 || d.InactiveBySubscription[w.std.ID] != 0 {
+			t.Fatalf("after unassigning Cy: reclaimed %+v, inactive %v; want one seat worth EUR 600.00 and none inactive", d.Reclaimed, d.InactiveBySubscription)
 		}
 	})
 }

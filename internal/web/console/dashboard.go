@@ -25,12 +25,22 @@ type dashboardPage struct {
 	Today       string
 	EndingLabel string
 	ChartRight  int // where the grid lines end
+	// Reclaimed is what reclaims took back since ReclaimedSince and was not
+	// undone, per currency; shown when ShowReclaimed (actors who see the
+	// whole account).
+	ShowReclaimed  bool
+	ReclaimedSeats int
+	Reclaimed      []usher.Cost // priced seats only
+	ReclaimedSince string
+	HistoryHref    string // the reclaim history, for those who may see it
 }
 
 type dashboardContract struct {
 	usher.Subscription
 	Inactive     int
 	InactiveHref string
+	InactiveCost string // what the inactive seats cost a year; "" without a price
+	Waiting      int    // people waiting for a seat
 	EndsIn       int // days from today to the term's end
 }
 
@@ -68,8 +78,9 @@ const (
 )
 
 // dashboard is the home page of people who see contracts: seats bought,
-// used and inactive per contract, contracts ending soon and a year of
-// active and inactive seats per product.
+// used, inactive and waited for per contract with what the inactive ones
+// cost, contracts ending soon, a year of active and inactive seats per
+// product, and what reclaims saved.
 func (s *server) dashboard(w http.ResponseWriter, r *http.Request, v viewer) {
 	ctx := r.Context()
 	subs, err := s.access.ListSubscriptions(ctx, v.Actor, "", subscriptionsPageLimit)
@@ -94,10 +105,27 @@ func (s *server) dashboard(w http.ResponseWriter, r *http.Request, v viewer) {
 		names[sub.Product.ID] = sub.Product.Name
 		c := dashboardContract{Subscription: sub, Inactive: dash.InactiveBySubscription[sub.ID],
 			EndsIn: int(sub.TermEnd.Sub(today.Time).Hours() / 24)}
+		c.Waiting = dash.WaitingBySubscription[sub.ID]
+		if sub.Price != nil && c.Inactive > 0 {
+			c.InactiveCost = usher.Cost{Currency: sub.Price.Currency, Seats: c.Inactive, Cents: sub.Price.Cents * int64(c.Inactive)}.String()
+		}
 		c.InactiveHref = reportPath + "?" + url.Values{"status": {"inactive"}, "range": {string(usage.DashboardRange)}, "subscription": {strconv.FormatInt(sub.ID, 10)}}.Encode()
 		data.Contracts = append(data.Contracts, c)
 		if c.EndsIn >= 0 && c.EndsIn <= endingWithin {
 			data.Ending = append(data.Ending, c)
+		}
+	}
+	if dash.Reclaimed != nil && len(dash.Months) > 0 {
+		data.ShowReclaimed = true
+		data.ReclaimedSince = dash.Months[0].Human()
+		if s.reclaim != nil && access.Can(v.Actor, access.ViewReclaim, 0) {
+			data.HistoryHref = "/reclaims"
+		}
+		for _, c := range dash.Reclaimed {
+			data.ReclaimedSeats += c.Seats
+			if c.Currency != "" {
+				data.Reclaimed = append(data.Reclaimed, c)
+			}
 		}
 	}
 	slices.SortStableFunc(data.Ending, func(a, b dashboardContract) int { return a.EndsIn - b.EndsIn })

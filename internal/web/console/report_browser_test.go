@@ -746,7 +746,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	ada.wantText(fmt.Sprintf("#contract-%d .inactive", rs.dp.ID), "1")
 	ada.wantText(fmt.Sprintf("#contract-%d .inactive", rs.cw.ID), "0")
 	ada.wantText(fmt.Sprintf("#contract-%d .used", rs.ms.ID), "3")
+	ada.wantText(fmt.Sprintf("#contract-%d .waiting", rs.ms.ID), "0")
+	// No price on MS-1: no cost to show.
+	ada.wantText(fmt.Sprintf("#contract-%d .inactive-cost", rs.ms.ID), "–")
 	ada.wantText("#ending", "None")
+	ada.wantText("#reclaimed", "No seats reclaimed since")
 	if n := ada.evalInt(`document.querySelectorAll("figure.chart svg[role=img]").length`); n != 2 {
 		t.Errorf("charts: %d, want one per product with usage data (2)", n)
 	}
