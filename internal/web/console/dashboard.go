@@ -41,7 +41,7 @@ type dashboardContract struct {
 	InactiveHref string
 	InactiveCost string // what the inactive seats cost a year; "" without a price
 	Waiting      int    // people waiting for a seat
-	EndsIn       int // days from today to the term's end
+	EndsIn       int    // days from today to the term's end
 }
 
 // chart is one product's monthly seats as a server-rendered SVG with a
