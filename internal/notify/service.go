@@ -531,13 +531,24 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 			// Each worker claims one run at a time, just before sending it,
 			// so a lease covers one send: runs claimed as a batch could wait
 			// for a worker longer than their lease, and another replica would
-			// take them over from a live worker and send them again.
+			// take them over from a live worker and send them again. The
+			// claim's transaction also records the previous run's outcome
+			// and reads what the email needs: one commit per email instead
+			// of three transactions (docs/performance.md).
+			var done *outcome // the last run's outcome, not recorded yet
+			defer func() {
+				if done != nil {
+					if err := s.finish(sendCtx, done, nil); err != nil {
+						fail(err)
+					}
+				}
+			}()
 			for ctx.Err() == nil && left.Add(-1) >= 0 {
 				now := s.now()
 				lease := fmt.Sprintf("%s#%d", owner, s.claims.Add(1))
-				var runs []Run
-				err := s.store.Write(ctx, func(tx Tx) (err error) {
-					runs, err = tx.ClaimRuns(ctx, now, lease, now.Add(s.cfg.Lease), 1)
+				var c claimed
+				err := s.finish(ctx, done, func(tx Tx) (err error) {
+					c, err = s.claim(ctx, tx, now, lease)
 					return err
 				})
 				if err != nil {
@@ -546,15 +557,13 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 					}
 					return
 				}
-				if len(runs) == 0 {
+				done = nil
+				if c.run == nil {
 					return
 				}
-				ok, err := s.send(sendCtx, ctx, runs[0], lease)
-				if ok {
+				done = s.send(sendCtx, ctx, c, lease)
+				if done.cause == nil {
 					delivered.Add(1)
-				}
-				if err != nil {
-					fail(err)
 				}
 			}
 		})
@@ -563,56 +572,88 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 	return int(delivered.Load()), errors.Join(errs...)
 }
 
-// send makes one attempt at a claimed run and records the outcome. It
-// reports whether the email was delivered; its error is about recording,
-// not about sending. stop ends when the server is stopping: a failure after
-// that releases the run instead of counting an attempt.
-func (s *Service) send(ctx, stop context.Context, r Run, lease string) (bool, error) {
+// claimed is a run just leased, with what its email needs, read in the
+// claim's transaction.
+type claimed struct {
+	run   *Run // nil: nothing due
+	st    Setting
+	acct  usher.Account
+	to    usher.User
+	ok    bool   // to is still an active primary admin
+	abort string // why the run must not be sent, if it must not
+}
+
+// claim leases the next due run to lease and reads its setting, account
+// and recipient.
+func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string) (claimed, error) {
+	var c claimed
+	runs, err := tx.ClaimRuns(ctx, now, lease, now.Add(s.cfg.Lease), 1)
+	if err != nil || len(runs) == 0 {
+		return c, err
+	}
+	c.run = &runs[0]
+	r := c.run
+	if r.Attempts > s.cfg.MaxAttempts {
+		return c, nil // send gives up on it
+	}
+	c.st, err = tx.SettingOf(ctx, r.AccountID, r.UserID)
+	if usher.ErrorCode(err) == usher.ENOTFOUND {
+		c.abort = "usage notifications were removed before this email went out"
+		return c, nil
+	} else if err != nil {
+		return c, err
+	}
+	if c.acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
+		return c, err
+	}
+	c.to, c.ok, err = recipient(ctx, tx, r.AccountID, r.UserID)
+	return c, err
+}
+
+// outcome is one attempt at a run, to be recorded by finish: delivered
+// when cause is nil.
+type outcome struct {
+	r     Run
+	lease string
+	log   *slog.Logger
+	cause error
+	final bool
+	stop  bool // the server was stopping when the attempt failed
+}
+
+// send makes one attempt at a claimed run and returns its outcome, which
+// the caller records. stop ends when the server is stopping: a failure
+// after that releases the run instead of counting an attempt.
+func (s *Service) send(ctx, stop context.Context, c claimed, lease string) *outcome {
+	r := *c.run
 	log := s.log.With(slog.Int64("run_id", r.ID), slog.Int64("account_id", r.AccountID), slog.Int64("user_id", r.UserID),
 		slog.Time("scheduled_for", r.ScheduledFor), slog.Int("attempt", r.Attempts), slog.String("message_id", r.MessageID))
+	o := &outcome{r: r, lease: lease, log: log}
+	failed := func(cause error, final bool) *outcome {
+		o.cause, o.final, o.stop = cause, final, stop.Err() != nil
+		return o
+	}
 	if r.Attempts > s.cfg.MaxAttempts {
 		// Only a worker that died mid-send claims a run this often.
-		return false, s.finish(ctx, stop, log, r, lease, fmt.Errorf("gave up after %d attempts", s.cfg.MaxAttempts), true)
+		return failed(fmt.Errorf("gave up after %d attempts", s.cfg.MaxAttempts), true)
 	}
-	var (
-		st    Setting
-		acct  usher.Account
-		to    usher.User
-		ok    bool
-		abort string
-	)
-	err := s.store.Read(ctx, func(tx Tx) (err error) {
-		st, err = tx.SettingOf(ctx, r.AccountID, r.UserID)
-		if usher.ErrorCode(err) == usher.ENOTFOUND {
-			abort = "usage notifications were removed before this email went out"
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
-			return err
-		}
-		to, ok, err = recipient(ctx, tx, r.AccountID, r.UserID)
-		return err
-	})
+	abort := c.abort
 	switch {
-	case err != nil:
-		return false, s.finish(ctx, stop, log, r, lease, fmt.Errorf("load recipient: %w", err), false)
-	case abort == "" && !st.Enabled:
+	case abort == "" && !c.st.Enabled:
 		abort = "usage notifications were turned off before this email went out"
-	case abort == "" && !ok:
+	case abort == "" && !c.ok:
 		abort = "the recipient is no longer an active primary admin"
 	}
 	if abort != "" {
-		return false, s.finish(ctx, stop, log, r, lease, errors.New(abort), true)
+		return failed(errors.New(abort), true)
 	}
 	sum, err := s.inactivity.InactiveSummary(ctx, r.AccountID, r.Range, s.cfg.FirstUsers)
 	if err != nil {
-		return false, s.finish(ctx, stop, log, r, lease, fmt.Errorf("count inactive users: %w", err), false)
+		return failed(fmt.Errorf("count inactive users: %w", err), false)
 	}
-	r.InactiveUsers, r.InactiveSeats = sum.InactiveUsers, sum.InactiveSeats
+	o.r.InactiveUsers, o.r.InactiveSeats = sum.InactiveUsers, sum.InactiveSeats
 	m := Message{
-		MessageID: r.MessageID, From: s.cfg.From, To: to, Account: acct, Date: s.now(), ScheduledFor: r.ScheduledFor,
+		MessageID: r.MessageID, From: s.cfg.From, To: c.to, Account: c.acct, Date: s.now(), ScheduledFor: r.ScheduledFor,
 		Summary: sum, SettingsURL: s.cfg.BaseURL + SettingsPath,
 	}
 	if sum.InactiveUsers > 0 {
@@ -622,53 +663,76 @@ func (s *Service) send(ctx, stop context.Context, r Run, lease string) (bool, er
 	err = s.mailer.Send(sendCtx, m)
 	cancel()
 	if err != nil {
-		return false, s.finish(ctx, stop, log, r, lease, fmt.Errorf("send: %w", err), false)
+		return failed(fmt.Errorf("send: %w", err), false)
 	}
-	return true, s.finish(ctx, stop, log, r, lease, nil, false)
+	return o
 }
 
-// finish records an attempt's outcome under the run's lease: delivered when
-// cause is nil, failed for good when final or out of attempts, else pending
-// again after Backoff.
+// finish records an attempt's outcome o under the run's lease, if o is not
+// nil, then runs then (if not nil) in the same transaction: delivered when
+// o.cause is nil, failed for good when final or out of attempts, else
+// pending again after Backoff.
 //
 // A failure while stopping releases the run instead: pending, due now, and
 // the attempt not counted, since the failure is ours and not the mail
 // server's.
-func (s *Service) finish(ctx, stop context.Context, log *slog.Logger, r Run, lease string, cause error, final bool) error {
+func (s *Service) finish(ctx context.Context, o *outcome, then func(Tx) error) error {
+	if o == nil {
+		return s.store.Write(ctx, then)
+	}
 	// The outcome must be recorded even when ctx ends mid-send, or the run
 	// would be sent again after its lease expires.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	now := s.now()
+	r, log := o.r, o.log
 	r.LeaseOwner, r.LeaseUntil, r.UpdatedAt = "", time.Time{}, now
 	var counter *atomic.Int64
 	switch {
-	case cause == nil:
+	case o.cause == nil:
 		r.Status, r.DeliveredAt, r.LastError = StatusDelivered, now, ""
 		counter = &s.stats.Sent
-		log.InfoContext(ctx, "usage notification delivered", slog.Int("inactive_users", r.InactiveUsers))
-	case stop.Err() != nil && !final:
-		r.Status, r.LastError, r.NextAttemptAt = StatusPending, "released at shutdown: "+cause.Error(), now
+		log.InfoContext(rctx, "usage notification delivered", slog.Int("inactive_users", r.InactiveUsers))
+	case o.stop && !o.final:
+		r.Status, r.LastError, r.NextAttemptAt = StatusPending, "released at shutdown: "+o.cause.Error(), now
 		r.Attempts = max(r.Attempts-1, 0)
 		counter = &s.stats.Released
-		log.InfoContext(ctx, "usage notification released at shutdown for another worker", slog.String("error", cause.Error()))
-	case final || r.Attempts >= s.cfg.MaxAttempts:
-		r.Status, r.LastError = StatusFailed, cause.Error()
+		log.InfoContext(rctx, "usage notification released at shutdown for another worker", slog.String("error", o.cause.Error()))
+	case o.final || r.Attempts >= s.cfg.MaxAttempts:
+		r.Status, r.LastError = StatusFailed, o.cause.Error()
 		counter = &s.stats.Failed
-		log.ErrorContext(ctx, "usage notification failed for good", slog.String("error", r.LastError))
+		log.ErrorContext(rctx, "usage notification failed for good", slog.String("error", r.LastError))
 	default:
-		r.Status, r.LastError, r.NextAttemptAt = StatusPending, cause.Error(), now.Add(Backoff(r.Attempts))
+		r.Status, r.LastError, r.NextAttemptAt = StatusPending, o.cause.Error(), now.Add(Backoff(r.Attempts))
 		counter = &s.stats.Retried
-		log.WarnContext(ctx, "usage notification attempt failed; will retry", slog.String("error", r.LastError), slog.Time("next_attempt_at", r.NextAttemptAt))
+		log.WarnContext(rctx, "usage notification attempt failed; will retry", slog.String("error", r.LastError), slog.Time("next_attempt_at", r.NextAttemptAt))
 	}
-	err := s.store.Write(ctx, func(tx Tx) error { return tx.FinishRun(ctx, r, lease) })
-	if usher.ErrorCode(err) == usher.ECONFLICT {
-		// Our lease expired and another worker took the run; its outcome wins.
-		log.WarnContext(ctx, "usage notification lease lost before the outcome was recorded")
-		return nil
-	}
+	var lost string
+	err := s.store.Write(rctx, func(tx Tx) error {
+		lost = ""
+		switch err := tx.FinishRun(rctx, r, o.lease); usher.ErrorCode(err) {
+		case usher.ECONFLICT:
+			// Our lease expired and another worker took the run; its
+			// outcome wins.
+			lost = "usage notification lease lost before the outcome was recorded"
+		case usher.ENOTFOUND:
+			lost = "usage notification run deleted (with its account) before the outcome was recorded"
+		default:
+			if err != nil {
+				return err
+			}
+		}
+		if then == nil {
+			return nil
+		}
+		return then(tx)
+	})
 	if err != nil {
 		return fmt.Errorf("record run %d: %w", r.ID, err)
+	}
+	if lost != "" {
+		log.WarnContext(rctx, lost)
+		return nil
 	}
 	counter.Add(1)
 	return nil
