@@ -35,11 +35,12 @@ Every run uses a scratch database: a new SQLite file in a temporary directory,
 and a new schema in the PostgreSQL database, dropped afterwards.
 
 Flags:
-  --scale F           fraction of the full size, 0 < F <= 1 (default 1)
+  --scale F           multiple of the full size, 0 < F <= 10 (default 1);
+                      above 2, events stay at twice the full size
   --engines LIST      sqlite, postgres or both (default sqlite,postgres)
   --suites LIST       usage, notify or both (default usage,notify)
   --notify N          accounts of the notification benchmark (default 1000
-                      times the scale, at least 20)
+                      times the scale up to 1, at least 20)
   --postgres URL      PostgreSQL server and database to make the schema in
                       (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable)
                                                                  env USHER_BENCH_POSTGRES_URL
@@ -60,8 +61,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, benchHelp, args, stdout, map[string]string{"postgres": "USHER_BENCH_POSTGRES_URL"}); err != nil {
 		return err
 	}
-	if *scale <= 0 || *scale > 1 {
-		return usageErrorf("bench: --scale %v: want a number above 0 and at most 1", *scale)
+	if *scale <= 0 || *scale > bench.MaxScale {
+		return usageErrorf("bench: --scale %v: want a number above 0 and at most %d", *scale, bench.MaxScale)
 	}
 	var list []string
 	for _, e := range strings.Split(*engines, ",") {

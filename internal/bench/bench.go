@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
@@ -46,12 +47,17 @@ func Full() Config {
 	}
 }
 
-// Scaled returns Full with users, seats and events multiplied by f (0 < f ≤ 1).
+// MaxScale is the largest scale: ten times the seats of the goals.
+const MaxScale = 10
+
+// Scaled returns Full with users and seats multiplied by f (0 < f ≤
+// MaxScale), and events by f up to twice Full's: above that the run's
+// ingest would take hours, and the goals at that size are about seats.
 func Scaled(f float64) Config {
 	c := Full()
 	c.Users = max(50, int(float64(c.Users)*f))
 	c.Seats = max(c.Users, int(float64(c.Seats)*f))
-	c.Events = max(c.EventsPerUseDay*c.Days, int(float64(c.Events)*f))
+	c.Events = max(c.EventsPerUseDay*c.Days, int(float64(c.Events)*min(f, 2)))
 	return c
 }
 
@@ -77,6 +83,10 @@ type Result struct {
 	Report    Latency
 	Export    Export
 	Dashboard Dashboard
+	// PeakRSS is the largest resident memory of the process, sampled while
+	// it served the measured requests (after seeding); 0 off Linux. The
+	// server runs in the benchmark's process, so this bounds usher serve's.
+	PeakRSS uint64
 }
 
 // Ingest compares events/s through POST /api/v1/usage-events with a raw
@@ -149,6 +159,8 @@ func Run(ctx context.Context, db *store.DB, cfg Config, progress func(format str
 	}
 	res.Setup = time.Since(start)
 
+	stopRSS := sampleRSS(&res.PeakRSS)
+	defer stopRSS()
 	use := usage.New(db.Usage(), usage.Config{})
 	srv, base, err := serve(db, use)
 	if err != nil {
@@ -177,7 +189,33 @@ func Run(ctx context.Context, db *store.DB, cfg Config, progress func(format str
 	if res.Dashboard, err = measureDashboard(ctx, c, db, w, cfg); err != nil {
 		return res, err
 	}
+	stopRSS()
 	return res, nil
+}
+
+// sampleRSS records the process's peak resident memory in peak every 20 ms
+// until the returned function is called (more than once is harmless).
+func sampleRSS(peak *uint64) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	var once sync.Once
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			*peak = max(*peak, selfRSS())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		once.Do(func() { close(done) })
+		<-finished
+	}
 }
 
 // serve runs the real API handler on a loopback port.

@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -44,13 +45,16 @@ func TestRunAtSmallScale(t *testing.T) {
 		if res.Dashboard.HTTPP50 <= 0 || res.Dashboard.ColdP50 <= 0 || res.Dashboard.SQLP50 <= 0 {
 			t.Errorf("dashboard: %+v, want both timed", res.Dashboard)
 		}
+		if runtime.GOOS == "linux" && res.PeakRSS < 1<<20 {
+			t.Errorf("peak resident memory %d bytes: not sampled", res.PeakRSS)
+		}
 		results = append(results, res)
 	})
 	var out bytes.Buffer
 	if err := bench.Write(&out, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99"} {
+	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99", "resident memory, peak while serving"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -13,6 +13,7 @@ const (
 	goalReportP99    = 25 * time.Millisecond
 	goalReportVsSQL  = 2.0
 	goalExportRatio  = 0.5
+	goalRSSMiB       = 256 // usher serve's resident memory, at any scale
 )
 
 // Write prints results as a Markdown table, one column per engine, with
@@ -72,6 +73,10 @@ func Write(w io.Writer, results []Result) error {
 		return fmt.Sprintf("%.2f", float64(r.Dashboard.ColdP99)/float64(max(r.Dashboard.SQLP99, 1)))
 	})
 	row("heap growth during export", "flat", func(r Result) string { return fmt.Sprintf("%.1f MiB", float64(r.Export.PeakHeapBytes)/(1<<20)) })
+	row("resident memory, peak while serving", fmt.Sprintf("≤ %d MiB", goalRSSMiB), func(r Result) string {
+		mib := float64(r.PeakRSS) / (1 << 20)
+		return fmt.Sprintf("%.0f MiB %s", mib, mark(r.PeakRSS > 0 && mib <= goalRSSMiB))
+	})
 	p.printf("\nBaselines: ")
 	for i, r := range results {
 		if i > 0 {

@@ -47,7 +47,9 @@ func NotifyFull() NotifyConfig {
 // least 20 so that the rates still mean something.
 func NotifyScaled(f float64) NotifyConfig {
 	c := NotifyFull()
-	c.Accounts = max(20, int(float64(c.Accounts)*f))
+	// Above scale 1 the goals are about one large account's seats, not
+	// more accounts.
+	c.Accounts = max(20, int(float64(c.Accounts)*min(f, 1)))
 	return c
 }
 
