@@ -97,6 +97,10 @@ type Tx interface {
 	CreateToken(ctx context.Context, t *usher.Token) error
 	// TokenByHash finds a token in any account; usher.ENOTFOUND when absent.
 	TokenByHash(ctx context.Context, hash []byte) (usher.Token, error)
+	// TokenHolder finds a token in any account with its holder's status
+	// and grants (as RolesOf orders them), in one read: every API request
+	// starts with it. usher.ENOTFOUND when absent.
+	TokenHolder(ctx context.Context, hash []byte) (usher.Token, usher.UserStatus, []usher.RoleGrant, error)
 	// TokenByID finds a token of the account, of any account when accountID is 0.
 	TokenByID(ctx context.Context, accountID, id int64) (usher.Token, error)
 	// ListTokens lists the account's tokens with their owners' emails, of

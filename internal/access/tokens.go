@@ -278,7 +278,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, 
 	var t usher.Token
 	now := s.Now()
 	err := s.store.Read(ctx, func(tx Tx) (err error) {
-		t, err = tx.TokenByHash(ctx, HashToken(token))
+		// One statement: every API request pays for it.
+		var status usher.UserStatus
+		var grants []usher.RoleGrant
+		t, status, grants, err = tx.TokenHolder(ctx, HashToken(token))
 		switch {
 		case usher.ErrorCode(err) == usher.ENOTFOUND:
 			return usher.Errorf(usher.EUNAUTHORIZED, "the token is not valid")
@@ -286,9 +289,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, 
 			return err
 		case t.Expired(now):
 			return usher.Errorf(usher.EUNAUTHORIZED, "the token has expired")
+		case status != usher.UserActive:
+			return usher.Errorf(usher.EUNAUTHORIZED, "the user is disabled")
 		}
-		actor, err = actorFor(ctx, tx, t.AccountID, t.UserID)
-		actor.Scope = t.Scope
+		actor = usher.Actor{AccountID: t.AccountID, UserID: t.UserID, Email: t.UserEmail, Grants: grants, Scope: t.Scope}
 		if t.Scope == usher.ScopeSCIM {
 			// The audit log names the provisioning client, not its owner.
 			actor.Client, actor.Email = t.Name, "scim:"+t.Name

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -250,13 +251,18 @@ func (tx *Tx) RolesOf(ctx context.Context, accountID, userID int64) ([]usher.Rol
 	if err != nil {
 		return nil, fmt.Errorf("roles of user %d: %w", userID, err)
 	}
+	sortGrants(out)
+	return out, nil
+}
+
+// sortGrants puts the most powerful role first.
+func sortGrants(out []usher.RoleGrant) {
 	slices.SortFunc(out, func(a, b usher.RoleGrant) int {
 		if c := slices.Index(usher.Roles, a.Role) - slices.Index(usher.Roles, b.Role); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.SubscriptionID, b.SubscriptionID)
 	})
-	return out, nil
 }
 
 // UsersWithRole lists the account's grants of role by user and subscription.
@@ -374,6 +380,45 @@ func (tx *Tx) TokenByHash(ctx context.Context, hash []byte) (usher.Token, error)
 		return t, fmt.Errorf("get token: %w", err)
 	}
 	return t, nil
+}
+
+// TokenHolder is TokenByHash with the holder's status and grants, the
+// grants folded into one column ("role:subscription,…") so that a request's
+// authentication is one statement.
+func (tx *Tx) TokenHolder(ctx context.Context, hash []byte) (usher.Token, usher.UserStatus, []usher.RoleGrant, error) {
+	agg := "group_concat(g.role || ':' || COALESCE(g.subscription_id, 0), ',')"
+	if tx.engine == Postgres {
+		agg = "string_agg(g.role || ':' || COALESCE(g.subscription_id, 0), ',')"
+	}
+	var t usher.Token
+	var status usher.UserStatus
+	var grants sql.NullString
+	var created int64
+	var used, expires sql.NullInt64
+	err := tx.queryRow(ctx, "SELECT "+tokenColumns+", u.status, (SELECT "+agg+` FROM role_grants g
+		WHERE g.account_id = t.account_id AND g.user_id = t.user_id)`+tokenFrom+"WHERE t.hash = ?", hash).
+		Scan(&t.ID, &t.AccountID, &t.UserID, &t.UserEmail, &t.Name, &t.Scope, &t.Hash, &created, &used, &expires, &status, &grants)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, "", nil, usher.Errorf(usher.ENOTFOUND, "token not found")
+	} else if err != nil {
+		return t, "", nil, fmt.Errorf("get token: %w", err)
+	}
+	t.CreatedAt = fromMillis(created)
+	t.LastUsedAt, t.ExpiresAt = timeOrNil(used), timeOrNil(expires)
+	out := []usher.RoleGrant{}
+	for part := range strings.SplitSeq(grants.String, ",") {
+		if part == "" {
+			continue
+		}
+		role, sub, _ := strings.Cut(part, ":")
+		id, err := strconv.ParseInt(sub, 10, 64)
+		if err != nil {
+			return t, "", nil, fmt.Errorf("get token: grant %q: %w", part, err)
+		}
+		out = append(out, usher.RoleGrant{UserID: t.UserID, Role: usher.Role(role), SubscriptionID: id})
+	}
+	sortGrants(out)
+	return t, status, out, nil
 }
 
 // TokenByID finds a token of the account; accountID 0 looks in every

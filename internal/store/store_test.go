@@ -477,6 +477,37 @@ func TestTokens(t *testing.T) {
 			err := db.Read(ctx, func(tx *store.Tx) error { _, err := tx.TokenByHash(ctx, access.HashToken("nope")); return err })
 			wantCode(t, err, usher.ENOTFOUND)
 		})
+		t.Run("HolderHasTheTokenStatusAndGrantsInOneRead", func(t *testing.T) {
+			var got usher.Token
+			var status usher.UserStatus
+			var grants []usher.RoleGrant
+			read(t, db, func(tx *store.Tx) (err error) { got, status, grants, err = tx.TokenHolder(ctx, hash); return err })
+			if got.ID != tok.ID || got.UserEmail != "ada@example.com" || status != usher.UserActive || len(grants) != 0 {
+				t.Fatalf("got %+v, %s, %+v; want the token, active, no grants", got, status, grants)
+			}
+			sub := newSubscription(t, db, acct.ID, "C-HOLD", 1)
+			write(t, db, func(tx *store.Tx) error {
+				for _, g := range []usher.RoleGrant{{UserID: u.ID, Role: usher.RoleContractManager, SubscriptionID: sub.ID}, {UserID: u.ID, Role: usher.RoleSecondaryAdmin}} {
+					if err := tx.GrantRole(ctx, acct.ID, g); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			var want []usher.RoleGrant
+			read(t, db, func(tx *store.Tx) (err error) {
+				if _, _, grants, err = tx.TokenHolder(ctx, hash); err != nil {
+					return err
+				}
+				want, err = tx.RolesOf(ctx, acct.ID, u.ID)
+				return err
+			})
+			if !slices.Equal(grants, want) || len(grants) != 2 {
+				t.Fatalf("grants %+v, want %+v as RolesOf gives them", grants, want)
+			}
+			err := db.Read(ctx, func(tx *store.Tx) error { _, _, _, err := tx.TokenHolder(ctx, access.HashToken("nope")); return err })
+			wantCode(t, err, usher.ENOTFOUND)
+		})
 		t.Run("DuplicateHashIsConflict", func(t *testing.T) {
 			dup := tok
 			err := db.Write(ctx, func(tx *store.Tx) error { return tx.CreateToken(ctx, &dup) })
