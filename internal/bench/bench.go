@@ -36,6 +36,10 @@ type Config struct {
 	Senders         int // ingest requests in flight at once
 	ReportRequests  int // requests timed for the report's first page
 	PageSize        int // rows on the report's first page
+	// Clients is how many clients at once the load part runs (0: none),
+	// for LoadFor per endpoint and as long for its bare SQL.
+	Clients int
+	LoadFor time.Duration
 }
 
 // Full is the size of the performance goals: 100,000 users, 150,000 seats
@@ -44,6 +48,7 @@ func Full() Config {
 	return Config{
 		Users: 100_000, Seats: 150_000, Events: 10_000_000, EventsPerUseDay: 25, Days: 365,
 		Batch: 10_000, Senders: 2, ReportRequests: 200, PageSize: 100,
+		Clients: 16, LoadFor: 30 * time.Second,
 	}
 }
 
@@ -69,6 +74,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("bench: need at least one use-day a day over more than %d days", recentDays)
 	case c.Batch < 1 || c.Senders < 1 || c.ReportRequests < 1 || c.PageSize < 1:
 		return errors.New("bench: batch, senders, report requests and page size must be positive")
+	case c.Clients < 0 || (c.Clients > 0 && c.LoadFor <= 0):
+		return errors.New("bench: clients must not be negative, and need a duration")
 	}
 	return nil
 }
@@ -83,6 +90,7 @@ type Result struct {
 	Report    Latency
 	Export    Export
 	Dashboard Dashboard
+	Load      []Load // many clients at once, per endpoint
 	// PeakRSS is the largest resident memory of the process, sampled while
 	// it served the measured requests (after seeding); 0 off Linux. The
 	// server runs in the benchmark's process, so this bounds usher serve's.
@@ -118,6 +126,7 @@ type Latency struct {
 	Rows             int    // rows on the page
 	HTTPP50, HTTPP99 time.Duration
 	SQLP50, SQLP99   time.Duration
+	cutoff           int64 // the range's first instant, unix ms, as the page said
 }
 
 // Export compares the full CSV export through HTTP with streaming the same
@@ -188,6 +197,12 @@ func Run(ctx context.Context, db *store.DB, cfg Config, progress func(format str
 	progress("timing %d console dashboard requests", cfg.ReportRequests)
 	if res.Dashboard, err = measureDashboard(ctx, c, db, w, cfg); err != nil {
 		return res, err
+	}
+	if cfg.Clients > 0 {
+		progress("%d clients at once for %v per endpoint, then its bare SQL", cfg.Clients, cfg.LoadFor)
+		if res.Load, err = measureLoad(ctx, c, db, w, cfg, res.Report.cutoff); err != nil {
+			return res, err
+		}
 	}
 	stopRSS()
 	return res, nil

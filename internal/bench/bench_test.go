@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usherhq/usher/internal/bench"
 	"github.com/usherhq/usher/internal/store"
@@ -18,6 +19,7 @@ func TestRunAtSmallScale(t *testing.T) {
 	cfg := bench.Scaled(0.003) // 300 users, 450 seats, 30,000 events
 	cfg.ReportRequests = 5
 	cfg.PageSize = 20
+	cfg.LoadFor = 300 * time.Millisecond
 	var results []bench.Result
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		res, err := bench.Run(context.Background(), db, cfg, t.Logf)
@@ -45,6 +47,14 @@ func TestRunAtSmallScale(t *testing.T) {
 		if res.Dashboard.HTTPP50 <= 0 || res.Dashboard.ColdP50 <= 0 || res.Dashboard.SQLP50 <= 0 {
 			t.Errorf("dashboard: %+v, want both timed", res.Dashboard)
 		}
+		if len(res.Load) != 2 {
+			t.Errorf("load: %+v, want the report and a user's access", res.Load)
+		}
+		for _, l := range res.Load {
+			if l.Requests == 0 || l.Errors != 0 || l.RPS <= 0 || l.SQLRPS <= 0 || l.BaselineQueryRows == 0 {
+				t.Errorf("load %s: %+v, want requests without errors and a baseline", l.Path, l)
+			}
+		}
 		if runtime.GOOS == "linux" && res.PeakRSS < 1<<20 {
 			t.Errorf("peak resident memory %d bytes: not sampled", res.PeakRSS)
 		}
@@ -54,7 +64,7 @@ func TestRunAtSmallScale(t *testing.T) {
 	if err := bench.Write(&out, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99", "resident memory, peak while serving"} {
+	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99", "resident memory, peak while serving", "16 clients, `GET /api/v1/users/{id}/access`"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -72,6 +72,45 @@ func Write(w io.Writer, results []Result) error {
 	row("dashboard after a change p99 ÷ bare SQL p99", "", func(r Result) string {
 		return fmt.Sprintf("%.2f", float64(r.Dashboard.ColdP99)/float64(max(r.Dashboard.SQLP99, 1)))
 	})
+	for i := range maxLoads(results) {
+		load := func(r Result) (Load, bool) {
+			if i < len(r.Load) {
+				return r.Load[i], true
+			}
+			return Load{}, false
+		}
+		var name string
+		for _, r := range results {
+			if l, ok := load(r); ok {
+				name = l.Path
+			}
+		}
+		row(fmt.Sprintf("%d clients, `GET %s`: requests/s, p50 / p99", c.Clients, name), fmt.Sprintf("p99 ≤ %v", goalLoadP99), func(r Result) string {
+			l, ok := load(r)
+			if !ok {
+				return ""
+			}
+			return fmt.Sprintf("%.0f, %s / %s %s", l.RPS, ms(l.P50), ms(l.P99), mark(l.P99 <= goalLoadP99))
+		})
+		row("… its bare SQL at the same concurrency: queries/s, p50 / p99", "", func(r Result) string {
+			l, ok := load(r)
+			if !ok {
+				return ""
+			}
+			return fmt.Sprintf("%.0f, %s / %s", l.SQLRPS, ms(l.SQLP50), ms(l.SQLP99))
+		})
+		row("… throughput ÷ bare SQL; errors", fmt.Sprintf("≥ %.1f; 0", goalLoadRatio), func(r Result) string {
+			l, ok := load(r)
+			if !ok {
+				return ""
+			}
+			s := fmt.Sprintf("%.2f %s; %d of %d", l.Ratio(), mark(l.Ratio() >= goalLoadRatio), l.Errors, l.Requests)
+			if l.ErrorText != "" {
+				s += " (" + l.ErrorText + ")"
+			}
+			return s
+		})
+	}
 	row("heap growth during export", "flat", func(r Result) string { return fmt.Sprintf("%.1f MiB", float64(r.Export.PeakHeapBytes)/(1<<20)) })
 	row("resident memory, peak while serving", fmt.Sprintf("≤ %d MiB", goalRSSMiB), func(r Result) string {
 		mib := float64(r.PeakRSS) / (1 << 20)
@@ -121,4 +160,12 @@ func (p *printer) printf(format string, args ...any) {
 	if p.err == nil {
 		_, p.err = fmt.Fprintf(p.w, format, args...)
 	}
+}
+
+func maxLoads(results []Result) int {
+	n := 0
+	for _, r := range results {
+		n = max(n, len(r.Load))
+	}
+	return n
 }

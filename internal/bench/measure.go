@@ -289,6 +289,7 @@ func measureReport(ctx context.Context, c *client, db *store.DB, w *world, cfg C
 	if db.Engine() == store.SQLite {
 		join = "CROSS JOIN"
 	}
+	lat.cutoff = cut.UnixMilli()
 	query := db.Rebind(fmt.Sprintf(bareReportSQL, join))
 	sqlTimes := make([]time.Duration, cfg.ReportRequests)
 	var ids [][2]int64

@@ -1,0 +1,186 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/usherhq/usher/internal/store"
+)
+
+// Goals of many clients at once (performance issue): each endpoint at
+// least half the throughput of its bare SQL at the same concurrency, with
+// p99 within 50 ms.
+const (
+	goalLoadRatio = 0.5
+	goalLoadP99   = 50 * time.Millisecond
+)
+
+// Load is one endpoint under Clients concurrent clients for a while,
+// driven by vegeta, against its bare SQL run by as many goroutines on the
+// same connection pool for as long.
+type Load struct {
+	Path              string // the request, {id} for a user id
+	Requests, Errors  int
+	RPS               float64
+	P50, P99          time.Duration
+	SQLRPS            float64
+	SQLP50, SQLP99    time.Duration
+	ErrorText         string // the first error, if any
+	BaselineQueryRows int    // rows the bare SQL returned, once
+}
+
+// Ratio is the endpoint's throughput against its bare SQL's.
+func (l Load) Ratio() float64 {
+	if l.SQLRPS == 0 {
+		return 0
+	}
+	return l.RPS / l.SQLRPS
+}
+
+// bareAccessSQL is what GET /users/{id}/access shows: every contract of the
+// account with the user's seat, if any, and its services.
+const bareAccessSQL = `
+	SELECT s.id, p.code, s.contract_number, a.assigned_at,
+	       (SELECT COUNT(*) FROM assignment_services x
+	        WHERE x.account_id = a.account_id AND x.user_id = a.user_id AND x.subscription_id = a.subscription_id)
+	FROM subscriptions s
+	JOIN products p ON p.id = s.product_id
+	LEFT JOIN assignments a ON a.account_id = s.account_id AND a.subscription_id = s.id AND a.user_id = ?
+	WHERE s.account_id = ?
+	ORDER BY s.id`
+
+// measureLoad runs the report's first page and a user's access under
+// cfg.Clients clients for cfg.LoadFor each, then their bare SQL the same way.
+func measureLoad(ctx context.Context, c *client, db *store.DB, w *world, cfg Config, reportCutoff int64) ([]Load, error) {
+	reportPath := fmt.Sprintf("/api/v1/reports/usage?status=inactive&range=3m&limit=%d", cfg.PageSize)
+	join := "JOIN"
+	if db.Engine() == store.SQLite {
+		join = "CROSS JOIN"
+	}
+	reportSQL := db.Rebind(fmt.Sprintf(bareReportSQL, join))
+	accessSQL := db.Rebind(bareAccessSQL)
+	var next atomic.Uint64
+	userID := func() int64 { return w.userIDs[int(next.Add(1)*7919)%len(w.userIDs)] }
+
+	runs := []struct {
+		path  string
+		url   func() string
+		query func(ctx context.Context) (int, error)
+	}{
+		{reportPath, func() string { return c.base + reportPath }, func(ctx context.Context) (int, error) {
+			return countRows(ctx, db, reportSQL, w.account.ID, reportCutoff, reportCutoff, cfg.PageSize)
+		}},
+		{"/api/v1/users/{id}/access", func() string { return c.base + "/api/v1/users/" + strconv.FormatInt(userID(), 10) + "/access" },
+			func(ctx context.Context) (int, error) {
+				return countRows(ctx, db, accessSQL, userID(), w.account.ID)
+			}},
+	}
+	var out []Load
+	for _, r := range runs {
+		l := Load{Path: r.path}
+		header := http.Header{"Authorization": {"Bearer " + c.token}, "Accept": {"application/json"}}
+		targeter := func(t *vegeta.Target) error {
+			t.Method, t.URL, t.Header = "GET", r.url(), header
+			return nil
+		}
+		n := uint64(cfg.Clients)
+		atk := vegeta.NewAttacker(vegeta.Workers(n), vegeta.MaxWorkers(n), vegeta.Connections(cfg.Clients), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
+		var m vegeta.Metrics
+		// Rate 0 with MaxWorkers: each client sends its next request as soon
+		// as the last is answered.
+		for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, cfg.LoadFor, r.path) {
+			m.Add(res)
+		}
+		m.Close()
+		l.Requests = int(m.Requests)
+		l.Errors = l.Requests - int(m.Success*float64(m.Requests)+0.5)
+		if len(m.Errors) > 0 {
+			l.ErrorText = m.Errors[0]
+		}
+		l.RPS, l.P50, l.P99 = m.Throughput, m.Latencies.P50, m.Latencies.P99
+		if l.Requests == 0 {
+			return out, fmt.Errorf("load %s: no request was sent", r.path)
+		}
+
+		var err error
+		if l.SQLRPS, l.SQLP50, l.SQLP99, l.BaselineQueryRows, err = hammer(ctx, cfg.Clients, cfg.LoadFor, r.query); err != nil {
+			return out, fmt.Errorf("load %s, bare SQL: %w", r.path, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func countRows(ctx context.Context, db *store.DB, query string, args ...any) (int, error) {
+	rows, err := db.SQL().QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	return n, rows.Err()
+}
+
+// hammer runs query from clients goroutines for d, each again as soon as
+// it returns, and gives the completed queries per second and their p50 and
+// p99.
+func hammer(ctx context.Context, clients int, d time.Duration, query func(context.Context) (int, error)) (rps float64, p50, p99 time.Duration, rows int, err error) {
+	var (
+		mu    sync.Mutex
+		times []time.Duration
+		first error
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for range clients {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(deadline) {
+				t := time.Now()
+				n, err := query(ctx)
+				if err != nil {
+					mu.Lock()
+					first = cmpErr(first, err)
+					mu.Unlock()
+					return
+				}
+				mine = append(mine, time.Since(t))
+				mu.Lock()
+				rows = n
+				mu.Unlock()
+			}
+			mu.Lock()
+			times = append(times, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return 0, 0, 0, 0, first
+	}
+	if len(times) == 0 {
+		return 0, 0, 0, 0, fmt.Errorf("no query completed in %v", d)
+	}
+	slices.Sort(times)
+	p50, p99 = percentiles(times)
+	return float64(len(times)) / time.Since(start).Seconds(), p50, p99, rows, nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
