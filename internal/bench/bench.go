@@ -91,6 +91,7 @@ type Result struct {
 	Export    Export
 	Dashboard Dashboard
 	Load      []Load // many clients at once, per endpoint
+	Replicas  Replicas
 	// PeakRSS is the largest resident memory of the process, sampled while
 	// it served the measured requests (after seeding); 0 off Linux. The
 	// server runs in the benchmark's process, so this bounds usher serve's.
@@ -201,6 +202,10 @@ func Run(ctx context.Context, db *store.DB, cfg Config, progress func(format str
 	if cfg.Clients > 0 {
 		progress("%d clients at once for %v per endpoint, then its bare SQL", cfg.Clients, cfg.LoadFor)
 		if res.Load, err = measureLoad(ctx, c, db, w, cfg, res.Report.cutoff); err != nil {
+			return res, err
+		}
+		progress("%d clients at once for %v over two servers on the same database", cfg.Clients, cfg.LoadFor)
+		if res.Replicas, err = measureReplicas(ctx, c, db, cfg); err != nil {
 			return res, err
 		}
 	}

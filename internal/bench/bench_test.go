@@ -55,6 +55,9 @@ func TestRunAtSmallScale(t *testing.T) {
 				t.Errorf("load %s: %+v, want requests without errors and a baseline", l.Path, l)
 			}
 		}
+		if x := res.Replicas; x.Requests == 0 || x.Errors != 0 || x.RPS <= 0 {
+			t.Errorf("two replicas: %+v, want requests without errors", x)
+		}
 		if runtime.GOOS == "linux" && res.PeakRSS < 1<<20 {
 			t.Errorf("peak resident memory %d bytes: not sampled", res.PeakRSS)
 		}

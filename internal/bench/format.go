@@ -111,6 +111,16 @@ func Write(w io.Writer, results []Result) error {
 			return s
 		})
 	}
+	if c.Clients > 0 {
+		row(fmt.Sprintf("%d clients over two servers (own pools, one database), report page: requests/s together, p50 / p99; errors", c.Clients), "0 errors", func(r Result) string {
+			x := r.Replicas
+			s := fmt.Sprintf("%.0f, %s / %s; %d of %d %s", x.RPS, ms(x.P50), ms(x.P99), x.Errors, x.Requests, mark(x.Errors == 0 && x.Requests > 0))
+			if x.ErrorText != "" {
+				s += " (" + x.ErrorText + ")"
+			}
+			return s
+		})
+	}
 	row("heap growth during export", "flat", func(r Result) string { return fmt.Sprintf("%.1f MiB", float64(r.Export.PeakHeapBytes)/(1<<20)) })
 	row("resident memory, peak while serving", fmt.Sprintf("≤ %d MiB", goalRSSMiB), func(r Result) string {
 		mib := float64(r.PeakRSS) / (1 << 20)

@@ -13,6 +13,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/usherhq/usher/internal/store"
+	"github.com/usherhq/usher/internal/usage"
 )
 
 // Goals of many clients at once (performance issue): each endpoint at
@@ -183,4 +184,51 @@ func cmpErr(a, b error) error {
 		return a
 	}
 	return b
+}
+
+// Replicas is the report's first page under Clients clients spread over two
+// servers, each with its own connection pool, on one database.
+type Replicas struct {
+	Requests, Errors int
+	RPS              float64 // both servers together
+	P50, P99         time.Duration
+	ErrorText        string
+}
+
+// measureReplicas starts a second server on a second DB opened on the same
+// database and sends the report's first page to both in turn.
+func measureReplicas(ctx context.Context, c *client, db *store.DB, cfg Config) (Replicas, error) {
+	var r Replicas
+	db2, err := db.OpenAgain(ctx)
+	if err != nil {
+		return r, fmt.Errorf("second replica: %w", err)
+	}
+	defer db2.Close()
+	srv, base2, err := serve(db2, usage.New(db2.Usage(), usage.Config{}))
+	if err != nil {
+		return r, fmt.Errorf("second replica: %w", err)
+	}
+	defer srv.Close()
+	path := fmt.Sprintf("/api/v1/reports/usage?status=inactive&range=3m&limit=%d", cfg.PageSize)
+	bases := []string{c.base, base2}
+	var next atomic.Uint64
+	header := http.Header{"Authorization": {"Bearer " + c.token}, "Accept": {"application/json"}}
+	targeter := func(t *vegeta.Target) error {
+		t.Method, t.URL, t.Header = "GET", bases[next.Add(1)%2]+path, header
+		return nil
+	}
+	n := uint64(cfg.Clients)
+	atk := vegeta.NewAttacker(vegeta.Workers(n), vegeta.MaxWorkers(n), vegeta.Connections(cfg.Clients), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
+	var m vegeta.Metrics
+	for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, cfg.LoadFor, "replicas") {
+		m.Add(res)
+	}
+	m.Close()
+	r.Requests = int(m.Requests)
+	r.Errors = r.Requests - int(m.Success*float64(m.Requests)+0.5)
+	if len(m.Errors) > 0 {
+		r.ErrorText = m.Errors[0]
+	}
+	r.RPS, r.P50, r.P99 = m.Throughput, m.Latencies.P50, m.Latencies.P99
+	return r, nil
 }

@@ -51,6 +51,7 @@ type DB struct {
 	writerStmts, readerStmts *stmtCache
 
 	stats Stats
+	dsn   string // what Open was given
 }
 
 // Stats counts committed changes that metrics report. They are counted
@@ -88,10 +89,25 @@ const postgresMaxConns = 20
 // migrate it; call Migrate.
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	path, ok := SQLitePath(dsn)
+	var db *DB
+	var err error
 	if !ok {
-		return openPostgres(ctx, dsn)
+		db, err = openPostgres(ctx, dsn)
+	} else {
+		db, err = openSQLite(ctx, path)
 	}
-	return openSQLite(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	db.dsn = dsn
+	return db, nil
+}
+
+// OpenAgain opens a second DB, with pools of its own, on the same
+// database, as another process of Usher would: the benchmark runs two
+// replicas with it.
+func (db *DB) OpenAgain(ctx context.Context) (*DB, error) {
+	return Open(ctx, db.dsn)
 }
 
 // SQLitePath returns the file a dsn names, and false for a PostgreSQL URL.
