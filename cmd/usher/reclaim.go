@@ -67,6 +67,8 @@ Flags:
   --stopped-using V   on, off, or a range of its own for seats used before
                       (default on)
   --exempt-users E    comma-separated emails the policy never touches
+  --exempt-groups G   comma-separated group names whose members it never
+                      touches (as the groups are at each run)
   --exempt-roles R    comma-separated roles whose holders it never touches,
                       e.g. contract_manager
   --disabled          create the policy switched off
@@ -212,7 +214,7 @@ func ruleFlag(v string) (*reclaim.Rule, error) {
 
 func runReclaimCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var af adminFlags
-	var name, subs, products, rng, mode, never, stopped, users, roles string
+	var name, subs, products, rng, mode, never, stopped, users, groups, roles string
 	var grace int
 	var disabled bool
 	fs := newFlagSet("reclaim create")
@@ -226,6 +228,7 @@ func runReclaimCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.StringVar(&never, "never-used", "on", "on, off or a range")
 	fs.StringVar(&stopped, "stopped-using", "on", "on, off or a range")
 	fs.StringVar(&users, "exempt-users", "", "emails")
+	fs.StringVar(&groups, "exempt-groups", "", "group names")
 	fs.StringVar(&roles, "exempt-roles", "", "roles")
 	fs.BoolVar(&disabled, "disabled", false, "create switched off")
 	if err := parse(fs, reclaimCreateHelp, args, stdout, map[string]string{"db": "USHER_DB"}); err != nil {
@@ -266,6 +269,15 @@ func runReclaimCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 			return fmt.Errorf("--exempt-users: %w", err)
 		}
 		in.Exemptions.Users = append(in.Exemptions.Users, u.UserID)
+	}
+	for _, n := range splitList(groups) {
+		g, err := svc.GroupByName(ctx, a, n)
+		if usher.ErrorCode(err) == usher.ENOTFOUND {
+			return usher.Errorf(usher.ENOTFOUND, "--exempt-groups: there is no group named %q", n)
+		} else if err != nil {
+			return fmt.Errorf("--exempt-groups: %w", err)
+		}
+		in.Exemptions.Groups = append(in.Exemptions.Groups, g.ID)
 	}
 	for _, r := range splitList(roles) {
 		in.Exemptions.Roles = append(in.Exemptions.Roles, usher.Role(r))

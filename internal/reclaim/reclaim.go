@@ -60,11 +60,13 @@ type Rule struct {
 }
 
 // Exemptions are people a policy never touches, besides users whose
-// ReclaimExempt flag is set: listed users, and holders of listed roles
+// ReclaimExempt flag is set: listed users, members of listed groups (as the
+// groups are when the policy runs), and holders of listed roles
 // (account-wide roles, or per-subscription roles on the seat's subscription).
 type Exemptions struct {
-	Users []int64      `json:"users"`
-	Roles []usher.Role `json:"roles"`
+	Users  []int64      `json:"users"`
+	Groups []int64      `json:"groups"`
+	Roles  []usher.Role `json:"roles"`
 }
 
 // Policy is one reclaim policy of an account.

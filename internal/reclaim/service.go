@@ -306,12 +306,35 @@ func exemptions(ctx context.Context, tx Tx, p Policy) (func(Seat) string, error)
 			holders[g.UserID] = append(holders[g.UserID], g)
 		}
 	}
+	// A group's members are read as they are now, so someone who joins an
+	// exempt group is safe from the next run on, without editing the policy.
+	members := map[int64]string{}
+	for _, id := range p.Exemptions.Groups {
+		g, err := tx.GroupByID(ctx, p.AccountID, id)
+		if usher.ErrorCode(err) == usher.ENOTFOUND {
+			continue // deleted since: it exempts nobody
+		} else if err != nil {
+			return nil, err
+		}
+		ids, err := tx.GroupMemberIDs(ctx, p.AccountID, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, uid := range ids {
+			if _, ok := members[uid]; !ok {
+				members[uid] = g.Name
+			}
+		}
+	}
 	return func(st Seat) string {
 		switch {
 		case st.ReclaimExempt:
 			return "the user is exempt from reclaim"
 		case slices.Contains(p.Exemptions.Users, st.UserID):
 			return "the user is exempt from this policy"
+		}
+		if name, ok := members[st.UserID]; ok {
+			return "exempt as a member of the group " + name
 		}
 		for _, g := range holders[st.UserID] {
 			if !g.Role.PerSubscription() || g.SubscriptionID == st.SubscriptionID {

@@ -52,6 +52,9 @@ func scanPolicy(row interface{ Scan(...any) error }) (reclaim.Policy, error) {
 	if err != nil {
 		return p, fmt.Errorf("reclaim policy %d: %w", p.ID, err)
 	}
+	if p.Exemptions.Groups == nil {
+		p.Exemptions.Groups = []int64{} // stored before groups could be exempt
+	}
 	if next != 0 {
 		p.NextRunAt = fromMillis(next)
 	}

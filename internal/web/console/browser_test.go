@@ -643,16 +643,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		ada.wantText("#roles", "Contract manager of DraftPro DP-1")
 		ada.screenshot("person-admin")
 		// Rename, then disable after the console's confirmation.
-		ada.do(chromedp.SetValue(chromedp.CSS("#name"), "Nia Newer"))
+		ada.do(chromedp.SetValue(chromedp.CSS("#name"), "Nia Newer"), chromedp.Click(chromedp.CSS("#reclaim_exempt")))
 		ada.submit("#save-user")
 		ada.wantText("main h1", "Nia Newer")
+		ada.wantText("#person-exempt", "Exempt from reclaim")
 		ada.do(chromedp.Click(chromedp.CSS("#disable-user")))
 		ada.wantText("#confirm-text", "Disable nia@acme.test?")
 		ada.submit("#confirm-ok")
 		ada.wantText("#person-status", "Disabled")
 		got, err := s.access.User(context.Background(), usher.System(s.acct.ID), nia.ID)
-		if err != nil || got.Status != usher.UserDisabled || got.Name != "Nia Newer" || len(got.Roles) != 1 {
-			t.Fatalf("stored: %+v %v, want Nia Newer, disabled, with one role", got, err)
+		if err != nil || got.Status != usher.UserDisabled || got.Name != "Nia Newer" || len(got.Roles) != 1 || !got.ReclaimExempt {
+			t.Fatalf("stored: %+v %v, want Nia Newer, disabled, exempt from reclaim, with one role", got, err)
 		}
 		ada.do(chromedp.Click(chromedp.CSS("#delete-user")))
 		ada.submit("#confirm-ok")
