@@ -112,7 +112,8 @@ const reclaimUndoHelp = `Usage: usher reclaim undo --admin EMAIL --reclaim ID [f
 
 Gives back what one reclaim removed, within 30 days: each person's seats,
 services and benefits together, where seats are still free. Lists what
-could not be restored and why.
+could not be restored and why. An undo that stopped half-way is finished by
+running it again; nobody is restored twice.
 
 Flags:
 ` + reclaimAdminHelp + `  --reclaim ID        the reclaim (its id in "usher reclaim history")
@@ -410,6 +411,9 @@ func runReclaimHistory(ctx context.Context, args []string, stdout, stderr io.Wri
 		undone := ""
 		if !b.UndoneAt.IsZero() {
 			undone = b.UndoneAt.In(acct.Location()).Format("2006-01-02 15:04")
+		}
+		if b.UndoUnfinished {
+			undone += " (unfinished: undo again to finish)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.CreatedAt.In(acct.Location()).Format("2006-01-02 15:04"), b.Source,
 			b.ActorEmail, strings.Join(who, ", "), strings.Join(saved, " + "), undone)

@@ -160,6 +160,10 @@ type Tx interface {
 	// MarkBatchUndone records the undo of a batch not undone yet and reports
 	// whether it did; false means it was undone already.
 	MarkBatchUndone(ctx context.Context, accountID, id int64, at time.Time, by string) (bool, error)
+	// SetUndoOutcome records the undo outcome (usher.UndoRestored or
+	// usher.UndoNotRestored) of one user's items of a batch unless it is
+	// recorded already, and reports whether it did.
+	SetUndoOutcome(ctx context.Context, batchID, userID int64, state, reason string) (bool, error)
 	// LockSubscriptions holds the subscriptions' rows until the transaction
 	// ends, taken in id order. Every change of who holds or waits for a seat
 	// of a subscription takes its lock first, so that waiting lists and

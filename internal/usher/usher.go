@@ -511,17 +511,20 @@ func (c Cost) String() string { return c.Currency + " " + FormatCents(c.Cents) }
 // ReclaimBatch is what one reclaim removed — a policy run's reclaim of one
 // person, or a bulk unassign — kept so that it can be undone.
 type ReclaimBatch struct {
-	ID         int64       `json:"id"`
-	AccountID  int64       `json:"-"`
-	Source     string      `json:"source"`              // "policy" or "unassign"
-	PolicyID   int64       `json:"policy_id,omitempty"` // for source policy
-	RunID      int64       `json:"run_id,omitempty"`
-	ActorID    int64       `json:"actor_id"`
-	ActorEmail string      `json:"actor_email"`
-	CreatedAt  time.Time   `json:"created_at"`
-	UndoneAt   time.Time   `json:"undone_at,omitzero"`
-	UndoneBy   string      `json:"undone_by,omitempty"`
-	Items      []BatchItem `json:"items"`
+	ID         int64     `json:"id"`
+	AccountID  int64     `json:"-"`
+	Source     string    `json:"source"`              // "policy" or "unassign"
+	PolicyID   int64     `json:"policy_id,omitempty"` // for source policy
+	RunID      int64     `json:"run_id,omitempty"`
+	ActorID    int64     `json:"actor_id"`
+	ActorEmail string    `json:"actor_email"`
+	CreatedAt  time.Time `json:"created_at"`
+	UndoneAt   time.Time `json:"undone_at,omitzero"`
+	UndoneBy   string    `json:"undone_by,omitempty"`
+	// UndoUnfinished: the undo started and stopped before every person's
+	// part was done; undoing again finishes it.
+	UndoUnfinished bool        `json:"undo_unfinished,omitempty"`
+	Items          []BatchItem `json:"items"`
 	// Saved is what the removed seats cost per year, per currency.
 	Saved []Cost `json:"saved"`
 }
@@ -542,7 +545,19 @@ type BatchItem struct {
 	Benefits       []string  `json:"benefits"` // benefits removed
 	AssignedAt     time.Time `json:"assigned_at,omitzero"`
 	Price          *Price    `json:"price"` // the seat's yearly price when removed
+	// Undo is what undoing the batch did with this item: "" before,
+	// UndoRestored or UndoNotRestored (with UndoReason), or UndoUnrecorded.
+	Undo       string `json:"undo,omitempty"`
+	UndoReason string `json:"undo_reason,omitempty"`
 }
+
+// Undo outcomes of a batch item.
+const (
+	UndoRestored    = "restored"
+	UndoNotRestored = "not_restored"
+	// UndoUnrecorded marks items of batches undone before outcomes were kept.
+	UndoUnrecorded = "unrecorded"
+)
 
 // SavedOf sums the yearly price of the seats a batch removed, per currency.
 func SavedOf(items []BatchItem) []Cost {
