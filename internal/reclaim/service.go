@@ -134,6 +134,39 @@ func (s *Service) Preview(ctx context.Context, a usher.Actor, id int64) (Plan, e
 	return out, nil
 }
 
+// PreviewInput says what a policy would do if it were saved as in and ran
+// now, before it is saved (primary admins, who may save it): the console's
+// form previews this way. With id not 0 it previews the change of that
+// policy, so the policy's warnings count as they would after saving.
+func (s *Service) PreviewInput(ctx context.Context, a usher.Actor, id int64, in Input) (Plan, error) {
+	if !access.Can(a, access.ManageReclaim, 0) {
+		return Plan{}, usher.Errorf(usher.EFORBIDDEN, "you may not manage reclaim policies")
+	}
+	var out Plan
+	err := s.store.Read(ctx, func(tx Tx) error {
+		if id != 0 {
+			if _, err := tx.PolicyByID(ctx, a.AccountID, id); err != nil {
+				return err
+			}
+		}
+		acct, err := tx.AccountByID(ctx, a.AccountID)
+		if err != nil {
+			return err
+		}
+		p, err := s.validate(ctx, tx, a.AccountID, in)
+		if err != nil {
+			return err
+		}
+		p.ID, p.AccountID = id, a.AccountID
+		out, err = s.plan(ctx, tx, p, acct, s.now(), 0)
+		return err
+	})
+	if err != nil {
+		return Plan{}, fmt.Errorf("preview reclaim policy: %w", err)
+	}
+	return out, nil
+}
+
 // scopeIDs returns the subscriptions in the policy's scope that carry usage data.
 func scopeIDs(ctx context.Context, tx Tx, p Policy) (map[int64]usher.Subscription, []int64, error) {
 	subs, err := tx.ListSubscriptions(ctx, p.AccountID, access.SubscriptionFilter{})

@@ -29,7 +29,7 @@ import (
 	"github.com/usherhq/usher/internal/web"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/parts/*.html
 var templateFiles embed.FS
 
 //go:embed static
@@ -212,6 +212,11 @@ func (s *server) routes(mux *http.ServeMux) {
 		mux.HandleFunc("GET /reclaims", s.signedIn(s.reclaimHistory))
 		mux.HandleFunc("GET /reclaim-policies", s.signedIn(s.policies))
 		mux.HandleFunc("GET /reclaim-policies/{id}/preview", s.signedIn(s.preview))
+		mux.HandleFunc("GET /reclaim-policies/new", s.signedIn(s.newPolicy))
+		mux.HandleFunc("POST /reclaim-policies", s.signedIn(s.savePolicy))
+		mux.HandleFunc("GET /reclaim-policies/{id}", s.signedIn(s.policyPage))
+		mux.HandleFunc("POST /reclaim-policies/{id}", s.signedIn(s.savePolicy))
+		mux.HandleFunc("POST /reclaim-policies/{id}/delete", s.signedIn(s.deletePolicy))
 		mux.HandleFunc("POST /reclaims/{id}/undo", s.signedIn(s.undoReclaim))
 	}
 	mux.HandleFunc("GET /users", s.signedIn(s.users))
@@ -453,7 +458,8 @@ func parsePages() (map[string]*template.Template, error) {
 		if base == "layout" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", n)
+		// parts/ holds blocks that several pages show.
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/parts/*.html", n)
 		if err != nil {
 			return nil, err
 		}
