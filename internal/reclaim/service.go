@@ -233,7 +233,7 @@ func (s *Service) plan(ctx context.Context, tx Tx, p Policy, acct usher.Account,
 			return out, err
 		}
 	}
-	exempt, err := exemptions(ctx, tx, p)
+	exempt, err := exemptions(ctx, tx, p, userID)
 	if err != nil {
 		return out, err
 	}
@@ -327,8 +327,10 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// exemptions returns a function saying why a seat is exempt from p, or "".
-func exemptions(ctx context.Context, tx Tx, p Policy) (func(Seat) string, error) {
+// exemptions returns a function saying why a seat is exempt from p, or "";
+// with userID not 0, for that user's seats only (a run's check of one
+// person reads that person's groups, not every member of every group).
+func exemptions(ctx context.Context, tx Tx, p Policy, userID int64) (func(Seat) string, error) {
 	holders := map[int64][]usher.RoleGrant{}
 	for _, r := range p.Exemptions.Roles {
 		gs, err := tx.UsersWithRole(ctx, p.AccountID, r)
@@ -342,20 +344,35 @@ func exemptions(ctx context.Context, tx Tx, p Policy) (func(Seat) string, error)
 	// A group's members are read as they are now, so someone who joins an
 	// exempt group is safe from the next run on, without editing the policy.
 	members := map[int64]string{}
-	for _, id := range p.Exemptions.Groups {
-		g, err := tx.GroupByID(ctx, p.AccountID, id)
-		if usher.ErrorCode(err) == usher.ENOTFOUND {
-			continue // deleted since: it exempts nobody
-		} else if err != nil {
-			return nil, err
-		}
-		ids, err := tx.GroupMemberIDs(ctx, p.AccountID, id)
+	switch {
+	case len(p.Exemptions.Groups) == 0:
+	case userID != 0:
+		gs, err := tx.GroupsOfUser(ctx, p.AccountID, userID)
 		if err != nil {
 			return nil, err
 		}
-		for _, uid := range ids {
-			if _, ok := members[uid]; !ok {
-				members[uid] = g.Name
+		for _, id := range p.Exemptions.Groups {
+			if i := slices.IndexFunc(gs, func(g usher.Group) bool { return g.ID == id }); i >= 0 {
+				members[userID] = gs[i].Name
+				break
+			}
+		}
+	default:
+		for _, id := range p.Exemptions.Groups {
+			g, err := tx.GroupByID(ctx, p.AccountID, id)
+			if usher.ErrorCode(err) == usher.ENOTFOUND {
+				continue // deleted since: it exempts nobody
+			} else if err != nil {
+				return nil, err
+			}
+			ids, err := tx.GroupMemberIDs(ctx, p.AccountID, id)
+			if err != nil {
+				return nil, err
+			}
+			for _, uid := range ids {
+				if _, ok := members[uid]; !ok {
+					members[uid] = g.Name
+				}
 			}
 		}
 	}
