@@ -907,3 +907,46 @@ func (s *Service) GroupByExternalID(ctx context.Context, a usher.Actor, external
 	})
 	return g, err
 }
+
+// GroupsOf lists the groups a user is a member of, by name. Anyone may
+// read their own; reading other people's needs ViewUsers.
+func (s *Service) GroupsOf(ctx context.Context, a usher.Actor, userID int64) ([]usher.Group, error) {
+	if !(userID == a.UserID && seesOwn(a)) && !CanAny(a, ViewUsers) {
+		return nil, usher.Errorf(usher.ENOTFOUND, "user %d not found", userID)
+	}
+	var out []usher.Group
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		if _, err := tx.UserByID(ctx, a.AccountID, userID); err != nil {
+			return err
+		}
+		out, err = tx.GroupsOfUser(ctx, a.AccountID, userID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("groups of user %d: %w", userID, err)
+	}
+	if out == nil {
+		out = []usher.Group{}
+	}
+	return out, nil
+}
+
+// WaitingCounts counts the users waiting for a seat, per subscription the
+// actor may see; subscriptions nobody waits for are left out.
+func (s *Service) WaitingCounts(ctx context.Context, a usher.Actor) (map[int64]int, error) {
+	var all map[int64]int
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		all, err = tx.WaitingCounts(ctx, a.AccountID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count waiters: %w", err)
+	}
+	out := map[int64]int{}
+	for sub, n := range all {
+		if Can(a, ViewSubscription, sub) {
+			out[sub] = n
+		}
+	}
+	return out, nil
+}

@@ -219,6 +219,8 @@ type Tx interface {
 	// NextWaiter returns the user waiting longest; usher.ENOTFOUND when none.
 	NextWaiter(ctx context.Context, accountID, subscriptionID int64) (int64, error)
 	Waiters(ctx context.Context, accountID int64, f WaiterFilter) ([]usher.Waiter, error)
+	// WaitingCounts counts waiters per subscription.
+	WaitingCounts(ctx context.Context, accountID int64) (map[int64]int, error)
 
 	InsertAudit(ctx context.Context, e *usher.AuditEntry) error
 	ListAudit(ctx context.Context, accountID int64, f AuditFilter) ([]usher.AuditEntry, error)
