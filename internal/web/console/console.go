@@ -157,7 +157,7 @@ const maxForm = 1 << 20
 func (s *server) text(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			r.Body = http.MaxBytesReader(w, r.Body, formLimit(r.URL.Path))
 			if err := r.ParseForm(); err != nil {
 				s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request", "The form could not be read.")
 				return
@@ -241,6 +241,8 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 
 	s.ssoRoutes(mux)
+	s.groupRoutes(mux)
+	s.importRoutes(mux)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.renderStatus(w, r, http.StatusNotFound, nil, "Page not found", "There is no page at this address.")
@@ -391,6 +393,7 @@ func (s *server) navFor(v viewer, current string) []navItem {
 	}
 	add("Dashboard", "/", access.CanAny(a, access.ViewSubscription))
 	add("Users", "/users", access.CanAny(a, access.ViewUsers))
+	add("Groups", "/groups", access.CanAny(a, access.ViewUsers))
 	add("Subscriptions", "/subscriptions", access.CanAny(a, access.ViewSubscription))
 	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))
 	add("Usage Notifications", notificationsPath, s.notify != nil && access.Can(a, access.ManageNotification, 0))
