@@ -60,6 +60,13 @@ func (s *server) importRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+importRunPath, s.signedIn(s.runImport))
 }
 
+// importView is the data of the import page: the upload form, or a
+// streamed dry run or import.
+type importView struct {
+	Form *importPage
+	Run  *importRunPage
+}
+
 type importPage struct {
 	MaxSize string
 	Columns []string
@@ -87,8 +94,8 @@ func (s *server) importPage(w http.ResponseWriter, r *http.Request, v viewer) {
 	s.render(w, r, http.StatusOK, "import", page{Title: "Import users", Data: newImportPage(nil)})
 }
 
-func newImportPage(problems []importProblem) importPage {
-	return importPage{MaxSize: "2 MB", Columns: access.ImportColumns, Problems: problems}
+func newImportPage(problems []importProblem) importView {
+	return importView{Form: &importPage{MaxSize: "2 MB", Columns: access.ImportColumns, Problems: problems}}
 }
 
 // importFail shows the upload form again with the file's problems.
@@ -196,7 +203,8 @@ type importChange struct {
 	Changes string
 }
 
-// streamMark is where a streamed page's progress and result go.
+// streamMark is where a streamed page's progress and result go. The page's
+// progress block is open there; the result closes it.
 const streamMark = "<!--stream-->"
 
 func (s *server) importStream(w http.ResponseWriter, r *http.Request, v viewer, content []byte, name string, dryRun bool) {
@@ -218,10 +226,10 @@ func (s *server) importStream(w http.ResponseWriter, r *http.Request, v viewer, 
 	if dryRun {
 		title = "Checking the import"
 	}
-	p := page{Title: title, Viewer: &v, Data: importRunPage{DryRun: dryRun, Name: name, Lines: len(rows), Stream: streamMark}}
+	p := page{Title: title, Viewer: &v, Data: importView{Run: &importRunPage{DryRun: dryRun, Name: name, Lines: len(rows), Stream: streamMark}}}
 	p.Nav = s.navFor(v, importPath)
 	var buf bytes.Buffer
-	t := s.pages["importing"]
+	t := s.pages["import"]
 	if err := t.Execute(&buf, p); err != nil {
 		s.renderError(w, r, &v, fmt.Errorf("render import page: %w", err))
 		return
@@ -250,7 +258,11 @@ func (s *server) importStream(w http.ResponseWriter, r *http.Request, v viewer, 
 			return
 		}
 		last = time.Now()
-		flush(fmt.Sprintf("<p>%s %s of %s %s…</p>\n", verb, thousands(done), thousands(total), pick(total, "line", "lines")))
+		end := "…"
+		if done == total {
+			end = "."
+		}
+		flush(fmt.Sprintf("<p>%s %s of %s %s%s</p>\n", verb, thousands(done), thousands(total), pick(total, "line", "lines"), end))
 	}
 	res, err := s.access.ImportUsers(ctx, v.Actor, rows, dryRun, progress)
 	out := importResult{DryRun: dryRun, Name: name, Result: res}
@@ -285,7 +297,7 @@ func (s *server) importStream(w http.ResponseWriter, r *http.Request, v viewer, 
 	buf.Reset()
 	if err := t.ExecuteTemplate(&buf, "importresult", out); err != nil {
 		s.log.ErrorContext(ctx, "render import result", slog.Any("err", err))
-		flush("<p>Something went wrong showing the result.</p>" + tail)
+		flush("</div><p>Something went wrong showing the result.</p>" + tail)
 		return
 	}
 	flush(buf.String() + tail)
