@@ -240,37 +240,43 @@ func (s *Service) UpdateGroup(ctx context.Context, a usher.Actor, id int64, in G
 		return usher.Group{}, err
 	}
 	var g usher.Group
-	err := s.store.Write(ctx, func(tx Tx) error {
-		before, err := tx.GroupByID(ctx, a.AccountID, id)
-		if err != nil {
-			return err
-		}
-		if err := canEditGroup(a, before); err != nil {
-			return err
-		}
-		g = before
-		if in.Name != nil {
-			g.Name = *in.Name
-		}
-		if in.Description != nil {
-			g.Description = *in.Description
-		}
-		if in.ExternalID != nil {
-			g.ExternalID = *in.ExternalID
-		}
-		if g == before {
-			return nil
-		}
-		g.UpdatedAt = s.Now()
-		if err := tx.UpdateGroup(ctx, g); err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, a, "group.update", usher.User{}, 0, groupAudit(before), groupAudit(g))
+	err := s.store.Write(ctx, func(tx Tx) (err error) {
+		g, err = s.updateGroup(ctx, tx, a, id, in)
+		return err
 	})
 	if err != nil {
 		return usher.Group{}, fmt.Errorf("update group %d: %w", id, err)
 	}
 	return g, nil
+}
+
+// updateGroup applies a validated GroupInput.
+func (s *Service) updateGroup(ctx context.Context, tx Tx, a usher.Actor, id int64, in GroupInput) (usher.Group, error) {
+	before, err := tx.GroupByID(ctx, a.AccountID, id)
+	if err != nil {
+		return usher.Group{}, err
+	}
+	if err := canEditGroup(a, before); err != nil {
+		return usher.Group{}, err
+	}
+	g := before
+	if in.Name != nil {
+		g.Name = *in.Name
+	}
+	if in.Description != nil {
+		g.Description = *in.Description
+	}
+	if in.ExternalID != nil {
+		g.ExternalID = *in.ExternalID
+	}
+	if g == before {
+		return g, nil
+	}
+	g.UpdatedAt = s.Now()
+	if err := tx.UpdateGroup(ctx, g); err != nil {
+		return usher.Group{}, err
+	}
+	return g, s.audit(ctx, tx, a, "group.update", usher.User{}, 0, groupAudit(before), groupAudit(g))
 }
 
 // DeleteGroup removes a group. The seats it gave go where no other source
@@ -455,32 +461,90 @@ func (s *Service) SetMembers(ctx context.Context, a usher.Actor, groupID int64, 
 	var res MembersResult
 	err := s.store.Write(ctx, func(tx Tx) error {
 		res = MembersResult{}
-		if err := tx.LockGroups(ctx, a.AccountID, []int64{groupID}); err != nil {
-			return err
-		}
-		current, err := tx.GroupMemberIDs(ctx, a.AccountID, groupID)
-		if err != nil {
-			return err
-		}
-		var add, remove []int64
-		for _, id := range userIDs {
-			if !slices.Contains(current, id) && !slices.Contains(add, id) {
-				add = append(add, id)
-			}
-		}
-		for _, id := range current {
-			if !slices.Contains(userIDs, id) {
-				remove = append(remove, id)
-			}
-		}
-		if len(add)+len(remove) == 0 {
-			_, err := tx.GroupByID(ctx, a.AccountID, groupID)
-			return err
-		}
-		return s.changeMembers(ctx, tx, a, groupID, add, remove, &res)
+		return s.setMembers(ctx, tx, a, groupID, userIDs, &res)
 	})
 	if err != nil {
 		return MembersResult{}, fmt.Errorf("set members of group %d: %w", groupID, err)
+	}
+	return res, nil
+}
+
+func (s *Service) setMembers(ctx context.Context, tx Tx, a usher.Actor, groupID int64, userIDs []int64, res *MembersResult) error {
+	if err := tx.LockGroups(ctx, a.AccountID, []int64{groupID}); err != nil {
+		return err
+	}
+	current, err := tx.GroupMemberIDs(ctx, a.AccountID, groupID)
+	if err != nil {
+		return err
+	}
+	var add, remove []int64
+	for _, id := range userIDs {
+		if !slices.Contains(current, id) && !slices.Contains(add, id) {
+			add = append(add, id)
+		}
+	}
+	for _, id := range current {
+		if !slices.Contains(userIDs, id) {
+			remove = append(remove, id)
+		}
+	}
+	if len(add)+len(remove) == 0 {
+		_, err := tx.GroupByID(ctx, a.AccountID, groupID)
+		return err
+	}
+	return s.changeMembers(ctx, tx, a, groupID, add, remove, res)
+}
+
+// GroupChange is a change of a group's name, description or external id
+// and of its members at once, as a provisioning client's PATCH or PUT of a
+// group sends it.
+type GroupChange struct {
+	GroupInput
+	// ReplaceMembers makes the members exactly Members; otherwise Add and
+	// Remove change them.
+	ReplaceMembers bool
+	Members        []int64
+	Add, Remove    []int64
+}
+
+// ChangeGroup applies a GroupChange in one transaction: if any part is
+// refused (a name taken, a user who does not exist), nothing changes.
+func (s *Service) ChangeGroup(ctx context.Context, a usher.Actor, id int64, ch GroupChange) (MembersResult, error) {
+	var p usher.Problems
+	ch.validate(&p, false)
+	if ch.ExternalID != nil && !provisioning(a) {
+		p.Add("external_id", "is set by the identity provider's provisioning only")
+	}
+	if n := len(ch.Members) + len(ch.Add) + len(ch.Remove); n > MaxGroupMembersPerCall {
+		p.Addf("members", "may list at most %d users", MaxGroupMembersPerCall)
+	}
+	for i, uid := range ch.Add {
+		if slices.Contains(ch.Remove, uid) {
+			p.Addf(fmt.Sprintf("add[%d]", i), "user %d is both added and removed", uid)
+		}
+	}
+	if err := p.Err(); err != nil {
+		return MembersResult{}, err
+	}
+	var res MembersResult
+	err := s.store.Write(ctx, func(tx Tx) error {
+		res = MembersResult{}
+		if err := tx.LockGroups(ctx, a.AccountID, []int64{id}); err != nil {
+			return err
+		}
+		if _, err := s.updateGroup(ctx, tx, a, id, ch.GroupInput); err != nil {
+			return err
+		}
+		switch {
+		case ch.ReplaceMembers:
+			return s.setMembers(ctx, tx, a, id, ch.Members, &res)
+		case len(ch.Add)+len(ch.Remove) > 0:
+			return s.changeMembers(ctx, tx, a, id, ch.Add, ch.Remove, &res)
+		}
+		return nil
+	})
+	if err != nil {
+		return MembersResult{}, fmt.Errorf("change group %d: %w", id, err)
 	}
 	return res, nil
 }
