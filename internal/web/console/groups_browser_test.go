@@ -98,6 +98,7 @@ func TestGroupsInBrowser(t *testing.T) {
 	ada.open(fmt.Sprintf("/users/%d", s.users["ben"].ID))
 	ada.wantText("#person-groups", "Design")
 	ada.wantText("table.person-seats", "DraftPro", "group Design")
+	ada.screenshot("person-groups")
 
 	// Removing Ben, after the console's confirmation, frees his seat for Eli.
 	ada.open(groupPage)
@@ -143,6 +144,18 @@ func TestGroupsInBrowser(t *testing.T) {
 	ada.wantText("main h1", "Import users")
 	ada.wantText("#file-hint", "At most 2 MB")
 	ada.screenshot("user-import")
+	bad := filepath.Join(t.TempDir(), "bad.csv")
+	if err := os.WriteFile(bad, []byte("email,name,subscriptions\nnot-an-email,X,\nivy@acme.test,Ivy,XX-9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ada.do(chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{bad}))
+	ada.submit("#check-import")
+	ada.wantText("#import-problems", "not-an-email", "no contract numbered XX-9")
+	if ada.exists("#import") {
+		t.Error("a file with problems is offered for import")
+	}
+	ada.screenshot("user-import-problems")
+	ada.open("/users/import")
 	ada.do(chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{file}))
 	ada.submit("#check-import")
 	ada.wantText("#import-summary", "would make", "2 users created", "1 group created")

@@ -178,6 +178,26 @@ func TestGroupPages(t *testing.T) {
 		}
 	})
 
+	t.Run("AnUnassignedMemberIsExcludedUntilIncludedAgain", func(t *testing.T) {
+		// Unassigning Cy's group seat (as the Usage Report does) excludes
+		// him; the contract's software coordinator may include him again.
+		if _, err := s.access.Unassign(ctx, sys, []access.UnassignItem{{UserID: s.cy.ID, SubscriptionID: s.sub.ID}}); err != nil {
+			t.Fatal(err)
+		}
+		co := s.client()
+		co.signIn("cora@acme.test", password)
+		a := co.send("GET", gp, nil)
+		co.wantStatus(a, http.StatusOK, "cy@acme.test", "Include again")
+		a = co.follow("POST", fmt.Sprintf("%s/subscriptions/%d/include", gp, s.sub.ID), url.Values{"user_id": {fmt.Sprint(s.cy.ID)}})
+		co.wantStatus(a, http.StatusOK, "Cy Carter is included again", "No member is excluded")
+		if sub, _ := s.access.Subscription(ctx, sys, s.sub.ID); sub.SeatsUsed != 1 {
+			t.Fatalf("seats used after include: %d, want 1 (Cy's)", sub.SeatsUsed)
+		}
+		if a := co.send("POST", fmt.Sprintf("%s/subscriptions/%d/include", gp, s.sub.ID), url.Values{"user_id": {"x"}}); a.status != http.StatusUnprocessableEntity {
+			t.Errorf("include with a bad user id: %d, want 422", a.status)
+		}
+	})
+
 	t.Run("UnassignAndDelete", func(t *testing.T) {
 		ada.wantStatus(ada.follow("POST", fmt.Sprintf("%s/subscriptions/%d/unassign", gp, s.sub.ID), nil), http.StatusOK, "has been taken from the group", "The group is given no contract")
 		if sub, _ := s.access.Subscription(ctx, sys, s.sub.ID); sub.SeatsUsed != 0 {
