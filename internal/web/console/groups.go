@@ -115,12 +115,8 @@ type groupExclusion struct {
 	CanInclude      bool
 }
 
-func (s *server) groupPath(w http.ResponseWriter, r *http.Request, v viewer) (int64, bool) {
-	return s.pathID(w, r, v)
-}
-
 func (s *server) group(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := s.groupPath(w, r, v)
+	id, ok := s.pathID(w, r, v)
 	if !ok {
 		return
 	}
@@ -217,7 +213,7 @@ func (s *server) groupData(w http.ResponseWriter, r *http.Request, v viewer, id 
 }
 
 func (s *server) updateGroup(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := s.groupPath(w, r, v)
+	id, ok := s.pathID(w, r, v)
 	if !ok || !s.readForm(w, r, v) {
 		return
 	}
@@ -230,7 +226,7 @@ func (s *server) updateGroup(w http.ResponseWriter, r *http.Request, v viewer) {
 }
 
 func (s *server) deleteGroup(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := s.groupPath(w, r, v)
+	id, ok := s.pathID(w, r, v)
 	if !ok {
 		return
 	}
@@ -250,7 +246,7 @@ func (s *server) deleteGroup(w http.ResponseWriter, r *http.Request, v viewer) {
 // matches), or by an email or a search that finds exactly one user. A
 // search that finds several lists them on the group's page to choose from.
 func (s *server) addMember(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := s.groupPath(w, r, v)
+	id, ok := s.pathID(w, r, v)
 	if !ok || !s.readForm(w, r, v) {
 		return
 	}
@@ -351,7 +347,7 @@ func (s *server) groupMatches(w http.ResponseWriter, r *http.Request, v viewer, 
 }
 
 func (s *server) removeMember(w http.ResponseWriter, r *http.Request, v viewer) {
-	id, ok := s.groupPath(w, r, v)
+	id, ok := s.pathID(w, r, v)
 	if !ok || !s.readForm(w, r, v) {
 		return
 	}
@@ -378,7 +374,7 @@ func (s *server) removeMember(w http.ResponseWriter, r *http.Request, v viewer) 
 }
 
 func (s *server) groupSubscriptionIDs(w http.ResponseWriter, r *http.Request, v viewer) (int64, int64, bool) {
-	id, ok := s.groupPath(w, r, v)
+	id, ok := s.pathID(w, r, v)
 	if !ok {
 		return 0, 0, false
 	}

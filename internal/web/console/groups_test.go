@@ -321,6 +321,7 @@ func TestImportUsersInConsole(t *testing.T) {
 		if strings.Contains(a.body, `id="run-import"`) || exists("new@acme.test") {
 			t.Fatal("a file with problems is offered for import, or changed something")
 		}
+		ada.wantStatus(ada.upload("people.csv", []byte("email,name\n")), http.StatusUnprocessableEntity, "has no user lines")
 		a = ada.upload("people.csv", []byte("email,colour\nx@acme.test,red\n"))
 		ada.wantStatus(a, http.StatusUnprocessableEntity, `"colour" is not a column`)
 		a = ada.upload("people.csv", append([]byte("email,name\nbad@acme.test,"), 0xff, '\n'))

@@ -222,6 +222,10 @@ func (s *server) importStream(w http.ResponseWriter, r *http.Request, v viewer, 
 		s.importFail(w, r, http.StatusUnprocessableEntity, err)
 		return
 	}
+	if len(rows) == 0 {
+		s.importFail(w, r, http.StatusUnprocessableEntity, problem("file", "has no user lines: one user a line after the line of column names"))
+		return
+	}
 	title := "Importing users"
 	if dryRun {
 		title = "Checking the import"
