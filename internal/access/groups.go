@@ -198,8 +198,18 @@ func (s *Service) groupDetail(ctx context.Context, tx Tx, a usher.Actor, id int6
 // CreateGroup adds a group to the actor's account. A provisioning actor's
 // groups are synced.
 func (s *Service) CreateGroup(ctx context.Context, a usher.Actor, in GroupInput) (usher.Group, error) {
+	return s.CreateGroupWithMembers(ctx, a, in, nil)
+}
+
+// CreateGroupWithMembers adds a group and its first members in one
+// transaction, as a provisioning client's create of a group with members
+// asks: if a member is refused, there is no group either.
+func (s *Service) CreateGroupWithMembers(ctx context.Context, a usher.Actor, in GroupInput, members []int64) (usher.Group, error) {
 	var p usher.Problems
 	in.validate(&p, true)
+	if len(members) > MaxGroupMembersPerCall {
+		p.Addf("members", "may list at most %d users", MaxGroupMembersPerCall)
+	}
 	if in.ExternalID != nil && !provisioning(a) {
 		p.Add("external_id", "is set by the identity provider's provisioning only")
 	}
@@ -218,10 +228,22 @@ func (s *Service) CreateGroup(ctx context.Context, a usher.Actor, in GroupInput)
 		g.ExternalID = *in.ExternalID
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		g.ID = 0
 		if err := tx.CreateGroup(ctx, &g); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "group.create", usher.User{}, 0, nil, groupAudit(g))
+		if err := s.audit(ctx, tx, a, "group.create", usher.User{}, 0, nil, groupAudit(g)); err != nil {
+			return err
+		}
+		if len(members) == 0 {
+			return nil
+		}
+		var res MembersResult
+		if err := s.changeMembers(ctx, tx, a, g.ID, members, nil, &res); err != nil {
+			return err
+		}
+		g.MemberCount = res.Added
+		return nil
 	})
 	if err != nil {
 		return usher.Group{}, fmt.Errorf("create group: %w", err)

@@ -250,8 +250,8 @@ func memberIDs(v any) ([]int64, error) {
 	return ids, nil
 }
 
-// createGroup creates a synced group and then its members. When the members
-// cannot be added the group is deleted again, so a failed create leaves nothing.
+// createGroup creates a synced group with its members, in one transaction:
+// a failed create leaves nothing.
 func (s *server) createGroup(w http.ResponseWriter, r *http.Request) {
 	a, err := provisioner(r)
 	if err != nil {
@@ -268,19 +268,10 @@ func (s *server) createGroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	g, err := s.access.CreateGroup(r.Context(), a, access.GroupInput{Name: in.name, ExternalID: in.externalID})
+	g, err := s.access.CreateGroupWithMembers(r.Context(), a, access.GroupInput{Name: in.name, ExternalID: in.externalID}, in.members)
 	if err != nil {
 		s.writeError(w, r, uniqueness(err))
 		return
-	}
-	if len(in.members) > 0 {
-		if _, err := s.access.ChangeMembers(r.Context(), a, g.ID, in.members, nil); err != nil {
-			if derr := s.access.DeleteGroup(r.Context(), a, g.ID); derr != nil {
-				err = fmt.Errorf("%w (and undo the create: %v)", err, derr)
-			}
-			s.writeError(w, r, err)
-			return
-		}
 	}
 	s.writeGroup(w, r, a, http.StatusCreated, g.ID)
 }

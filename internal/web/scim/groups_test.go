@@ -149,6 +149,11 @@ func TestOktaGroupPatchPutAndFilters(t *testing.T) {
 		okta.must(http.StatusCreated, "POST", "/scim/v2/Groups", `{"displayName": "Sales", "externalId": "okta-3"}`)
 		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"displayName": "sales"}`), http.StatusConflict, "uniqueness")
 		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"externalId": "x"}`), http.StatusBadRequest, "invalidValue")
+		// A create whose member is refused leaves no group behind.
+		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"displayName": "Ghosts", "members": [{"value": "99999"}]}`), http.StatusBadRequest, "invalidValue")
+		if n := total(t, okta.must(http.StatusOK, "GET", groups(`displayName eq "Ghosts"`), "")); n != 0 {
+			t.Fatalf("a refused create left %d groups", n)
+		}
 
 		// Okta: add and remove members, then rename, with a value object.
 		p := okta.must(http.StatusOK, "PATCH", fmt.Sprintf("/scim/v2/Groups/%d", gid), fmt.Sprintf(`{
