@@ -107,6 +107,8 @@ type groupMember struct {
 type groupWaiter struct {
 	usher.Waiter
 	Contract, Since string
+	// Linked: the viewer may open the contract's waiting list.
+	Linked bool
 }
 
 type groupExclusion struct {
@@ -203,7 +205,8 @@ func (s *server) groupData(w http.ResponseWriter, r *http.Request, v viewer, id 
 		}
 	}
 	for _, wt := range d.Waiting {
-		data.Waiting = append(data.Waiting, groupWaiter{Waiter: wt, Contract: contract(wt.SubscriptionID), Since: usher.HumanDay(wt.Since, loc)})
+		_, visible := byID[wt.SubscriptionID]
+		data.Waiting = append(data.Waiting, groupWaiter{Waiter: wt, Contract: contract(wt.SubscriptionID), Since: usher.HumanDay(wt.Since, loc), Linked: visible})
 	}
 	for _, e := range d.Exclusions {
 		data.Exclusions = append(data.Exclusions, groupExclusion{GroupExclusion: e, Contract: contract(e.SubscriptionID),
