@@ -145,6 +145,46 @@ func (s *Service) FindUsers(ctx context.Context, a usher.Actor, q UserQuery, cur
 	return out, nil
 }
 
+// EachUser calls fn with every user q selects, in its order, reading a
+// page at a time in transactions of their own, so that memory stays flat
+// and no transaction stays open while fn writes to a slow client. head is
+// called once, before the first user, when q is valid and allowed.
+func (s *Service) EachUser(ctx context.Context, a usher.Actor, q UserQuery, head func() error, fn func(usher.User) error) error {
+	if !CanAny(a, ViewUsers) {
+		return forbidden("list users")
+	}
+	var p usher.Problems
+	f := q.filter(&p, a)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if err := head(); err != nil {
+		return err
+	}
+	f.Limit = MaxLimit
+	for {
+		var page []usher.User
+		err := s.store.Read(ctx, func(tx Tx) (err error) {
+			page, err = tx.ListUsers(ctx, a.AccountID, f)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("list users: %w", err)
+		}
+		for _, u := range page {
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		if len(page) < f.Limit {
+			return nil
+		}
+		c := positionOf(f.Sort, page[len(page)-1])
+		f.AfterName, f.AfterKey, f.AfterID = c.Name, c.Key, c.ID
+		f.AfterCreated = time.UnixMilli(c.Created).UTC()
+	}
+}
+
 // positionOf is the cursor of the row u in the order sort.
 func positionOf(sort UserSort, u usher.User) userCursor {
 	c := userCursor{ID: u.ID}
