@@ -216,6 +216,8 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /users", s.signedIn(s.users))
 	mux.HandleFunc("POST /users", s.signedIn(s.createUser))
+	mux.HandleFunc("GET /users.csv", s.signedIn(s.usersCSV))
+	mux.HandleFunc("POST /users/disable", s.signedIn(s.disableUsers))
 	mux.HandleFunc("GET /users/{id}", s.signedIn(s.person))
 	mux.HandleFunc("POST /users/{id}", s.signedIn(s.updateUser))
 	mux.HandleFunc("POST /users/{id}/delete", s.signedIn(s.deleteUser))
