@@ -145,6 +145,12 @@ type Tx interface {
 	CreateSubscription(ctx context.Context, s *usher.Subscription) error
 	SubscriptionByID(ctx context.Context, accountID, id int64) (usher.Subscription, error)
 	ListSubscriptions(ctx context.Context, accountID int64, f SubscriptionFilter) ([]usher.Subscription, error)
+	// SetSubscriptionTerms stores the seats and term unless more seats are in
+	// use than seats, which it reports as false (changing nothing).
+	SetSubscriptionTerms(ctx context.Context, accountID, id int64, seats int, start, end usher.Date) (bool, error)
+	// SeatHolders lists at most limit holders of the subscription's seats,
+	// the longest inactive first (the later of last use and assignment).
+	SeatHolders(ctx context.Context, accountID, subscriptionID int64, limit int) ([]SeatHolder, error)
 	// SetSubscriptionPrice stores the price per seat per year; nil removes it.
 	SetSubscriptionPrice(ctx context.Context, accountID, id int64, p *usher.Price) error
 
@@ -250,6 +256,14 @@ type Tx interface {
 
 	InsertAudit(ctx context.Context, e *usher.AuditEntry) error
 	ListAudit(ctx context.Context, accountID int64, f AuditFilter) ([]usher.AuditEntry, error)
+}
+
+// SeatHolder is a holder of one of a subscription's seats, with when the
+// seat was assigned and when its product was last used (nil: never).
+type SeatHolder struct {
+	User       usher.User
+	AssignedAt time.Time
+	LastUsed   *usher.Date
 }
 
 // Clock returns the current time; tests replace it.

@@ -1229,6 +1229,66 @@ func (tx *Tx) SetAccountGrace(ctx context.Context, accountID int64, days int) er
 	return nil
 }
 
+// SetSubscriptionTerms stores a subscription's seats and term, unless its
+// seats in use exceed the new seat count, which it reports as false: the
+// condition is part of the UPDATE, so no seat reserved meanwhile slips
+// past it.
+func (tx *Tx) SetSubscriptionTerms(ctx context.Context, accountID, id int64, seats int, start, end usher.Date) (bool, error) {
+	n, err := affected(tx.exec(ctx, `
+		UPDATE subscriptions SET seats = ?, term_start = ?, term_end = ?
+		WHERE account_id = ? AND id = ? AND seats_used <= ?`,
+		seats, start.String(), end.String(), accountID, id, seats))
+	if err != nil {
+		return false, fmt.Errorf("set seats and term of subscription %d: %w", id, err)
+	}
+	if n == 0 {
+		if _, err := tx.SubscriptionByID(ctx, accountID, id); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	tx.markChanged(accountID)
+	return true, nil
+}
+
+// SeatHolders lists who holds seats of the subscription, the longest
+// inactive first: by the later of their last use of its product and when
+// the seat was assigned, both in Unix milliseconds (a day of use counts
+// from its start). Served by assignments' primary key and usage_rollups'.
+func (tx *Tx) SeatHolders(ctx context.Context, accountID, subscriptionID int64, limit int) ([]access.SeatHolder, error) {
+	rows, err := tx.query(ctx, `
+		SELECT u.id, u.account_id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at,
+		       a.assigned_at, r.last_day
+		FROM assignments a
+		JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id
+		LEFT JOIN usage_rollups r ON r.account_id = a.account_id AND r.user_id = a.user_id AND r.product_id = s.product_id
+		WHERE a.account_id = ? AND a.subscription_id = ?
+		ORDER BY CASE WHEN r.last_day IS NOT NULL AND CAST(r.last_day AS BIGINT) * 86400000 > a.assigned_at
+		              THEN CAST(r.last_day AS BIGINT) * 86400000 ELSE a.assigned_at END, u.id
+		LIMIT ?`, accountID, subscriptionID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("seat holders of subscription %d: %w", subscriptionID, err)
+	}
+	out, err := collect(rows, func(row interface{ Scan(...any) error }) (access.SeatHolder, error) {
+		var h access.SeatHolder
+		var created, updated, assigned int64
+		var lastDay sql.NullInt64
+		err := row.Scan(&h.User.ID, &h.User.AccountID, &h.User.Email, &h.User.Name, &h.User.Status, &h.User.ReclaimExempt,
+			&created, &updated, &assigned, &lastDay)
+		h.User.CreatedAt, h.User.UpdatedAt, h.AssignedAt = fromMillis(created), fromMillis(updated), fromMillis(assigned)
+		if lastDay.Valid {
+			d := usher.DateOf(time.Unix(lastDay.Int64*86400, 0).UTC())
+			h.LastUsed = &d
+		}
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seat holders of subscription %d: %w", subscriptionID, err)
+	}
+	return out, nil
+}
+
 // SetSubscriptionPrice stores a subscription's price per seat per year; nil removes it.
 func (tx *Tx) SetSubscriptionPrice(ctx context.Context, accountID, id int64, p *usher.Price) error {
 	n, err := affected(tx.exec(ctx, "UPDATE subscriptions SET price_cents = ?, currency = ? WHERE account_id = ? AND id = ?",
