@@ -144,3 +144,63 @@ func userIDs(us []usher.User) []int64 {
 	}
 	return out
 }
+
+// TestSeatHoldersLongestInactiveFirst orders a subscription's holders by
+// the later of their last use of its product and their seat's assignment.
+func TestSeatHoldersLongestInactiveFirst(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		acct := newAccount(t, db, "Acme")
+		sub := newSubscription(t, db, acct.ID, "MS-1", 10)
+		day := func(s string) int64 { return date(s).Unix() / 86400 }
+		// now is the assignment time of every seat (2025-…); usage moves
+		// some later, and one old use does not move its holder.
+		uses := map[string]string{"recent@x.test": "2026-03-01", "older@x.test": "2026-01-01", "ancient@x.test": "2020-01-01"}
+		var want []string
+		for _, email := range []string{"never@x.test", "ancient@x.test", "older@x.test", "recent@x.test"} {
+			u := newUser(t, db, acct.ID, email, email)
+			write(t, db, func(tx *store.Tx) error { return assign(ctx, tx, acct.ID, u.ID, sub.ID) })
+			if d, ok := uses[email]; ok {
+				if _, err := db.SQL().ExecContext(ctx, rebind(db, `INSERT INTO usage_rollups (account_id, user_id, product_id, first_day, last_day, days) VALUES (?, ?, ?, ?, ?, 1)`),
+					acct.ID, u.ID, sub.Product.ID, day(d), day(d)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want = append(want, email)
+		}
+		var got []access.SeatHolder
+		read(t, db, func(tx *store.Tx) (err error) { got, err = tx.SeatHolders(ctx, acct.ID, sub.ID, 10); return err })
+		var emails []string
+		for _, h := range got {
+			emails = append(emails, h.User.Email)
+		}
+		if !slices.Equal(emails, want) {
+			t.Fatalf("got %v, want %v", emails, want)
+		}
+		if got[0].LastUsed != nil || got[3].LastUsed == nil || got[3].LastUsed.String() != "2026-03-01" {
+			t.Fatalf("last used: got %v and %v, want never and 2026-03-01", got[0].LastUsed, got[3].LastUsed)
+		}
+		read(t, db, func(tx *store.Tx) (err error) { got, err = tx.SeatHolders(ctx, acct.ID, sub.ID, 2); return err })
+		if len(got) != 2 {
+			t.Fatalf("limit 2: got %d holders", len(got))
+		}
+	})
+}
+
+// rebind turns ? into $n for PostgreSQL, for raw statements in tests.
+func rebind(db *store.DB, q string) string {
+	if db.Engine() != store.Postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
