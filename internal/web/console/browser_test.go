@@ -535,7 +535,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("SearchFindsOneUser", func(t *testing.T) {
 		ada.do(chromedp.SetValue(chromedp.CSS("#q"), "bak"))
-		ada.submit(`form.search button[type=submit]`)
+		ada.submitForm(`form.users-filters`)
 		if n := ada.evalInt(`document.querySelectorAll("table.users tbody tr").length`); n != 1 {
 			t.Fatalf("rows for \"bak\": got %d, want 1", n)
 		}

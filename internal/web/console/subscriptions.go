@@ -8,7 +8,8 @@ import (
 )
 
 type subscriptionsPage struct {
-	Rows []subscriptionRow
+	Rows      []subscriptionRow
+	CanCreate bool // "Add a contract"
 }
 
 type subscriptionRow struct {
@@ -16,6 +17,8 @@ type subscriptionRow struct {
 	// CanRelease offers "Release my seat": the viewer holds a seat here and
 	// may change this contract's seats.
 	CanRelease bool
+	// CanEdit offers "Change" (seats, term and price).
+	CanEdit bool
 }
 
 // subscriptionsPageLimit shows every contract an account plausibly has on
@@ -40,9 +43,9 @@ func (s *server) subscriptions(w http.ResponseWriter, r *http.Request, v viewer)
 		}
 	}
 	p := page{Title: "Subscriptions"}
-	data := subscriptionsPage{}
+	data := subscriptionsPage{CanCreate: access.Can(v.Actor, access.CreateSubscription, 0)}
 	for _, sub := range list.Items {
-		data.Rows = append(data.Rows, subscriptionRow{Subscription: sub, CanRelease: mine[sub.ID]})
+		data.Rows = append(data.Rows, subscriptionRow{Subscription: sub, CanRelease: mine[sub.ID], CanEdit: access.Can(v.Actor, access.EditSubscription, sub.ID)})
 	}
 	p.Data = data
 	s.render(w, r, http.StatusOK, "subscriptions", p)
