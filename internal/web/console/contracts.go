@@ -243,6 +243,15 @@ func (s *server) updateContract(w http.ResponseWriter, r *http.Request, v viewer
 		}
 		if seats > 0 && seats < sub.SeatsUsed && slices.ContainsFunc(usher.ErrorFields(err), func(fe usher.FieldError) bool { return fe.Field == "seats" }) {
 			s.holdersToFree(r, v, sub, seats, &f)
+			if len(f.Holders) > 0 {
+				// The page lists them, with links and dates as the console
+				// writes them; the service's reason is written for the API.
+				inUse := plural(sub.SeatsUsed, "seat") + " are"
+				if sub.SeatsUsed == 1 {
+					inUse = "1 seat is"
+				}
+				edge.Add("seats", fmt.Sprintf("cannot be %d while %s in use: unassign %s first (listed below)", seats, inUse, plural(sub.SeatsUsed-seats, "seat")))
+			}
 		}
 		s.renderContractForm(w, r, v, errorStatus(c), f, withReasons(err, edge))
 		return

@@ -366,7 +366,7 @@ func TestUsersListAndContractsInBrowser(t *testing.T) {
 		ada.wantText("main h1", "Change contract MS-1")
 		ada.do(chromedp.SetValue(chromedp.CSS("#seats"), "1"))
 		ada.submit("#contract-submit")
-		ada.wantText(".errors", "Nothing was saved", "Seats: cannot be 1 while 2 seats are in use")
+		ada.wantText(".errors", "Nothing was saved", "Seats: cannot be 1 while 2 seats are in use: unassign 1 seat first (listed below)")
 		ada.wantText("#holders", "Unassign these first")
 		if n := ada.evalInt(`document.querySelectorAll("#holders li a[href^='/users/']").length`); n != 1 {
 			t.Errorf("holders listed: %d, want the one who must go", n)

@@ -109,7 +109,7 @@ func (s *server) usersData(r *http.Request, v viewer, q url.Values, query access
 		data.Roles = append(data.Roles, option{Value: string(role), Label: roleName(role), Selected: role == query.Role})
 	}
 	data.Statuses = []option{
-		{Value: "", Label: "Active and disabled", Selected: query.Status == ""},
+		{Value: "", Label: "Any status", Selected: query.Status == ""},
 		{Value: string(usher.UserActive), Label: "Active", Selected: query.Status == usher.UserActive},
 		{Value: string(usher.UserDisabled), Label: "Disabled", Selected: query.Status == usher.UserDisabled},
 	}
