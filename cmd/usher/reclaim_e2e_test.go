@@ -368,8 +368,8 @@ func TestReclaimExactlyOnceAcrossTwoServers(t *testing.T) {
 		t.Fatal("the killed server held no run once things settled; the test did not kill a run half-way")
 	}
 	reclaimedAtKill := sqlInt(t, db, fmt.Sprintf("SELECT count(*) FROM reclaim_batches WHERE run_id = %d", victimRun))
-	t.Logf("reclaim day: killed %s in the middle of run %d (%d people reclaimed from), with %d emails in the middle of sending",
-		victim.name, victimRun, reclaimedAtKill, len(inDoubt))
+	t.Logf("reclaim day: killed %s in the middle of run %d (%d %s reclaimed from), with %d %s in the middle of sending",
+		victim.name, victimRun, reclaimedAtKill, plural(reclaimedAtKill, "person", "people"), len(inDoubt), plural(len(inDoubt), "email", "emails"))
 
 	// The survivor finishes its own runs now, and the dead server's once
 	// their leases run out.
