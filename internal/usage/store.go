@@ -193,6 +193,18 @@ type Tx interface {
 	// SeatMonths counts, per product and month of b, today's seats assigned
 	// before the month's end and the users who used the product in it.
 	SeatMonths(ctx context.Context, accountID int64, b MonthBounds) ([]ProductMonths, error)
+
+	// SnapshotByID returns the account's snapshot of the email or run, with
+	// storage's key for it; usher.ENOTFOUND when there is none.
+	SnapshotByID(ctx context.Context, accountID int64, kind SnapshotKind, sourceID int64) (Snapshot, int64, error)
+	// SnapshotRows returns the snapshot's seats matching q, in name order
+	// (SnapshotRow's name lower-cased, or the email's when the user is
+	// gone; then user and subscription id), at most q.Limit.
+	SnapshotRows(ctx context.Context, q SnapshotQuery) ([]SnapshotRow, error)
+	// SnapshotTotals counts the seats matching q (ignoring After and Limit).
+	SnapshotTotals(ctx context.Context, q SnapshotQuery) (SnapshotTotals, error)
+	// PruneSnapshots deletes snapshots taken before before, at most limit of them.
+	PruneSnapshots(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // Cutoffs are the query's status cutoffs.
