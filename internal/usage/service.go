@@ -512,6 +512,9 @@ func cursorOf(sort string, r RawRow) ReportCursor {
 // EachRow streams every row matching f (no pagination), e.g. for CSV export.
 // It returns the report header (range, cutoff, processed time) first through head.
 func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, head func(Report) error, fn func(ReportRow) error) error {
+	if f.Snapshot != "" {
+		return s.eachSnapshotRow(ctx, a, f, head, fn)
+	}
 	err := s.store.Read(ctx, func(tx Tx) error {
 		q, acct, today, err := s.prepare(ctx, tx, a, f, false)
 		if err != nil {

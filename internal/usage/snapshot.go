@@ -345,3 +345,29 @@ func snapshotRow(r SnapshotRow, taken Day, loc *time.Location) ReportRow {
 	}
 	return out
 }
+
+// eachSnapshotRow is EachRow as of a snapshot, page by page: a snapshot
+// no longer changes, so its pages add up to the whole.
+func (s *Service) eachSnapshotRow(ctx context.Context, a usher.Actor, f ReportFilter, head func(Report) error, fn func(ReportRow) error) error {
+	f.Cursor, f.Limit = "", 1000
+	for first := true; ; first = false {
+		rep, err := s.snapshotReport(ctx, a, f)
+		if err != nil {
+			return fmt.Errorf("usage report export: %w", err)
+		}
+		if first {
+			if err := head(rep); err != nil {
+				return err
+			}
+		}
+		for _, r := range rep.Rows {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if rep.NextCursor == "" {
+			return nil
+		}
+		f.Cursor = rep.NextCursor
+	}
+}
