@@ -371,3 +371,47 @@ func (s *Service) eachSnapshotRow(ctx context.Context, a usher.Actor, f ReportFi
 		f.Cursor = rep.NextCursor
 	}
 }
+
+// SeatKey names one seat: a user on a subscription.
+type SeatKey struct{ UserID, SubscriptionID int64 }
+
+// UnusedSince returns, for each seat of a snapshot the actor may see, the
+// instant from which a use of it, or its assignment again, means it changed
+// since the snapshot (as ChangeOf decides): just after the later of its
+// last use and its assignment then. It also returns when the snapshot was
+// taken, for seats it does not list. An unassign from the report as of a
+// snapshot passes these as access.UnassignItem.UnusedSince.
+func (s *Service) UnusedSince(ctx context.Context, a usher.Actor, snapshot string) (time.Time, map[SeatKey]time.Time, error) {
+	kind, source, ok := ParseSnapshotID(snapshot)
+	if !ok {
+		return time.Time{}, nil, usher.Problems{{Field: "snapshot", Reason: "must name a snapshot, such as notification-42 or reclaim-7"}}.Err()
+	}
+	if !access.CanAny(a, access.ViewReports) {
+		return time.Time{}, nil, usher.Errorf(usher.EFORBIDDEN, "you may not see the usage report")
+	}
+	var taken time.Time
+	out := map[SeatKey]time.Time{}
+	err := s.store.Read(ctx, func(tx Tx) error {
+		snap, key, err := tx.SnapshotByID(ctx, a.AccountID, kind, source)
+		if err != nil {
+			return err
+		}
+		taken = snap.TakenAt
+		rows, err := tx.SnapshotRows(ctx, SnapshotQuery{SnapshotID: key, AccountID: a.AccountID, SubscriptionIDs: access.VisibleSubscriptions(a, access.ViewReports)})
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			since := r.AssignedAt
+			if r.LastUsedAt.After(since) {
+				since = r.LastUsedAt
+			}
+			out[SeatKey{r.UserID, r.SubscriptionID}] = since.Add(time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("seats of snapshot %s: %w", snapshot, err)
+	}
+	return taken, out, nil
+}
