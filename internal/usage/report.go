@@ -8,7 +8,7 @@ import (
 
 // ReportFilter selects and orders Usage Report rows.
 type ReportFilter struct {
-	Status         string // "all" (default), "active", "inactive", "never_used", "stopped_using", "unavailable"
+	Status         string // "all" (default), "active", "inactive", "never_used", "stopped_using", "unavailable", "unassigned"
 	Range          Range  // default 30d
 	Product        string // product code; "" for all
 	SubscriptionID int64  // 0 for all
@@ -54,6 +54,9 @@ type ReportRow struct {
 	Change Change `json:"change,omitempty"`
 	// LastUsedNow is the seat's last use now, on a snapshot's row used since.
 	LastUsedNow *usher.Date `json:"last_used_now,omitempty"`
+	// UnassignedAt is the day a seat freed in the range was freed, in the
+	// account's time zone (status unassigned).
+	UnassignedAt *usher.Date `json:"unassigned_at,omitempty"`
 	// Action is what the reclaim run did or would do with the seat, on
 	// rows of a reclaim run's snapshot.
 	Action string `json:"action,omitempty"`

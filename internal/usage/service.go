@@ -295,7 +295,7 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 }
 
 var sorts = []string{"name", "email", "product", "last_used", "days_used"}
-var statuses = []string{"all", "active", "inactive", "never_used", "stopped_using", "unavailable"}
+var statuses = []string{"all", "active", "inactive", "never_used", "stopped_using", "unavailable", "unassigned"}
 
 // prepare validates f and turns it into a storage query for the actor.
 func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFilter, paged bool) (ReportQuery, usher.Account, Day, error) {
@@ -304,7 +304,7 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 		f.Status = "all"
 	}
 	if !slices.Contains(statuses, f.Status) {
-		p.Add("status", "must be one of all, active, inactive, never_used, stopped_using, unavailable")
+		p.Add("status", "must be one of all, active, inactive, never_used, stopped_using, unavailable, unassigned")
 	}
 	if f.Range == "" {
 		f.Range = Range30d
@@ -318,6 +318,8 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	}
 	if !slices.Contains(sorts, sort) {
 		p.Add("sort", "must be one of name, email, product, last_used, days_used, optionally prefixed with - for descending")
+	} else if f.Status == "unassigned" && (sort != "name" || desc) {
+		p.Add("sort", "seats unassigned in the range are listed by name: leave sort out or use name")
 	}
 	usher.CheckText(&p, "q", f.Query, 0, 200)
 	if reason := usher.TextProblem(f.Product); reason != "" {
@@ -451,6 +453,11 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		if err != nil {
 			return err
 		}
+		if q.Status == string(StatusUnassigned) {
+			out, err = s.freedReport(ctx, tx, a, q, acct, today, rg)
+			out.ProcessedAt = processed
+			return err
+		}
 		key, now := totalsKey(q, version), s.cfg.Now()
 		totals, ok := s.totals.get(key, now)
 		if !ok {
@@ -533,6 +540,18 @@ func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, he
 			return err
 		}
 		loc := acct.Location()
+		if q.Status == string(StatusUnassigned) {
+			rows, err := tx.FreedRows(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				if err := fn(s.freedRow(r, rg, q, today, loc)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		return tx.EachReportRow(ctx, q, func(r RawRow) error {
 			r.AssignedAt = r.AssignedAt.In(loc)
 			return fn(s.row(r, rg, q, today, loc))
@@ -596,4 +615,44 @@ func (s *Service) inactiveSummary(ctx context.Context, tx Tx, accountID int64, r
 		page.After = &c
 	}
 	return out, q, nil
+}
+
+// freedReport is one page of the seats freed in the range (status
+// unassigned), in name order.
+func (s *Service) freedReport(ctx context.Context, tx Tx, a usher.Actor, q ReportQuery, acct usher.Account, today Day, rg Range) (Report, error) {
+	loc := acct.Location()
+	totals, err := tx.FreedTotals(ctx, q)
+	if err != nil {
+		return Report{}, err
+	}
+	totals.InactiveCost = []usher.Cost{}
+	limit := q.Limit
+	q.Limit = limit + 1
+	raw, err := tx.FreedRows(ctx, q)
+	if err != nil {
+		return Report{}, err
+	}
+	out := Report{Range: rg, Cutoff: q.CutoffDay.Date(), AssignedBefore: q.AssignedBefore.In(loc), Today: today.Date(),
+		Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
+	if len(raw) > limit {
+		raw = raw[:limit]
+		if out.NextCursor, err = s.cursors.Encode(ctx, reportCursorKind(q.Sort, q.Desc), a.AccountID, cursorOf(q.Sort, raw[limit-1])); err != nil {
+			return Report{}, err
+		}
+	}
+	for _, r := range raw {
+		out.Rows = append(out.Rows, s.freedRow(r, rg, q, today, loc))
+	}
+	return out, nil
+}
+
+// freedRow is a seat freed in the range as a report row: what it was, with
+// the day it was freed. It is no seat now, so it has no days inactive.
+func (s *Service) freedRow(r RawRow, rg Range, q ReportQuery, today Day, loc *time.Location) ReportRow {
+	r.AssignedAt = r.AssignedAt.In(loc)
+	out := s.row(r, rg, q, today, loc)
+	out.Status, out.Inactivity, out.StatusNote, out.DaysInactive = StatusUnassigned, "", "", nil
+	d := DayOf(r.UnassignedAt, loc).Date()
+	out.UnassignedAt = &d
+	return out
 }

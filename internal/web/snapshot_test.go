@@ -113,3 +113,51 @@ func TestUsageReportAsOfSnapshot(t *testing.T) {
 		})
 	})
 }
+
+// TestUsageReportSeatsUnassignedInTheRange unassigns two seats and gives
+// one back: status=unassigned lists the other with the day it was freed,
+// in JSON and CSV, and the held seats carry their days inactive.
+func TestUsageReportSeatsUnassignedInTheRange(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		u := newUsageEnv(t, db, 0)
+		c := u.admin
+		bob, cy := u.seat("bob@acme.test", u.std), u.seat("cy@acme.test", u.std)
+		c.ok(http.StatusOK, "POST", "/api/v1/unassign", map[string]any{"items": []map[string]any{
+			{"user_id": bob.ID, "subscription_id": u.std.ID}, {"user_id": cy.ID, "subscription_id": u.std.ID}}}, nil)
+		c.ok(http.StatusOK, "PUT", "/api/v1/users/"+itoa(cy.ID)+"/access", map[string]any{"subscriptions": []map[string]any{{"subscription_id": u.std.ID, "assigned": true}}}, nil)
+
+		var rep usage.Report
+		c.ok(http.StatusOK, "GET", "/api/v1/reports/usage?status=unassigned", nil, &rep)
+		if len(rep.Rows) != 1 || rep.Totals.Seats != 1 || rep.Totals.Users != 1 {
+			t.Fatalf("got %+v, want Bob's seat only", rep)
+		}
+		r := rep.Rows[0]
+		if r.Email != "bob@acme.test" || r.Status != usage.StatusUnassigned || r.UnassignedAt == nil || r.UnassignedAt.String() != "2026-03-15" || r.DaysInactive != nil {
+			t.Fatalf("row: got %+v", r)
+		}
+		c.fail(http.StatusUnprocessableEntity, usher.EINVALID, "GET", "/api/v1/reports/usage?status=unassigned&sort=email", nil, "sort")
+
+		resp := c.do("GET", "/api/v1/reports/usage?status=unassigned", nil, "Accept", "text/csv")
+		recs, err := csv.NewReader(strings.NewReader(string(resp.Body))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		col := map[string]int{}
+		for i, name := range recs[0] {
+			col[name] = i
+		}
+		if len(recs) != 2 || recs[1][col["unassigned_at"]] != "2026-03-15" || recs[1][col["status"]] != "unassigned" {
+			t.Fatalf("CSV: got %q", recs)
+		}
+
+		var all usage.Report
+		c.ok(http.StatusOK, "GET", "/api/v1/reports/usage?q=cy", nil, &all)
+		if len(all.Rows) != 1 || all.Rows[0].DaysInactive == nil || *all.Rows[0].DaysInactive != 0 || all.Rows[0].UnassignedAt != nil {
+			t.Fatalf("Cy's seat: got %+v", all.Rows)
+		}
+		resp = c.do("GET", "/api/v1/reports/usage?q=cy", nil, "Accept", "text/csv")
+		if recs, _ = csv.NewReader(strings.NewReader(string(resp.Body))).ReadAll(); len(recs) != 2 || recs[1][col["group"]] != "Direct" || recs[1][col["days_inactive"]] != "0" {
+			t.Fatalf("CSV of Cy's seat: got %q", recs)
+		}
+	})
+}

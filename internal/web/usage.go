@@ -228,7 +228,7 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request) {
 var reportCSVHeader = []string{
 	"name", "email", "product", "product_name", "contract_number", "plan", "assigned_at",
 	"last_used", "days_used", "monthly_average", "status", "status_note", "source", "inactivity",
-	"days_inactive", "group", "change",
+	"days_inactive", "group", "unassigned_at", "change",
 }
 
 // usageReportCSV streams every row matching the filter (no pages) as CSV.
@@ -275,7 +275,10 @@ func WriteReportCSV(w http.ResponseWriter, r *http.Request, use *usage.Service, 
 		return cw.Write(reportCSVHeader)
 	}
 	row := func(r usage.ReportRow) error {
-		last, inactiveDays := "", ""
+		last, inactiveDays, unassigned := "", "", ""
+		if r.UnassignedAt != nil {
+			unassigned = r.UnassignedAt.String()
+		}
 		if r.LastUsed != nil {
 			last = r.LastUsed.String()
 		}
@@ -286,7 +289,7 @@ func WriteReportCSV(w http.ResponseWriter, r *http.Request, use *usage.Service, 
 			csvCell(r.Name), csvCell(r.Email), r.Product, csvCell(r.ProductName), csvCell(r.ContractNumber), string(r.Plan),
 			r.AssignedAt.Format(time.DateOnly), last, strconv.Itoa(r.DaysUsed),
 			strconv.FormatFloat(r.MonthlyAverage, 'f', 1, 64), string(r.Status), r.StatusNote, csvCell(SourceText(r.Sources)), string(r.Inactivity),
-			inactiveDays, csvCell(GroupText(r.Sources)), string(r.Change),
+			inactiveDays, csvCell(GroupText(r.Sources)), unassigned, string(r.Change),
 		})
 	}
 	err := use.EachRow(r.Context(), a, f, head, row)

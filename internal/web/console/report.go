@@ -140,6 +140,7 @@ type reportRow struct {
 	// DaysInactive counts the days since the seat was last used, or since
 	// it was assigned when it never was.
 	DaysInactive int
+	Unassigned   string // the day a seat freed in the range was freed
 	// Group says through which groups the seat is held, or Direct.
 	Group string
 	// Change says, in words, how a snapshot's seat changed since; "" when
@@ -153,6 +154,7 @@ var reportStatuses = []option{
 	{Value: "all", Label: "All users"}, {Value: "inactive", Label: "Inactive users"},
 	{Value: "never_used", Label: "Inactive: never used"}, {Value: "stopped_using", Label: "Inactive: stopped using"},
 	{Value: "active", Label: "Active users"}, {Value: "unavailable", Label: "Plans without usage data"},
+	{Value: "unassigned", Label: "Unassigned in the range"},
 }
 
 func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -234,12 +236,15 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	if rep.ProcessedAt != nil {
 		data.Processed = usher.HumanTime(*rep.ProcessedAt, loc)
 	}
-	data.Columns = reportColumns(f, rep.Snapshot != nil)
+	data.Columns = reportColumns(f, rep.Snapshot != nil || f.Status == string(usage.StatusUnassigned))
 	for _, row := range rep.Rows {
 		rv := reportRow{
 			ReportRow: row, Key: fmt.Sprintf("%d/%d", row.UserID, row.SubscriptionID),
 			Assigned:   usher.HumanDay(row.AssignedAt, loc),
-			Selectable: access.Can(v.Actor, access.ManageSeats, row.SubscriptionID),
+			Selectable: access.Can(v.Actor, access.ManageSeats, row.SubscriptionID) && row.Status != usage.StatusUnassigned,
+		}
+		if row.UnassignedAt != nil {
+			rv.Unassigned = row.UnassignedAt.Human()
 		}
 		rv.Group = groupLabel(row.Sources)
 		rv.Change = changeText(row)
@@ -281,6 +286,8 @@ func reportHeading(status string, rg usage.Range) string {
 		return "Active users over the last " + rg.Label()
 	case "unavailable":
 		return "Seats on plans without usage data"
+	case "unassigned":
+		return "Seats unassigned in the last " + rg.Label()
 	default:
 		return "All users, usage over the last " + rg.Label()
 	}
@@ -295,11 +302,11 @@ func cmpOr(s, def string) string {
 
 // reportColumns are the table's headings; those that sort link to the
 // report sorted by them, the current one in the other direction.
-func reportColumns(f reportFilter, snapshot bool) []reportColumn {
+func reportColumns(f reportFilter, nameOnly bool) []reportColumn {
 	cur, desc := strings.CutPrefix(cmpOr(f.Sort, "name"), "-")
 	col := func(label, key string, num bool) reportColumn {
 		c := reportColumn{Label: label, Num: num}
-		if key == "" || snapshot && key != "name" {
+		if key == "" || nameOnly && key != "name" {
 			return c
 		}
 		next := key
