@@ -113,4 +113,20 @@ func TestReportAsOfEmailInBrowser(t *testing.T) {
 			t.Fatalf("rows now: %q, want none: Ina used the product and Ivan's seats are gone", got)
 		}
 	})
+
+	t.Run("SeatsUnassignedInTheRangeWithTheirDate", func(t *testing.T) {
+		b.do(chromedp.SetValue(chromedp.CSS("#status"), "unassigned"))
+		b.submit(`form.report-filters button[type=submit]`)
+		b.wantText("#report-heading", "Seats unassigned in the last 3 months")
+		today := usher.DateOf(time.Now().In(rs.acct.Location())).Human()
+		want := []string{"Ivan Inert|MS-1|Unassigned " + today, "Ivan Inert|DP-1|Unassigned " + today}
+		if got := b.reportRows(); strings.Join(got, ";") != strings.Join(want, ";") {
+			t.Fatalf("rows: got %q, want %q", got, want)
+		}
+		b.wantText(".totals", "2 seats unassigned from 1 user")
+		if b.exists("table.report td.select input") {
+			t.Error("a freed seat can be selected for Unassign")
+		}
+		b.screenshot("usage-report-unassigned")
+	})
 }
