@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
@@ -36,6 +38,9 @@ func (tx *Tx) InsertSnapshot(ctx context.Context, s *usage.Snapshot) error {
 	case err != nil:
 		return fmt.Errorf("insert snapshot %s: %w", s.ID, err)
 	}
+	if tx.engine == Postgres {
+		return tx.copySnapshotSeats(ctx, id, s)
+	}
 	for start := 0; start < len(s.Seats); start += snapshotChunk {
 		part := s.Seats[start:min(start+snapshotChunk, len(s.Seats))]
 		var b strings.Builder
@@ -54,6 +59,35 @@ func (tx *Tx) InsertSnapshot(ctx context.Context, s *usage.Snapshot) error {
 		if _, err := tx.exec(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("insert snapshot %s seats: %w", s.ID, err)
 		}
+	}
+	return nil
+}
+
+// copySnapshotSeats hands a snapshot's seats to PostgreSQL with COPY: a
+// snapshot of 30,000 seats is recorded in the transaction that records an
+// email, which should not hold its locks for long. COPY has no ON CONFLICT,
+// so a seat listed twice is dropped here.
+func (tx *Tx) copySnapshotSeats(ctx context.Context, id int64, s *usage.Snapshot) error {
+	type key struct{ u, sub int64 }
+	seen := make(map[key]bool, len(s.Seats))
+	seats := make([]usage.SnapshotSeat, 0, len(s.Seats))
+	for _, st := range s.Seats {
+		if k := (key{st.UserID, st.SubscriptionID}); !seen[k] {
+			seen[k] = true
+			seats = append(seats, st)
+		}
+	}
+	row := make([]any, 8)
+	_, err := tx.copyFrom(ctx, pgx.Identifier{"snapshot_seats"},
+		[]string{"snapshot_id", "user_id", "subscription_id", "email", "assigned_at", "last_used_at", "inactivity", "action"},
+		pgx.CopyFromSlice(len(seats), func(i int) ([]any, error) {
+			st := seats[i]
+			row[0], row[1], row[2], row[3] = id, st.UserID, st.SubscriptionID, st.Email
+			row[4], row[5], row[6], row[7] = millis(st.AssignedAt), millis(st.LastUsedAt), string(st.Inactivity), st.Action
+			return row, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("copy snapshot %s seats: %w", s.ID, err)
 	}
 	return nil
 }

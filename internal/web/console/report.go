@@ -119,7 +119,6 @@ type snapshotView struct {
 	Of      string // "the email of 25 Nov 2026, 08:00 CET"
 	NowHref string
 	Changed int // seats changed since, among those matching
-	Kept    int // seats changed since on this page, which cannot be selected
 }
 
 type reportColumn struct {
@@ -252,7 +251,6 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 			// A seat that changed since the email is not the email's to
 			// take: it cannot be selected from this view.
 			rv.Selectable = false
-			data.Snapshot.Kept++
 		}
 		rv.Selected = rv.Selectable && slices.Contains(selected, rv.Key)
 		switch {
