@@ -622,7 +622,7 @@ var AuditActions = []string{
 	"group.create", "group.update", "group.delete", "group.member.add", "group.member.remove",
 	"group.assign", "group.assignment.update", "group.unassign", "group.exclude", "group.include",
 	"seat.sources", "seat.wait", "seat.wait.end",
-	"account.update", "subscription.price",
+	"account.update", "subscription.price", "subscription.update",
 	"reclaim_policy.create", "reclaim_policy.update", "reclaim_policy.delete",
 	"reclaim.warn", "reclaim.reclaim", "reclaim.keep", "reclaim.undo",
 }

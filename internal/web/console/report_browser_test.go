@@ -354,8 +354,9 @@ func TestUsageReportInBrowser(t *testing.T) {
 	})
 
 	t.Run("FiltersAndSorting", func(t *testing.T) {
-		ada.do(chromedp.SetValue(chromedp.CSS("#product"), "modelstudio"), chromedp.SetValue(chromedp.CSS("#status"), "active"))
-		ada.submit(`form.report-filters button[type=submit]`)
+		// Both at once: a changed filter applies by itself, one at a time.
+		ada.eval(`(() => { document.getElementById("product").value = "modelstudio"; document.getElementById("status").value = "active"; return true })()`)
+		ada.submitForm(`form.report-filters`)
 		if got := ada.reportRows(); strings.Join(got, ";") != "Uma Using|MS-1|Active" {
 			t.Errorf("active Model Studio rows: %q, want Uma's", got)
 		}
