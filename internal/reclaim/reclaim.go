@@ -189,6 +189,12 @@ type Run struct {
 	LastError     string    `json:"last_error,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// SnapshotID names the run's evidence: the seats its plan was about
+	// (GET /api/v1/reports/usage?snapshot=…); empty before it ran.
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	// Evidence is the snapshot of the attempt's plan, recorded with the
+	// run's outcome.
+	Evidence *usage.Snapshot `json:"-"`
 }
 
 // Warning outcomes.

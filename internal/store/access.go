@@ -980,7 +980,7 @@ func (tx *Tx) SetAssignmentServices(ctx context.Context, accountID, userID, subs
 // its services in code order: two queries.
 func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([]usher.Assignment, error) {
 	rows, err := tx.query(ctx, `
-		SELECT account_id, user_id, subscription_id, assigned_at, direct FROM assignments
+		SELECT account_id, user_id, subscription_id, assigned_at, direct, last_used_at FROM assignments
 		WHERE account_id = ? AND user_id = ?
 		ORDER BY subscription_id`, accountID, userID)
 	if err != nil {
@@ -988,9 +988,9 @@ func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([
 	}
 	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usher.Assignment, error) {
 		a := usher.Assignment{Services: []string{}, Groups: []int64{}}
-		var at int64
-		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct)
-		a.AssignedAt = fromMillis(at)
+		var at, used int64
+		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct, &used)
+		a.AssignedAt, a.LastUsedAt = fromMillis(at), fromMillis(used)
 		return a, err
 	})
 	if err != nil {

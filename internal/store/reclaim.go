@@ -269,6 +269,9 @@ func (tx *Tx) RunsOfPolicy(ctx context.Context, accountID, policyID int64, limit
 		return nil, fmt.Errorf("runs of reclaim policy %d: %w", policyID, err)
 	}
 	out, err := collect(rows, scanReclaimRun)
+	if err == nil {
+		err = tx.nameRunSnapshots(ctx, out)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("runs of reclaim policy %d: %w", policyID, err)
 	}

@@ -317,6 +317,10 @@ type Assignment struct {
 	// the last of them goes.
 	Direct bool    `json:"direct"`
 	Groups []int64 `json:"groups"`
+	// LastUsedAt is the seat's latest use of its product (before
+	// AssignedAt when not used since), for rules that must not touch a
+	// seat in use.
+	LastUsedAt time.Time `json:"-"`
 }
 
 // AuditEntry records one change: who did what to whom, before and after.
