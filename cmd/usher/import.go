@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -73,7 +71,7 @@ func runUserImport(ctx context.Context, args []string, stdout, stderr io.Writer)
 		defer f.Close()
 		in = f
 	}
-	rows, err := readImportCSV(in)
+	rows, err := access.ReadImportCSV(in)
 	if err != nil {
 		return err
 	}
@@ -135,102 +133,4 @@ func (p *importProgress) finish() {
 	if p.total > 0 && p.done < p.total {
 		fmt.Fprintf(p.w, "usher: user import: stopped at line %d of %d\n", p.done, p.total)
 	}
-}
-
-// importColumns are the columns a user import reads.
-var importColumns = []string{"email", "name", "groups", "roles", "subscriptions"}
-
-// readImportCSV reads the file into rows, naming every bad line at once.
-func readImportCSV(in io.Reader) ([]access.ImportRow, error) {
-	r := csv.NewReader(in)
-	r.FieldsPerRecord = -1
-	r.TrimLeadingSpace = true
-	header, err := r.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, (&usher.Problems{{Field: "file", Reason: "is empty: the first line names the columns"}}).Err()
-	} else if err != nil {
-		return nil, fmt.Errorf("user import: %w", err)
-	}
-	col := map[string]int{}
-	var p usher.Problems
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
-		switch {
-		case !contains(importColumns, h):
-			p.Add(fmt.Sprintf("line 1: column %d", i+1), fmt.Sprintf("%q is not a column; want %s", h, strings.Join(importColumns, ", ")))
-		case col[h] != 0:
-			p.Add(fmt.Sprintf("line 1: column %d", i+1), fmt.Sprintf("%q is named twice", h))
-		}
-		col[h] = i + 1
-	}
-	if col["email"] == 0 {
-		p.Add("line 1", "the email column is required")
-	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	cell := func(rec []string, name string) string {
-		if i := col[name]; i > 0 && i <= len(rec) {
-			return strings.TrimSpace(rec[i-1])
-		}
-		return ""
-	}
-	var rows []access.ImportRow
-	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		line, _ := r.FieldPos(0)
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				p.Add(fmt.Sprintf("line %d", pe.StartLine), pe.Err.Error())
-				continue
-			}
-			return nil, fmt.Errorf("user import: %w", err)
-		}
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue // a blank line
-		}
-		row := access.ImportRow{Line: line, Email: cell(rec, "email"), Name: cell(rec, "name"), Groups: splitItems(cell(rec, "groups"))}
-		for _, item := range splitItems(cell(rec, "roles")) {
-			role, contract, _ := strings.Cut(item, ":")
-			row.Roles = append(row.Roles, access.ImportRole{Role: usher.Role(strings.TrimSpace(role)), Contract: strings.TrimSpace(contract)})
-		}
-		for _, item := range splitItems(cell(rec, "subscriptions")) {
-			contract, services, _ := strings.Cut(item, ":")
-			seat := access.ImportSeat{Contract: strings.TrimSpace(contract)}
-			for _, s := range strings.Split(services, "+") {
-				if s = strings.TrimSpace(s); s != "" {
-					seat.Services = append(seat.Services, s)
-				}
-			}
-			row.Subscriptions = append(row.Subscriptions, seat)
-		}
-		rows = append(rows, row)
-	}
-	if err := p.Err(); err != nil {
-		return nil, err
-	}
-	return rows, nil
-}
-
-func splitItems(s string) []string {
-	var out []string
-	for _, x := range strings.Split(s, ";") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -577,7 +578,12 @@ func TestNotificationsEndToEndOnSQLite(t *testing.T) {
 			t.Errorf("Date: got %v %v, want the test clock's %v", d, err, first)
 		}
 		text, html := alternatives(t, m)
-		link := e2eBaseURL + "/reports/usage?status=inactive&range=3m"
+		// The button opens the report as of this email: its snapshot.
+		found := regexp.MustCompile(`View inactive users:\n(\S+)`).FindStringSubmatch(text)
+		if found == nil || !regexp.MustCompile(`^`+regexp.QuoteMeta(e2eBaseURL)+`/reports/usage\?snapshot=notification-\d+$`).MatchString(found[1]) {
+			t.Fatalf("View inactive users link: got %q, want the report as of the email", found)
+		}
+		link := found[1]
 		for _, want := range []string{"Cam Idle <cam@acme.test>", "View inactive users:\n" + link, "DraftPro: 1 seat, 1 user"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("text part lacks %q:\n%s", want, text)
@@ -613,7 +619,14 @@ func TestNotificationsEndToEndOnSQLite(t *testing.T) {
 				DeliveredAt   time.Time `json:"delivered_at"`
 			} `json:"items"`
 		}
-		api.do("GET", "/api/v1/usage-notifications/runs", "", 200, &runs)
+		// The email reaches the mailbox a moment before its delivery is
+		// recorded (with the email's snapshot): give the record time.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			api.do("GET", "/api/v1/usage-notifications/runs", "", 200, &runs)
+			if len(runs.Items) != 1 || runs.Items[0].Status != "sending" || time.Now().After(deadline) {
+				break
+			}
+		}
 		if len(runs.Items) != 1 || runs.Items[0].Status != "delivered" || !runs.Items[0].ScheduledFor.Equal(first) || runs.Items[0].InactiveUsers != 1 || runs.Items[0].DeliveredAt.IsZero() {
 			t.Fatalf("runs: got %+v", runs.Items)
 		}

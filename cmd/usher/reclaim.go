@@ -67,6 +67,8 @@ Flags:
   --stopped-using V   on, off, or a range of its own for seats used before
                       (default on)
   --exempt-users E    comma-separated emails the policy never touches
+  --exempt-groups G   comma-separated group names whose members it never
+                      touches (as the groups are at each run)
   --exempt-roles R    comma-separated roles whose holders it never touches,
                       e.g. contract_manager
   --disabled          create the policy switched off
@@ -110,7 +112,8 @@ const reclaimUndoHelp = `Usage: usher reclaim undo --admin EMAIL --reclaim ID [f
 
 Gives back what one reclaim removed, within 30 days: each person's seats,
 services and benefits together, where seats are still free. Lists what
-could not be restored and why.
+could not be restored and why. An undo that stopped half-way is finished by
+running it again; nobody is restored twice.
 
 Flags:
 ` + reclaimAdminHelp + `  --reclaim ID        the reclaim (its id in "usher reclaim history")
@@ -212,7 +215,7 @@ func ruleFlag(v string) (*reclaim.Rule, error) {
 
 func runReclaimCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var af adminFlags
-	var name, subs, products, rng, mode, never, stopped, users, roles string
+	var name, subs, products, rng, mode, never, stopped, users, groups, roles string
 	var grace int
 	var disabled bool
 	fs := newFlagSet("reclaim create")
@@ -226,6 +229,7 @@ func runReclaimCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.StringVar(&never, "never-used", "on", "on, off or a range")
 	fs.StringVar(&stopped, "stopped-using", "on", "on, off or a range")
 	fs.StringVar(&users, "exempt-users", "", "emails")
+	fs.StringVar(&groups, "exempt-groups", "", "group names")
 	fs.StringVar(&roles, "exempt-roles", "", "roles")
 	fs.BoolVar(&disabled, "disabled", false, "create switched off")
 	if err := parse(fs, reclaimCreateHelp, args, stdout, map[string]string{"db": "USHER_DB"}); err != nil {
@@ -266,6 +270,15 @@ func runReclaimCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 			return fmt.Errorf("--exempt-users: %w", err)
 		}
 		in.Exemptions.Users = append(in.Exemptions.Users, u.UserID)
+	}
+	for _, n := range splitList(groups) {
+		g, err := svc.GroupByName(ctx, a, n)
+		if usher.ErrorCode(err) == usher.ENOTFOUND {
+			return usher.Errorf(usher.ENOTFOUND, "--exempt-groups: there is no group named %q", n)
+		} else if err != nil {
+			return fmt.Errorf("--exempt-groups: %w", err)
+		}
+		in.Exemptions.Groups = append(in.Exemptions.Groups, g.ID)
 	}
 	for _, r := range splitList(roles) {
 		in.Exemptions.Roles = append(in.Exemptions.Roles, usher.Role(r))
@@ -398,6 +411,9 @@ func runReclaimHistory(ctx context.Context, args []string, stdout, stderr io.Wri
 		undone := ""
 		if !b.UndoneAt.IsZero() {
 			undone = b.UndoneAt.In(acct.Location()).Format("2006-01-02 15:04")
+		}
+		if b.UndoUnfinished {
+			undone += " (unfinished: undo again to finish)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.CreatedAt.In(acct.Location()).Format("2006-01-02 15:04"), b.Source,
 			b.ActorEmail, strings.Join(who, ", "), strings.Join(saved, " + "), undone)

@@ -57,6 +57,25 @@ func TestReclaimCommands(t *testing.T) {
 	if code, out, _ := cli(t, "reclaim", "list", "--admin", "ada@acme.test", "--db", db); code != 0 || !strings.Contains(out, "Idle") {
 		t.Fatalf("list: %q", out)
 	}
+	code, _, stderr = cli(t, "reclaim", "create", "--admin", "ada@acme.test", "--name", "Staff", "--products", "draftpro", "--range", "45d", "--mode", "reclaim",
+		"--exempt-groups", "No such group", "--db", db)
+	if code != 1 || !strings.Contains(stderr, "--exempt-groups") || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("create with an unknown group: %d %q", code, stderr)
+	}
+	if code, _, stderr := cli(t, "group", "create", "--name", "Service accounts", "--db", db); code != 0 {
+		t.Fatalf("group create: %s", stderr)
+	}
+	if code, _, stderr := cli(t, "group", "add-member", "Service accounts", "ina@acme.test", "--db", db); code != 0 {
+		t.Fatalf("group add-member: %s", stderr)
+	}
+	if code, _, stderr := cli(t, "reclaim", "create", "--admin", "ada@acme.test", "--name", "Staff", "--products", "draftpro", "--range", "45d", "--mode", "reclaim",
+		"--exempt-groups", "Service accounts", "--db", db); code != 0 {
+		t.Fatalf("create with an exempt group: %s", stderr)
+	}
+	code, out, stderr = cli(t, "reclaim", "preview", "--admin", "ada@acme.test", "--policy", "2", "--db", db)
+	if code != 0 || !strings.Contains(out, "reclaim 0") || !strings.Contains(out, "exempt as a member of the group Service accounts") {
+		t.Fatalf("preview of the exempting policy: %d %q %q", code, out, stderr)
+	}
 	code, _, stderr = cli(t, "reclaim", "create", "--admin", "ada@acme.test", "--name", "Bad", "--products", "draftpro", "--range", "2w", "--mode", "soon", "--db", db)
 	if code != 1 || !strings.Contains(stderr, "range:") || !strings.Contains(stderr, "mode:") {
 		t.Fatalf("bad create: %d %q", code, stderr)

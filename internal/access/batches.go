@@ -139,6 +139,11 @@ type UndoOutcome struct {
 // are still free. What cannot be restored is listed person by person with
 // the reason. A batch is undone once; the undo needs the right to change
 // seats of every subscription in it.
+//
+// Each person's part commits together with its outcome, so an undo that
+// stopped half-way (the process died, the request was cancelled) is
+// finished by undoing again: that restores only the people not done yet,
+// never anyone twice, and answers for everyone in the batch.
 func (s *Service) Undo(ctx context.Context, a usher.Actor, id int64) (UndoResult, error) {
 	res := UndoResult{BatchID: id, Restored: []UndoOutcome{}, Failed: []UndoOutcome{}}
 	var b usher.ReclaimBatch
@@ -150,6 +155,12 @@ func (s *Service) Undo(ctx context.Context, a usher.Actor, id int64) (UndoResult
 			if !Can(a, ManageSeats, it.SubscriptionID) {
 				return forbidden("undo a reclaim of seats you may not change")
 			}
+		}
+		if !b.UndoneAt.IsZero() {
+			if !b.UndoUnfinished {
+				return usher.Errorf(usher.ECONFLICT, "reclaim %d was undone already", id)
+			}
+			return nil // finish it: the window was checked when it started
 		}
 		now := s.Now()
 		if now.Sub(b.CreatedAt) > UndoWindow {
@@ -173,29 +184,72 @@ func (s *Service) Undo(ctx context.Context, a usher.Actor, id int64) (UndoResult
 	}
 	// Person by person, in the order removed: one transaction each, so one
 	// person whose seat is gone does not keep the others from theirs.
+	order, byUser := itemsByUser(b.Items, func(it usher.BatchItem) bool { return it.Undo == "" })
+	for _, uid := range order {
+		items := byUser[uid]
+		err := s.store.Write(ctx, func(tx Tx) error {
+			// The outcome first: it takes this person's rows, so a second
+			// undo of the batch waits here and then finds them done.
+			ok, err := tx.SetUndoOutcome(ctx, id, uid, usher.UndoRestored, "")
+			if err != nil || !ok {
+				return err
+			}
+			return s.restore(ctx, tx, a, uid, items)
+		})
+		if err == nil {
+			continue
+		}
+		if usher.ErrorCode(err) == usher.EINTERNAL {
+			return res, fmt.Errorf("undo reclaim %d: restore %s: %w", id, items[0].Email, err)
+		}
+		reason := usher.ErrorMessage(err)
+		err = s.store.Write(ctx, func(tx Tx) error {
+			_, err := tx.SetUndoOutcome(ctx, id, uid, usher.UndoNotRestored, reason)
+			return err
+		})
+		if err != nil {
+			return res, fmt.Errorf("undo reclaim %d: %w", id, err)
+		}
+	}
+	// The answer is read back, so it covers people an earlier undo of the
+	// batch restored before it stopped.
+	err = s.store.Read(ctx, func(tx Tx) (err error) {
+		b, err = tx.BatchByID(ctx, a.AccountID, id)
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("undo reclaim %d: %w", id, err)
+	}
+	order, byUser = itemsByUser(b.Items, func(usher.BatchItem) bool { return true })
+	for _, uid := range order {
+		items := byUser[uid]
+		out := UndoOutcome{UserID: uid, Email: items[0].Email, Items: items}
+		switch items[0].Undo {
+		case usher.UndoRestored:
+			res.Restored = append(res.Restored, out)
+		case usher.UndoNotRestored:
+			out.Reason = items[0].UndoReason
+			res.Failed = append(res.Failed, out)
+		}
+	}
+	return res, nil
+}
+
+// itemsByUser groups the items that keep holds by user, users in the order
+// of their first item.
+func itemsByUser(items []usher.BatchItem, keep func(usher.BatchItem) bool) ([]int64, map[int64][]usher.BatchItem) {
 	var order []int64
 	byUser := map[int64][]usher.BatchItem{}
-	for _, it := range b.Items {
+	for _, it := range items {
+		if !keep(it) {
+			continue
+		}
 		if _, ok := byUser[it.UserID]; !ok {
 			order = append(order, it.UserID)
 		}
 		byUser[it.UserID] = append(byUser[it.UserID], it)
 	}
-	for _, uid := range order {
-		items := byUser[uid]
-		out := UndoOutcome{UserID: uid, Email: items[0].Email, Items: items}
-		err := s.store.Write(ctx, func(tx Tx) error { return s.restore(ctx, tx, a, uid, items) })
-		switch {
-		case err == nil:
-			res.Restored = append(res.Restored, out)
-		case usher.ErrorCode(err) == usher.EINTERNAL:
-			return res, fmt.Errorf("undo reclaim %d: restore %s: %w", id, out.Email, err)
-		default:
-			out.Reason = usher.ErrorMessage(err)
-			res.Failed = append(res.Failed, out)
-		}
-	}
-	return res, nil
+	return order, byUser
 }
 
 // restore gives one person back what the batch took from them.

@@ -198,8 +198,18 @@ func (s *Service) groupDetail(ctx context.Context, tx Tx, a usher.Actor, id int6
 // CreateGroup adds a group to the actor's account. A provisioning actor's
 // groups are synced.
 func (s *Service) CreateGroup(ctx context.Context, a usher.Actor, in GroupInput) (usher.Group, error) {
+	return s.CreateGroupWithMembers(ctx, a, in, nil)
+}
+
+// CreateGroupWithMembers adds a group and its first members in one
+// transaction, as a provisioning client's create of a group with members
+// asks: if a member is refused, there is no group either.
+func (s *Service) CreateGroupWithMembers(ctx context.Context, a usher.Actor, in GroupInput, members []int64) (usher.Group, error) {
 	var p usher.Problems
 	in.validate(&p, true)
+	if len(members) > MaxGroupMembersPerCall {
+		p.Addf("members", "may list at most %d users", MaxGroupMembersPerCall)
+	}
 	if in.ExternalID != nil && !provisioning(a) {
 		p.Add("external_id", "is set by the identity provider's provisioning only")
 	}
@@ -218,10 +228,22 @@ func (s *Service) CreateGroup(ctx context.Context, a usher.Actor, in GroupInput)
 		g.ExternalID = *in.ExternalID
 	}
 	err := s.store.Write(ctx, func(tx Tx) error {
+		g.ID = 0
 		if err := tx.CreateGroup(ctx, &g); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, a, "group.create", usher.User{}, 0, nil, groupAudit(g))
+		if err := s.audit(ctx, tx, a, "group.create", usher.User{}, 0, nil, groupAudit(g)); err != nil {
+			return err
+		}
+		if len(members) == 0 {
+			return nil
+		}
+		var res MembersResult
+		if err := s.changeMembers(ctx, tx, a, g.ID, members, nil, &res); err != nil {
+			return err
+		}
+		g.MemberCount = res.Added
+		return nil
 	})
 	if err != nil {
 		return usher.Group{}, fmt.Errorf("create group: %w", err)
@@ -240,37 +262,43 @@ func (s *Service) UpdateGroup(ctx context.Context, a usher.Actor, id int64, in G
 		return usher.Group{}, err
 	}
 	var g usher.Group
-	err := s.store.Write(ctx, func(tx Tx) error {
-		before, err := tx.GroupByID(ctx, a.AccountID, id)
-		if err != nil {
-			return err
-		}
-		if err := canEditGroup(a, before); err != nil {
-			return err
-		}
-		g = before
-		if in.Name != nil {
-			g.Name = *in.Name
-		}
-		if in.Description != nil {
-			g.Description = *in.Description
-		}
-		if in.ExternalID != nil {
-			g.ExternalID = *in.ExternalID
-		}
-		if g == before {
-			return nil
-		}
-		g.UpdatedAt = s.Now()
-		if err := tx.UpdateGroup(ctx, g); err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, a, "group.update", usher.User{}, 0, groupAudit(before), groupAudit(g))
+	err := s.store.Write(ctx, func(tx Tx) (err error) {
+		g, err = s.updateGroup(ctx, tx, a, id, in)
+		return err
 	})
 	if err != nil {
 		return usher.Group{}, fmt.Errorf("update group %d: %w", id, err)
 	}
 	return g, nil
+}
+
+// updateGroup applies a validated GroupInput.
+func (s *Service) updateGroup(ctx context.Context, tx Tx, a usher.Actor, id int64, in GroupInput) (usher.Group, error) {
+	before, err := tx.GroupByID(ctx, a.AccountID, id)
+	if err != nil {
+		return usher.Group{}, err
+	}
+	if err := canEditGroup(a, before); err != nil {
+		return usher.Group{}, err
+	}
+	g := before
+	if in.Name != nil {
+		g.Name = *in.Name
+	}
+	if in.Description != nil {
+		g.Description = *in.Description
+	}
+	if in.ExternalID != nil {
+		g.ExternalID = *in.ExternalID
+	}
+	if g == before {
+		return g, nil
+	}
+	g.UpdatedAt = s.Now()
+	if err := tx.UpdateGroup(ctx, g); err != nil {
+		return usher.Group{}, err
+	}
+	return g, s.audit(ctx, tx, a, "group.update", usher.User{}, 0, groupAudit(before), groupAudit(g))
 }
 
 // DeleteGroup removes a group. The seats it gave go where no other source
@@ -455,32 +483,90 @@ func (s *Service) SetMembers(ctx context.Context, a usher.Actor, groupID int64, 
 	var res MembersResult
 	err := s.store.Write(ctx, func(tx Tx) error {
 		res = MembersResult{}
-		if err := tx.LockGroups(ctx, a.AccountID, []int64{groupID}); err != nil {
-			return err
-		}
-		current, err := tx.GroupMemberIDs(ctx, a.AccountID, groupID)
-		if err != nil {
-			return err
-		}
-		var add, remove []int64
-		for _, id := range userIDs {
-			if !slices.Contains(current, id) && !slices.Contains(add, id) {
-				add = append(add, id)
-			}
-		}
-		for _, id := range current {
-			if !slices.Contains(userIDs, id) {
-				remove = append(remove, id)
-			}
-		}
-		if len(add)+len(remove) == 0 {
-			_, err := tx.GroupByID(ctx, a.AccountID, groupID)
-			return err
-		}
-		return s.changeMembers(ctx, tx, a, groupID, add, remove, &res)
+		return s.setMembers(ctx, tx, a, groupID, userIDs, &res)
 	})
 	if err != nil {
 		return MembersResult{}, fmt.Errorf("set members of group %d: %w", groupID, err)
+	}
+	return res, nil
+}
+
+func (s *Service) setMembers(ctx context.Context, tx Tx, a usher.Actor, groupID int64, userIDs []int64, res *MembersResult) error {
+	if err := tx.LockGroups(ctx, a.AccountID, []int64{groupID}); err != nil {
+		return err
+	}
+	current, err := tx.GroupMemberIDs(ctx, a.AccountID, groupID)
+	if err != nil {
+		return err
+	}
+	var add, remove []int64
+	for _, id := range userIDs {
+		if !slices.Contains(current, id) && !slices.Contains(add, id) {
+			add = append(add, id)
+		}
+	}
+	for _, id := range current {
+		if !slices.Contains(userIDs, id) {
+			remove = append(remove, id)
+		}
+	}
+	if len(add)+len(remove) == 0 {
+		_, err := tx.GroupByID(ctx, a.AccountID, groupID)
+		return err
+	}
+	return s.changeMembers(ctx, tx, a, groupID, add, remove, res)
+}
+
+// GroupChange is a change of a group's name, description or external id
+// and of its members at once, as a provisioning client's PATCH or PUT of a
+// group sends it.
+type GroupChange struct {
+	GroupInput
+	// ReplaceMembers makes the members exactly Members; otherwise Add and
+	// Remove change them.
+	ReplaceMembers bool
+	Members        []int64
+	Add, Remove    []int64
+}
+
+// ChangeGroup applies a GroupChange in one transaction: if any part is
+// refused (a name taken, a user who does not exist), nothing changes.
+func (s *Service) ChangeGroup(ctx context.Context, a usher.Actor, id int64, ch GroupChange) (MembersResult, error) {
+	var p usher.Problems
+	ch.validate(&p, false)
+	if ch.ExternalID != nil && !provisioning(a) {
+		p.Add("external_id", "is set by the identity provider's provisioning only")
+	}
+	if n := len(ch.Members) + len(ch.Add) + len(ch.Remove); n > MaxGroupMembersPerCall {
+		p.Addf("members", "may list at most %d users", MaxGroupMembersPerCall)
+	}
+	for i, uid := range ch.Add {
+		if slices.Contains(ch.Remove, uid) {
+			p.Addf(fmt.Sprintf("add[%d]", i), "user %d is both added and removed", uid)
+		}
+	}
+	if err := p.Err(); err != nil {
+		return MembersResult{}, err
+	}
+	var res MembersResult
+	err := s.store.Write(ctx, func(tx Tx) error {
+		res = MembersResult{}
+		if err := tx.LockGroups(ctx, a.AccountID, []int64{id}); err != nil {
+			return err
+		}
+		if _, err := s.updateGroup(ctx, tx, a, id, ch.GroupInput); err != nil {
+			return err
+		}
+		switch {
+		case ch.ReplaceMembers:
+			return s.setMembers(ctx, tx, a, id, ch.Members, &res)
+		case len(ch.Add)+len(ch.Remove) > 0:
+			return s.changeMembers(ctx, tx, a, id, ch.Add, ch.Remove, &res)
+		}
+		return nil
+	})
+	if err != nil {
+		return MembersResult{}, fmt.Errorf("change group %d: %w", id, err)
 	}
 	return res, nil
 }
@@ -906,4 +992,47 @@ func (s *Service) GroupByExternalID(ctx context.Context, a usher.Actor, external
 		return err
 	})
 	return g, err
+}
+
+// GroupsOf lists the groups a user is a member of, by name. Anyone may
+// read their own; reading other people's needs ViewUsers.
+func (s *Service) GroupsOf(ctx context.Context, a usher.Actor, userID int64) ([]usher.Group, error) {
+	if !(userID == a.UserID && seesOwn(a)) && !CanAny(a, ViewUsers) {
+		return nil, usher.Errorf(usher.ENOTFOUND, "user %d not found", userID)
+	}
+	var out []usher.Group
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		if _, err := tx.UserByID(ctx, a.AccountID, userID); err != nil {
+			return err
+		}
+		out, err = tx.GroupsOfUser(ctx, a.AccountID, userID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("groups of user %d: %w", userID, err)
+	}
+	if out == nil {
+		out = []usher.Group{}
+	}
+	return out, nil
+}
+
+// WaitingCounts counts the users waiting for a seat, per subscription the
+// actor may see; subscriptions nobody waits for are left out.
+func (s *Service) WaitingCounts(ctx context.Context, a usher.Actor) (map[int64]int, error) {
+	var all map[int64]int
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		all, err = tx.WaitingCounts(ctx, a.AccountID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count waiters: %w", err)
+	}
+	out := map[int64]int{}
+	for sub, n := range all {
+		if Can(a, ViewSubscription, sub) {
+			out[sub] = n
+		}
+	}
+	return out, nil
 }

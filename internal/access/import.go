@@ -125,13 +125,17 @@ func (s *Service) importRows(ctx context.Context, tx Tx, a usher.Actor, rows []I
 			p.Add(lineField(r.Line, "email"), fmt.Sprintf("%s is also on line %d", r.Email, first))
 		}
 		seen[r.Email] = r.Line
-		if utf8.RuneCountInString(r.Name) > 200 {
+		if reason := usher.TextProblem(r.Name); reason != "" {
+			p.Add(lineField(r.Line, "name"), reason)
+		} else if utf8.RuneCountInString(r.Name) > 200 {
 			p.Add(lineField(r.Line, "name"), "must be at most 200 characters")
 		}
 		for j, g := range r.Groups {
 			g = strings.TrimSpace(g)
 			r.Groups[j] = g
-			if g == "" || utf8.RuneCountInString(g) > 200 {
+			if reason := usher.TextProblem(g); reason != "" {
+				p.Add(lineField(r.Line, fmt.Sprintf("groups[%d]", j)), reason)
+			} else if g == "" || utf8.RuneCountInString(g) > 200 {
 				p.Add(lineField(r.Line, fmt.Sprintf("groups[%d]", j)), "a group name is 1 to 200 characters")
 			} else if _, ok := groupNames[strings.ToLower(g)]; !ok {
 				groupNames[strings.ToLower(g)] = g

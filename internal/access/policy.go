@@ -23,7 +23,7 @@ const (
 	ViewNotification   Action = "view_notifications"   // see one's own notification setting and its emails
 	IngestUsage        Action = "ingest_usage"         // send usage events
 	Provision          Action = "provision"            // create, update and deprovision users as an identity provider (SCIM)
-	EditSubscription   Action = "edit_subscription"    // change a contract's price
+	EditSubscription   Action = "edit_subscription"    // change a contract's seats, term and price
 	ManageAccount      Action = "manage_account"       // account settings such as the new-seat grace
 	ManageReclaim      Action = "manage_reclaim"       // create, edit, delete reclaim policies; undo reclaims
 	ViewReclaim        Action = "view_reclaim"         // read reclaim policies, previews and history

@@ -57,6 +57,9 @@ const (
 	AttrExternalID  UserAttr = "externalId"  // compared with case
 	AttrDisplayName UserAttr = "displayName" // compared without case
 	AttrEmail       UserAttr = "email"       // compared without case
+	// AttrID is a group's id, as decimal text. Group filters use it,
+	// AttrDisplayName (the name) and AttrExternalID.
+	AttrID UserAttr = "id"
 )
 
 // Operators of a UserMatch.
@@ -95,6 +98,9 @@ type ProvisionTx interface {
 	// FindProvisionedUsers lists users not deleted by SCIM that match m,
 	// ordered by id, skipping offset; it also counts every match.
 	FindProvisionedUsers(ctx context.Context, accountID int64, m UserMatch, offset, limit int) ([]ProvisionedUser, int, error)
+	// FindGroups lists the groups m matches in id order from offset, and
+	// counts all it matches.
+	FindGroups(ctx context.Context, accountID int64, m UserMatch, offset, limit int) ([]usher.Group, int, error)
 	// SetScimIdentity stores the user's SCIM state, externalId, userName and profile.
 	SetScimIdentity(ctx context.Context, u ProvisionedUser) error
 	// DeleteSessionsOfUser signs the user out of the console everywhere.
@@ -135,6 +141,36 @@ func (s *Service) ProvisionedUsers(ctx context.Context, a usher.Actor, m UserMat
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list provisioned users: %w", err)
+	}
+	return out, total, nil
+}
+
+// ProvisionedGroups lists the groups a provisioning filter matches, in id
+// order, a page from offset, with how many match in all. The filter is
+// applied by the database.
+func (s *Service) ProvisionedGroups(ctx context.Context, a usher.Actor, m UserMatch, offset, limit int) ([]usher.Group, int, error) {
+	if err := canProvision(a); err != nil {
+		return nil, 0, err
+	}
+	var p usher.Problems
+	if offset < 0 {
+		p.Add("startIndex", "must be 1 or more")
+	}
+	if limit < 0 {
+		p.Add("count", "must not be negative")
+	}
+	limit = min(limit, MaxProvisionPage)
+	if err := p.Err(); err != nil {
+		return nil, 0, err
+	}
+	var out []usher.Group
+	var total int
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		out, total, err = tx.FindGroups(ctx, a.AccountID, m, offset, limit)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list provisioned groups: %w", err)
 	}
 	return out, total, nil
 }

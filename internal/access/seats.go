@@ -702,6 +702,11 @@ type UnassignItem struct {
 	SubscriptionID int64    `json:"subscription_id"`
 	Services       []string `json:"services,omitempty"`
 	Benefits       []string `json:"benefits,omitempty"`
+	// UnusedSince, when set, is when the seat was reported inactive (an
+	// email's or run's snapshot): a seat used at or after it, or assigned
+	// again after it, is refused, so nobody who took up the product after the report is
+	// unassigned on its word.
+	UnusedSince *time.Time `json:"unused_since,omitempty"`
 }
 
 // UnassignResult counts what Unassign removed.
@@ -804,6 +809,14 @@ func (s *Service) Unassign(ctx context.Context, a usher.Actor, items []UnassignI
 			whole := len(it.Services) == 0 && len(it.Benefits) == 0
 			if whole && !has {
 				gone.Addf(f, "%s holds no seat of contract %s", u.Email, sub.ContractNumber)
+			}
+			if since := it.UnusedSince; has && since != nil {
+				switch {
+				case as.AssignedAt.After(*since):
+					gone.Addf(f, "%s was given the seat of contract %s again since it was reported inactive; the seat stays", u.Email, sub.ContractNumber)
+				case !as.LastUsedAt.Before(*since):
+					gone.Addf(f, "%s has used %s since the seat was reported inactive; the seat stays", u.Email, sub.Product.Name)
+				}
 			}
 			for j, code := range it.Services {
 				if !has || !slices.Contains(as.Services, code) {

@@ -15,13 +15,39 @@ type Store interface {
 	Write(ctx context.Context, fn func(Tx) error) error
 }
 
-// UserFilter selects a page of users, ordered by (lower(name), id).
+// UserFilter selects a page of users, ordered by Sort (by default
+// (lower(name), id)).
 type UserFilter struct {
-	Query     string // substring of name or email, case-insensitive
-	AfterName string // keyset cursor: lower(name) of the last row seen
-	AfterID   int64  // keyset cursor: id of the last row seen
-	Limit     int
+	Query string // substring of name or email, case-insensitive
+	// Product keeps users holding a seat of a subscription of the product
+	// (a product code), among SubscriptionIDs when that is not nil.
+	Product         string
+	SubscriptionIDs []int64
+	Role            usher.Role       // users granted this role ("" = any)
+	Status          usher.UserStatus // "" = any
+	Sort            UserSort         // "" = by name
+	Desc            bool             // the sort's order reversed, ties included
+
+	// The keyset cursor: the sort key of the last row seen. AfterName is
+	// lower(name) (name and status sorts); AfterKey the email or status;
+	// AfterCreated the creation time (created sort).
+	AfterName    string
+	AfterKey     string
+	AfterCreated time.Time
+	AfterID      int64 // id of the last row seen; 0 = from the start
+	Limit        int
 }
+
+// UserSort is an order of the users list; ties are broken by id.
+type UserSort string
+
+// The orders of the users list.
+const (
+	SortUsersByName    UserSort = "name"    // lower(name), id
+	SortUsersByEmail   UserSort = "email"   // email, id
+	SortUsersByStatus  UserSort = "status"  // status, lower(name), id
+	SortUsersByCreated UserSort = "created" // created_at, id
+)
 
 // SubscriptionFilter selects a page of subscriptions ordered by id.
 type SubscriptionFilter struct {
@@ -73,6 +99,8 @@ type Tx interface {
 	UserByID(ctx context.Context, accountID, id int64) (usher.User, error)
 	UserByEmail(ctx context.Context, accountID int64, email string) (usher.User, error)
 	ListUsers(ctx context.Context, accountID int64, f UserFilter) ([]usher.User, error)
+	// CountUsers counts the users f selects, ignoring its keyset and limit.
+	CountUsers(ctx context.Context, accountID int64, f UserFilter) (int, error)
 	UpdateUser(ctx context.Context, u usher.User) error
 	// DeleteUser removes the user with their roles, tokens, seats and benefits.
 	DeleteUser(ctx context.Context, accountID, id int64) error
@@ -121,6 +149,12 @@ type Tx interface {
 	CreateSubscription(ctx context.Context, s *usher.Subscription) error
 	SubscriptionByID(ctx context.Context, accountID, id int64) (usher.Subscription, error)
 	ListSubscriptions(ctx context.Context, accountID int64, f SubscriptionFilter) ([]usher.Subscription, error)
+	// SetSubscriptionTerms stores the seats and term unless more seats are in
+	// use than seats, which it reports as false (changing nothing).
+	SetSubscriptionTerms(ctx context.Context, accountID, id int64, seats int, start, end usher.Date) (bool, error)
+	// SeatHolders lists at most limit holders of the subscription's seats,
+	// the longest inactive first (the later of last use and assignment).
+	SeatHolders(ctx context.Context, accountID, subscriptionID int64, limit int) ([]SeatHolder, error)
 	// SetSubscriptionPrice stores the price per seat per year; nil removes it.
 	SetSubscriptionPrice(ctx context.Context, accountID, id int64, p *usher.Price) error
 
@@ -164,6 +198,10 @@ type Tx interface {
 	// MarkBatchUndone records the undo of a batch not undone yet and reports
 	// whether it did; false means it was undone already.
 	MarkBatchUndone(ctx context.Context, accountID, id int64, at time.Time, by string) (bool, error)
+	// SetUndoOutcome records the undo outcome (usher.UndoRestored or
+	// usher.UndoNotRestored) of one user's items of a batch unless it is
+	// recorded already, and reports whether it did.
+	SetUndoOutcome(ctx context.Context, batchID, userID int64, state, reason string) (bool, error)
 	// LockSubscriptions holds the subscriptions' rows until the transaction
 	// ends, taken in id order. Every change of who holds or waits for a seat
 	// of a subscription takes its lock first, so that waiting lists and
@@ -223,9 +261,19 @@ type Tx interface {
 	// NextWaiter returns the user waiting longest; usher.ENOTFOUND when none.
 	NextWaiter(ctx context.Context, accountID, subscriptionID int64) (int64, error)
 	Waiters(ctx context.Context, accountID int64, f WaiterFilter) ([]usher.Waiter, error)
+	// WaitingCounts counts waiters per subscription.
+	WaitingCounts(ctx context.Context, accountID int64) (map[int64]int, error)
 
 	InsertAudit(ctx context.Context, e *usher.AuditEntry) error
 	ListAudit(ctx context.Context, accountID int64, f AuditFilter) ([]usher.AuditEntry, error)
+}
+
+// SeatHolder is a holder of one of a subscription's seats, with when the
+// seat was assigned and when its product was last used (nil: never).
+type SeatHolder struct {
+	User       usher.User
+	AssignedAt time.Time
+	LastUsed   *usher.Date
 }
 
 // Clock returns the current time; tests replace it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -56,23 +57,46 @@ func parsePrice(p *usher.Problems, amount, currency string) *usher.Price {
 	return &usher.Price{Cents: cents, Currency: currency}
 }
 
-// SubscriptionPatch is the input of UpdateSubscription: the price per seat
-// per year and its currency, set together; both "" remove the price.
+// SubscriptionPatch is the input of UpdateSubscription; nil fields stay
+// as they are. The price per seat per year and its currency go together;
+// both "" remove the price.
 type SubscriptionPatch struct {
-	PricePerSeatYear *string `json:"price_per_seat_year"`
-	Currency         *string `json:"currency"`
+	Seats            *int        `json:"seats"`
+	TermStart        *usher.Date `json:"term_start"`
+	TermEnd          *usher.Date `json:"term_end"`
+	PricePerSeatYear *string     `json:"price_per_seat_year"`
+	Currency         *string     `json:"currency"`
 }
 
-// UpdateSubscription changes a contract's price.
+// maxHoldersNamed bounds how many seat holders a refusal to lower seats
+// names.
+const maxHoldersNamed = 10
+
+// UpdateSubscription changes a contract's seats, term or price. Seats
+// never drop below those in use: lowering them further is refused, naming
+// who holds the seats that must be unassigned first, the longest inactive
+// first. More seats go to the subscription's waiters at once.
 func (s *Service) UpdateSubscription(ctx context.Context, a usher.Actor, id int64, in SubscriptionPatch) (usher.Subscription, error) {
 	var p usher.Problems
-	if in.PricePerSeatYear == nil || in.Currency == nil {
+	if in.Seats == nil && in.TermStart == nil && in.TermEnd == nil && in.PricePerSeatYear == nil && in.Currency == nil {
+		p.Add("seats", "nothing to change: give seats, term_start, term_end, or price_per_seat_year with currency")
+	}
+	if (in.PricePerSeatYear == nil) != (in.Currency == nil) {
 		p.Add("price_per_seat_year", "and currency are required together (both \"\" to remove the price)")
 	}
-	if err := p.Err(); err != nil {
-		return usher.Subscription{}, err
+	if in.Seats != nil && (*in.Seats < 1 || *in.Seats > MaxSeats) {
+		p.Addf("seats", "must be between 1 and %d", MaxSeats)
 	}
-	price := parsePrice(&p, *in.PricePerSeatYear, *in.Currency)
+	if in.TermStart != nil && in.TermStart.IsZero() {
+		p.Add("term_start", "is required (YYYY-MM-DD)")
+	}
+	if in.TermEnd != nil && in.TermEnd.IsZero() {
+		p.Add("term_end", "is required (YYYY-MM-DD)")
+	}
+	var price *usher.Price
+	if in.PricePerSeatYear != nil && in.Currency != nil {
+		price = parsePrice(&p, *in.PricePerSeatYear, *in.Currency)
+	}
 	if err := p.Err(); err != nil {
 		return usher.Subscription{}, err
 	}
@@ -80,25 +104,139 @@ func (s *Service) UpdateSubscription(ctx context.Context, a usher.Actor, id int6
 		return usher.Subscription{}, usher.Errorf(usher.ENOTFOUND, "subscription %d not found", id)
 	}
 	if !Can(a, EditSubscription, id) {
-		return usher.Subscription{}, forbidden("change the price of subscriptions")
+		return usher.Subscription{}, forbidden("change subscriptions")
 	}
 	var out usher.Subscription
 	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.LockSubscriptions(ctx, a.AccountID, []int64{id}); err != nil {
+			return err
+		}
 		before, err := tx.SubscriptionByID(ctx, a.AccountID, id)
 		if err != nil {
 			return err
 		}
-		if err := tx.SetSubscriptionPrice(ctx, a.AccountID, id, price); err != nil {
-			return err
-		}
 		out = before
-		out.Price = price
-		return s.audit(ctx, tx, a, "subscription.price", usher.User{}, id, before.Price, price)
+		if in.Seats != nil || in.TermStart != nil || in.TermEnd != nil {
+			if err := s.changeTerms(ctx, tx, a, before, in, &out); err != nil {
+				return err
+			}
+		}
+		if in.PricePerSeatYear != nil {
+			if err := tx.SetSubscriptionPrice(ctx, a.AccountID, id, price); err != nil {
+				return err
+			}
+			out.Price = price
+			if err := s.audit(ctx, tx, a, "subscription.price", usher.User{}, id, before.Price, price); err != nil {
+				return err
+			}
+		}
+		if out.Seats > before.Seats {
+			if err := s.seatWaiters(ctx, tx, a, id); err != nil {
+				return err
+			}
+			// Waiters seated just now count as used.
+			if out, err = tx.SubscriptionByID(ctx, a.AccountID, id); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return usher.Subscription{}, fmt.Errorf("update subscription %d: %w", id, err)
 	}
 	return out, nil
+}
+
+// subscriptionTerms is what subscription.update records before and after.
+type subscriptionTerms struct {
+	Seats     int        `json:"seats"`
+	TermStart usher.Date `json:"term_start"`
+	TermEnd   usher.Date `json:"term_end"`
+}
+
+// changeTerms applies the seats and term of in to before, into out.
+func (s *Service) changeTerms(ctx context.Context, tx Tx, a usher.Actor, before usher.Subscription, in SubscriptionPatch, out *usher.Subscription) error {
+	if in.Seats != nil {
+		out.Seats = *in.Seats
+	}
+	if in.TermStart != nil {
+		out.TermStart = *in.TermStart
+	}
+	if in.TermEnd != nil {
+		out.TermEnd = *in.TermEnd
+	}
+	if !out.TermEnd.After(out.TermStart.Time) {
+		return (&usher.Problems{{Field: "term_end", Reason: "must be after term_start (" + out.TermStart.String() + ")"}}).Err()
+	}
+	ok, err := tx.SetSubscriptionTerms(ctx, a.AccountID, before.ID, out.Seats, out.TermStart, out.TermEnd)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		cur, err := tx.SubscriptionByID(ctx, a.AccountID, before.ID)
+		if err != nil {
+			return err
+		}
+		return s.tooFewSeats(ctx, tx, a, cur, out.Seats)
+	}
+	was := subscriptionTerms{before.Seats, before.TermStart, before.TermEnd}
+	now := subscriptionTerms{out.Seats, out.TermStart, out.TermEnd}
+	if was == now {
+		return nil
+	}
+	return s.audit(ctx, tx, a, "subscription.update", usher.User{}, before.ID, was, now)
+}
+
+// tooFewSeats refuses seats below those in use of sub, naming who must be
+// unassigned first: the longest inactive holders, as many as must go.
+func (s *Service) tooFewSeats(ctx context.Context, tx Tx, a usher.Actor, sub usher.Subscription, seats int) error {
+	excess := sub.SeatsUsed - seats
+	holders, err := tx.SeatHolders(ctx, a.AccountID, sub.ID, min(excess, maxHoldersNamed))
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(holders))
+	for i, h := range holders {
+		names[i] = h.User.Email + " (" + h.lastUseText() + ")"
+	}
+	whom := "unassign " + countOf(excess, "seat") + " first"
+	if len(holders) > 0 {
+		whom += ", the longest inactive being " + strings.Join(names, ", ")
+		if excess > len(holders) {
+			whom += ", …"
+		}
+	}
+	return (&usher.Problems{{Field: "seats", Reason: fmt.Sprintf("cannot be %d while %s in use: %s", seats, countOf(sub.SeatsUsed, "seat")+plural(sub.SeatsUsed, " is", " are"), whom)}}).Err()
+}
+
+// lastUseText says when the holder last used the product, for messages.
+func (h SeatHolder) lastUseText() string {
+	if h.LastUsed == nil {
+		return "never used since assigned on " + h.AssignedAt.UTC().Format(time.DateOnly)
+	}
+	return "last used on " + h.LastUsed.String()
+}
+
+// SeatHoldersToFree lists at most limit holders of the subscription's
+// seats, the longest inactive first: whom to unassign before lowering its
+// seats.
+func (s *Service) SeatHoldersToFree(ctx context.Context, a usher.Actor, id int64, limit int) ([]SeatHolder, error) {
+	if !Can(a, ViewSubscription, id) {
+		return nil, usher.Errorf(usher.ENOTFOUND, "subscription %d not found", id)
+	}
+	var out []SeatHolder
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		out, err = tx.SeatHolders(ctx, a.AccountID, id, limit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seat holders of subscription %d: %w", id, err)
+	}
+	return out, nil
+}
+
+func countOf(n int, word string) string {
+	return fmt.Sprintf("%d %s", n, plural(n, word, word+"s"))
 }
 
 // MaxSeats bounds a subscription's seat count.

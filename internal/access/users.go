@@ -3,7 +3,9 @@ package access
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -15,40 +17,124 @@ type UserWithRoles struct {
 }
 
 type userCursor struct {
-	Name string `json:"n"`
-	ID   int64  `json:"i"`
+	Name    string `json:"n,omitempty"`
+	Key     string `json:"k,omitempty"`
+	Created int64  `json:"c,omitempty"` // Unix milliseconds
+	ID      int64  `json:"i"`
+}
+
+// UserQuery is what the users list shows: a search, filters and an order.
+type UserQuery struct {
+	Q       string           // part of a name or an email
+	Product string           // a product code: users holding a seat of it
+	Role    usher.Role       // users granted this role
+	Status  usher.UserStatus // active or disabled
+	// Sort is name, email, status or created, with a leading "-" for
+	// descending; "" is name.
+	Sort string
+}
+
+// UserList is a page of the users list with the number of users matching
+// the whole query.
+type UserList struct {
+	Page[usher.User]
+	Total int `json:"total"`
+}
+
+// UserSorts lists the values UserQuery.Sort takes (each also with "-").
+var UserSorts = []UserSort{SortUsersByName, SortUsersByEmail, SortUsersByStatus, SortUsersByCreated}
+
+// filter validates q into a store filter, recording what is wrong.
+func (q UserQuery) filter(p *usher.Problems, a usher.Actor) UserFilter {
+	f := UserFilter{Query: strings.TrimSpace(q.Q), Product: strings.TrimSpace(q.Product), Role: q.Role, Status: q.Status}
+	usher.CheckText(p, "q", q.Q, 0, 200)
+	usher.CheckText(p, "product", q.Product, 0, 64)
+	if q.Role != "" && !q.Role.Valid() {
+		p.Addf("role", "must be one of %s", joinRoles())
+	}
+	if q.Status != "" && !q.Status.Valid() {
+		p.Add("status", `must be "active" or "disabled"`)
+	}
+	sort, desc := strings.CutPrefix(q.Sort, "-")
+	f.Sort, f.Desc = UserSort(sort), desc
+	if q.Sort == "" {
+		f.Sort = SortUsersByName
+	} else if !slices.Contains(UserSorts, f.Sort) {
+		p.Add("sort", "must be one of name, email, status, created, each with - for descending")
+	}
+	// Seats of contracts the actor may not see are no business of theirs.
+	f.SubscriptionIDs = VisibleSubscriptions(a, ViewSubscription)
+	return f
+}
+
+func joinRoles() string {
+	out := make([]string, len(usher.Roles))
+	for i, r := range usher.Roles {
+		out[i] = string(r)
+	}
+	return strings.Join(out, ", ")
+}
+
+// cursorKind is the kind of cursor of a sort: a position in one order
+// means nothing in another. Name order keeps the original kind, so its
+// cursors stay valid.
+func (f UserFilter) cursorKind() string {
+	if f.Sort == SortUsersByName && !f.Desc {
+		return CursorUsers
+	}
+	kind := CursorUsers + ":" + string(f.Sort)
+	if f.Desc {
+		kind += ":desc"
+	}
+	return kind
 }
 
 // ListUsers returns a page of users ordered by name. q matches name or email.
 func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string, limit int) (Page[usher.User], error) {
-	var out Page[usher.User]
+	list, err := s.FindUsers(ctx, a, UserQuery{Q: q}, cursor, limit)
+	return list.Page, err
+}
+
+// FindUsers returns a page of the users q selects, in its order, with how
+// many it selects in all.
+func (s *Service) FindUsers(ctx context.Context, a usher.Actor, q UserQuery, cursor string, limit int) (UserList, error) {
+	var out UserList
 	if !CanAny(a, ViewUsers) {
 		return out, forbidden("list users")
 	}
 	var p usher.Problems
 	limit = checkLimit(&p, limit)
+	f := q.filter(&p, a)
 	var c userCursor
-	if err := s.cursors.Decode(ctx, &p, CursorUsers, a.AccountID, cursor, &c); err != nil {
+	if err := s.cursors.Decode(ctx, &p, f.cursorKind(), a.AccountID, cursor, &c); err != nil {
 		return out, fmt.Errorf("list users: %w", err)
 	}
-	usher.CheckText(&p, "q", q, 0, 200)
 	if err := p.Err(); err != nil {
 		return out, err
 	}
+	f.AfterName, f.AfterKey, f.AfterID = c.Name, c.Key, c.ID
+	if c.Created != 0 {
+		f.AfterCreated = time.UnixMilli(c.Created).UTC()
+	}
+	f.Limit = limit + 1
 	err := s.store.Read(ctx, func(tx Tx) error {
-		users, err := tx.ListUsers(ctx, a.AccountID, UserFilter{Query: strings.TrimSpace(q), AfterName: c.Name, AfterID: c.ID, Limit: limit + 1})
+		users, err := tx.ListUsers(ctx, a.AccountID, f)
 		if err != nil {
 			return err
 		}
 		if len(users) > limit {
 			users = users[:limit]
-			last := users[limit-1]
-			if out.NextCursor, err = s.cursors.Encode(ctx, CursorUsers, a.AccountID, userCursor{Name: strings.ToLower(last.Name), ID: last.ID}); err != nil {
+			if out.NextCursor, err = s.cursors.Encode(ctx, f.cursorKind(), a.AccountID, positionOf(f.Sort, users[limit-1])); err != nil {
 				return err
 			}
 		}
 		out.Items = users
-		return nil
+		if cursor == "" && out.NextCursor == "" {
+			out.Total = len(users) // the whole list is this page
+			return nil
+		}
+		out.Total, err = tx.CountUsers(ctx, a.AccountID, f)
+		return err
 	})
 	if err != nil {
 		return out, fmt.Errorf("list users: %w", err)
@@ -57,6 +143,118 @@ func (s *Service) ListUsers(ctx context.Context, a usher.Actor, q, cursor string
 		out.Items = []usher.User{}
 	}
 	return out, nil
+}
+
+// EachUser calls fn with every user q selects, in its order, reading a
+// page at a time in transactions of their own, so that memory stays flat
+// and no transaction stays open while fn writes to a slow client. head is
+// called once, before the first user, when q is valid and allowed.
+func (s *Service) EachUser(ctx context.Context, a usher.Actor, q UserQuery, head func() error, fn func(usher.User) error) error {
+	if !CanAny(a, ViewUsers) {
+		return forbidden("list users")
+	}
+	var p usher.Problems
+	f := q.filter(&p, a)
+	if err := p.Err(); err != nil {
+		return err
+	}
+	if err := head(); err != nil {
+		return err
+	}
+	f.Limit = MaxLimit
+	for {
+		var page []usher.User
+		err := s.store.Read(ctx, func(tx Tx) (err error) {
+			page, err = tx.ListUsers(ctx, a.AccountID, f)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("list users: %w", err)
+		}
+		for _, u := range page {
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+		if len(page) < f.Limit {
+			return nil
+		}
+		c := positionOf(f.Sort, page[len(page)-1])
+		f.AfterName, f.AfterKey, f.AfterID = c.Name, c.Key, c.ID
+		f.AfterCreated = time.UnixMilli(c.Created).UTC()
+	}
+}
+
+// positionOf is the cursor of the row u in the order sort.
+func positionOf(sort UserSort, u usher.User) userCursor {
+	c := userCursor{ID: u.ID}
+	switch sort {
+	case SortUsersByEmail:
+		c.Key = u.Email
+	case SortUsersByStatus:
+		c.Key, c.Name = string(u.Status), strings.ToLower(u.Name)
+	case SortUsersByCreated:
+		c.Created = u.CreatedAt.UnixMilli()
+	default:
+		c.Name = strings.ToLower(u.Name)
+	}
+	return c
+}
+
+// MaxBulkUsers bounds how many users one bulk change takes.
+const MaxBulkUsers = 1000
+
+// SetUsersStatus disables or enables several users at once, as UpdateUser
+// does each: all of them or, when any one is refused, none.
+func (s *Service) SetUsersStatus(ctx context.Context, a usher.Actor, ids []int64, status usher.UserStatus) (int, error) {
+	var p usher.Problems
+	switch {
+	case len(ids) == 0:
+		p.Add("users", "select at least one user")
+	case len(ids) > MaxBulkUsers:
+		p.Addf("users", "at most %d users at once", MaxBulkUsers)
+	}
+	if !status.Valid() {
+		p.Add("status", `must be "active" or "disabled"`)
+	}
+	seen := map[int64]bool{}
+	for i, id := range ids {
+		if id <= 0 || seen[id] {
+			p.Addf(fmt.Sprintf("users[%d]", i), "%d is not a user, or is listed twice", id)
+		}
+		seen[id] = true
+	}
+	if err := p.Err(); err != nil {
+		return 0, err
+	}
+	if !Can(a, ManageUsers, 0) {
+		return 0, forbidden("edit users")
+	}
+	changed := 0
+	in := UserInput{Status: &status}
+	err := s.store.Write(ctx, func(tx Tx) error {
+		for _, id := range ids {
+			before, after, err := s.updateUser(ctx, tx, a, id, in)
+			if c := usher.ErrorCode(err); c != "" && c != usher.EINTERNAL {
+				// Say whom it is about: the change names many people.
+				who := before.Email
+				if who == "" {
+					who = fmt.Sprintf("user %d", id)
+				}
+				return usher.Errorf(c, "%s: %s", who, usher.ErrorMessage(err))
+			} else if err != nil {
+				return err
+			}
+			if before.Status != after.Status {
+				changed++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("set the status of %d users: %w", len(ids), err)
+	}
+	return changed, nil
 }
 
 // User returns one user with their roles. Anyone may read themself.
@@ -154,56 +352,62 @@ func (s *Service) UpdateUser(ctx context.Context, a usher.Actor, id int64, in Us
 		return usher.User{}, forbidden("edit users")
 	}
 	var u usher.User
-	err := s.store.Write(ctx, func(tx Tx) error {
-		before, err := tx.UserByID(ctx, a.AccountID, id)
-		if err != nil {
-			return err
-		}
-		if err := primaryAdminTargetGuard(ctx, tx, a, id, "edit"); err != nil {
-			return err
-		}
-		u = before
-		if in.Email != nil {
-			u.Email = *in.Email
-		}
-		if in.Name != nil {
-			u.Name = *in.Name
-		}
-		if in.Status != nil {
-			u.Status = *in.Status
-		}
-		if in.ReclaimExempt != nil {
-			u.ReclaimExempt = *in.ReclaimExempt
-		}
-		if u == before {
-			return nil
-		}
-		if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
-			if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "disable"); err != nil {
-				return err
-			}
-		}
-		u.UpdatedAt = s.Now()
-		if err := tx.UpdateUser(ctx, u); err != nil {
-			return err
-		}
-		if err := s.audit(ctx, tx, a, "user.update", u, 0, before, u); err != nil {
-			return err
-		}
-		if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
-			if err := s.endCredentials(ctx, tx, a, u, "user disabled"); err != nil {
-				return err
-			}
-		}
-		if u.Status != before.Status {
-			return s.settleStatus(ctx, tx, a, u)
-		}
-		return nil
+	err := s.store.Write(ctx, func(tx Tx) (err error) {
+		_, u, err = s.updateUser(ctx, tx, a, id, in)
+		return err
 	})
 	if err != nil {
 		return usher.User{}, fmt.Errorf("update user %d: %w", id, err)
 	}
 	return u, nil
+}
+
+// updateUser applies a validated change to one user in tx.
+func (s *Service) updateUser(ctx context.Context, tx Tx, a usher.Actor, id int64, in UserInput) (before, u usher.User, err error) {
+	before, err = tx.UserByID(ctx, a.AccountID, id)
+	if err != nil {
+		return before, u, err
+	}
+	if err := primaryAdminTargetGuard(ctx, tx, a, id, "edit"); err != nil {
+		return before, u, err
+	}
+	u = before
+	if in.Email != nil {
+		u.Email = *in.Email
+	}
+	if in.Name != nil {
+		u.Name = *in.Name
+	}
+	if in.Status != nil {
+		u.Status = *in.Status
+	}
+	if in.ReclaimExempt != nil {
+		u.ReclaimExempt = *in.ReclaimExempt
+	}
+	if u == before {
+		return before, u, nil
+	}
+	if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
+		if err := lastPrimaryAdminGuard(ctx, tx, a.AccountID, id, "disable"); err != nil {
+			return before, u, err
+		}
+	}
+	u.UpdatedAt = s.Now()
+	if err := tx.UpdateUser(ctx, u); err != nil {
+		return before, u, err
+	}
+	if err := s.audit(ctx, tx, a, "user.update", u, 0, before, u); err != nil {
+		return before, u, err
+	}
+	if u.Status == usher.UserDisabled && before.Status == usher.UserActive {
+		if err := s.endCredentials(ctx, tx, a, u, "user disabled"); err != nil {
+			return before, u, err
+		}
+	}
+	if u.Status != before.Status {
+		return before, u, s.settleStatus(ctx, tx, a, u)
+	}
+	return before, u, nil
 }
 
 // DeleteUser removes a user, freeing their seats.

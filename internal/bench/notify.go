@@ -180,7 +180,7 @@ func RunNotify(ctx context.Context, db *store.DB, cfg NotifyConfig, progress fun
 	// the scheduler will use for it. It runs in two halves, before and after
 	// the scheduler, so that a change in the machine's load during the run
 	// weighs on both sides alike.
-	e, err := renderFor(ctx, svc, use, admins[0], clock)
+	e, err := renderFor(ctx, db, svc, use, admins[0], clock)
 	if err != nil {
 		return res, err
 	}
@@ -352,7 +352,7 @@ func deliveredRuns(ctx context.Context, db *store.DB) (int, error) {
 // renderFor renders the email the scheduler is to send to a's admin for
 // their due setting, from the same inactivity count. sameMessage later
 // checks that the scheduler sent an email with the same Message-ID.
-func renderFor(ctx context.Context, svc *notify.Service, use *usage.Service, a benchAdmin, clock func() time.Time) (mail.Email, error) {
+func renderFor(ctx context.Context, db *store.DB, svc *notify.Service, use *usage.Service, a benchAdmin, clock func() time.Time) (mail.Email, error) {
 	st, err := svc.Setting(ctx, a.actor)
 	if err != nil {
 		return mail.Email{}, fmt.Errorf("notify bench: %w", err)
@@ -366,7 +366,16 @@ func renderFor(ctx context.Context, svc *notify.Service, use *usage.Service, a b
 		Date: clock(), ScheduledFor: st.NextAt, Summary: sum, SettingsURL: benchBaseURL + notify.SettingsPath,
 	}
 	if sum.InactiveUsers > 0 {
-		m.ReportURL = svc.ReportURL(st.Range)
+		// The scheduler's email links to its snapshot, named by the run's
+		// id: in a fresh database, runs are numbered in planning order.
+		var before int64
+		err := db.SQL().QueryRowContext(ctx, db.Rebind(`SELECT COUNT(*) FROM notification_settings
+			WHERE enabled AND (next_at < ? OR next_at = ? AND (account_id < ? OR account_id = ? AND user_id < ?))`),
+			st.NextAt.UnixMilli(), st.NextAt.UnixMilli(), a.account.ID, a.account.ID, a.user.ID).Scan(&before)
+		if err != nil {
+			return mail.Email{}, fmt.Errorf("notify bench: the first email's run: %w", err)
+		}
+		m.ReportURL = svc.SnapshotURL(usage.SnapshotID(usage.SnapshotNotification, before+1))
 	}
 	e, err := mail.Render(m)
 	if err != nil {

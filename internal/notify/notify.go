@@ -89,6 +89,9 @@ type Run struct {
 	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// Evidence is the snapshot of the seats an attempt's email counts,
+	// recorded with its delivery; nil when the counts come without seats.
+	Evidence *usage.Snapshot `json:"-"`
 }
 
 // Message is one usage notification email, ready to render and send.
@@ -118,6 +121,13 @@ type Mailer interface {
 // Inactivity counts inactive users and seats; usage.Service implements it.
 type Inactivity interface {
 	InactiveSummary(ctx context.Context, accountID int64, r usage.Range, firstUsers int) (usage.InactiveSummary, error)
+}
+
+// Evidence is an Inactivity that also lists the seats it counts, read
+// with the counts, so that each email keeps a snapshot of what it said;
+// usage.Service implements it.
+type Evidence interface {
+	InactiveEvidence(ctx context.Context, accountID int64, r usage.Range, firstUsers int) (usage.InactiveSummary, []usage.SnapshotSeat, error)
 }
 
 // Backlog is the scheduler's waiting work at one instant.

@@ -154,6 +154,38 @@ func (s *Service) ReportURL(r usage.Range) string {
 	return s.cfg.BaseURL + ReportPath + "?status=inactive&range=" + url.QueryEscape(string(r))
 }
 
+// SnapshotURL is the Usage Report as of an email: the seats it counted,
+// each marked if it changed since.
+func (s *Service) SnapshotURL(id string) string {
+	return s.cfg.BaseURL + ReportPath + "?snapshot=" + url.QueryEscape(id)
+}
+
+// summarize counts the inactive seats of the run's range for its email
+// and, when the counts come with their seats, keeps them as the run's
+// evidence.
+func (s *Service) summarize(ctx context.Context, r *Run) (usage.InactiveSummary, error) {
+	ev, ok := s.inactivity.(Evidence)
+	if !ok {
+		return s.inactivity.InactiveSummary(ctx, r.AccountID, r.Range, s.cfg.FirstUsers)
+	}
+	at := s.now()
+	sum, seats, err := ev.InactiveEvidence(ctx, r.AccountID, r.Range, s.cfg.FirstUsers)
+	if err == nil && sum.InactiveSeats > 0 {
+		r.Evidence = usage.NewSnapshot(usage.SnapshotNotification, r.ID, r.AccountID, r.Range, at, seats)
+	}
+	return sum, err
+}
+
+// recordEvidence records a delivered email's snapshot in the transaction
+// that records its delivery: a snapshot exists exactly for the emails that
+// went out, and says what the one that went out counted.
+func recordEvidence(ctx context.Context, tx Tx, r Run) error {
+	if r.Status != StatusDelivered || r.Evidence == nil {
+		return nil
+	}
+	return tx.InsertSnapshot(ctx, r.Evidence)
+}
+
 // ---- settings ----
 
 // Setting returns the actor's own setting, on or off; usher.ENOTFOUND when
@@ -647,7 +679,7 @@ func (s *Service) send(ctx, stop context.Context, c claimed, lease string) *outc
 	if abort != "" {
 		return failed(errors.New(abort), true)
 	}
-	sum, err := s.inactivity.InactiveSummary(ctx, r.AccountID, r.Range, s.cfg.FirstUsers)
+	sum, err := s.summarize(ctx, &o.r)
 	if err != nil {
 		return failed(fmt.Errorf("count inactive users: %w", err), false)
 	}
@@ -658,6 +690,9 @@ func (s *Service) send(ctx, stop context.Context, c claimed, lease string) *outc
 	}
 	if sum.InactiveUsers > 0 {
 		m.ReportURL = s.ReportURL(r.Range)
+		if o.r.Evidence != nil {
+			m.ReportURL = s.SnapshotURL(o.r.Evidence.ID)
+		}
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
 	err = s.mailer.Send(sendCtx, m)
@@ -719,6 +754,9 @@ func (s *Service) finish(ctx context.Context, o *outcome, then func(Tx) error) e
 			lost = "usage notification run deleted (with its account) before the outcome was recorded"
 		default:
 			if err != nil {
+				return err
+			}
+			if err := recordEvidence(rctx, tx, r); err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -27,6 +28,8 @@ type Store interface {
 // holds for a run that was never leased.
 type Tx interface {
 	access.KeyTx // the key that signs cursors
+	// InsertSnapshot records an email's evidence with its delivery.
+	usage.SnapshotTx
 
 	// The next four have the same meaning (and signatures) as in access.Tx,
 	// so one storage transaction can serve both services.

@@ -166,7 +166,7 @@ func (s *Service) Runs(ctx context.Context, a usher.Actor, id int64) ([]Run, err
 func (s *Service) validate(ctx context.Context, tx Tx, accountID int64, in Input) (Policy, error) {
 	var p usher.Problems
 	out := Policy{Name: strings.TrimSpace(in.Name), Enabled: true, Mode: in.Mode, GraceDays: DefaultGraceDays,
-		Exemptions: Exemptions{Users: []int64{}, Roles: []usher.Role{}}}
+		Exemptions: Exemptions{Users: []int64{}, Groups: []int64{}, Roles: []usher.Role{}}}
 	if in.Enabled != nil {
 		out.Enabled = *in.Enabled
 	}
@@ -261,6 +261,15 @@ func (s *Service) validate(ctx context.Context, tx Tx, accountID int64, in Input
 				return Policy{}, err
 			} else if !slices.Contains(out.Exemptions.Users, id) {
 				out.Exemptions.Users = append(out.Exemptions.Users, id)
+			}
+		}
+		for i, id := range in.Exemptions.Groups {
+			if _, err := tx.GroupByID(ctx, accountID, id); usher.ErrorCode(err) == usher.ENOTFOUND {
+				p.Addf(fmt.Sprintf("exemptions.groups[%d]", i), "group %d not found", id)
+			} else if err != nil {
+				return Policy{}, err
+			} else if !slices.Contains(out.Exemptions.Groups, id) {
+				out.Exemptions.Groups = append(out.Exemptions.Groups, id)
 			}
 		}
 		for i, r := range in.Exemptions.Roles {

@@ -60,11 +60,13 @@ type Rule struct {
 }
 
 // Exemptions are people a policy never touches, besides users whose
-// ReclaimExempt flag is set: listed users, and holders of listed roles
+// ReclaimExempt flag is set: listed users, members of listed groups (as the
+// groups are when the policy runs), and holders of listed roles
 // (account-wide roles, or per-subscription roles on the seat's subscription).
 type Exemptions struct {
-	Users []int64      `json:"users"`
-	Roles []usher.Role `json:"roles"`
+	Users  []int64      `json:"users"`
+	Groups []int64      `json:"groups"`
+	Roles  []usher.Role `json:"roles"`
 }
 
 // Policy is one reclaim policy of an account.
@@ -187,6 +189,12 @@ type Run struct {
 	LastError     string    `json:"last_error,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// SnapshotID names the run's evidence: the seats its plan was about
+	// (GET /api/v1/reports/usage?snapshot=…); empty before it ran.
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	// Evidence is the snapshot of the attempt's plan, recorded with the
+	// run's outcome.
+	Evidence *usage.Snapshot `json:"-"`
 }
 
 // Warning outcomes.

@@ -163,7 +163,17 @@ func (s *Service) finishRun(ctx context.Context, log *slog.Logger, r Run, lease 
 		r.Status, r.LastError, r.NextAttemptAt = RunPending, cause.Error(), now.Add(notify.Backoff(r.Attempts))
 		log.WarnContext(ctx, "reclaim run failed; will retry", slog.String("error", r.LastError))
 	}
-	err := s.store.Write(ctx, func(tx Tx) error { return tx.FinishReclaimRun(ctx, r, lease) })
+	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.FinishReclaimRun(ctx, r, lease); err != nil {
+			return err
+		}
+		// The evidence goes with the outcome; the first attempt recorded
+		// keeps its plan (InsertSnapshot).
+		if r.Evidence != nil {
+			return tx.InsertSnapshot(ctx, r.Evidence)
+		}
+		return nil
+	})
 	if usher.ErrorCode(err) == usher.ECONFLICT {
 		log.WarnContext(ctx, "reclaim run lease lost before the outcome was recorded")
 		return nil
@@ -201,6 +211,7 @@ func (s *Service) execute(ctx context.Context, r *Run) error {
 	if err != nil || gone || !p.Enabled {
 		return err
 	}
+	r.Evidence = evidenceOf(pl, r, p)
 	if p.Mode == ReportOnly {
 		return nil
 	}
@@ -493,4 +504,15 @@ func (s *Service) sendOne(ctx context.Context, owner string) (bool, error) {
 		}
 	}
 	return true, err
+}
+
+// evidenceOf is the snapshot of a run's plan: every seat it was about, with
+// what it did or would do with each.
+func evidenceOf(pl Plan, r *Run, p Policy) *usage.Snapshot {
+	seats := make([]usage.SnapshotSeat, 0, len(pl.Items))
+	for _, it := range pl.Items {
+		seats = append(seats, usage.SnapshotSeat{UserID: it.UserID, SubscriptionID: it.SubscriptionID, Email: it.Email,
+			AssignedAt: it.AssignedAt, LastUsedAt: it.LastUsedAt, Inactivity: it.Inactivity, Action: string(it.Action)})
+	}
+	return usage.NewSnapshot(usage.SnapshotReclaim, r.ID, r.AccountID, p.Range, pl.At, seats)
 }

@@ -134,6 +134,39 @@ func (s *Service) Preview(ctx context.Context, a usher.Actor, id int64) (Plan, e
 	return out, nil
 }
 
+// PreviewInput says what a policy would do if it were saved as in and ran
+// now, before it is saved (primary admins, who may save it): the console's
+// form previews this way. With id not 0 it previews the change of that
+// policy, so the policy's warnings count as they would after saving.
+func (s *Service) PreviewInput(ctx context.Context, a usher.Actor, id int64, in Input) (Plan, error) {
+	if !access.Can(a, access.ManageReclaim, 0) {
+		return Plan{}, usher.Errorf(usher.EFORBIDDEN, "you may not manage reclaim policies")
+	}
+	var out Plan
+	err := s.store.Read(ctx, func(tx Tx) error {
+		if id != 0 {
+			if _, err := tx.PolicyByID(ctx, a.AccountID, id); err != nil {
+				return err
+			}
+		}
+		acct, err := tx.AccountByID(ctx, a.AccountID)
+		if err != nil {
+			return err
+		}
+		p, err := s.validate(ctx, tx, a.AccountID, in)
+		if err != nil {
+			return err
+		}
+		p.ID, p.AccountID = id, a.AccountID
+		out, err = s.plan(ctx, tx, p, acct, s.now(), 0)
+		return err
+	})
+	if err != nil {
+		return Plan{}, fmt.Errorf("preview reclaim policy: %w", err)
+	}
+	return out, nil
+}
+
 // scopeIDs returns the subscriptions in the policy's scope that carry usage data.
 func scopeIDs(ctx context.Context, tx Tx, p Policy) (map[int64]usher.Subscription, []int64, error) {
 	subs, err := tx.ListSubscriptions(ctx, p.AccountID, access.SubscriptionFilter{})
@@ -200,7 +233,7 @@ func (s *Service) plan(ctx context.Context, tx Tx, p Policy, acct usher.Account,
 			return out, err
 		}
 	}
-	exempt, err := exemptions(ctx, tx, p)
+	exempt, err := exemptions(ctx, tx, p, userID)
 	if err != nil {
 		return out, err
 	}
@@ -294,8 +327,10 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// exemptions returns a function saying why a seat is exempt from p, or "".
-func exemptions(ctx context.Context, tx Tx, p Policy) (func(Seat) string, error) {
+// exemptions returns a function saying why a seat is exempt from p, or "";
+// with userID not 0, for that user's seats only (a run's check of one
+// person reads that person's groups, not every member of every group).
+func exemptions(ctx context.Context, tx Tx, p Policy, userID int64) (func(Seat) string, error) {
 	holders := map[int64][]usher.RoleGrant{}
 	for _, r := range p.Exemptions.Roles {
 		gs, err := tx.UsersWithRole(ctx, p.AccountID, r)
@@ -306,12 +341,50 @@ func exemptions(ctx context.Context, tx Tx, p Policy) (func(Seat) string, error)
 			holders[g.UserID] = append(holders[g.UserID], g)
 		}
 	}
+	// A group's members are read as they are now, so someone who joins an
+	// exempt group is safe from the next run on, without editing the policy.
+	members := map[int64]string{}
+	switch {
+	case len(p.Exemptions.Groups) == 0:
+	case userID != 0:
+		gs, err := tx.GroupsOfUser(ctx, p.AccountID, userID)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range p.Exemptions.Groups {
+			if i := slices.IndexFunc(gs, func(g usher.Group) bool { return g.ID == id }); i >= 0 {
+				members[userID] = gs[i].Name
+				break
+			}
+		}
+	default:
+		for _, id := range p.Exemptions.Groups {
+			g, err := tx.GroupByID(ctx, p.AccountID, id)
+			if usher.ErrorCode(err) == usher.ENOTFOUND {
+				continue // deleted since: it exempts nobody
+			} else if err != nil {
+				return nil, err
+			}
+			ids, err := tx.GroupMemberIDs(ctx, p.AccountID, id)
+			if err != nil {
+				return nil, err
+			}
+			for _, uid := range ids {
+				if _, ok := members[uid]; !ok {
+					members[uid] = g.Name
+				}
+			}
+		}
+	}
 	return func(st Seat) string {
 		switch {
 		case st.ReclaimExempt:
 			return "the user is exempt from reclaim"
 		case slices.Contains(p.Exemptions.Users, st.UserID):
 			return "the user is exempt from this policy"
+		}
+		if name, ok := members[st.UserID]; ok {
+			return "exempt as a member of the group " + name
 		}
 		for _, g := range holders[st.UserID] {
 			if !g.Role.PerSubscription() || g.SubscriptionID == st.SubscriptionID {

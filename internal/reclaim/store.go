@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -46,6 +47,8 @@ type SeatQuery struct {
 // in the run's own transaction.
 type Tx interface {
 	access.Tx
+	// InsertSnapshot records a run's evidence with its outcome.
+	usage.SnapshotTx
 
 	InsertPolicy(ctx context.Context, p *Policy) error
 	// UpdatePolicy replaces every field of the stored policy but CreatedAt.

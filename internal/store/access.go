@@ -121,29 +121,33 @@ func (tx *Tx) UserByEmail(ctx context.Context, accountID int64, email string) (u
 	return u, nil
 }
 
-// ListUsers returns a page of users ordered by (lower(name), id), served by
-// the index users_by_name. A Limit of 0 or less means no limit.
+// ListUsers returns a page of users in the filter's order, each served by
+// an index: users_by_name (name), the unique (account_id, email) index
+// (email), users_by_status (status, and the status filter by name) and
+// users_by_created (created). A Limit of 0 or less means no limit.
 func (tx *Tx) ListUsers(ctx context.Context, accountID int64, f access.UserFilter) ([]usher.User, error) {
-	var q strings.Builder
-	args := []any{accountID}
-	q.WriteString("SELECT " + userColumns + " FROM users WHERE account_id = ?")
-	if f.AfterName != "" || f.AfterID != 0 {
-		// The first term is a range both engines seek to in users_by_name;
-		// the second drops the rows of the cursor's own name up to its id.
-		q.WriteString(" AND name_key >= ? AND (name_key > ? OR id > ?)")
-		args = append(args, f.AfterName, f.AfterName, f.AfterID)
+	where, args := userWhere(accountID, f)
+	cols, after := userOrder(f)
+	if after != nil {
+		// A row value seeks to the cursor in the sort's index on both
+		// engines; every column runs the same way, so one comparison does.
+		op := ">"
+		if f.Desc {
+			op = "<"
+		}
+		where += " AND (" + strings.Join(cols, ", ") + ") " + op + " (" + placeholders(len(after)) + ")"
+		args = append(args, after...)
 	}
-	if f.Query != "" {
-		q.WriteString(` AND (name_key LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\')`)
-		pattern := "%" + escapeLike(strings.ToLower(f.Query)) + "%"
-		args = append(args, pattern, pattern)
+	dir := ""
+	if f.Desc {
+		dir = " DESC"
 	}
-	q.WriteString(" ORDER BY name_key, id")
+	q := "SELECT " + userColumns + " FROM users WHERE " + where + " ORDER BY " + strings.Join(cols, dir+", ") + dir
 	if f.Limit > 0 {
-		q.WriteString(" LIMIT ?")
+		q += " LIMIT ?"
 		args = append(args, f.Limit)
 	}
-	rows, err := tx.query(ctx, q.String(), args...)
+	rows, err := tx.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -152,6 +156,76 @@ func (tx *Tx) ListUsers(ctx context.Context, accountID int64, f access.UserFilte
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	return out, nil
+}
+
+// CountUsers counts the users f selects, whatever its keyset and limit.
+func (tx *Tx) CountUsers(ctx context.Context, accountID int64, f access.UserFilter) (int, error) {
+	where, args := userWhere(accountID, f)
+	var n int
+	if err := tx.queryRow(ctx, "SELECT count(*) FROM users WHERE "+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
+}
+
+// userWhere is the condition of the users f selects, keyset aside.
+func userWhere(accountID int64, f access.UserFilter) (string, []any) {
+	var q strings.Builder
+	args := []any{accountID}
+	q.WriteString("account_id = ?")
+	if f.Query != "" {
+		q.WriteString(` AND (name_key LIKE ? ESCAPE '\' OR lower(email) LIKE ? ESCAPE '\')`)
+		pattern := "%" + escapeLike(strings.ToLower(f.Query)) + "%"
+		args = append(args, pattern, pattern)
+	}
+	if f.Status != "" {
+		q.WriteString(" AND status = ?")
+		args = append(args, f.Status)
+	}
+	if f.Role != "" {
+		q.WriteString(` AND EXISTS (SELECT 1 FROM role_grants g
+			WHERE g.account_id = users.account_id AND g.user_id = users.id AND g.role = ?)`)
+		args = append(args, f.Role)
+	}
+	if f.Product != "" {
+		q.WriteString(` AND EXISTS (SELECT 1 FROM assignments a
+			JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id
+			JOIN products p ON p.id = s.product_id
+			WHERE a.account_id = users.account_id AND a.user_id = users.id AND p.code = ?`)
+		args = append(args, f.Product)
+		if f.SubscriptionIDs != nil {
+			if len(f.SubscriptionIDs) == 0 {
+				q.WriteString(" AND 1 = 0")
+			} else {
+				q.WriteString(" AND s.id IN (" + placeholders(len(f.SubscriptionIDs)) + ")")
+				args = append(args, int64Args(f.SubscriptionIDs)...)
+			}
+		}
+		q.WriteString(")")
+	}
+	return q.String(), args
+}
+
+// userOrder is the sort's columns, ending with id, and the cursor's values
+// of them; nil values when f has no cursor.
+func userOrder(f access.UserFilter) (cols []string, after []any) {
+	switch f.Sort {
+	case access.SortUsersByEmail:
+		cols, after = []string{"email", "id"}, []any{f.AfterKey, f.AfterID}
+	case access.SortUsersByStatus:
+		cols, after = []string{"status", "name_key", "id"}, []any{f.AfterKey, f.AfterName, f.AfterID}
+	case access.SortUsersByCreated:
+		cols, after = []string{"created_at", "id"}, []any{millis(f.AfterCreated), f.AfterID}
+	default:
+		cols, after = []string{"name_key", "id"}, []any{f.AfterName, f.AfterID}
+		if f.AfterName != "" && f.AfterID == 0 {
+			return cols, after
+		}
+	}
+	if f.AfterID == 0 {
+		return cols, nil
+	}
+	return cols, after
 }
 
 // escapeLike makes s match itself literally in a LIKE pattern with ESCAPE '\'.
@@ -951,7 +1025,7 @@ func (tx *Tx) SetAssignmentServices(ctx context.Context, accountID, userID, subs
 // its services in code order: two queries.
 func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([]usher.Assignment, error) {
 	rows, err := tx.query(ctx, `
-		SELECT account_id, user_id, subscription_id, assigned_at, direct FROM assignments
+		SELECT account_id, user_id, subscription_id, assigned_at, direct, last_used_at FROM assignments
 		WHERE account_id = ? AND user_id = ?
 		ORDER BY subscription_id`, accountID, userID)
 	if err != nil {
@@ -959,9 +1033,9 @@ func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([
 	}
 	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usher.Assignment, error) {
 		a := usher.Assignment{Services: []string{}, Groups: []int64{}}
-		var at int64
-		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct)
-		a.AssignedAt = fromMillis(at)
+		var at, used int64
+		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct, &used)
+		a.AssignedAt, a.LastUsedAt = fromMillis(at), fromMillis(used)
 		return a, err
 	})
 	if err != nil {
@@ -1198,6 +1272,66 @@ func (tx *Tx) SetAccountGrace(ctx context.Context, accountID int64, days int) er
 	}
 	tx.markChanged(accountID)
 	return nil
+}
+
+// SetSubscriptionTerms stores a subscription's seats and term, unless its
+// seats in use exceed the new seat count, which it reports as false: the
+// condition is part of the UPDATE, so no seat reserved meanwhile slips
+// past it.
+func (tx *Tx) SetSubscriptionTerms(ctx context.Context, accountID, id int64, seats int, start, end usher.Date) (bool, error) {
+	n, err := affected(tx.exec(ctx, `
+		UPDATE subscriptions SET seats = ?, term_start = ?, term_end = ?
+		WHERE account_id = ? AND id = ? AND seats_used <= ?`,
+		seats, start.String(), end.String(), accountID, id, seats))
+	if err != nil {
+		return false, fmt.Errorf("set seats and term of subscription %d: %w", id, err)
+	}
+	if n == 0 {
+		if _, err := tx.SubscriptionByID(ctx, accountID, id); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	tx.markChanged(accountID)
+	return true, nil
+}
+
+// SeatHolders lists who holds seats of the subscription, the longest
+// inactive first: by the later of their last use of its product and when
+// the seat was assigned, both in Unix milliseconds (a day of use counts
+// from its start). Served by assignments' primary key and usage_rollups'.
+func (tx *Tx) SeatHolders(ctx context.Context, accountID, subscriptionID int64, limit int) ([]access.SeatHolder, error) {
+	rows, err := tx.query(ctx, `
+		SELECT u.id, u.account_id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at,
+		       a.assigned_at, r.last_day
+		FROM assignments a
+		JOIN users u ON u.account_id = a.account_id AND u.id = a.user_id
+		JOIN subscriptions s ON s.account_id = a.account_id AND s.id = a.subscription_id
+		LEFT JOIN usage_rollups r ON r.account_id = a.account_id AND r.user_id = a.user_id AND r.product_id = s.product_id
+		WHERE a.account_id = ? AND a.subscription_id = ?
+		ORDER BY CASE WHEN r.last_day IS NOT NULL AND CAST(r.last_day AS BIGINT) * 86400000 > a.assigned_at
+		              THEN CAST(r.last_day AS BIGINT) * 86400000 ELSE a.assigned_at END, u.id
+		LIMIT ?`, accountID, subscriptionID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("seat holders of subscription %d: %w", subscriptionID, err)
+	}
+	out, err := collect(rows, func(row interface{ Scan(...any) error }) (access.SeatHolder, error) {
+		var h access.SeatHolder
+		var created, updated, assigned int64
+		var lastDay sql.NullInt64
+		err := row.Scan(&h.User.ID, &h.User.AccountID, &h.User.Email, &h.User.Name, &h.User.Status, &h.User.ReclaimExempt,
+			&created, &updated, &assigned, &lastDay)
+		h.User.CreatedAt, h.User.UpdatedAt, h.AssignedAt = fromMillis(created), fromMillis(updated), fromMillis(assigned)
+		if lastDay.Valid {
+			d := usher.DateOf(time.Unix(lastDay.Int64*86400, 0).UTC())
+			h.LastUsed = &d
+		}
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seat holders of subscription %d: %w", subscriptionID, err)
+	}
+	return out, nil
 }
 
 // SetSubscriptionPrice stores a subscription's price per seat per year; nil removes it.

@@ -109,7 +109,8 @@ func (tx *Tx) loadBatchItems(ctx context.Context, bs []*usher.ReclaimBatch) erro
 		b.Items = []usher.BatchItem{}
 	}
 	rows, err := tx.query(ctx, `
-		SELECT batch_id, user_id, subscription_id, email, seat, services, benefits, assigned_at, price_cents, currency
+		SELECT batch_id, user_id, subscription_id, email, seat, services, benefits, assigned_at, price_cents, currency,
+		       undo_state, undo_reason
 		FROM reclaim_batch_items WHERE batch_id IN (`+placeholders(len(ids))+`)
 		ORDER BY batch_id, email, subscription_id`, int64Args(ids)...)
 	if err != nil {
@@ -120,7 +121,8 @@ func (tx *Tx) loadBatchItems(ctx context.Context, bs []*usher.ReclaimBatch) erro
 		var batchID, assigned, cents int64
 		var it usher.BatchItem
 		var services, benefits, currency string
-		if err := rows.Scan(&batchID, &it.UserID, &it.SubscriptionID, &it.Email, &it.Seat, &services, &benefits, &assigned, &cents, &currency); err != nil {
+		if err := rows.Scan(&batchID, &it.UserID, &it.SubscriptionID, &it.Email, &it.Seat, &services, &benefits, &assigned, &cents, &currency,
+			&it.Undo, &it.UndoReason); err != nil {
 			return fmt.Errorf("reclaim batch items: %w", err)
 		}
 		if err := json.Unmarshal([]byte(services), &it.Services); err != nil {
@@ -135,12 +137,28 @@ func (tx *Tx) loadBatchItems(ctx context.Context, bs []*usher.ReclaimBatch) erro
 		if currency != "" {
 			it.Price = &usher.Price{Cents: cents, Currency: currency}
 		}
-		byID[batchID].Items = append(byID[batchID].Items, it)
+		b := byID[batchID]
+		b.Items = append(b.Items, it)
+		b.UndoUnfinished = b.UndoUnfinished || (!b.UndoneAt.IsZero() && it.Undo == "")
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("reclaim batch items: %w", err)
 	}
 	return nil
+}
+
+// SetUndoOutcome records the undo outcome of one user's items of a batch
+// whose outcome is not recorded yet, and reports whether it did. Taking the
+// rows first in the transaction that restores the user is what keeps two
+// undos of one batch from restoring a person twice.
+func (tx *Tx) SetUndoOutcome(ctx context.Context, batchID, userID int64, state, reason string) (bool, error) {
+	n, err := affected(tx.exec(ctx, `
+		UPDATE reclaim_batch_items SET undo_state = ?, undo_reason = ?
+		WHERE batch_id = ? AND user_id = ? AND undo_state = ''`, state, reason, batchID, userID))
+	if err != nil {
+		return false, fmt.Errorf("record undo of reclaim batch %d for user %d: %w", batchID, userID, err)
+	}
+	return n > 0, nil
 }
 
 // MarkBatchUndone records an undo unless the batch was undone already.

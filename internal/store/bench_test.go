@@ -8,6 +8,7 @@ import (
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/store/storetest"
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -68,6 +69,57 @@ func BenchmarkListUsersPage(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkSnapshot30k measures the evidence of one email over 30,000
+// inactive seats (of 150,000, as in usher bench): recording the snapshot in
+// one transaction, then one page of 50 of the report as of it with its
+// totals, deep in name order.
+func BenchmarkSnapshot30k(b *testing.B) {
+	const n = 30_000
+	for _, engine := range storetest.Engines {
+		b.Run(engine, func(b *testing.B) {
+			ctx := context.Background()
+			db := storetest.Open(b, engine)
+			acct := newAccount(b, db, "Acme")
+			sub := newSubscription(b, db, acct.ID, "C-1", 1)
+			seats := make([]usage.SnapshotSeat, n)
+			for i := range seats {
+				// Users gone since: the rows sort by the email kept.
+				seats[i] = usage.SnapshotSeat{UserID: int64(1_000_000 + i), SubscriptionID: sub.ID, Email: fmt.Sprintf("u%06d@example.com", i),
+					AssignedAt: now, Inactivity: usage.NeverUsed}
+			}
+			var key int64
+			b.Run("record", func(b *testing.B) {
+				for i := range b.N {
+					snap := usage.NewSnapshot(usage.SnapshotNotification, int64(i+1), acct.ID, usage.Range3m, now, seats)
+					if err := db.Write(ctx, func(tx *store.Tx) error { return tx.InsertSnapshot(ctx, snap) }); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			read(b, db, func(tx *store.Tx) (err error) {
+				_, key, err = tx.SnapshotByID(ctx, acct.ID, usage.SnapshotNotification, 1)
+				return err
+			})
+			b.Run("page", func(b *testing.B) {
+				q := usage.SnapshotQuery{SnapshotID: key, AccountID: acct.ID, Limit: 51,
+					After: &usage.ReportCursor{Key: "u015000@example.com", UserID: 1_015_000, SubscriptionID: sub.ID}}
+				for range b.N {
+					read(b, db, func(tx *store.Tx) error {
+						if _, err := tx.SnapshotTotals(ctx, q); err != nil {
+							return err
+						}
+						rows, err := tx.SnapshotRows(ctx, q)
+						if err == nil && len(rows) != 51 {
+							b.Fatalf("got %d rows, want 51", len(rows))
+						}
+						return err
+					})
+				}
+			})
 		})
 	}
 }

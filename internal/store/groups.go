@@ -290,6 +290,31 @@ func (tx *Tx) GroupSeatCounts(ctx context.Context, accountID, groupID int64) (ma
 	return out, nil
 }
 
+// WaitingCounts counts waiters per subscription, through the index
+// seat_waiters_in_order.
+func (tx *Tx) WaitingCounts(ctx context.Context, accountID int64) (map[int64]int, error) {
+	rows, err := tx.query(ctx, `
+		SELECT subscription_id, COUNT(*) FROM seat_waiters
+		WHERE account_id = ? GROUP BY subscription_id`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("count waiters: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var sub int64
+		var n int
+		if err := rows.Scan(&sub, &n); err != nil {
+			return nil, fmt.Errorf("count waiters: %w", err)
+		}
+		out[sub] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count waiters: %w", err)
+	}
+	return out, nil
+}
+
 // ---- group assignments ----
 
 func codesJSON(codes []string) string {

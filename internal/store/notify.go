@@ -150,29 +150,10 @@ func (tx *Tx) InsertRun(ctx context.Context, r *notify.Run) (bool, error) {
 	return true, nil
 }
 
-// ClaimRuns leases claimable runs in one UPDATE, served by
-// notification_runs_claimable. On PostgreSQL the inner SELECT locks the rows
-// it picks and skips rows a concurrent claim has locked, so two replicas
-// claiming at once get disjoint runs without waiting for each other; a row
-// whose lease a committed claim has just renewed no longer matches when
-// re-checked. On SQLite the write transaction holds the database's only
-// write lock, across processes too, so claims follow one another.
+// ClaimRuns leases claimable runs in one UPDATE (claimLeases), served by
+// notification_runs_claimable.
 func (tx *Tx) ClaimRuns(ctx context.Context, now time.Time, owner string, until time.Time, limit int) ([]notify.Run, error) {
-	lock := ""
-	if tx.engine == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
-	}
-	rows, err := tx.query(ctx, `
-		UPDATE notification_runs
-		SET status = 'sending', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ?
-		WHERE id IN (
-			SELECT id FROM notification_runs
-			WHERE status IN ('pending', 'sending') AND next_attempt_at <= ? AND lease_until < ?
-			ORDER BY next_attempt_at, id
-			LIMIT ?`+lock+`
-		)
-		RETURNING `+runColumns,
-		owner, millis(until), millis(now), millis(now), millis(now), limit)
+	rows, err := tx.claimLeases(ctx, notificationRunLeases, now, owner, until, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim notification runs: %w", err)
 	}
@@ -185,6 +166,49 @@ func (tx *Tx) ClaimRuns(ctx context.Context, now time.Time, owner string, until 
 		return cmp.Or(a.NextAttemptAt.Compare(b.NextAttemptAt), cmp.Compare(a.ID, b.ID))
 	})
 	return out, nil
+}
+
+var notificationRunLeases = leases{table: "notification_runs", leased: "sending", waiting: "'pending', 'sending'", columns: runColumns, touch: true}
+
+// leases describes a table of durable work claimed under a lease: rows
+// whose status is one of waiting (SQL literals), whose next_attempt_at has
+// come and whose lease_until has passed are claimable; a claim sets the
+// status to leased, the lease, and counts the attempt. Notification runs,
+// reclaim runs and reclaim emails are claimed this one way.
+type leases struct {
+	table, leased, waiting, columns string
+	touch                           bool // the table has updated_at, set to now by a claim
+}
+
+// claimLeases leases up to limit claimable rows of l to owner until until,
+// in (next_attempt_at, id) order, and returns them with l.columns. On
+// PostgreSQL, SKIP LOCKED makes the subquery skip rows a concurrent claim
+// has locked, so replicas claiming at once get disjoint rows without
+// waiting; a row whose lease a committed claim has just renewed no longer
+// matches when re-checked. On SQLite the write transaction holds the
+// database's only write lock, across processes too, so claims follow one
+// another.
+func (tx *Tx) claimLeases(ctx context.Context, l leases, now time.Time, owner string, until time.Time, limit int) (*sql.Rows, error) {
+	lock, touch := "", ""
+	if tx.engine == Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	args := []any{owner, millis(until)}
+	if l.touch {
+		touch = ", updated_at = ?"
+		args = append(args, millis(now))
+	}
+	args = append(args, millis(now), millis(now), limit)
+	return tx.query(ctx, `
+		UPDATE `+l.table+`
+		SET status = '`+l.leased+`', lease_owner = ?, lease_until = ?, attempts = attempts + 1`+touch+`
+		WHERE id IN (
+			SELECT id FROM `+l.table+`
+			WHERE status IN (`+l.waiting+`) AND next_attempt_at <= ? AND lease_until < ?
+			ORDER BY next_attempt_at, id
+			LIMIT ?`+lock+`
+		)
+		RETURNING `+l.columns, args...)
 }
 
 // FinishRun records an attempt's outcome while the run is still leased to owner.

@@ -69,7 +69,7 @@ func (tx *Tx) FindProvisionedUsers(ctx context.Context, accountID int64, m acces
 	where.WriteString(" FROM users WHERE account_id = ? AND scim_state <> 'deleted'")
 	if m.Op != "" {
 		where.WriteString(" AND ")
-		if err := tx.matchSQL(&where, &args, m); err != nil {
+		if err := tx.matchSQL(&where, &args, m, matchColumn); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -91,6 +91,37 @@ func (tx *Tx) FindProvisionedUsers(ctx context.Context, accountID int64, m acces
 	return out, total, nil
 }
 
+// FindGroups lists the groups m matches, by id. An account has groups by
+// the hundred, so the count and the page read them through the account's
+// part of user_groups.
+func (tx *Tx) FindGroups(ctx context.Context, accountID int64, m access.UserMatch, offset, limit int) ([]usher.Group, int, error) {
+	var where strings.Builder
+	args := []any{accountID}
+	where.WriteString(" FROM user_groups g WHERE g.account_id = ?")
+	if m.Op != "" {
+		where.WriteString(" AND ")
+		if err := tx.matchSQL(&where, &args, m, groupMatchColumn); err != nil {
+			return nil, 0, err
+		}
+	}
+	var total int
+	if err := tx.queryRow(ctx, "SELECT COUNT(*)"+where.String(), args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count groups: %w", err)
+	}
+	if limit == 0 || offset >= total {
+		return []usher.Group{}, total, nil
+	}
+	rows, err := tx.query(ctx, "SELECT "+groupColumns+where.String()+" ORDER BY g.id LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find groups: %w", err)
+	}
+	out, err := collect(rows, scanGroup)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find groups: %w", err)
+	}
+	return out, total, nil
+}
+
 // matchColumn is the SQL of each attribute and whether it compares
 // without case (its values are then lower-cased, the column already is).
 func matchColumn(attr access.UserAttr) (string, bool, error) {
@@ -107,8 +138,22 @@ func matchColumn(attr access.UserAttr) (string, bool, error) {
 	return "", false, usher.Errorf(usher.EINVALID, "cannot filter on %q", attr)
 }
 
-// matchSQL writes m as a WHERE condition with ? arguments.
-func (tx *Tx) matchSQL(b *strings.Builder, args *[]any, m access.UserMatch) error {
+// groupMatchColumn is matchColumn for user_groups g.
+func groupMatchColumn(attr access.UserAttr) (string, bool, error) {
+	switch attr {
+	case access.AttrDisplayName:
+		return "g.name_key", true, nil
+	case access.AttrExternalID:
+		return "g.external_id", false, nil
+	case access.AttrID:
+		return "CAST(g.id AS TEXT)", false, nil
+	}
+	return "", false, usher.Errorf(usher.EINVALID, "cannot filter groups on %q", attr)
+}
+
+// matchSQL writes m as a WHERE condition with ? arguments, with the columns
+// column names.
+func (tx *Tx) matchSQL(b *strings.Builder, args *[]any, m access.UserMatch, column func(access.UserAttr) (string, bool, error)) error {
 	switch m.Op {
 	case access.MatchAnd, access.MatchOr:
 		b.WriteString("(")
@@ -116,7 +161,7 @@ func (tx *Tx) matchSQL(b *strings.Builder, args *[]any, m access.UserMatch) erro
 			if i > 0 {
 				b.WriteString(" " + strings.ToUpper(m.Op) + " ")
 			}
-			if err := tx.matchSQL(b, args, t); err != nil {
+			if err := tx.matchSQL(b, args, t, column); err != nil {
 				return err
 			}
 		}
@@ -129,13 +174,13 @@ func (tx *Tx) matchSQL(b *strings.Builder, args *[]any, m access.UserMatch) erro
 		// COALESCE: NOT of a comparison with NULL is NULL, yet a user
 		// without the attribute does not match it, so NOT matches them.
 		b.WriteString("NOT COALESCE(")
-		if err := tx.matchSQL(b, args, m.Terms[0]); err != nil {
+		if err := tx.matchSQL(b, args, m.Terms[0], column); err != nil {
 			return err
 		}
 		b.WriteString(", FALSE)")
 		return nil
 	}
-	col, fold, err := matchColumn(m.Attr)
+	col, fold, err := column(m.Attr)
 	if err != nil {
 		return err
 	}

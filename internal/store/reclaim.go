@@ -52,6 +52,9 @@ func scanPolicy(row interface{ Scan(...any) error }) (reclaim.Policy, error) {
 	if err != nil {
 		return p, fmt.Errorf("reclaim policy %d: %w", p.ID, err)
 	}
+	if p.Exemptions.Groups == nil {
+		p.Exemptions.Groups = []int64{} // stored before groups could be exempt
+	}
 	if next != 0 {
 		p.NextRunAt = fromMillis(next)
 	}
@@ -212,38 +215,33 @@ func (tx *Tx) InsertReclaimRun(ctx context.Context, r *reclaim.Run) (bool, error
 	return true, nil
 }
 
-// claimOne leases the first claimable row of table, where claimable rows
-// have one of the waiting statuses, next_attempt_at <= now and an expired
-// lease, in (next_attempt_at, id) order: the claim of notification runs
-// (ClaimRuns), for the reclaim tables. On PostgreSQL SKIP LOCKED keeps two
-// replicas from taking the same row; on SQLite the write lock does.
-func (tx *Tx) claimOne(ctx context.Context, table, status, waiting, columns string, now time.Time, owner string, until time.Time) *sql.Row {
-	lock := ""
-	if tx.engine == Postgres {
-		lock = " FOR UPDATE SKIP LOCKED"
+var (
+	reclaimRunLeases   = leases{table: "reclaim_runs", leased: "running", waiting: "'pending', 'running'", columns: reclaimRunColumns, touch: true}
+	reclaimEmailLeases = leases{table: "reclaim_emails", leased: "sending", waiting: "'pending', 'sending'", columns: reclaimEmailColumns}
+)
+
+// claimOne leases the first claimable row of l, as notification runs are
+// claimed (claimLeases), and scans it; false when there is none.
+func claimOne[T any](ctx context.Context, tx *Tx, l leases, scan func(interface{ Scan(...any) error }) (T, error), now time.Time, owner string, until time.Time) (T, bool, error) {
+	var zero T
+	rows, err := tx.claimLeases(ctx, l, now, owner, until, 1)
+	if err != nil {
+		return zero, false, err
 	}
-	return tx.queryRow(ctx, `
-		UPDATE `+table+`
-		SET status = '`+status+`', lease_owner = ?, lease_until = ?, attempts = attempts + 1
-		WHERE id IN (
-			SELECT id FROM `+table+`
-			WHERE status IN (`+waiting+`) AND next_attempt_at <= ? AND lease_until < ?
-			ORDER BY next_attempt_at, id
-			LIMIT 1`+lock+`
-		)
-		RETURNING `+columns,
-		owner, millis(until), millis(now), millis(now))
+	out, err := collect(rows, scan)
+	if err != nil || len(out) == 0 {
+		return zero, false, err
+	}
+	return out[0], true, nil
 }
 
 // ClaimReclaimRun leases one claimable run.
 func (tx *Tx) ClaimReclaimRun(ctx context.Context, now time.Time, owner string, until time.Time) (reclaim.Run, bool, error) {
-	r, err := scanReclaimRun(tx.claimOne(ctx, "reclaim_runs", "running", "'pending', 'running'", reclaimRunColumns, now, owner, until))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, false, nil
-	} else if err != nil {
+	r, ok, err := claimOne(ctx, tx, reclaimRunLeases, scanReclaimRun, now, owner, until)
+	if err != nil {
 		return r, false, fmt.Errorf("claim reclaim run: %w", err)
 	}
-	return r, true, nil
+	return r, ok, nil
 }
 
 // FinishReclaimRun records a run's outcome while it is leased to owner.
@@ -271,6 +269,9 @@ func (tx *Tx) RunsOfPolicy(ctx context.Context, accountID, policyID int64, limit
 		return nil, fmt.Errorf("runs of reclaim policy %d: %w", policyID, err)
 	}
 	out, err := collect(rows, scanReclaimRun)
+	if err == nil {
+		err = tx.nameRunSnapshots(ctx, out)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("runs of reclaim policy %d: %w", policyID, err)
 	}
@@ -518,13 +519,11 @@ func (tx *Tx) InsertEmail(ctx context.Context, e *reclaim.Email) (bool, error) {
 
 // ClaimEmail leases one claimable email.
 func (tx *Tx) ClaimEmail(ctx context.Context, now time.Time, owner string, until time.Time) (reclaim.Email, bool, error) {
-	e, err := scanReclaimEmail(tx.claimOne(ctx, "reclaim_emails", "sending", "'pending', 'sending'", reclaimEmailColumns, now, owner, until))
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, false, nil
-	} else if err != nil {
+	e, ok, err := claimOne(ctx, tx, reclaimEmailLeases, scanReclaimEmail, now, owner, until)
+	if err != nil {
 		return e, false, fmt.Errorf("claim reclaim email: %w", err)
 	}
-	return e, true, nil
+	return e, ok, nil
 }
 
 // FinishEmail records an attempt's outcome while e is leased to owner; a

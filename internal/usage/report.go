@@ -8,7 +8,7 @@ import (
 
 // ReportFilter selects and orders Usage Report rows.
 type ReportFilter struct {
-	Status         string // "all" (default), "active", "inactive", "never_used", "stopped_using", "unavailable"
+	Status         string // "all" (default), "active", "inactive", "never_used", "stopped_using", "unavailable", "unassigned"
 	Range          Range  // default 30d
 	Product        string // product code; "" for all
 	SubscriptionID int64  // 0 for all
@@ -16,6 +16,10 @@ type ReportFilter struct {
 	Sort           string // name (default), email, product, last_used, days_used; "-" prefix for descending
 	Cursor         string
 	Limit          int
+	// Snapshot shows the report as of an email or reclaim run (a snapshot
+	// id such as "notification-42"): its seats, each marked with how it
+	// changed since. Range comes from the snapshot; sort is by name.
+	Snapshot string
 }
 
 // ReportRow is one assigned seat in the Usage Report.
@@ -41,6 +45,21 @@ type ReportRow struct {
 	// groups. Unassigning a group-held seat excludes the user from those
 	// groups' assignments (reversible; see docs/api.md).
 	Sources []usher.SeatSource `json:"sources"`
+	// DaysInactive counts the days from the seat's last use (or its
+	// assignment, when later or never used) to today, or to the snapshot's
+	// day; nil on plans without usage data.
+	DaysInactive *int `json:"days_inactive"`
+	// Change, on a snapshot's rows, says how the seat changed since:
+	// used_since, unassigned or reassigned; absent when it did not.
+	Change Change `json:"change,omitempty"`
+	// LastUsedNow is the seat's last use now, on a snapshot's row used since.
+	LastUsedNow *usher.Date `json:"last_used_now,omitempty"`
+	// UnassignedAt is the day a seat freed in the range was freed, in the
+	// account's time zone (status unassigned).
+	UnassignedAt *usher.Date `json:"unassigned_at,omitempty"`
+	// Action is what the reclaim run did or would do with the seat, on
+	// rows of a reclaim run's snapshot.
+	Action string `json:"action,omitempty"`
 }
 
 // ReportTotals summarise every row matching the filter, not just one page.
@@ -54,6 +73,8 @@ type ReportTotals struct {
 	// InactiveCost is what the inactive seats cost per year, per currency,
 	// counting only subscriptions with a price.
 	InactiveCost []usher.Cost `json:"inactive_cost"`
+	// ChangedSeats counts, in a snapshot, the seats that changed since.
+	ChangedSeats *int `json:"changed_seats,omitempty"`
 }
 
 // Report is one page of the Usage Report.
@@ -69,6 +90,9 @@ type Report struct {
 	Totals         ReportTotals `json:"totals"`
 	// ProcessedAt is when usage data was last processed; nil if never.
 	ProcessedAt *time.Time `json:"processed_at"`
+	// Snapshot is the email or run the report is shown as of; Today is then
+	// the snapshot's day.
+	Snapshot *Snapshot `json:"snapshot,omitempty"`
 }
 
 // ProductSummary counts inactive seats and users of one product.

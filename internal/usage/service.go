@@ -253,8 +253,13 @@ func minutes(d time.Duration) string {
 	return d.String()
 }
 
-// Prune deletes raw events older than the retention period, in chunks so no
-// transaction holds locks for long. Rollups and day rows are kept.
+// pruneSnapshotsBatch is how many snapshots one pruning transaction
+// deletes: one may hold tens of thousands of seats.
+const pruneSnapshotsBatch = 5
+
+// Prune deletes raw events older than the retention period, and snapshots
+// older than SnapshotRetention, in chunks so no transaction holds locks for
+// long. Rollups and day rows are kept. It answers how many events it deleted.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	before := s.cfg.Now().Add(-s.cfg.Retention)
 	var total int64
@@ -269,13 +274,28 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 		}
 		total += n
 		if n < 10_000 {
+			break
+		}
+	}
+	// Snapshots go after their own retention, with the same job.
+	old := s.cfg.Now().Add(-SnapshotRetention)
+	for {
+		var n int64
+		err := s.store.Write(ctx, func(tx Tx) (err error) {
+			n, err = tx.PruneSnapshots(ctx, old, pruneSnapshotsBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune snapshots: %w", err)
+		}
+		if n < pruneSnapshotsBatch {
 			return total, nil
 		}
 	}
 }
 
 var sorts = []string{"name", "email", "product", "last_used", "days_used"}
-var statuses = []string{"all", "active", "inactive", "never_used", "stopped_using", "unavailable"}
+var statuses = []string{"all", "active", "inactive", "never_used", "stopped_using", "unavailable", "unassigned"}
 
 // prepare validates f and turns it into a storage query for the actor.
 func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFilter, paged bool) (ReportQuery, usher.Account, Day, error) {
@@ -284,7 +304,7 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 		f.Status = "all"
 	}
 	if !slices.Contains(statuses, f.Status) {
-		p.Add("status", "must be one of all, active, inactive, never_used, stopped_using, unavailable")
+		p.Add("status", "must be one of all, active, inactive, never_used, stopped_using, unavailable, unassigned")
 	}
 	if f.Range == "" {
 		f.Range = Range30d
@@ -298,6 +318,8 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	}
 	if !slices.Contains(sorts, sort) {
 		p.Add("sort", "must be one of name, email, product, last_used, days_used, optionally prefixed with - for descending")
+	} else if f.Status == "unassigned" && (sort != "name" || desc) {
+		p.Add("sort", "seats unassigned in the range are listed by name: leave sort out or use name")
 	}
 	usher.CheckText(&p, "q", f.Query, 0, 200)
 	if reason := usher.TextProblem(f.Product); reason != "" {
@@ -364,7 +386,7 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 	return q, acct, today, nil
 }
 
-func (s *Service) row(r RawRow, rg Range, q ReportQuery) ReportRow {
+func (s *Service) row(r RawRow, rg Range, q ReportQuery, today Day, loc *time.Location) ReportRow {
 	out := ReportRow{
 		UserID: r.UserID, Name: r.Name, Email: r.Email, Product: r.ProductCode, ProductName: r.ProductName,
 		SubscriptionID: r.SubscriptionID, ContractNumber: r.ContractNumber, Plan: r.Plan, AssignedAt: r.AssignedAt,
@@ -387,6 +409,14 @@ func (s *Service) row(r RawRow, rg Range, q ReportQuery) ReportRow {
 		months = 1
 	}
 	out.MonthlyAverage = math.Round(float64(r.DaysUsed)/months*10) / 10
+	if out.Status != StatusUnavailable {
+		since := DayOf(r.AssignedAt, loc)
+		if r.LastDay != nil && *r.LastDay > since {
+			since = *r.LastDay
+		}
+		days := max(0, int(today-since))
+		out.DaysInactive = &days
+	}
 	return out
 }
 
@@ -401,6 +431,9 @@ func reportCursorKind(sort string, desc bool) string {
 
 // Report returns one page of the Usage Report with totals for the filter.
 func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Report, error) {
+	if f.Snapshot != "" {
+		return s.snapshotReport(ctx, a, f)
+	}
 	var out Report
 	// Loaded before the transaction, which signs the next page's cursor.
 	if _, err := s.cursors.Key(ctx); err != nil {
@@ -418,6 +451,11 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		// Totals first: how many rows match tells storage how to find the page.
 		version, processed, err := tx.ReportVersion(ctx, a.AccountID)
 		if err != nil {
+			return err
+		}
+		if q.Status == string(StatusUnassigned) {
+			out, err = s.freedReport(ctx, tx, a, q, acct, today, rg)
+			out.ProcessedAt = processed
 			return err
 		}
 		key, now := totalsKey(q, version), s.cfg.Now()
@@ -446,7 +484,7 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		}
 		for _, r := range raw {
 			r.AssignedAt = r.AssignedAt.In(loc)
-			out.Rows = append(out.Rows, s.row(r, rg, q))
+			out.Rows = append(out.Rows, s.row(r, rg, q, today, loc))
 		}
 		out.ProcessedAt = processed
 		return nil
@@ -481,6 +519,9 @@ func cursorOf(sort string, r RawRow) ReportCursor {
 // EachRow streams every row matching f (no pagination), e.g. for CSV export.
 // It returns the report header (range, cutoff, processed time) first through head.
 func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, head func(Report) error, fn func(ReportRow) error) error {
+	if f.Snapshot != "" {
+		return s.eachSnapshotRow(ctx, a, f, head, fn)
+	}
 	err := s.store.Read(ctx, func(tx Tx) error {
 		q, acct, today, err := s.prepare(ctx, tx, a, f, false)
 		if err != nil {
@@ -499,9 +540,21 @@ func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, he
 			return err
 		}
 		loc := acct.Location()
+		if q.Status == string(StatusUnassigned) {
+			rows, err := tx.FreedRows(ctx, q)
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				if err := fn(s.freedRow(r, rg, q, today, loc)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		return tx.EachReportRow(ctx, q, func(r RawRow) error {
 			r.AssignedAt = r.AssignedAt.In(loc)
-			return fn(s.row(r, rg, q))
+			return fn(s.row(r, rg, q, today, loc))
 		})
 	})
 	if err != nil {
@@ -513,44 +566,93 @@ func (s *Service) EachRow(ctx context.Context, a usher.Actor, f ReportFilter, he
 // InactiveSummary counts the account's inactive users and seats for range r,
 // per product, with the first users by name. It is what notifications send.
 func (s *Service) InactiveSummary(ctx context.Context, accountID int64, r Range, firstUsers int) (InactiveSummary, error) {
-	out := InactiveSummary{Range: r, ByProduct: []ProductSummary{}, FirstUsers: []usher.User{}, InactiveCost: []usher.Cost{}}
-	a := usher.System(accountID)
-	err := s.store.Read(ctx, func(tx Tx) error {
-		q, _, _, err := s.prepare(ctx, tx, a, ReportFilter{Status: "inactive", Range: r, Limit: 1000}, true)
-		if err != nil {
-			return err
-		}
-		t, err := tx.ReportTotals(ctx, q)
-		if err != nil {
-			return err
-		}
-		out.InactiveSeats, out.InactiveUsers = t.InactiveSeats, t.InactiveUsers
-		out.NeverUsedSeats, out.StoppedUsingSeats, out.InactiveCost = t.NeverUsedSeats, t.StoppedUsingSeats, t.InactiveCost
-		if out.ByProduct, err = tx.InactiveByProduct(ctx, q); err != nil {
-			return err
-		}
-		seen := map[int64]bool{}
-		for len(out.FirstUsers) < firstUsers {
-			rows, err := tx.ReportRows(ctx, q)
-			if err != nil {
-				return err
-			}
-			for _, row := range rows {
-				if !seen[row.UserID] && len(out.FirstUsers) < firstUsers {
-					seen[row.UserID] = true
-					out.FirstUsers = append(out.FirstUsers, usher.User{ID: row.UserID, Name: row.Name, Email: row.Email})
-				}
-			}
-			if len(rows) < q.Limit {
-				break
-			}
-			c := cursorOf(q.Sort, rows[len(rows)-1])
-			q.After = &c
-		}
-		return nil
+	var out InactiveSummary
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		out, _, err = s.inactiveSummary(ctx, tx, accountID, r, firstUsers)
+		return err
 	})
 	if err != nil {
 		return out, fmt.Errorf("inactive summary: %w", err)
 	}
 	return out, nil
+}
+
+// inactiveSummary is InactiveSummary in tx; it also returns the query of
+// the inactive seats it counted.
+func (s *Service) inactiveSummary(ctx context.Context, tx Tx, accountID int64, r Range, firstUsers int) (InactiveSummary, ReportQuery, error) {
+	out := InactiveSummary{Range: r, ByProduct: []ProductSummary{}, FirstUsers: []usher.User{}, InactiveCost: []usher.Cost{}}
+	a := usher.System(accountID)
+	q, _, _, err := s.prepare(ctx, tx, a, ReportFilter{Status: "inactive", Range: r, Limit: 1000}, true)
+	if err != nil {
+		return out, q, err
+	}
+	t, err := tx.ReportTotals(ctx, q)
+	if err != nil {
+		return out, q, err
+	}
+	out.InactiveSeats, out.InactiveUsers = t.InactiveSeats, t.InactiveUsers
+	out.NeverUsedSeats, out.StoppedUsingSeats, out.InactiveCost = t.NeverUsedSeats, t.StoppedUsingSeats, t.InactiveCost
+	if out.ByProduct, err = tx.InactiveByProduct(ctx, q); err != nil {
+		return out, q, err
+	}
+	seen := map[int64]bool{}
+	page := q
+	for len(out.FirstUsers) < firstUsers {
+		rows, err := tx.ReportRows(ctx, page)
+		if err != nil {
+			return out, q, err
+		}
+		for _, row := range rows {
+			if !seen[row.UserID] && len(out.FirstUsers) < firstUsers {
+				seen[row.UserID] = true
+				out.FirstUsers = append(out.FirstUsers, usher.User{ID: row.UserID, Name: row.Name, Email: row.Email})
+			}
+		}
+		if len(rows) < page.Limit {
+			break
+		}
+		c := cursorOf(page.Sort, rows[len(rows)-1])
+		page.After = &c
+	}
+	return out, q, nil
+}
+
+// freedReport is one page of the seats freed in the range (status
+// unassigned), in name order.
+func (s *Service) freedReport(ctx context.Context, tx Tx, a usher.Actor, q ReportQuery, acct usher.Account, today Day, rg Range) (Report, error) {
+	loc := acct.Location()
+	totals, err := tx.FreedTotals(ctx, q)
+	if err != nil {
+		return Report{}, err
+	}
+	totals.InactiveCost = []usher.Cost{}
+	limit := q.Limit
+	q.Limit = limit + 1
+	raw, err := tx.FreedRows(ctx, q)
+	if err != nil {
+		return Report{}, err
+	}
+	out := Report{Range: rg, Cutoff: q.CutoffDay.Date(), AssignedBefore: q.AssignedBefore.In(loc), Today: today.Date(),
+		Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
+	if len(raw) > limit {
+		raw = raw[:limit]
+		if out.NextCursor, err = s.cursors.Encode(ctx, reportCursorKind(q.Sort, q.Desc), a.AccountID, cursorOf(q.Sort, raw[limit-1])); err != nil {
+			return Report{}, err
+		}
+	}
+	for _, r := range raw {
+		out.Rows = append(out.Rows, s.freedRow(r, rg, q, today, loc))
+	}
+	return out, nil
+}
+
+// freedRow is a seat freed in the range as a report row: what it was, with
+// the day it was freed. It is no seat now, so it has no days inactive.
+func (s *Service) freedRow(r RawRow, rg Range, q ReportQuery, today Day, loc *time.Location) ReportRow {
+	r.AssignedAt = r.AssignedAt.In(loc)
+	out := s.row(r, rg, q, today, loc)
+	out.Status, out.Inactivity, out.StatusNote, out.DaysInactive = StatusUnassigned, "", "", nil
+	d := DayOf(r.UnassignedAt, loc).Date()
+	out.UnassignedAt = &d
+	return out
 }

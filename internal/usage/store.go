@@ -139,6 +139,8 @@ type RawRow struct {
 	// Direct and Groups are how the seat reaches the user.
 	Direct bool
 	Groups []usher.SeatSource
+	// UnassignedAt is when a seat freed in the range was freed (FreedRows).
+	UnassignedAt time.Time
 }
 
 // Tx is what the usage service needs from storage inside one transaction.
@@ -197,6 +199,26 @@ type Tx interface {
 	// ReclaimedSince sums the seats reclaimed since then and not undone,
 	// with their yearly price, per currency ("" for seats without a price).
 	ReclaimedSince(ctx context.Context, accountID int64, since time.Time) ([]usher.Cost, error)
+
+	// SnapshotByID returns the account's snapshot of the email or run, with
+	// storage's key for it; usher.ENOTFOUND when there is none.
+	SnapshotByID(ctx context.Context, accountID int64, kind SnapshotKind, sourceID int64) (Snapshot, int64, error)
+	// SnapshotRows returns the snapshot's seats matching q, in name order
+	// (SnapshotRow's name lower-cased, or the email's when the user is
+	// gone; then user and subscription id), at most q.Limit.
+	SnapshotRows(ctx context.Context, q SnapshotQuery) ([]SnapshotRow, error)
+	// SnapshotTotals counts the seats matching q (ignoring After and Limit).
+	SnapshotTotals(ctx context.Context, q SnapshotQuery) (SnapshotTotals, error)
+	// FreedRows returns the seats freed in q's range and not held again:
+	// those reclaim batches took whole at or after q.CutoffAt and that were
+	// not undone, once per user and subscription with the latest time, in
+	// name order (the user's name lower-cased, or the email's once the
+	// user is gone; then user and subscription id), at most q.Limit.
+	FreedRows(ctx context.Context, q ReportQuery) ([]RawRow, error)
+	// FreedTotals counts FreedRows' seats and users (ignoring After and Limit).
+	FreedTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
+	// PruneSnapshots deletes snapshots taken before before, at most limit of them.
+	PruneSnapshots(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // Cutoffs are the query's status cutoffs.

@@ -177,6 +177,9 @@ const (
 	StatusActive      Status = "active"
 	StatusInactive    Status = "inactive"
 	StatusUnavailable Status = "unavailable" // the plan carries no usage data
+	// StatusUnassigned: a seat freed in the range, listed with its date
+	// (ReportFilter status "unassigned").
+	StatusUnassigned Status = "unassigned"
 )
 
 // SeatStatus applies the inactivity rule: a seat on a Standard or Premium

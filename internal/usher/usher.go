@@ -317,6 +317,10 @@ type Assignment struct {
 	// the last of them goes.
 	Direct bool    `json:"direct"`
 	Groups []int64 `json:"groups"`
+	// LastUsedAt is the seat's latest use of its product (before
+	// AssignedAt when not used since), for rules that must not touch a
+	// seat in use.
+	LastUsedAt time.Time `json:"-"`
 }
 
 // AuditEntry records one change: who did what to whom, before and after.
@@ -511,17 +515,20 @@ func (c Cost) String() string { return c.Currency + " " + FormatCents(c.Cents) }
 // ReclaimBatch is what one reclaim removed — a policy run's reclaim of one
 // person, or a bulk unassign — kept so that it can be undone.
 type ReclaimBatch struct {
-	ID         int64       `json:"id"`
-	AccountID  int64       `json:"-"`
-	Source     string      `json:"source"`              // "policy" or "unassign"
-	PolicyID   int64       `json:"policy_id,omitempty"` // for source policy
-	RunID      int64       `json:"run_id,omitempty"`
-	ActorID    int64       `json:"actor_id"`
-	ActorEmail string      `json:"actor_email"`
-	CreatedAt  time.Time   `json:"created_at"`
-	UndoneAt   time.Time   `json:"undone_at,omitzero"`
-	UndoneBy   string      `json:"undone_by,omitempty"`
-	Items      []BatchItem `json:"items"`
+	ID         int64     `json:"id"`
+	AccountID  int64     `json:"-"`
+	Source     string    `json:"source"`              // "policy" or "unassign"
+	PolicyID   int64     `json:"policy_id,omitempty"` // for source policy
+	RunID      int64     `json:"run_id,omitempty"`
+	ActorID    int64     `json:"actor_id"`
+	ActorEmail string    `json:"actor_email"`
+	CreatedAt  time.Time `json:"created_at"`
+	UndoneAt   time.Time `json:"undone_at,omitzero"`
+	UndoneBy   string    `json:"undone_by,omitempty"`
+	// UndoUnfinished: the undo started and stopped before every person's
+	// part was done; undoing again finishes it.
+	UndoUnfinished bool        `json:"undo_unfinished,omitempty"`
+	Items          []BatchItem `json:"items"`
 	// Saved is what the removed seats cost per year, per currency.
 	Saved []Cost `json:"saved"`
 }
@@ -542,7 +549,19 @@ type BatchItem struct {
 	Benefits       []string  `json:"benefits"` // benefits removed
 	AssignedAt     time.Time `json:"assigned_at,omitzero"`
 	Price          *Price    `json:"price"` // the seat's yearly price when removed
+	// Undo is what undoing the batch did with this item: "" before,
+	// UndoRestored or UndoNotRestored (with UndoReason), or UndoUnrecorded.
+	Undo       string `json:"undo,omitempty"`
+	UndoReason string `json:"undo_reason,omitempty"`
 }
+
+// Undo outcomes of a batch item.
+const (
+	UndoRestored    = "restored"
+	UndoNotRestored = "not_restored"
+	// UndoUnrecorded marks items of batches undone before outcomes were kept.
+	UndoUnrecorded = "unrecorded"
+)
 
 // SavedOf sums the yearly price of the seats a batch removed, per currency.
 func SavedOf(items []BatchItem) []Cost {
@@ -618,7 +637,7 @@ var AuditActions = []string{
 	"group.create", "group.update", "group.delete", "group.member.add", "group.member.remove",
 	"group.assign", "group.assignment.update", "group.unassign", "group.exclude", "group.include",
 	"seat.sources", "seat.wait", "seat.wait.end",
-	"account.update", "subscription.price",
+	"account.update", "subscription.price", "subscription.update",
 	"reclaim_policy.create", "reclaim_policy.update", "reclaim_policy.delete",
 	"reclaim.warn", "reclaim.reclaim", "reclaim.keep", "reclaim.undo",
 }

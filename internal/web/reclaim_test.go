@@ -51,6 +51,13 @@ func TestReclaimAPI(t *testing.T) {
 				"name", "range", "mode", "scope.kind")
 		})
 
+		t.Run("ErrUnknownExemptGroup", func(t *testing.T) {
+			admin.fail(http.StatusUnprocessableEntity, usher.EINVALID, "POST", "/api/v1/reclaim-policies", map[string]any{
+				"name": "Idle", "scope": map[string]any{"kind": "subscriptions", "subscription_ids": []int64{sub.ID}},
+				"range": "45d", "mode": "report_only", "exemptions": map[string]any{"groups": []int64{424242}}},
+				"exemptions.groups[0]")
+		})
+
 		var p reclaim.Policy
 		admin.ok(http.StatusCreated, "POST", "/api/v1/reclaim-policies", map[string]any{
 			"name": "Idle", "scope": map[string]any{"kind": "subscriptions", "subscription_ids": []int64{sub.ID}},

@@ -133,15 +133,37 @@ func (s *server) updateSubscription(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var in access.SubscriptionPatch
+	var in subscriptionPatchRequest
 	if err := s.decodeJSON(w, r, &in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	sub, err := s.access.UpdateSubscription(r.Context(), actorFrom(r.Context()), id, in)
+	var dates usher.Problems
+	in.SubscriptionPatch.TermStart = parseOptionalDate(&dates, "term_start", in.TermStart)
+	in.SubscriptionPatch.TermEnd = parseOptionalDate(&dates, "term_end", in.TermEnd)
+	sub, err := s.access.UpdateSubscription(r.Context(), actorFrom(r.Context()), id, in.SubscriptionPatch)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, withFieldReasons(err, dates))
 		return
 	}
 	s.writeJSON(w, r, http.StatusOK, subscriptionJSON(sub))
+}
+
+// subscriptionPatchRequest reads the term dates as strings, as
+// newSubscriptionRequest does, so a bad date is a 422 naming its field.
+type subscriptionPatchRequest struct {
+	access.SubscriptionPatch
+	TermStart *string `json:"term_start"`
+	TermEnd   *string `json:"term_end"`
+}
+
+// parseOptionalDate is parseDate for a field that may be absent (nil stays
+// nil); a present but bad date becomes a zero date, which the domain
+// refuses, naming the field.
+func parseOptionalDate(p *usher.Problems, field string, raw *string) *usher.Date {
+	if raw == nil {
+		return nil
+	}
+	d := parseDate(p, field, raw)
+	return &d
 }

@@ -158,6 +158,7 @@ func reportFilter(p *usher.Problems, r *http.Request) usage.ReportFilter {
 		Sort:           q.Get("sort"),
 		Cursor:         cursor,
 		Limit:          limit,
+		Snapshot:       q.Get("snapshot"),
 	}
 }
 
@@ -227,6 +228,7 @@ func (s *server) usageReport(w http.ResponseWriter, r *http.Request) {
 var reportCSVHeader = []string{
 	"name", "email", "product", "product_name", "contract_number", "plan", "assigned_at",
 	"last_used", "days_used", "monthly_average", "status", "status_note", "source", "inactivity",
+	"days_inactive", "group", "unassigned_at", "change",
 }
 
 // usageReportCSV streams every row matching the filter (no pages) as CSV.
@@ -260,6 +262,11 @@ func WriteReportCSV(w http.ResponseWriter, r *http.Request, use *usage.Service, 
 		hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="usage-report-%s-%s.csv"`, h.Today, h.Range))
 		hd.Set("Usher-Report-Range", string(h.Range))
 		hd.Set("Usher-Report-Cutoff", h.Cutoff.String())
+		if h.Snapshot != nil {
+			hd.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="usage-report-%s.csv"`, h.Snapshot.ID))
+			hd.Set("Usher-Report-Snapshot", h.Snapshot.ID)
+			hd.Set("Usher-Report-As-Of", h.Snapshot.TakenAt.UTC().Format(time.RFC3339))
+		}
 		if h.ProcessedAt != nil {
 			hd.Set("Usher-Usage-Processed-At", h.ProcessedAt.UTC().Format(time.RFC3339))
 		}
@@ -268,14 +275,21 @@ func WriteReportCSV(w http.ResponseWriter, r *http.Request, use *usage.Service, 
 		return cw.Write(reportCSVHeader)
 	}
 	row := func(r usage.ReportRow) error {
-		last := ""
+		last, inactiveDays, unassigned := "", "", ""
+		if r.UnassignedAt != nil {
+			unassigned = r.UnassignedAt.String()
+		}
 		if r.LastUsed != nil {
 			last = r.LastUsed.String()
+		}
+		if r.DaysInactive != nil {
+			inactiveDays = strconv.Itoa(*r.DaysInactive)
 		}
 		return cw.Write([]string{
 			csvCell(r.Name), csvCell(r.Email), r.Product, csvCell(r.ProductName), csvCell(r.ContractNumber), string(r.Plan),
 			r.AssignedAt.Format(time.DateOnly), last, strconv.Itoa(r.DaysUsed),
 			strconv.FormatFloat(r.MonthlyAverage, 'f', 1, 64), string(r.Status), r.StatusNote, csvCell(SourceText(r.Sources)), string(r.Inactivity),
+			inactiveDays, csvCell(GroupText(r.Sources)), unassigned, string(r.Change),
 		})
 	}
 	err := use.EachRow(r.Context(), a, f, head, row)
@@ -303,6 +317,20 @@ func SourceText(src []usher.SeatSource) string {
 			parts[i] = "direct"
 		} else {
 			parts[i] = "group " + s.GroupName
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// GroupText says through which groups a seat is held, "Direct" for a
+// seat assigned to the person themself: "Direct; Design" when both.
+func GroupText(src []usher.SeatSource) string {
+	parts := make([]string, len(src))
+	for i, s := range src {
+		if s.Direct {
+			parts[i] = "Direct"
+		} else {
+			parts[i] = s.GroupName
 		}
 	}
 	return strings.Join(parts, "; ")

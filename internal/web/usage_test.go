@@ -371,7 +371,7 @@ func TestUsageReportAPI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(recs) != 6 || strings.Join(recs[0], ",") != "name,email,product,product_name,contract_number,plan,assigned_at,last_used,days_used,monthly_average,status,status_note,source,inactivity" {
+			if len(recs) != 6 || strings.Join(recs[0], ",") != "name,email,product,product_name,contract_number,plan,assigned_at,last_used,days_used,monthly_average,status,status_note,source,inactivity,days_inactive,group,unassigned_at,change" {
 				t.Fatalf("got %q", recs)
 			}
 			inactive := c.do("GET", "/api/v1/reports/usage?status=inactive", nil, "Accept", "text/csv")

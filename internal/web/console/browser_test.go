@@ -282,6 +282,17 @@ func (b *tab) submit(sel string) {
 	b.settle()
 }
 
+// submitForm submits a form as its (possibly hidden) submit button would,
+// and waits for the next page; filters hide Apply when script runs.
+func (b *tab) submitForm(sel string) {
+	b.t.Helper()
+	b.do(
+		discard(chromedp.Evaluate[bool](fmt.Sprintf(`(() => { document.body.dataset.stale = "1"; document.querySelector(%q).requestSubmit(); return true })()`, sel))),
+		chromedp.WaitReady(chromedp.CSS("body:not([data-stale]) main h1")),
+	)
+	b.settle()
+}
+
 // settle waits until the page's deferred script has run (the document is
 // complete), so checks of what the script changes do not race it.
 func (b *tab) settle() {
@@ -524,7 +535,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("SearchFindsOneUser", func(t *testing.T) {
 		ada.do(chromedp.SetValue(chromedp.CSS("#q"), "bak"))
-		ada.submit(`form.search button[type=submit]`)
+		ada.submitForm(`form.users-filters`)
 		if n := ada.evalInt(`document.querySelectorAll("table.users tbody tr").length`); n != 1 {
 			t.Fatalf("rows for \"bak\": got %d, want 1", n)
 		}
@@ -643,16 +654,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		ada.wantText("#roles", "Contract manager of DraftPro DP-1")
 		ada.screenshot("person-admin")
 		// Rename, then disable after the console's confirmation.
-		ada.do(chromedp.SetValue(chromedp.CSS("#name"), "Nia Newer"))
+		ada.do(chromedp.SetValue(chromedp.CSS("#name"), "Nia Newer"), chromedp.Click(chromedp.CSS("#reclaim_exempt")))
 		ada.submit("#save-user")
 		ada.wantText("main h1", "Nia Newer")
+		ada.wantText("#person-exempt", "Exempt from reclaim")
 		ada.do(chromedp.Click(chromedp.CSS("#disable-user")))
 		ada.wantText("#confirm-text", "Disable nia@acme.test?")
 		ada.submit("#confirm-ok")
 		ada.wantText("#person-status", "Disabled")
 		got, err := s.access.User(context.Background(), usher.System(s.acct.ID), nia.ID)
-		if err != nil || got.Status != usher.UserDisabled || got.Name != "Nia Newer" || len(got.Roles) != 1 {
-			t.Fatalf("stored: %+v %v, want Nia Newer, disabled, with one role", got, err)
+		if err != nil || got.Status != usher.UserDisabled || got.Name != "Nia Newer" || len(got.Roles) != 1 || !got.ReclaimExempt {
+			t.Fatalf("stored: %+v %v, want Nia Newer, disabled, exempt from reclaim, with one role", got, err)
 		}
 		ada.do(chromedp.Click(chromedp.CSS("#delete-user")))
 		ada.submit("#confirm-ok")
@@ -682,7 +694,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		ada.open("/audit-log")
 		ada.wantText("table.audit", "seat.unassign", "ben@acme.test")
 		ada.do(chromedp.SetValue(chromedp.CSS("#user"), "ben@acme.test"), chromedp.SetValue(chromedp.CSS("#action"), "services.set"))
-		ada.submit(`form.filters button[type=submit]`)
+		ada.submitForm(`form.filters`)
 		if n := ada.evalInt(`document.querySelectorAll("table.audit tbody tr").length`); n != 1 {
 			t.Fatalf("services.set entries about Ben: got %d, want 1 (the cleared rendering)", n)
 		}

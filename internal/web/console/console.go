@@ -29,7 +29,7 @@ import (
 	"github.com/usherhq/usher/internal/web"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/parts/*.html
 var templateFiles embed.FS
 
 //go:embed static
@@ -157,7 +157,7 @@ const maxForm = 1 << 20
 func (s *server) text(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			r.Body = http.MaxBytesReader(w, r.Body, formLimit(r.URL.Path))
 			if err := r.ParseForm(); err != nil {
 				s.renderStatus(w, r, http.StatusBadRequest, nil, "Bad request", "The form could not be read.")
 				return
@@ -212,10 +212,17 @@ func (s *server) routes(mux *http.ServeMux) {
 		mux.HandleFunc("GET /reclaims", s.signedIn(s.reclaimHistory))
 		mux.HandleFunc("GET /reclaim-policies", s.signedIn(s.policies))
 		mux.HandleFunc("GET /reclaim-policies/{id}/preview", s.signedIn(s.preview))
+		mux.HandleFunc("GET /reclaim-policies/new", s.signedIn(s.newPolicy))
+		mux.HandleFunc("POST /reclaim-policies", s.signedIn(s.savePolicy))
+		mux.HandleFunc("GET /reclaim-policies/{id}", s.signedIn(s.policyPage))
+		mux.HandleFunc("POST /reclaim-policies/{id}", s.signedIn(s.savePolicy))
+		mux.HandleFunc("POST /reclaim-policies/{id}/delete", s.signedIn(s.deletePolicy))
 		mux.HandleFunc("POST /reclaims/{id}/undo", s.signedIn(s.undoReclaim))
 	}
 	mux.HandleFunc("GET /users", s.signedIn(s.users))
 	mux.HandleFunc("POST /users", s.signedIn(s.createUser))
+	mux.HandleFunc("GET /users.csv", s.signedIn(s.usersCSV))
+	mux.HandleFunc("POST /users/disable", s.signedIn(s.disableUsers))
 	mux.HandleFunc("GET /users/{id}", s.signedIn(s.person))
 	mux.HandleFunc("POST /users/{id}", s.signedIn(s.updateUser))
 	mux.HandleFunc("POST /users/{id}/delete", s.signedIn(s.deleteUser))
@@ -225,6 +232,10 @@ func (s *server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /users/{id}/access", s.signedIn(s.saveAccess))
 	mux.HandleFunc("GET /subscriptions", s.signedIn(s.subscriptions))
 	mux.HandleFunc("POST /subscriptions/{id}/release", s.signedIn(s.releaseSeat))
+	mux.HandleFunc("GET /subscriptions/new", s.signedIn(s.newContractPage))
+	mux.HandleFunc("POST /subscriptions", s.signedIn(s.createContract))
+	mux.HandleFunc("GET /subscriptions/{id}/edit", s.signedIn(s.editContractPage))
+	mux.HandleFunc("POST /subscriptions/{id}", s.signedIn(s.updateContract))
 	mux.HandleFunc("GET /audit-log", s.signedIn(s.auditLog))
 	mux.HandleFunc("GET "+tokensPath, s.signedIn(s.tokensPage))
 	mux.HandleFunc("POST "+tokensPath, s.signedIn(s.createToken))
@@ -241,6 +252,8 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 
 	s.ssoRoutes(mux)
+	s.groupRoutes(mux)
+	s.importRoutes(mux)
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.renderStatus(w, r, http.StatusNotFound, nil, "Page not found", "There is no page at this address.")
@@ -391,6 +404,7 @@ func (s *server) navFor(v viewer, current string) []navItem {
 	}
 	add("Dashboard", "/", access.CanAny(a, access.ViewSubscription))
 	add("Users", "/users", access.CanAny(a, access.ViewUsers))
+	add("Groups", "/groups", access.CanAny(a, access.ViewUsers))
 	add("Subscriptions", "/subscriptions", access.CanAny(a, access.ViewSubscription))
 	add("Usage Report", reportPath, s.usage != nil && access.CanAny(a, access.ViewReports))
 	add("Usage Notifications", notificationsPath, s.notify != nil && access.Can(a, access.ManageNotification, 0))
@@ -453,7 +467,8 @@ func parsePages() (map[string]*template.Template, error) {
 		if base == "layout" {
 			continue
 		}
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", n)
+		// parts/ holds blocks that several pages show.
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", "templates/parts/*.html", n)
 		if err != nil {
 			return nil, err
 		}

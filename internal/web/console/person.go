@@ -37,6 +37,10 @@ type personPage struct {
 	CanManage   bool
 	RoleChoices []roleChoice
 	RolesHeld   []roleHeld
+	// Groups are the person's groups; Waiting the contracts their groups
+	// give them that had no seat free.
+	Groups  []usher.Group
+	Waiting []string
 }
 
 type personSeat struct {
@@ -45,6 +49,8 @@ type personSeat struct {
 	AssignedOn              string
 	Services, Benefits      []string
 	Editable                bool
+	// Sources say how the seat reaches the person: directly, through groups.
+	Sources []usher.SeatSource
 	// Usage over personRange; Status "" when the report has no row.
 	Status   usage.Status
 	LastUsed string
@@ -104,6 +110,11 @@ func (s *server) person(w http.ResponseWriter, r *http.Request, v viewer) {
 		data.RoleChoices = roleChoices(v, subs.Items)
 	}
 
+	if data.Groups, err = s.access.GroupsOf(ctx, v.Actor, id); err != nil {
+		s.renderError(w, r, &v, err)
+		return
+	}
+
 	usageOf := map[int64]usage.ReportRow{}
 	if s.usage != nil && access.CanAny(v.Actor, access.ViewReports) {
 		// The report's search matches names and addresses by part, so keep
@@ -124,7 +135,10 @@ func (s *server) person(w http.ResponseWriter, r *http.Request, v viewer) {
 	for _, e := range ua.Subscriptions {
 		seat := personSeat{
 			Product: e.Subscription.Product.Name, Contract: e.Subscription.ContractNumber, Plan: planName(e.Subscription.Plan),
-			Assigned: e.Assigned, Editable: e.Editable,
+			Assigned: e.Assigned, Editable: e.Editable, Sources: e.Sources,
+		}
+		if e.Waiting {
+			data.Waiting = append(data.Waiting, e.Subscription.Product.Name+" "+e.Subscription.ContractNumber)
 		}
 		if e.AssignedAt != nil {
 			seat.AssignedOn = usher.HumanDay(*e.AssignedAt, loc)

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/reclaim"
 )
 
 type policyRow struct {
 	ID                 int64
+	Enabled            bool
 	Name, Scope, Range string
 	Mode               reclaim.Mode
 	Grace              int
@@ -26,7 +28,7 @@ func (s *server) policies(w http.ResponseWriter, r *http.Request, v viewer) {
 	loc := v.Account.Location()
 	var rows []policyRow
 	for _, p := range ps {
-		row := policyRow{ID: p.ID, Name: p.Name, Range: p.Range.Label(), Mode: p.Mode, Grace: p.GraceDays, Next: "off"}
+		row := policyRow{ID: p.ID, Enabled: p.Enabled, Name: p.Name, Range: p.Range.Label(), Mode: p.Mode, Grace: p.GraceDays, Next: "off"}
 		if p.Enabled {
 			row.Next = p.NextRunAt.In(loc).Format("2 Jan 2006 15:04")
 		}
@@ -41,12 +43,44 @@ func (s *server) policies(w http.ResponseWriter, r *http.Request, v viewer) {
 		}
 		rows = append(rows, row)
 	}
-	s.render(w, r, http.StatusOK, "policies", page{Title: "Reclaim policies", Data: struct{ Policies []policyRow }{rows}})
+	s.render(w, r, http.StatusOK, "policies", page{Title: "Reclaim policies", Data: struct {
+		Policies  []policyRow
+		CanManage bool
+	}{rows, access.Can(v.Actor, access.ManageReclaim, 0)}})
 }
 
 type planRow struct {
 	reclaim.Item
 	Why, Last, On string
+}
+
+// previewData is what the "plan" block shows: the preview page's, and the
+// policy form's after Preview.
+type previewData struct {
+	ID        int64
+	Name      string
+	Unsaved   bool // the form's values, not the stored policy
+	CanManage bool
+	Plan      reclaim.Plan
+	Rows      []planRow
+}
+
+func planView(id int64, name string, plan reclaim.Plan) previewData {
+	var rows []planRow
+	for _, it := range plan.Items {
+		row := planRow{Item: it, Why: strings.ReplaceAll(string(it.Inactivity), "_", " "), Last: "never"}
+		if it.Reason != "" {
+			row.Why = it.Reason
+		}
+		if !it.LastUsedAt.IsZero() {
+			row.Last = it.LastUsedAt.Format(time.DateOnly)
+		}
+		if !it.ReclaimAt.IsZero() {
+			row.On = it.ReclaimAt.Format(time.DateOnly)
+		}
+		rows = append(rows, row)
+	}
+	return previewData{ID: id, Name: name, Plan: plan, Rows: rows}
 }
 
 func (s *server) preview(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -65,23 +99,7 @@ func (s *server) preview(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	var rows []planRow
-	for _, it := range plan.Items {
-		row := planRow{Item: it, Why: strings.ReplaceAll(string(it.Inactivity), "_", " "), Last: "never"}
-		if it.Reason != "" {
-			row.Why = it.Reason
-		}
-		if !it.LastUsedAt.IsZero() {
-			row.Last = it.LastUsedAt.Format(time.DateOnly)
-		}
-		if !it.ReclaimAt.IsZero() {
-			row.On = it.ReclaimAt.Format(time.DateOnly)
-		}
-		rows = append(rows, row)
-	}
-	s.render(w, r, http.StatusOK, "preview", page{Title: "Preview: " + p.Name, Data: struct {
-		Name string
-		Plan reclaim.Plan
-		Rows []planRow
-	}{p.Name, plan, rows}})
+	data := planView(p.ID, p.Name, plan)
+	data.CanManage = access.Can(v.Actor, access.ManageReclaim, 0)
+	s.render(w, r, http.StatusOK, "preview", page{Title: "Preview: " + p.Name, Data: data})
 }

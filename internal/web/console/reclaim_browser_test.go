@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/mail/smtptest"
 	"github.com/usherhq/usher/internal/reclaim"
 )
@@ -150,3 +151,129 @@ func TestKeepLinkOverHTTP(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestReclaimPolicyFormInBrowser: Ada creates a policy in the console —
+// refused first with each problem beside its field, previewed before it is
+// saved, then saved and previewed again — edits it, and deletes it after
+// the console's confirmation; Sam, a secondary admin, reads it only.
+func TestReclaimPolicyFormInBrowser(t *testing.T) {
+	rs := newReportSite(t)
+	ctx := context.Background()
+	g, err := rs.access.CreateGroup(ctx, rs.actor("ada"), access.GroupInput{Name: ptr("Service accounts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.access.AddMembers(ctx, rs.actor("ada"), g.ID, []int64{rs.users["ivan"].ID}); err != nil {
+		t.Fatal(err)
+	}
+	browser := newBrowser(t)
+	ada := rs.person(t, browser, "ada")
+	ada.open("/reclaim-policies")
+	ada.wantText("#no-policies", "no reclaim policies")
+	ada.submit("#new-policy")
+	ada.wantText("main h1", "New reclaim policy")
+	ada.wantText("#scope", "Model Studio MS-1 (Premium)", "DraftPro DP-1 (Standard)")
+	if strings.Contains(ada.text("#scope"), "CW-1") {
+		t.Error("the form offers the Basic contract CW-1, which has no usage data")
+	}
+	ada.screenshot("reclaim-policy-new")
+
+	// No name, no contract, too long a grace period: each problem
+	// shows beside its field, and nothing is saved.
+	ada.do(chromedp.SetValue(chromedp.CSS("#grace_days"), "400"), chromedp.SetValue(chromedp.CSS("#exempt_users"), "nobody@acme.test"))
+	ada.submit("#save-policy")
+	ada.wantText("#name-error", "required")
+	ada.wantText("#scope-error", "at least one subscription")
+	ada.wantText("#grace_days-error", "between 0 and 365")
+	ada.wantText("#exempt_users-error", "no user nobody@acme.test")
+	ada.wantText(".errors", "Nothing was saved")
+	if ada.eval(`document.getElementById("name").getAttribute("aria-invalid") !== "true"`) {
+		t.Error("the name field is not marked invalid")
+	}
+	ada.screenshot("reclaim-policy-errors")
+	if ps, _ := rs.reclaim.Policies(ctx, rs.actor("ada")); len(ps) != 0 {
+		t.Fatalf("a refused form saved %d policies", len(ps))
+	}
+
+	// Preview before saving: Ina and Ivan hold idle MS-1 seats; Ivan is in
+	// the exempt group.
+	ada.do(chromedp.SetValue(chromedp.CSS("#name"), "Idle Model Studio"), chromedp.SetValue(chromedp.CSS("#grace_days"), "10"),
+		chromedp.Clear(chromedp.CSS("#exempt_users")),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=subscription_ids][value="%d"]`, rs.ms.ID))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`input[name=exempt_groups][value="%d"]`, g.ID))))
+	ada.submit("#preview-policy")
+	ada.wantText("#form-preview", "were saved and ran now", "ina@acme.test", "ivan@acme.test: exempt as a member of the group Service accounts")
+	if ps, _ := rs.reclaim.Policies(ctx, rs.actor("ada")); len(ps) != 0 {
+		t.Fatal("Preview saved the policy")
+	}
+	if !ada.eval(`document.getElementById("name").value === "Idle Model Studio"`) || !ada.checked("mode-warn_then_reclaim") {
+		t.Error("the form lost what was typed after Preview")
+	}
+	ada.screenshot("reclaim-policy-form-preview")
+
+	ada.submit("#save-policy")
+	ada.wantText(".message", "Policy “Idle Model Studio” saved")
+	ada.wantText("#preview-summary", "If “Idle Model Studio” ran now it would warn 1")
+	ps, err := rs.reclaim.Policies(ctx, rs.actor("ada"))
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("policies %+v %v, want one", ps, err)
+	}
+	p := ps[0]
+	if p.Mode != reclaim.WarnThenReclaim || p.GraceDays != 10 || p.Range != "3m" || len(p.Scope.SubscriptionIDs) != 1 ||
+		p.Scope.SubscriptionIDs[0] != rs.ms.ID || len(p.Exemptions.Groups) != 1 || p.Exemptions.Groups[0] != g.ID || !p.Enabled {
+		t.Fatalf("stored %+v", p)
+	}
+
+	// Edit: a number of days, reclaim straight away.
+	ada.open("/reclaim-policies")
+	ada.submit(fmt.Sprintf("#policy-%d a.edit", p.ID))
+	ada.do(chromedp.SetValue(chromedp.CSS("#range"), "days"), chromedp.SetValue(chromedp.CSS("#range_days"), "45"),
+		chromedp.Click(chromedp.CSS("#mode-reclaim")), chromedp.SetValue(chromedp.CSS("#exempt_users"), "uma@acme.test"))
+	ada.submit("#save-policy")
+	ada.wantText(".message", "saved")
+	p, err = rs.reclaim.Policy(ctx, rs.actor("ada"), p.ID)
+	if err != nil || p.Range != "45d" || p.Mode != reclaim.ReclaimNow || len(p.Exemptions.Users) != 1 || p.Exemptions.Users[0] != rs.users["uma"].ID {
+		t.Fatalf("after the edit: %+v %v", p, err)
+	}
+	ada.open(fmt.Sprintf("/reclaim-policies/%d", p.ID))
+	if !ada.eval(`document.getElementById("range_days").value === "45" && document.getElementById("range").value === "days"`) {
+		t.Error("the form does not show the stored range of 45 days")
+	}
+	ada.screenshot("reclaim-policy-edit")
+
+	// Sam reads the policy; he can change nothing.
+	sam := rs.person(t, browser, "sam")
+	sam.open("/reclaim-policies")
+	if sam.exists("#new-policy") {
+		t.Error("a secondary admin is offered New Policy")
+	}
+	sam.submit(fmt.Sprintf("#policy-%d a.edit", p.ID))
+	sam.wantText("#read-only", "Primary admins change reclaim policies")
+	if sam.exists("#save-policy") || sam.exists("#delete-policy") || !sam.eval(`document.getElementById("name").matches(":disabled")`) {
+		t.Error("a secondary admin is offered to change or delete the policy")
+	}
+	sam.screenshot("reclaim-policy-read-only")
+	samHTTP := &httpSite{t: t, url: rs.url}
+	c := samHTTP.client()
+	if a := c.signIn("sam@acme.test", password); a.status != http.StatusSeeOther {
+		t.Fatalf("sign in as Sam: %d", a.status)
+	}
+	for _, path := range []string{fmt.Sprintf("/reclaim-policies/%d/delete", p.ID), fmt.Sprintf("/reclaim-policies/%d", p.ID), "/reclaim-policies"} {
+		if a := c.send("POST", path, url.Values{"name": {"Mine"}}, "Origin", rs.url); a.status != http.StatusForbidden {
+			t.Errorf("Sam's POST %s: %d, want 403", path, a.status)
+		}
+	}
+	if a := c.send("GET", "/reclaim-policies/new", nil); a.status != http.StatusForbidden {
+		t.Errorf("Sam's GET of the new policy form: %d, want 403", a.status)
+	}
+
+	// Ada deletes it after the console's own confirmation.
+	ada.open(fmt.Sprintf("/reclaim-policies/%d", p.ID))
+	ada.do(chromedp.Click(chromedp.CSS("#delete-policy")))
+	ada.wantText("#confirm-text", "Delete the policy “Idle Model Studio”?")
+	ada.submit("#confirm-ok")
+	ada.wantText(".message", "Policy “Idle Model Studio” deleted")
+	if ps, _ := rs.reclaim.Policies(ctx, rs.actor("ada")); len(ps) != 0 {
+		t.Fatalf("after the delete: %d policies", len(ps))
+	}
+}

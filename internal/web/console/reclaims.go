@@ -13,6 +13,8 @@ type reclaimRow struct {
 	When    string
 	Undone  string
 	CanUndo bool
+	// CanFinish offers to finish an undo that stopped half-way.
+	CanFinish bool
 }
 
 type reclaimsPage struct {
@@ -37,9 +39,10 @@ func (s *server) renderReclaims(w http.ResponseWriter, r *http.Request, v viewer
 		if !b.UndoneAt.IsZero() {
 			row.Undone = b.UndoneAt.In(loc).Format("2 Jan 2006 15:04")
 		}
-		row.CanUndo = now.Sub(b.CreatedAt) <= access.UndoWindow
+		row.CanUndo, row.CanFinish = now.Sub(b.CreatedAt) <= access.UndoWindow, b.UndoUnfinished
 		for _, it := range b.Items {
-			row.CanUndo = row.CanUndo && access.Can(v.Actor, access.ManageSeats, it.SubscriptionID)
+			may := access.Can(v.Actor, access.ManageSeats, it.SubscriptionID)
+			row.CanUndo, row.CanFinish = row.CanUndo && may, row.CanFinish && may
 		}
 		data.Rows = append(data.Rows, row)
 	}

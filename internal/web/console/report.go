@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/notify"
@@ -31,19 +32,22 @@ type option struct {
 // reportFilter is the report's filter as the page's query string holds it.
 type reportFilter struct {
 	Status, Range, Product, Subscription, Query, Sort string
+	// Snapshot shows the report as of an email or reclaim run.
+	Snapshot string
 }
 
 func filterOf(q url.Values) reportFilter {
 	return reportFilter{
 		Status: q.Get("status"), Range: q.Get("range"), Product: q.Get("product"),
 		Subscription: q.Get("subscription"), Query: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort"),
+		Snapshot: q.Get("snapshot"),
 	}
 }
 
 // values is the filter as a query string, leaving out what is unset.
 func (f reportFilter) values() url.Values {
 	v := url.Values{}
-	for k, x := range map[string]string{"status": f.Status, "range": f.Range, "product": f.Product, "subscription": f.Subscription, "q": f.Query, "sort": f.Sort} {
+	for k, x := range map[string]string{"status": f.Status, "range": f.Range, "product": f.Product, "subscription": f.Subscription, "q": f.Query, "sort": f.Sort, "snapshot": f.Snapshot} {
 		if x != "" {
 			v.Set(k, x)
 		}
@@ -65,7 +69,7 @@ func (f reportFilter) href(extra url.Values) string {
 // service is the filter as the usage service takes it, and what is wrong
 // with it before the service looks: a contract that is not a number.
 func (f reportFilter) service() (usage.ReportFilter, usher.Problems) {
-	out := usage.ReportFilter{Status: f.Status, Range: usage.Range(f.Range), Product: f.Product, Query: f.Query, Sort: f.Sort}
+	out := usage.ReportFilter{Status: f.Status, Range: usage.Range(f.Range), Product: f.Product, Query: f.Query, Sort: f.Sort, Snapshot: f.Snapshot}
 	var p usher.Problems
 	if f.Subscription != "" {
 		id, err := strconv.ParseInt(f.Subscription, 10, 64)
@@ -104,6 +108,17 @@ type reportPage struct {
 	pageLinks
 	CanUnassign bool // at least one row has a checkbox
 	Filtered    bool
+	// Snapshot is set when the report is shown as of an email or run.
+	Snapshot *snapshotView
+}
+
+// snapshotView says which email or run the report is shown as of, and
+// where the same report is now.
+type snapshotView struct {
+	ID      string
+	Of      string // "the email of 25 Nov 2026, 08:00 CET"
+	NowHref string
+	Changed int // seats changed since, among those matching
 }
 
 type reportColumn struct {
@@ -113,6 +128,7 @@ type reportColumn struct {
 	Href  string        // sorts by this column; "" when it does not sort
 	Sort  string        // "ascending", "descending" or "" for aria-sort
 	Num   bool
+	After string // text after the label, outside the sort link
 }
 
 type reportRow struct {
@@ -123,14 +139,21 @@ type reportRow struct {
 	// DaysInactive counts the days since the seat was last used, or since
 	// it was assigned when it never was.
 	DaysInactive int
-	Selectable   bool
-	Selected     bool
+	Unassigned   string // the day a seat freed in the range was freed
+	// Group says through which groups the seat is held, or Direct.
+	Group string
+	// Change says, in words, how a snapshot's seat changed since; "" when
+	// it did not.
+	Change     string
+	Selectable bool
+	Selected   bool
 }
 
 var reportStatuses = []option{
 	{Value: "all", Label: "All users"}, {Value: "inactive", Label: "Inactive users"},
 	{Value: "never_used", Label: "Inactive: never used"}, {Value: "stopped_using", Label: "Inactive: stopped using"},
 	{Value: "active", Label: "Active users"}, {Value: "unavailable", Label: "Plans without usage data"},
+	{Value: "unassigned", Label: "Unassigned in the range"},
 }
 
 func (s *server) usageReport(w http.ResponseWriter, r *http.Request, v viewer) {
@@ -204,15 +227,30 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 	slices.SortStableFunc(data.Products[1:], func(a, b option) int { return strings.Compare(a.Label, b.Label) })
 
 	data.Heading = reportHeading(status, rep.Range)
+	if snap := rep.Snapshot; snap != nil {
+		data.Snapshot = snapshotOf(*snap, rep.Totals, loc)
+		data.Heading = "Inactive users as of " + data.Snapshot.Of
+		data.Filtered = f.Product != "" || f.Subscription != "" || f.Query != ""
+	}
 	if rep.ProcessedAt != nil {
 		data.Processed = usher.HumanTime(*rep.ProcessedAt, loc)
 	}
-	data.Columns = reportColumns(f)
+	data.Columns = reportColumns(f, rep.Snapshot != nil || f.Status == string(usage.StatusUnassigned))
 	for _, row := range rep.Rows {
 		rv := reportRow{
 			ReportRow: row, Key: fmt.Sprintf("%d/%d", row.UserID, row.SubscriptionID),
 			Assigned:   usher.HumanDay(row.AssignedAt, loc),
-			Selectable: access.Can(v.Actor, access.ManageSeats, row.SubscriptionID),
+			Selectable: access.Can(v.Actor, access.ManageSeats, row.SubscriptionID) && row.Status != usage.StatusUnassigned,
+		}
+		if row.UnassignedAt != nil {
+			rv.Unassigned = row.UnassignedAt.Human()
+		}
+		rv.Group = groupLabel(row.Sources)
+		rv.Change = changeText(row)
+		if rv.Change != "" {
+			// A seat that changed since the email is not the email's to
+			// take: it cannot be selected from this view.
+			rv.Selectable = false
 		}
 		rv.Selected = rv.Selectable && slices.Contains(selected, rv.Key)
 		switch {
@@ -223,11 +261,9 @@ func (s *server) reportView(ctx context.Context, v viewer, q url.Values, selecte
 		default:
 			rv.Last = row.LastUsed.Human()
 		}
-		since := usher.DateOf(row.AssignedAt.In(loc))
-		if row.LastUsed != nil && row.LastUsed.After(since.Time) {
-			since = *row.LastUsed
+		if row.DaysInactive != nil {
+			rv.DaysInactive = *row.DaysInactive
 		}
-		rv.DaysInactive = max(0, int(rep.Today.Sub(since.Time).Hours()/24))
 		data.CanUnassign = data.CanUnassign || rv.Selectable
 		data.Rows = append(data.Rows, rv)
 	}
@@ -248,6 +284,8 @@ func reportHeading(status string, rg usage.Range) string {
 		return "Active users over the last " + rg.Label()
 	case "unavailable":
 		return "Seats on plans without usage data"
+	case "unassigned":
+		return "Seats unassigned in the last " + rg.Label()
 	default:
 		return "All users, usage over the last " + rg.Label()
 	}
@@ -262,11 +300,11 @@ func cmpOr(s, def string) string {
 
 // reportColumns are the table's headings; those that sort link to the
 // report sorted by them, the current one in the other direction.
-func reportColumns(f reportFilter) []reportColumn {
+func reportColumns(f reportFilter, nameOnly bool) []reportColumn {
 	cur, desc := strings.CutPrefix(cmpOr(f.Sort, "name"), "-")
 	col := func(label, key string, num bool) reportColumn {
 		c := reportColumn{Label: label, Num: num}
-		if key == "" {
+		if key == "" || nameOnly && key != "name" {
 			return c
 		}
 		next := key
@@ -292,8 +330,10 @@ func reportColumns(f reportFilter) []reportColumn {
 	name.Also, name.Class = &email, "person"
 	status := col("Status", "", false)
 	status.Class = "status"
+	product := col("Product", "product", false)
+	product.After = " · Group"
 	return []reportColumn{
-		name, col("Product", "product", false),
+		name, product,
 		col("Assigned", "", false), col("Last used", "last_used", false),
 		col("Days used", "days_used", true), col("Days a month", "", true), col("Days inactive", "", true), status,
 	}
@@ -398,6 +438,10 @@ func (s *server) unassign(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.render(w, r, http.StatusOK, "unassign", page{Title: "Unassign", Data: data})
 		return
 	}
+	if err := s.unusedSince(r.Context(), v, backURL.Query(), items); err != nil {
+		s.renderReportError(w, r, v, err)
+		return
+	}
 	res, err := s.access.Unassign(r.Context(), v.Actor, items)
 	if err != nil {
 		status := errorStatus(usher.ErrorCode(err))
@@ -456,6 +500,10 @@ func (s *server) unassignMatching(w http.ResponseWriter, r *http.Request, v view
 			"The seats matching the filter changed since you selected them: %s now, not %d. Check the report and select again.", plural(len(items), "seat"), expected)})
 		return
 	}
+	if err := s.unusedSince(r.Context(), v, q, items); err != nil {
+		s.renderReportError(w, r, v, err)
+		return
+	}
 	res, err := s.access.Unassign(r.Context(), v.Actor, items)
 	if err != nil {
 		status := errorStatus(usher.ErrorCode(err))
@@ -473,6 +521,29 @@ func (s *server) unassignMatching(w http.ResponseWriter, r *http.Request, v view
 	q.Del("cursor")
 	q.Del("trail")
 	s.redirectWith(w, r, v, reportHref(q), withUndo(unassignedMessage(res), res.BatchID))
+}
+
+// unusedSince makes an unassign from the report as of an email refuse
+// every seat used or given again since the email: the page leaves such
+// seats out of the selection, and this holds when someone uses the product
+// between the page and the click.
+func (s *server) unusedSince(ctx context.Context, v viewer, q url.Values, items []access.UnassignItem) error {
+	id := q.Get("snapshot")
+	if id == "" {
+		return nil
+	}
+	taken, since, err := s.usage.UnusedSince(ctx, v.Actor, id)
+	if err != nil {
+		return err
+	}
+	for i, it := range items {
+		t, ok := since[usage.SeatKey{UserID: it.UserID, SubscriptionID: it.SubscriptionID}]
+		if !ok {
+			t = taken
+		}
+		items[i].UnusedSince = &t
+	}
+	return nil
 }
 
 // unassignListed is how many seats the confirmation of a selection by
@@ -595,4 +666,59 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return strconv.Itoa(n) + " " + word + "s"
+}
+
+// snapshotOf describes the email or run a report is shown as of.
+func snapshotOf(snap usage.Snapshot, t usage.ReportTotals, loc *time.Location) *snapshotView {
+	v := &snapshotView{ID: snap.ID, Of: "the email of " + usher.HumanTime(snap.TakenAt, loc)}
+	if snap.Kind == usage.SnapshotReclaim {
+		v.Of = "the reclaim run of " + usher.HumanTime(snap.TakenAt, loc)
+	}
+	now := url.Values{"status": {"inactive"}}
+	if snap.Range.Valid() {
+		now.Set("range", string(snap.Range))
+	}
+	v.NowHref = reportPath + "?" + now.Encode()
+	if t.ChangedSeats != nil {
+		v.Changed = *t.ChangedSeats
+	}
+	return v
+}
+
+// changeText says how a snapshot's seat changed since, in words.
+func changeText(row usage.ReportRow) string {
+	switch row.Change {
+	case usage.UsedSince:
+		if row.LastUsedNow != nil {
+			return "Used since: last use " + row.LastUsedNow.Human()
+		}
+		return "Used since"
+	case usage.Unassigned:
+		return "Unassigned since"
+	case usage.Reassigned:
+		return "Assigned again since"
+	}
+	return ""
+}
+
+// groupLabel says through which groups a seat is held: "Direct", "via
+// Design", or "Direct, via Design".
+func groupLabel(src []usher.SeatSource) string {
+	var direct bool
+	var groups []string
+	for _, x := range src {
+		if x.Direct {
+			direct = true
+		} else {
+			groups = append(groups, x.GroupName)
+		}
+	}
+	var parts []string
+	if direct {
+		parts = append(parts, "Direct")
+	}
+	if len(groups) > 0 {
+		parts = append(parts, "via "+strings.Join(groups, ", "))
+	}
+	return strings.Join(parts, ", ")
 }

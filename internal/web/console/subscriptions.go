@@ -8,7 +8,8 @@ import (
 )
 
 type subscriptionsPage struct {
-	Rows []subscriptionRow
+	Rows      []subscriptionRow
+	CanCreate bool // "Add a contract"
 }
 
 type subscriptionRow struct {
@@ -16,6 +17,10 @@ type subscriptionRow struct {
 	// CanRelease offers "Release my seat": the viewer holds a seat here and
 	// may change this contract's seats.
 	CanRelease bool
+	// Waiting counts the people waiting for a seat.
+	Waiting int
+	// CanEdit offers "Change" (seats, term and price).
+	CanEdit bool
 }
 
 // subscriptionsPageLimit shows every contract an account plausibly has on
@@ -39,10 +44,16 @@ func (s *server) subscriptions(w http.ResponseWriter, r *http.Request, v viewer)
 			mine[e.Subscription.ID] = true
 		}
 	}
+	waiting, err := s.access.WaitingCounts(r.Context(), v.Actor)
+	if err != nil {
+		s.renderError(w, r, &v, err)
+		return
+	}
 	p := page{Title: "Subscriptions"}
-	data := subscriptionsPage{}
+	data := subscriptionsPage{CanCreate: access.Can(v.Actor, access.CreateSubscription, 0)}
 	for _, sub := range list.Items {
-		data.Rows = append(data.Rows, subscriptionRow{Subscription: sub, CanRelease: mine[sub.ID]})
+		data.Rows = append(data.Rows, subscriptionRow{Subscription: sub, CanRelease: mine[sub.ID], Waiting: waiting[sub.ID],
+			CanEdit: access.Can(v.Actor, access.EditSubscription, sub.ID)})
 	}
 	p.Data = data
 	s.render(w, r, http.StatusOK, "subscriptions", p)

@@ -60,7 +60,7 @@ func (s *server) renderTokens(w http.ResponseWriter, r *http.Request, v viewer, 
 	d := tokensPage{AllOfThem: access.Can(v.Actor, access.ViewTokens, 0), Name: name}
 	for _, t := range tokens {
 		d.Tokens = append(d.Tokens, tokenRow{Token: t, Mine: t.UserID == v.Actor.UserID,
-			Created: t.CreatedAt.In(loc).Format("2 Jan 2006 15:04"), LastUsed: when(t.LastUsedAt, loc, "Never"), Expires: when(t.ExpiresAt, loc, "Never")})
+			Created: usher.HumanTime(t.CreatedAt, loc), LastUsed: when(t.LastUsedAt, loc, "Never"), Expires: when(t.ExpiresAt, loc, "Never")})
 	}
 	if scope == "" {
 		scope = usher.ScopeFull
@@ -83,7 +83,7 @@ func when(t *time.Time, loc *time.Location, none string) string {
 	if t == nil {
 		return none
 	}
-	return t.In(loc).Format("2 Jan 2006 15:04")
+	return usher.HumanTime(*t, loc)
 }
 
 func (s *server) createToken(w http.ResponseWriter, r *http.Request, v viewer) {

@@ -72,6 +72,11 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request, v viewer) {
 		n := strings.TrimSpace(r.PostForm.Get("name"))
 		in.Name = &n
 	}
+	if r.PostForm.Has("reclaim_exempt_shown") {
+		// An unticked box is not sent: the hidden field says the form had it.
+		exempt := r.PostForm.Get("reclaim_exempt") != ""
+		in.ReclaimExempt = &exempt
+	}
 	msg := "Your changes have been saved."
 	if st := r.PostForm.Get("status"); st != "" {
 		status := usher.UserStatus(st)

@@ -10,30 +10,189 @@ import (
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usher"
+	"github.com/usherhq/usher/internal/web"
 )
 
 // usersPageSize is how many users one page of the list shows.
 const usersPageSize = 25
 
 type usersPage struct {
-	Query   string
-	Users   []usher.User
+	Query    string
+	Filter   url.Values // q, product, role, status and sort as the address has them
+	Filtered bool       // a search or a filter is in force
+	Total    int
+	Users    []userRow
+	Products []option
+	Roles    []option
+	Statuses []option
+	Sorts    []option
+	Columns  []usersColumn
+	CSVHref  string
+	// Return is this page's address, where a bulk action comes back to.
+	Return  string
 	CanEdit bool // whether "Edit Access" leads anywhere for this viewer
 	CanAdd  bool // whether the viewer may add users
+	CanBulk bool // whether the viewer may disable users: rows get checkboxes
 	pageLinks
 }
 
+type userRow struct {
+	usher.User
+	Created string
+}
+
+// usersColumn is a heading of the users table that sorts when clicked.
+type usersColumn struct {
+	Label, Href string
+	Sort        string // "ascending", "descending" or "" for aria-sort
+}
+
+// usersFilterKeys are the query parameters the list keeps across pages,
+// sorts and exports.
+var usersFilterKeys = []string{"q", "product", "role", "status", "sort"}
+
 func (s *server) users(w http.ResponseWriter, r *http.Request, v viewer) {
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	pg := pagerOf(r.URL.Query())
-	list, err := s.access.ListUsers(r.Context(), v.Actor, q, pg.cursor, usersPageSize)
+	q := r.URL.Query()
+	query := web.UserQueryOf(q)
+	query.Q = strings.TrimSpace(query.Q)
+	pg := pagerOf(q)
+	list, err := s.access.FindUsers(r.Context(), v.Actor, query, pg.cursor, usersPageSize)
+	if usher.ErrorCode(err) == usher.EINVALID {
+		// A filter from a hand-made address: say which, and show everyone.
+		p := page{Title: "Users", ErrorsTitle: "The list shows everyone, because:", Errors: errorLines(err)}
+		q, query, pg = url.Values{}, access.UserQuery{}, pager{}
+		list, err = s.access.FindUsers(r.Context(), v.Actor, query, "", usersPageSize)
+		if err == nil {
+			p.Data = s.usersData(r, v, q, query, pg, list)
+			s.render(w, r, http.StatusOK, "users", p)
+			return
+		}
+	}
 	if err != nil {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	data := usersPage{Query: q, Users: list.Items, CanEdit: access.CanAny(v.Actor, access.ManageSeats), CanAdd: access.Can(v.Actor, access.ManageUsers, 0),
-		pageLinks: pg.links("/users", url.Values{"q": {q}}, list.NextCursor)}
-	s.render(w, r, http.StatusOK, "users", page{Title: "Users", Data: data})
+	s.render(w, r, http.StatusOK, "users", page{Title: "Users", Data: s.usersData(r, v, q, query, pg, list)})
+}
+
+func (s *server) usersData(r *http.Request, v viewer, q url.Values, query access.UserQuery, pg pager, list access.UserList) usersPage {
+	filter := url.Values{}
+	for _, k := range usersFilterKeys {
+		if x := strings.TrimSpace(q.Get(k)); x != "" {
+			filter.Set(k, x)
+		}
+	}
+	data := usersPage{
+		Query: query.Q, Filter: filter, Total: list.Total,
+		Filtered: query.Q != "" || query.Product != "" || query.Role != "" || query.Status != "",
+		CanEdit:  access.CanAny(v.Actor, access.ManageSeats), CanAdd: access.Can(v.Actor, access.ManageUsers, 0),
+		CanBulk:   access.Can(v.Actor, access.ManageUsers, 0),
+		pageLinks: pg.links("/users", filter, list.NextCursor),
+		CSVHref:   "/users.csv",
+		Return:    r.URL.RequestURI(),
+	}
+	if len(filter) > 0 {
+		data.CSVHref += "?" + filter.Encode()
+	}
+	loc := v.Account.Location()
+	for _, u := range list.Items {
+		data.Users = append(data.Users, userRow{User: u, Created: usher.HumanDay(u.CreatedAt, loc)})
+	}
+	data.Products = []option{{Value: "", Label: "Any product", Selected: query.Product == ""}}
+	if products, err := s.access.ListProducts(r.Context(), v.Actor); err == nil {
+		for _, p := range products {
+			data.Products = append(data.Products, option{Value: p.Code, Label: p.Name, Selected: p.Code == query.Product})
+		}
+	}
+	data.Roles = []option{{Value: "", Label: "Any role", Selected: query.Role == ""}}
+	for _, role := range usher.Roles {
+		data.Roles = append(data.Roles, option{Value: string(role), Label: roleName(role), Selected: role == query.Role})
+	}
+	data.Statuses = []option{
+		{Value: "", Label: "Any status", Selected: query.Status == ""},
+		{Value: string(usher.UserActive), Label: "Active", Selected: query.Status == usher.UserActive},
+		{Value: string(usher.UserDisabled), Label: "Disabled", Selected: query.Status == usher.UserDisabled},
+	}
+	for _, o := range []option{{"name", "Name, A to Z", false}, {"-name", "Name, Z to A", false}, {"email", "Email, A to Z", false}, {"-email", "Email, Z to A", false},
+		{"status", "Active first", false}, {"-status", "Disabled first", false}, {"-created", "Newest first", false}, {"created", "Oldest first", false}} {
+		o.Selected = o.Value == query.Sort || query.Sort == "" && o.Value == "name"
+		data.Sorts = append(data.Sorts, o)
+	}
+	current := strings.TrimPrefix(query.Sort, "-")
+	if current == "" {
+		current = string(access.SortUsersByName)
+	}
+	desc := strings.HasPrefix(query.Sort, "-")
+	for _, c := range []struct{ label, key string }{{"Name", "name"}, {"Email", "email"}, {"Status", "status"}, {"Added", "created"}} {
+		col := usersColumn{Label: c.label}
+		next := c.key
+		if c.key == current {
+			col.Sort = "ascending"
+			if desc {
+				col.Sort = "descending"
+			} else {
+				next = "-" + c.key
+			}
+		}
+		link := url.Values{}
+		for k, x := range filter {
+			link[k] = x
+		}
+		link.Set("sort", next)
+		if next == "name" {
+			link.Del("sort")
+		}
+		col.Href = "/users"
+		if len(link) > 0 {
+			col.Href += "?" + link.Encode()
+		}
+		data.Columns = append(data.Columns, col)
+	}
+	return data
+}
+
+// usersCSV streams the users list with the page's filters and order.
+func (s *server) usersCSV(w http.ResponseWriter, r *http.Request, v viewer) {
+	query := web.UserQueryOf(r.URL.Query())
+	if err := web.WriteUsersCSV(w, r, s.access, v.Actor, query, s.log); err != nil {
+		s.renderError(w, r, &v, err)
+	}
+}
+
+// disableUsers disables the ticked users at once: all of them or none.
+func (s *server) disableUsers(w http.ResponseWriter, r *http.Request, v viewer) {
+	if !s.readForm(w, r, v) {
+		return
+	}
+	back := r.PostForm.Get("return")
+	if !strings.HasPrefix(back, "/users") || strings.HasPrefix(back, "//") {
+		back = "/users"
+	}
+	var ids []int64
+	for _, raw := range r.PostForm["user"] {
+		id, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			s.renderStatus(w, r, http.StatusBadRequest, &v, "Bad request", "Nothing was changed: the selection could not be read.")
+			return
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		s.renderStatus(w, r, http.StatusUnprocessableEntity, &v, "Nothing was changed", "Nothing was changed: tick the users to disable first.")
+		return
+	}
+	n, err := s.access.SetUsersStatus(r.Context(), v.Actor, ids, usher.UserDisabled)
+	if err != nil {
+		s.actionError(w, r, v, err)
+		return
+	}
+	msg := "Disabled " + plural(n, "user") + ": they can no longer sign in."
+	if skipped := len(ids) - n; skipped == 1 {
+		msg += " 1 was disabled already."
+	} else if skipped > 1 {
+		msg += fmt.Sprintf(" %d were disabled already.", skipped)
+	}
+	s.redirectWith(w, r, v, back, msg)
 }
 
 // ---- Edit Access ----

@@ -149,8 +149,7 @@ func (s *server) getGroup(w http.ResponseWriter, r *http.Request) {
 	s.writeGroup(w, r, a, http.StatusOK, id)
 }
 
-// listGroups filters in memory: an account has groups by the hundred, not
-// by the hundred thousand as it may have users.
+// listGroups lets the database filter and page the groups.
 func (s *server) listGroups(w http.ResponseWriter, r *http.Request) {
 	a, err := provisioner(r)
 	if err != nil {
@@ -162,33 +161,17 @@ func (s *server) listGroups(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	match, err := groupMatch(r.URL.Query().Get("filter"))
+	m, err := groupMatch(r.URL.Query().Get("filter"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	var all []usher.Group
-	cursor := ""
-	for {
-		page, err := s.access.ListGroups(r.Context(), a, "", cursor, access.MaxLimit)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		for _, g := range page.Items {
-			if match(g) {
-				all = append(all, g)
-			}
-		}
-		if page.NextCursor == "" {
-			break
-		}
-		cursor = page.NextCursor
+	page, total, err := s.access.ProvisionedGroups(r.Context(), a, m, start-1, count)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	slices.SortStableFunc(all, func(x, y usher.Group) int { return int(x.ID - y.ID) })
-	from := min(start-1, len(all))
-	page := all[from:min(from+count, len(all))]
-	out := listResponse{Schemas: []string{msgList}, TotalResults: len(all), StartIndex: start, ItemsPerPage: len(page), Resources: make([]any, len(page))}
+	out := listResponse{Schemas: []string{msgList}, TotalResults: total, StartIndex: start, ItemsPerPage: len(page), Resources: make([]any, len(page))}
 	with, base := wantMembers(r), s.baseURL(r)
 	for i, g := range page {
 		var members []usher.GroupMember
@@ -267,8 +250,8 @@ func memberIDs(v any) ([]int64, error) {
 	return ids, nil
 }
 
-// createGroup creates a synced group and then its members. When the members
-// cannot be added the group is deleted again, so a failed create leaves nothing.
+// createGroup creates a synced group with its members, in one transaction:
+// a failed create leaves nothing.
 func (s *server) createGroup(w http.ResponseWriter, r *http.Request) {
 	a, err := provisioner(r)
 	if err != nil {
@@ -285,19 +268,10 @@ func (s *server) createGroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	g, err := s.access.CreateGroup(r.Context(), a, access.GroupInput{Name: in.name, ExternalID: in.externalID})
+	g, err := s.access.CreateGroupWithMembers(r.Context(), a, access.GroupInput{Name: in.name, ExternalID: in.externalID}, in.members)
 	if err != nil {
 		s.writeError(w, r, uniqueness(err))
 		return
-	}
-	if len(in.members) > 0 {
-		if _, err := s.access.ChangeMembers(r.Context(), a, g.ID, in.members, nil); err != nil {
-			if derr := s.access.DeleteGroup(r.Context(), a, g.ID); derr != nil {
-				err = fmt.Errorf("%w (and undo the create: %v)", err, derr)
-			}
-			s.writeError(w, r, err)
-			return
-		}
 	}
 	s.writeGroup(w, r, a, http.StatusCreated, g.ID)
 }
@@ -328,12 +302,10 @@ func (s *server) replaceGroup(w http.ResponseWriter, r *http.Request) {
 	if in.externalID != nil {
 		ext = *in.externalID
 	}
-	if _, err := s.access.UpdateGroup(r.Context(), a, id, access.GroupInput{Name: in.name, ExternalID: &ext}); err != nil {
+	// One transaction: a PUT whose members are refused keeps the old name.
+	ch := access.GroupChange{GroupInput: access.GroupInput{Name: in.name, ExternalID: &ext}, ReplaceMembers: true, Members: in.members}
+	if _, err := s.access.ChangeGroup(r.Context(), a, id, ch); err != nil {
 		s.writeError(w, r, uniqueness(err))
-		return
-	}
-	if _, err := s.access.SetMembers(r.Context(), a, id, in.members); err != nil {
-		s.writeError(w, r, err)
 		return
 	}
 	s.writeGroup(w, r, a, http.StatusOK, id)
@@ -514,21 +486,12 @@ func (s *server) patchGroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	if gp.name != nil || gp.externalID != nil {
-		if _, err := s.access.UpdateGroup(ctx, a, id, access.GroupInput{Name: gp.name, ExternalID: gp.externalID}); err != nil {
-			s.writeError(w, r, uniqueness(err))
-			return
-		}
-	}
-	switch {
-	case gp.replace:
-		_, err = s.access.SetMembers(ctx, a, id, gp.set)
-	case len(gp.add)+len(gp.remove) > 0:
-		_, err = s.access.ChangeMembers(ctx, a, id, gp.add, gp.remove)
-	}
-	if err != nil {
-		s.writeError(w, r, err)
+	// Every operation of one PATCH is applied in one transaction, as RFC
+	// 7644 §3.5.2 asks: if one fails, the group is left as it was.
+	ch := access.GroupChange{GroupInput: access.GroupInput{Name: gp.name, ExternalID: gp.externalID},
+		ReplaceMembers: gp.replace, Members: gp.set, Add: gp.add, Remove: gp.remove}
+	if _, err := s.access.ChangeGroup(r.Context(), a, id, ch); err != nil {
+		s.writeError(w, r, uniqueness(err))
 		return
 	}
 	s.writeGroup(w, r, a, http.StatusOK, id)
@@ -552,89 +515,64 @@ func (s *server) deleteGroup(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// groupMatch translates a filter on Groups into a test of one group:
-// displayName (without case), externalId and id (with case), with eq, ne,
-// co, sw, ew, pr, and, or, not.
-func groupMatch(raw string) (func(usher.Group) bool, error) {
+// groupMatch translates a filter on Groups into the access service's
+// terms, for the database to apply: displayName (without case), externalId
+// and id (with case), with eq, ne, co, sw, ew, pr, and, or, not.
+func groupMatch(raw string) (access.UserMatch, error) {
 	if strings.TrimSpace(raw) == "" {
-		return func(usher.Group) bool { return true }, nil
+		return access.UserMatch{}, nil
 	}
 	e, err := filter.ParseFilter([]byte(raw))
 	if err != nil {
-		return nil, badRequest("invalidFilter", "filter %q: %v", raw, err)
+		return access.UserMatch{}, badRequest("invalidFilter", "filter %q: %v", raw, err)
 	}
-	return groupTest(e)
+	return groupTerm(e)
 }
 
-func groupTest(e filter.Expression) (func(usher.Group) bool, error) {
+func groupTerm(e filter.Expression) (access.UserMatch, error) {
 	switch x := e.(type) {
 	case *filter.LogicalExpression:
-		l, err := groupTest(x.Left)
+		l, err := groupTerm(x.Left)
 		if err != nil {
-			return nil, err
+			return l, err
 		}
-		r, err := groupTest(x.Right)
+		r, err := groupTerm(x.Right)
 		if err != nil {
-			return nil, err
+			return r, err
 		}
-		if x.Operator == filter.AND {
-			return func(g usher.Group) bool { return l(g) && r(g) }, nil
-		}
-		return func(g usher.Group) bool { return l(g) || r(g) }, nil
+		return access.UserMatch{Op: strings.ToLower(string(x.Operator)), Terms: []access.UserMatch{l, r}}, nil
 	case *filter.NotExpression:
-		t, err := groupTest(x.Expression)
-		if err != nil {
-			return nil, err
-		}
-		return func(g usher.Group) bool { return !t(g) }, nil
+		t, err := groupTerm(x.Expression)
+		return access.UserMatch{Op: access.MatchNot, Terms: []access.UserMatch{t}}, err
 	case *filter.AttributeExpression:
 		p := x.AttributePath
 		if uri := p.URI(); uri != "" && !strings.EqualFold(uri, SchemaGroup) {
-			return nil, badRequest("invalidFilter", "cannot filter on %s", p)
+			return access.UserMatch{}, badRequest("invalidFilter", "cannot filter on %s", p)
 		}
-		var get func(usher.Group) string
-		fold := true
+		var attr access.UserAttr
 		switch strings.ToLower(p.AttributeName) {
 		case "displayname":
-			get = func(g usher.Group) string { return g.Name }
+			attr = access.AttrDisplayName
 		case "externalid":
-			get, fold = func(g usher.Group) string { return g.ExternalID }, false
+			attr = access.AttrExternalID
 		case "id":
-			get, fold = func(g usher.Group) string { return strconv.FormatInt(g.ID, 10) }, false
+			attr = access.AttrID
 		}
-		if get == nil || p.SubAttribute != nil {
-			return nil, badRequest("invalidFilter", "cannot filter on %s; Usher filters groups on displayName, externalId and id", p)
+		if attr == "" || p.SubAttribute != nil {
+			return access.UserMatch{}, badRequest("invalidFilter", "cannot filter on %s; Usher filters groups on displayName, externalId and id", p)
 		}
-		if x.Operator == filter.PR {
-			return func(g usher.Group) bool { return get(g) != "" }, nil
-		}
-		want, ok := x.CompareValue.(string)
-		if !ok {
-			return nil, badRequest("invalidFilter", "%s %s needs a string, not %v", p, x.Operator, x.CompareValue)
-		}
-		norm := func(s string) string {
-			if fold {
-				return strings.ToLower(s)
+		o := strings.ToLower(string(x.Operator))
+		switch o {
+		case access.MatchPr:
+			return access.UserMatch{Op: o, Attr: attr}, nil
+		case access.MatchEq, access.MatchNe, access.MatchCo, access.MatchSw, access.MatchEw:
+			want, ok := x.CompareValue.(string)
+			if !ok {
+				return access.UserMatch{}, badRequest("invalidFilter", "%s %s needs a string, not %v", p, x.Operator, x.CompareValue)
 			}
-			return s
+			return access.UserMatch{Op: o, Attr: attr, Value: want}, nil
 		}
-		want = norm(want)
-		var cmp func(string) bool
-		switch x.Operator {
-		case filter.EQ:
-			cmp = func(s string) bool { return s == want }
-		case filter.NE:
-			cmp = func(s string) bool { return s != want }
-		case filter.CO:
-			cmp = func(s string) bool { return strings.Contains(s, want) }
-		case filter.SW:
-			cmp = func(s string) bool { return strings.HasPrefix(s, want) }
-		case filter.EW:
-			cmp = func(s string) bool { return strings.HasSuffix(s, want) }
-		default:
-			return nil, badRequest("invalidFilter", "operator %s is not supported on %s", x.Operator, p)
-		}
-		return func(g usher.Group) bool { return cmp(norm(get(g))) }, nil
+		return access.UserMatch{}, badRequest("invalidFilter", "operator %s is not supported on %s", x.Operator, p)
 	}
-	return nil, badRequest("invalidFilter", "unsupported filter %v", e)
+	return access.UserMatch{}, badRequest("invalidFilter", "unsupported filter %v", e)
 }

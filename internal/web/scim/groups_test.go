@@ -149,6 +149,11 @@ func TestOktaGroupPatchPutAndFilters(t *testing.T) {
 		okta.must(http.StatusCreated, "POST", "/scim/v2/Groups", `{"displayName": "Sales", "externalId": "okta-3"}`)
 		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"displayName": "sales"}`), http.StatusConflict, "uniqueness")
 		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"externalId": "x"}`), http.StatusBadRequest, "invalidValue")
+		// A create whose member is refused leaves no group behind.
+		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"displayName": "Ghosts", "members": [{"value": "99999"}]}`), http.StatusBadRequest, "invalidValue")
+		if n := total(t, okta.must(http.StatusOK, "GET", groups(`displayName eq "Ghosts"`), "")); n != 0 {
+			t.Fatalf("a refused create left %d groups", n)
+		}
 
 		// Okta: add and remove members, then rename, with a value object.
 		p := okta.must(http.StatusOK, "PATCH", fmt.Sprintf("/scim/v2/Groups/%d", gid), fmt.Sprintf(`{
@@ -163,6 +168,21 @@ func TestOktaGroupPatchPutAndFilters(t *testing.T) {
 		}
 		wantError(t, okta.do("PATCH", fmt.Sprintf("/scim/v2/Groups/%d", gid), `{"Operations": [{"op": "add", "path": "members", "value": [{"value": "99999"}]}]}`), http.StatusBadRequest, "invalidValue")
 		wantError(t, okta.do("PATCH", fmt.Sprintf("/scim/v2/Groups/%d", gid), `{"Operations": [{"op": "replace", "path": "owner", "value": "x"}]}`), http.StatusBadRequest, "invalidPath")
+
+		// One PATCH is one transaction: a rename with a member who does not
+		// exist, or a rename to a taken name with valid members, changes
+		// nothing at all.
+		path := fmt.Sprintf("/scim/v2/Groups/%d", gid)
+		wantError(t, okta.do("PATCH", path, `{"Operations": [
+			{"op": "replace", "path": "displayName", "value": "Half Renamed"},
+			{"op": "add", "path": "members", "value": [{"value": "99999"}]}]}`), http.StatusBadRequest, "invalidValue")
+		wantError(t, okta.do("PATCH", path, fmt.Sprintf(`{"Operations": [
+			{"op": "remove", "path": "members", "value": [{"value": "%d"}]},
+			{"op": "replace", "path": "displayName", "value": "Sales"}]}`, b)), http.StatusConflict, "uniqueness")
+		wantError(t, okta.do("PUT", path, `{"displayName": "Put Renamed", "members": [{"value": "99999"}]}`), http.StatusBadRequest, "invalidValue")
+		if g := okta.must(http.StatusOK, "GET", path, ""); g.Body["displayName"] != "Engineering Team" || fmt.Sprint(memberValues(g)) != fmt.Sprint([]string{fmt.Sprint(b), fmt.Sprint(c)}) {
+			t.Errorf("a refused PATCH or PUT changed the group: %s", g.Raw)
+		}
 
 		// PUT replaces the members.
 		put := okta.must(http.StatusOK, "PUT", fmt.Sprintf("/scim/v2/Groups/%d", gid), fmt.Sprintf(`{
@@ -183,6 +203,12 @@ func TestOktaGroupPatchPutAndFilters(t *testing.T) {
 			{`externalId eq "OKTA-2"`, 0},
 			{`displayName sw "e" and externalId pr`, 0},
 			{`displayName sw "s" or displayName sw "d"`, 2},
+			{`not (displayName eq "SALES")`, 2},
+			{`externalId ne "okta-2"`, 2},
+			{`displayName ew "TEAM"`, 1},
+			{fmt.Sprintf(`id eq "%d"`, gid), 1},
+			{`externalId co "kta"`, 2},
+			{`externalId co "KTA"`, 0},
 		} {
 			if n := total(t, okta.must(http.StatusOK, "GET", groups(tc.filter), "")); n != tc.want {
 				t.Errorf("%s: %d groups, want %d", tc.filter, n, tc.want)

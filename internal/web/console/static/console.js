@@ -199,4 +199,64 @@ document.addEventListener("DOMContentLoaded", () => {
       document.getElementById("unassign-cancel").addEventListener("click", () => dialog.close());
     }
   }
+
+  // Filters apply as soon as one changes: a choice from a list reloads the
+  // page with it, a search when Enter is pressed. Apply is hidden, since
+  // nothing waits for it; without script it stays and does the same.
+  // After the reload the changed field has the focus again, so a keyboard
+  // user carries on where they were.
+  const refocus = sessionStorage.getItem("usher-refocus");
+  if (refocus) {
+    sessionStorage.removeItem("usher-refocus");
+    const field = document.getElementById(refocus);
+    if (field && field.closest("form.filters")) field.focus();
+  }
+  for (const form of document.querySelectorAll("form.filters")) {
+    const apply = form.querySelector(".buttons button[type=submit]");
+    if (apply) apply.hidden = true;
+    for (const field of form.querySelectorAll("select")) {
+      field.addEventListener("change", () => {
+        sessionStorage.setItem("usher-refocus", field.id);
+        form.requestSubmit();
+      });
+    }
+    form.addEventListener("submit", () => {
+      const active = document.activeElement;
+      if (active && active.id && form.contains(active)) sessionStorage.setItem("usher-refocus", active.id);
+    });
+  }
+
+  // Users list: the bar counts the ticked users, and Disable asks in the
+  // confirmation window with that exact number. Without script the button
+  // disables whoever is ticked (the server refuses an empty selection).
+  const usersForm = document.getElementById("users-form");
+  const usersBar = document.getElementById("users-bar");
+  if (usersForm && usersBar) {
+    const boxes = Array.from(usersForm.querySelectorAll('input[name="user"]:not([disabled])'));
+    const all = document.getElementById("select-all-users");
+    const count = document.getElementById("users-selection");
+    const button = document.getElementById("disable-selected");
+    const users = (n) => n + " user" + (n === 1 ? "" : "s");
+    const update = () => {
+      const n = boxes.filter((b) => b.checked).length;
+      count.textContent = n === 0 ? "Tick users to disable several at once." : users(n) + " selected.";
+      button.textContent = n === 0 ? "Disable selected" : "Disable " + users(n);
+      button.disabled = n === 0;
+      usersForm.dataset.confirm = "Disable " + users(n) + "? They can no longer sign in, and their API tokens are revoked.";
+      usersForm.dataset.confirmButton = "Disable " + users(n);
+      if (all) {
+        all.checked = n > 0 && n === boxes.length;
+        all.indeterminate = n > 0 && n < boxes.length;
+      }
+    };
+    if (all && boxes.length > 0) {
+      all.hidden = false;
+      all.addEventListener("change", () => {
+        for (const b of boxes) b.checked = all.checked;
+        update();
+      });
+    }
+    for (const b of boxes) b.addEventListener("change", update);
+    update();
+  }
 });
