@@ -31,6 +31,13 @@ local SMTP server (Postfix's smtp-sink, from Debian's postfix), against a bare
 go-mail loop sending the same message as often, as many at once, to the same
 server. Prints a second table.
 
+Then it measures reclaim: a warn-then-reclaim policy over 150,000 seats with
+30,000 inactive (at scale 1) through the reclaim service with a controlled
+clock (preview, the warn run, after the grace period the reclaim run) in
+seats per second, against the bulk Unassign of the same seats through the
+access service on the same database; and the warnings it sends to
+smtp-sink, against a bare go-mail loop. Prints a third table.
+
 Every run uses a scratch database: a new SQLite file in a temporary directory,
 and a new schema in the PostgreSQL database, dropped afterwards.
 
@@ -38,7 +45,8 @@ Flags:
   --scale F           multiple of the full size, 0 < F <= 10 (default 1);
                       above 2, events stay at twice the full size
   --engines LIST      sqlite, postgres or both (default sqlite,postgres)
-  --suites LIST       usage, notify or both (default usage,notify)
+  --suites LIST       usage, notify, reclaim or a list of them
+                      (default usage,notify,reclaim)
   --notify N          accounts of the notification benchmark (default 1000
                       times the scale up to 1, at least 20)
   --postgres URL      PostgreSQL server and database to make the schema in
@@ -56,7 +64,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	engines := fs.String("engines", "sqlite,postgres", "engines to run on")
 	pg := fs.String("postgres", defaultBenchPostgres, "PostgreSQL URL")
 	out := fs.String("out", "", "file to write the table to")
-	suites := fs.String("suites", "usage,notify", "benchmarks to run")
+	suites := fs.String("suites", "usage,notify,reclaim", "benchmarks to run")
 	notifyAccounts := fs.Int("notify", 0, "accounts of the notification benchmark")
 	if err := parse(fs, benchHelp, args, stdout, map[string]string{"postgres": "USHER_BENCH_POSTGRES_URL"}); err != nil {
 		return err
@@ -74,7 +82,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			list = append(list, e)
 		}
 	}
-	runUsage, runNotify, err := parseSuites(*suites)
+	runUsage, runNotify, runReclaim, err := parseSuites(*suites)
 	if err != nil {
 		return err
 	}
@@ -105,7 +113,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	if err := writeTables(stdout, results, notified); err != nil {
+	var reclaimed []bench.ReclaimResult
+	if runReclaim {
+		if reclaimed, err = benchReclaim(ctx, list, *pg, bench.ReclaimScaled(*scale), stderr); err != nil {
+			return err
+		}
+	}
+	if err := writeTables(stdout, results, notified, reclaimed); err != nil {
 		return err
 	}
 	if *out != "" {
@@ -114,7 +128,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("bench: %w", err)
 		}
 		defer f.Close()
-		if err := writeTables(f, results, notified); err != nil {
+		if err := writeTables(f, results, notified, reclaimed); err != nil {
 			return fmt.Errorf("bench: write %s: %w", *out, err)
 		}
 		return f.Close()

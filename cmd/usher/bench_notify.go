@@ -15,18 +15,20 @@ import (
 )
 
 // parseSuites reads --suites.
-func parseSuites(list string) (usage, notify bool, err error) {
+func parseSuites(list string) (usage, notify, reclaim bool, err error) {
 	for _, s := range strings.Split(list, ",") {
 		switch strings.TrimSpace(s) {
 		case "usage":
 			usage = true
 		case "notify":
 			notify = true
+		case "reclaim":
+			reclaim = true
 		default:
-			return false, false, usageErrorf("bench: --suites: unknown benchmark %q: want usage, notify or both", s)
+			return false, false, false, usageErrorf("bench: --suites: unknown benchmark %q: want usage, notify, reclaim or a list of them", s)
 		}
 	}
-	return usage, notify, nil
+	return usage, notify, reclaim, nil
 }
 
 // notifyConfig sizes the notification benchmark: --notify accounts, or
@@ -42,9 +44,9 @@ func notifyConfig(scale float64, accounts int) (bench.NotifyConfig, error) {
 	return cfg, nil
 }
 
-// writeTables prints the usage table, then the notification table, each
-// only if it ran.
-func writeTables(w io.Writer, results []bench.Result, notified []bench.NotifyResult) error {
+// writeTables prints the usage table, the notification table and the
+// reclaim table, each only if it ran.
+func writeTables(w io.Writer, results []bench.Result, notified []bench.NotifyResult, reclaimed []bench.ReclaimResult) error {
 	if err := bench.Write(w, results); err != nil {
 		return err
 	}
@@ -53,7 +55,36 @@ func writeTables(w io.Writer, results []bench.Result, notified []bench.NotifyRes
 			return err
 		}
 	}
-	return bench.WriteNotify(w, notified)
+	if err := bench.WriteNotify(w, notified); err != nil {
+		return err
+	}
+	if len(results)+len(notified) > 0 && len(reclaimed) > 0 {
+		if _, err := fmt.Fprintln(w); err != nil {
+			return err
+		}
+	}
+	return bench.WriteReclaim(w, reclaimed)
+}
+
+// benchReclaim runs the reclaim benchmark on each engine, each on a
+// scratch database of its own.
+func benchReclaim(ctx context.Context, engines []string, pgURL string, cfg bench.ReclaimConfig, log io.Writer) ([]bench.ReclaimResult, error) {
+	fmt.Fprintf(log, "usher bench: reclaim policy over %d seats, %d inactive; %d cores, Go %s\n",
+		cfg.Seats, cfg.Inactive, runtime.NumCPU(), runtime.Version())
+	var out []bench.ReclaimResult
+	for _, engine := range engines {
+		progress := func(format string, args ...any) {
+			fmt.Fprintf(log, "  %s %s: %s\n", time.Now().Format("15:04:05"), engine, fmt.Sprintf(format, args...))
+		}
+		res, err := onScratchDB(ctx, engine, pgURL, func(db *store.DB) (bench.ReclaimResult, error) {
+			return bench.RunReclaim(ctx, db, cfg, progress)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reclaim bench on %s: %w", engine, err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
 }
 
 // benchNotify runs the notification benchmark on each engine, each on a
