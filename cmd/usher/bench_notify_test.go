@@ -54,3 +54,20 @@ func TestBenchNotifyPrintsTheTableOnBothEngines(t *testing.T) {
 		t.Errorf("--out differs from stdout:\n%s", b)
 	}
 }
+
+// TestBenchReclaimPrintsTheTableOnBothEngines runs only the reclaim
+// benchmark, tiny, and checks that its table, and only its, reaches stdout.
+func TestBenchReclaimPrintsTheTableOnBothEngines(t *testing.T) {
+	code, stdout, stderr := cli(t, "bench", "--suites", "reclaim", "--scale", "0.0005", "--postgres", storetest.PostgresURL())
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"| seats previewed / warned / reclaimed / unassigned | 15 | 15 / 15 / 15 / 15 | 15 / 15 / 15 / 15 |", "| warnings / notices delivered | 15 / 15 | 15 / 15 | 15 / 15 |"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "ingest") || strings.Contains(stdout, "scheduler ÷ bare") {
+		t.Errorf("--suites reclaim also ran another benchmark:\n%s", stdout)
+	}
+}
