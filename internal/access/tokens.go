@@ -185,6 +185,28 @@ func (s *Service) ListTokens(ctx context.Context, a usher.Actor) ([]usher.Token,
 	return out, nil
 }
 
+// UserTokens lists one user's tokens for whoever may see every token of
+// the account (ViewTokens); others are refused, even for their own, which
+// ListTokens gives them.
+func (s *Service) UserTokens(ctx context.Context, a usher.Actor, userID int64) ([]usher.Token, error) {
+	if !seesOwn(a) || !Can(a, ViewTokens, 0) {
+		return nil, forbidden("list other people's tokens")
+	}
+	var out []usher.Token
+	err := s.store.Read(ctx, func(tx Tx) error {
+		if _, err := tx.UserByID(ctx, a.AccountID, userID); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.ListTokens(ctx, a.AccountID, userID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tokens of user %d: %w", userID, err)
+	}
+	return out, nil
+}
+
 // RevokeToken ends a token at once: the actor's own, or any of the account
 // for whoever may revoke them all. Other people's tokens are not found.
 func (s *Service) RevokeToken(ctx context.Context, a usher.Actor, id int64) (usher.Token, error) {

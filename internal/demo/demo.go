@@ -48,7 +48,21 @@ type Result struct {
 	ContractManagers    int
 	ManagersWithoutSeat int // contract managers who declined a seat of their contract
 	Coordinators        int // software coordinator grants
+	Groups              int
+	GroupSeats          int // seats held through a group only
+	Waiting             int // group members waiting for a seat
 }
+
+// The demo's groups: Design holds seats of the contract with the most spare
+// seats; Contractors outnumber the free seats of theirs, so some wait.
+const (
+	DesignGroup      = "Design"
+	ContractorsGroup = "Contractors"
+	// DesignMembers is the size the Design group aims for.
+	DesignMembers = 12
+	// ContractorsWaiting is how many Contractors wait for a seat.
+	ContractorsWaiting = 2
+)
 
 // contract is one subscription of the demo account.
 type contract struct {
@@ -142,6 +156,7 @@ type seeder struct {
 	rnd   *rand.Rand
 	res   *Result
 	opt   Options
+	left  map[int64]bool // leavers, disabled
 }
 
 // at moves the seeding clock to a day between from and the set-up day, at
@@ -350,7 +365,77 @@ func (s *seeder) seed(ctx context.Context, now time.Time) error {
 			return err
 		}
 	}
-	return s.leave(ctx, users, holds)
+	if err := s.leave(ctx, users, holds); err != nil {
+		return err
+	}
+	return s.groups(ctx, users, subs, holds, declined)
+}
+
+// groups seeds DesignGroup on the contract with the most free seats, all of
+// its members seated through it, and ContractorsGroup on the contract with
+// the fewest, with ContractorsWaiting more members than free seats.
+func (s *seeder) groups(ctx context.Context, users []usher.User, subs []usher.Subscription, holds map[int64]map[int64]*plan, declined map[int64]int64) error {
+	free := make([]int, len(subs))
+	for i, sub := range subs {
+		cur, err := s.svc.Subscription(ctx, s.actor, sub.ID)
+		if err != nil {
+			return err
+		}
+		free[i] = cur.SeatsAvailable()
+	}
+	most, fewest := 0, -1
+	for i := range subs {
+		if free[i] > free[most] {
+			most = i
+		}
+	}
+	for i := range subs {
+		if i != most && (fewest < 0 || free[i] < free[fewest]) {
+			fewest = i
+		}
+	}
+	taken := map[int64]bool{}
+	// eligible are active people without a seat of sub, in no demo group: a group
+	// gives each of them a seat of their own.
+	eligible := func(sub usher.Subscription) []usher.User {
+		return slices.DeleteFunc(slices.Clone(users[2:]), func(u usher.User) bool {
+			p := holds[u.ID][sub.ID]
+			return (p != nil && p.seat) || declined[sub.ID] == u.ID || s.left[u.ID] || taken[u.ID]
+		})
+	}
+	seed := func(name, desc string, sub usher.Subscription, n, seated int) error {
+		members := pick(s.rnd, eligible(sub), n)
+		ids := make([]int64, len(members))
+		for i, u := range members {
+			ids[i], taken[u.ID] = u.ID, true
+		}
+		g, err := s.svc.CreateGroupWithMembers(ctx, s.actor, access.GroupInput{Name: &name, Description: &desc}, ids)
+		if err != nil {
+			return err
+		}
+		in := access.GroupAssignmentInput{}
+		for _, svc := range sub.Product.Services {
+			in.Services = append(in.Services, svc.Code)
+		}
+		if len(sub.Benefits) > 0 {
+			in.Benefits = sub.Benefits[:1]
+		}
+		if _, err := s.svc.AssignGroup(ctx, s.actor, g.ID, sub.ID, in); err != nil {
+			return err
+		}
+		seated = min(seated, len(ids))
+		s.res.Groups++
+		s.res.GroupSeats += seated
+		s.res.SeatsUsed += seated
+		s.res.Waiting += len(ids) - seated
+		return nil
+	}
+	// Design leaves a few seats spare.
+	design := min(DesignMembers, free[most]-3)
+	if err := seed(DesignGroup, "Product design team", subs[most], design, design); err != nil {
+		return err
+	}
+	return seed(ContractorsGroup, "External contractors", subs[fewest], free[fewest]+ContractorsWaiting, free[fewest])
 }
 
 // leave makes Leavers people without roles give up their seats and be
@@ -391,6 +476,10 @@ func (s *seeder) leave(ctx context.Context, users []usher.User, holds map[int64]
 		}
 		s.res.SeatsUsed -= len(items)
 		s.res.Leavers++
+		if s.left == nil {
+			s.left = map[int64]bool{}
+		}
+		s.left[u.ID] = true
 		left++
 	}
 	s.opt.SetClock(s.opt.SetUpAt)

@@ -41,6 +41,10 @@ type personPage struct {
 	// give them that had no seat free.
 	Groups  []usher.Group
 	Waiting []string
+	// ShowTokens is set for viewers who may see every API token of the
+	// account; Tokens are then the person's.
+	ShowTokens bool
+	Tokens     []tokenRow
 }
 
 type personSeat struct {
@@ -113,6 +117,21 @@ func (s *server) person(w http.ResponseWriter, r *http.Request, v viewer) {
 	if data.Groups, err = s.access.GroupsOf(ctx, v.Actor, id); err != nil {
 		s.renderError(w, r, &v, err)
 		return
+	}
+
+	// The service decides who may see someone's tokens; the rest see no
+	// section at all.
+	switch tokens, err := s.access.UserTokens(ctx, v.Actor, id); {
+	case usher.ErrorCode(err) == usher.EFORBIDDEN:
+	case err != nil:
+		s.renderError(w, r, &v, err)
+		return
+	default:
+		data.ShowTokens = true
+		for _, t := range tokens {
+			data.Tokens = append(data.Tokens, tokenRow{Token: t, Mine: t.UserID == v.Actor.UserID,
+				Created: usher.HumanTime(t.CreatedAt, loc), LastUsed: when(t.LastUsedAt, loc, "Never"), Expires: when(t.ExpiresAt, loc, "Never")})
+		}
 	}
 
 	usageOf := map[int64]usage.ReportRow{}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/reclaim"
+	"github.com/usherhq/usher/internal/usher"
 )
 
 type policyRow struct {
@@ -30,7 +31,7 @@ func (s *server) policies(w http.ResponseWriter, r *http.Request, v viewer) {
 	for _, p := range ps {
 		row := policyRow{ID: p.ID, Enabled: p.Enabled, Name: p.Name, Range: p.Range.Label(), Mode: p.Mode, Grace: p.GraceDays, Next: "off"}
 		if p.Enabled {
-			row.Next = p.NextRunAt.In(loc).Format("2 Jan 2006 15:04")
+			row.Next = usher.HumanTime(p.NextRunAt, loc)
 		}
 		if p.Scope.Kind == reclaim.ScopeProducts {
 			row.Scope = "products " + strings.Join(p.Scope.Products, ", ")
@@ -65,7 +66,7 @@ type previewData struct {
 	Rows      []planRow
 }
 
-func planView(id int64, name string, plan reclaim.Plan) previewData {
+func planView(id int64, name string, plan reclaim.Plan, loc *time.Location) previewData {
 	var rows []planRow
 	for _, it := range plan.Items {
 		row := planRow{Item: it, Why: strings.ReplaceAll(string(it.Inactivity), "_", " "), Last: "never"}
@@ -73,10 +74,10 @@ func planView(id int64, name string, plan reclaim.Plan) previewData {
 			row.Why = it.Reason
 		}
 		if !it.LastUsedAt.IsZero() {
-			row.Last = it.LastUsedAt.Format(time.DateOnly)
+			row.Last = usher.HumanDay(it.LastUsedAt, loc)
 		}
 		if !it.ReclaimAt.IsZero() {
-			row.On = it.ReclaimAt.Format(time.DateOnly)
+			row.On = usher.HumanDay(it.ReclaimAt, loc)
 		}
 		rows = append(rows, row)
 	}
@@ -99,7 +100,7 @@ func (s *server) preview(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.renderError(w, r, &v, err)
 		return
 	}
-	data := planView(p.ID, p.Name, plan)
+	data := planView(p.ID, p.Name, plan, v.Account.Location())
 	data.CanManage = access.Can(v.Actor, access.ManageReclaim, 0)
 	s.render(w, r, http.StatusOK, "preview", page{Title: "Preview: " + p.Name, Data: data})
 }

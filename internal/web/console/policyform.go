@@ -385,7 +385,7 @@ func (s *server) savePolicy(w http.ResponseWriter, r *http.Request, v viewer) {
 		s.render(w, r, status, "policy", pg)
 		return
 	}
-	d := planView(id, strings.TrimSpace(in.Name), plan)
+	d := planView(id, strings.TrimSpace(in.Name), plan, v.Account.Location())
 	d.Unsaved = true
 	f.Preview = &d
 	s.render(w, r, http.StatusOK, "policy", pg)

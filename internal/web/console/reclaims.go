@@ -35,9 +35,9 @@ func (s *server) renderReclaims(w http.ResponseWriter, r *http.Request, v viewer
 	loc, now := v.Account.Location(), s.now()
 	data := reclaimsPage{Undo: undo}
 	for _, b := range hist.Items {
-		row := reclaimRow{ReclaimBatch: b, When: b.CreatedAt.In(loc).Format("2 Jan 2006 15:04")}
+		row := reclaimRow{ReclaimBatch: b, When: usher.HumanTime(b.CreatedAt, loc)}
 		if !b.UndoneAt.IsZero() {
-			row.Undone = b.UndoneAt.In(loc).Format("2 Jan 2006 15:04")
+			row.Undone = usher.HumanTime(b.UndoneAt, loc)
 		}
 		row.CanUndo, row.CanFinish = now.Sub(b.CreatedAt) <= access.UndoWindow, b.UndoUnfinished
 		for _, it := range b.Items {
