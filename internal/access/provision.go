@@ -116,11 +116,11 @@ func canProvision(a usher.Actor) error {
 	return nil
 }
 
-// ProvisionedUsers lists the users a SCIM client sees, matching m, from
-// offset (0-based), with the number of all matches.
-func (s *Service) ProvisionedUsers(ctx context.Context, a usher.Actor, m UserMatch, offset, limit int) ([]ProvisionedUser, int, error) {
+// provisionPage checks that a may provision and that a SCIM page is sane,
+// and caps its size.
+func provisionPage(a usher.Actor, offset, limit int) (int, error) {
 	if err := canProvision(a); err != nil {
-		return nil, 0, err
+		return 0, err
 	}
 	var p usher.Problems
 	if offset < 0 {
@@ -129,13 +129,22 @@ func (s *Service) ProvisionedUsers(ctx context.Context, a usher.Actor, m UserMat
 	if limit < 0 {
 		p.Add("count", "must not be negative")
 	}
-	limit = min(limit, MaxProvisionPage)
 	if err := p.Err(); err != nil {
+		return 0, err
+	}
+	return min(limit, MaxProvisionPage), nil
+}
+
+// ProvisionedUsers lists the users a SCIM client sees, matching m, from
+// offset (0-based), with the number of all matches.
+func (s *Service) ProvisionedUsers(ctx context.Context, a usher.Actor, m UserMatch, offset, limit int) ([]ProvisionedUser, int, error) {
+	limit, err := provisionPage(a, offset, limit)
+	if err != nil {
 		return nil, 0, err
 	}
 	var out []ProvisionedUser
 	var total int
-	err := s.store.Read(ctx, func(tx Tx) (err error) {
+	err = s.store.Read(ctx, func(tx Tx) (err error) {
 		out, total, err = tx.FindProvisionedUsers(ctx, a.AccountID, m, offset, limit)
 		return err
 	})
@@ -149,23 +158,13 @@ func (s *Service) ProvisionedUsers(ctx context.Context, a usher.Actor, m UserMat
 // order, a page from offset, with how many match in all. The filter is
 // applied by the database.
 func (s *Service) ProvisionedGroups(ctx context.Context, a usher.Actor, m UserMatch, offset, limit int) ([]usher.Group, int, error) {
-	if err := canProvision(a); err != nil {
-		return nil, 0, err
-	}
-	var p usher.Problems
-	if offset < 0 {
-		p.Add("startIndex", "must be 1 or more")
-	}
-	if limit < 0 {
-		p.Add("count", "must not be negative")
-	}
-	limit = min(limit, MaxProvisionPage)
-	if err := p.Err(); err != nil {
+	limit, err := provisionPage(a, offset, limit)
+	if err != nil {
 		return nil, 0, err
 	}
 	var out []usher.Group
 	var total int
-	err := s.store.Read(ctx, func(tx Tx) (err error) {
+	err = s.store.Read(ctx, func(tx Tx) (err error) {
 		out, total, err = tx.FindGroups(ctx, a.AccountID, m, offset, limit)
 		return err
 	})
