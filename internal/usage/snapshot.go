@@ -243,8 +243,8 @@ func (s *Service) snapshotReport(ctx context.Context, a usher.Actor, f ReportFil
 	err := s.store.Read(ctx, func(tx Tx) error {
 		snap, key, err := tx.SnapshotByID(ctx, a.AccountID, kind, source)
 		if usher.ErrorCode(err) == usher.ENOTFOUND {
-			msg := fmt.Sprintf("snapshot %s not found: it was never recorded, or is older than %d days", f.Snapshot, int(SnapshotRetention.Hours()/24))
-			return &usher.Error{Code: usher.ENOTFOUND, Message: msg, Fields: []usher.FieldError{{Field: "snapshot", Reason: msg}}}
+			reason := fmt.Sprintf("%s was never recorded, or is older than %d days", f.Snapshot, int(SnapshotRetention.Hours()/24))
+			return &usher.Error{Code: usher.ENOTFOUND, Message: "snapshot not found", Fields: []usher.FieldError{{Field: "snapshot", Reason: reason}}}
 		} else if err != nil {
 			return err
 		}
