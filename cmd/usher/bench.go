@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/usherhq/usher/internal/bench"
@@ -95,6 +96,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		usageEngines = nil
 	}
 	cfg := bench.Scaled(*scale)
+	// Two replicas on PostgreSQL are this binary's own `usher serve`; a
+	// test binary would run its tests instead, so its runs skip them.
+	if exe, err := os.Executable(); err == nil && !testing.Testing() {
+		cfg.Usher = exe
+	}
 	if runUsage {
 		fmt.Fprintf(stderr, "usher bench: %d users, %d seats, %d events; %d cores, Go %s\n",
 			cfg.Users, cfg.Seats, cfg.Events, runtime.NumCPU(), runtime.Version())

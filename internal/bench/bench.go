@@ -23,6 +23,7 @@ import (
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/web"
 	"github.com/usherhq/usher/internal/web/console"
+	"github.com/usherhq/usher/internal/web/scim"
 )
 
 // Config sizes a run. Full is the size the performance goals are set for.
@@ -40,6 +41,13 @@ type Config struct {
 	// for LoadFor per endpoint and as long for its bare SQL.
 	Clients int
 	LoadFor time.Duration
+	// SCIMUsers is how many users the SCIM part provisions into one group
+	// (0: none), from SCIMSenders clients at once, then SCIMBatch members
+	// per PATCH of the group.
+	SCIMUsers, SCIMSenders, SCIMBatch int
+	// Usher is the usher binary whose `usher serve` the two-process part
+	// runs on PostgreSQL, with Clients clients for LoadFor; "" skips it.
+	Usher string
 }
 
 // Full is the size of the performance goals: 100,000 users, 150,000 seats
@@ -49,6 +57,7 @@ func Full() Config {
 		Users: 100_000, Seats: 150_000, Events: 10_000_000, EventsPerUseDay: 25, Days: 365,
 		Batch: 10_000, Senders: 2, ReportRequests: 200, PageSize: 100,
 		Clients: 16, LoadFor: 30 * time.Second,
+		SCIMUsers: 10_000, SCIMSenders: 4, SCIMBatch: 100,
 	}
 }
 
@@ -63,6 +72,7 @@ func Scaled(f float64) Config {
 	c.Users = max(50, int(float64(c.Users)*f))
 	c.Seats = max(c.Users, int(float64(c.Seats)*f))
 	c.Events = max(c.EventsPerUseDay*c.Days, int(float64(c.Events)*min(f, 2)))
+	c.SCIMUsers = max(50, int(float64(c.SCIMUsers)*f))
 	return c
 }
 
@@ -76,6 +86,8 @@ func (c Config) validate() error {
 		return errors.New("bench: batch, senders, report requests and page size must be positive")
 	case c.Clients < 0 || (c.Clients > 0 && c.LoadFor <= 0):
 		return errors.New("bench: clients must not be negative, and need a duration")
+	case c.SCIMUsers < 0 || (c.SCIMUsers > 0 && (c.SCIMSenders < 1 || c.SCIMBatch < 1 || c.SCIMBatch > access.MaxGroupMembersPerCall)):
+		return fmt.Errorf("bench: SCIM users must not be negative, with at least one sender and 1 to %d members per PATCH", access.MaxGroupMembersPerCall)
 	}
 	return nil
 }
@@ -92,6 +104,10 @@ type Result struct {
 	Dashboard Dashboard
 	Load      []Load // many clients at once, per endpoint
 	Replicas  Replicas
+	// Processes is two `usher serve` processes on one PostgreSQL database;
+	// zero on SQLite, without Clients or without Config.Usher.
+	Processes Processes
+	SCIM      SCIM // zero without Config.SCIMUsers
 	// PeakRSS is the largest resident memory of the process, sampled while
 	// it served the measured requests (after seeding); 0 off Linux. The
 	// server runs in the benchmark's process, so this bounds usher serve's.
@@ -210,6 +226,20 @@ func Run(ctx context.Context, db *store.DB, cfg Config, progress func(format str
 		}
 	}
 	stopRSS()
+	// Measured after the in-process peak above: the processes' memory is
+	// their own, and provisioning is not the usage path.
+	if cfg.Clients > 0 && cfg.Usher != "" && db.Engine() == store.Postgres {
+		progress("%d clients at once for %v over two usher serve processes on the same database", cfg.Clients, cfg.LoadFor)
+		if res.Processes, err = measureProcesses(ctx, db, w.token, cfg); err != nil {
+			return res, err
+		}
+	}
+	if cfg.SCIMUsers > 0 {
+		progress("provisioning %d users into a group over SCIM, then the same rows with plain SQL", cfg.SCIMUsers)
+		if res.SCIM, err = measureSCIM(ctx, db, base, cfg); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 
@@ -251,6 +281,7 @@ func serve(db *store.DB, use *usage.Service) (*http.Server, string, error) {
 		Access:  acc,
 		Usage:   use,
 		Console: ui,
+		SCIM:    scim.NewHandler(scim.Config{Access: acc}),
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -20,6 +20,8 @@ func TestRunAtSmallScale(t *testing.T) {
 	cfg.ReportRequests = 5
 	cfg.PageSize = 20
 	cfg.LoadFor = 300 * time.Millisecond
+	cfg.SCIMBatch = 20 // a few PATCHes of the group
+	cfg.Usher = buildUsher(t)
 	var results []bench.Result
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		res, err := bench.Run(context.Background(), db, cfg, t.Logf)
@@ -58,6 +60,20 @@ func TestRunAtSmallScale(t *testing.T) {
 		if x := res.Replicas; x.Requests == 0 || x.Errors != 0 || x.RPS <= 0 {
 			t.Errorf("two replicas: %+v, want requests without errors", x)
 		}
+		if x := res.SCIM; x.Users != cfg.SCIMUsers || x.Members != x.Users || x.Provisioned != x.Users || x.BaselineMembers != x.Users ||
+			x.Requests != 2*x.Users+1+(x.Users+cfg.SCIMBatch-1)/cfg.SCIMBatch || x.Create <= 0 || x.Patch <= 0 || x.Baseline <= 0 {
+			t.Errorf("SCIM: %+v, want %d users provisioned into the group over SCIM and with plain SQL", x, cfg.SCIMUsers)
+		}
+		if x := res.Processes; db.Engine() == store.Postgres {
+			if x.Requests == 0 || x.Errors != 0 || x.RPS <= 0 {
+				t.Errorf("two usher serve processes: %+v, want requests without errors", x)
+			}
+			if runtime.GOOS == "linux" && (x.PeakRSS[0] < 1<<20 || x.PeakRSS[1] < 1<<20) {
+				t.Errorf("usher serve peak resident memory %v bytes: not read", x.PeakRSS)
+			}
+		} else if x.Requests != 0 {
+			t.Errorf("two usher serve processes on %s: %+v, want none (one process)", db.Engine(), x)
+		}
 		if runtime.GOOS == "linux" && res.PeakRSS < 1<<20 {
 			t.Errorf("peak resident memory %d bytes: not sampled", res.PeakRSS)
 		}
@@ -67,7 +83,7 @@ func TestRunAtSmallScale(t *testing.T) {
 	if err := bench.Write(&out, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99", "resident memory, peak while serving", "16 clients, `GET /api/v1/users/{id}/access`"} {
+	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99", "resident memory, peak while serving", "16 clients, `GET /api/v1/users/{id}/access`", "two `usher serve` processes", "— (one process)", "SCIM ÷ plain SQL", "| group members afterwards (SCIM / plain SQL) | 50 / 50 | 50 / 50 ✓ | 50 / 50 ✓ |"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

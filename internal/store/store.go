@@ -110,6 +110,11 @@ func (db *DB) OpenAgain(ctx context.Context) (*DB, error) {
 	return Open(ctx, db.dsn)
 }
 
+// DSN is the data source name the DB was opened with: a scratch schema's
+// URL names its search_path, so another process can open the same schema.
+// It may hold a password.
+func (db *DB) DSN() string { return db.dsn }
+
 // SQLitePath returns the file a dsn names, and false for a PostgreSQL URL.
 func SQLitePath(dsn string) (string, bool) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
