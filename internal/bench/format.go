@@ -121,8 +121,8 @@ func Write(w io.Writer, results []Result) error {
 			return s
 		})
 	}
-	writeProcesses(p, results, row, mark)
-	writeSCIM(p, results, row)
+	writeProcesses(results, row, mark)
+	writeSCIM(results, row)
 	row("heap growth during export", "flat", func(r Result) string { return fmt.Sprintf("%.1f MiB", float64(r.Export.PeakHeapBytes)/(1<<20)) })
 	row("resident memory, peak while serving", fmt.Sprintf("≤ %d MiB", goalRSSMiB), func(r Result) string {
 		mib := float64(r.PeakRSS) / (1 << 20)

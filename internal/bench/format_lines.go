@@ -10,7 +10,7 @@ type rowFunc func(name, goal string, cell func(r Result) string)
 
 // writeProcesses prints the two `usher serve` processes' rows, if any
 // result has them; SQLite's cell says it does not run them.
-func writeProcesses(p *printer, results []Result, row rowFunc, mark func(bool) string) {
+func writeProcesses(results []Result, row rowFunc, mark func(bool) string) {
 	ran := false
 	for _, r := range results {
 		ran = ran || r.Processes.Requests > 0
@@ -51,7 +51,7 @@ func writeProcesses(p *printer, results []Result, row rowFunc, mark func(bool) s
 }
 
 // writeSCIM prints the SCIM provisioning rows, if any result has them.
-func writeSCIM(p *printer, results []Result, row rowFunc) {
+func writeSCIM(results []Result, row rowFunc) {
 	c := results[0].Config
 	ran := false
 	for _, r := range results {

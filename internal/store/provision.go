@@ -122,12 +122,18 @@ func (tx *Tx) FindGroups(ctx context.Context, accountID int64, m access.UserMatc
 	return out, total, nil
 }
 
+// userNameColumn is a user's userName, lower-cased. matchSQL writes an eq
+// test of it as two that users_by_user_name and the (account_id, email)
+// key serve: a client looks every user up by userName before creating
+// them, and the expression itself would read all the account's users.
+const userNameColumn = "COALESCE(user_name_key, email)"
+
 // matchColumn is the SQL of each attribute and whether it compares
 // without case (its values are then lower-cased, the column already is).
 func matchColumn(attr access.UserAttr) (string, bool, error) {
 	switch attr {
 	case access.AttrUserName:
-		return "COALESCE(user_name_key, email)", true, nil
+		return userNameColumn, true, nil
 	case access.AttrExternalID:
 		return "external_id", false, nil
 	case access.AttrDisplayName:
@@ -193,6 +199,11 @@ func (tx *Tx) matchSQL(b *strings.Builder, args *[]any, m access.UserMatch, colu
 		b.WriteString("(" + col + " IS NOT NULL AND " + col + " <> '')")
 		return nil
 	case access.MatchEq:
+		if col == userNameColumn {
+			b.WriteString("(user_name_key = ? OR (user_name_key IS NULL AND email = ?))")
+			*args = append(*args, v, v)
+			return nil
+		}
 		b.WriteString(col + " = ?")
 		*args = append(*args, v)
 	case access.MatchNe:

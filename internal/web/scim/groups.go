@@ -494,6 +494,15 @@ func (s *server) patchGroup(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, uniqueness(err))
 		return
 	}
+	// RFC 7644 §3.5.2 lets a PATCH answer 204 without the resource, which
+	// is what Entra ID and Okta expect. Writing the group back would read
+	// every member on each batch of a large group's provisioning, so it is
+	// written only to a client that asks for attributes.
+	q := r.URL.Query()
+	if !q.Has("attributes") && !q.Has("excludedAttributes") {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	s.writeGroup(w, r, a, http.StatusOK, id)
 }
 
