@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
 
@@ -100,10 +101,10 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 		preparers.Go(func() {
 			defer preparing.Add(-1)
 			for ctx.Err() == nil && left.Add(-1) >= 0 {
-				p, known, err := s.prepareNext(ctx, owner, take())
+				p, known, err := s.prepareNext(sendCtx, owner, take())
 				putBack(known)
 				if err != nil {
-					if ctx.Err() == nil {
+					if sendCtx.Err() == nil {
 						fail(fmt.Errorf("claim due notifications: %w", err))
 					}
 					return
@@ -162,7 +163,20 @@ type claimed struct {
 	to    usher.User
 	ok    bool   // to is still an active primary admin
 	abort string // why the run must not be sent, if it must not
+	// counted: sum (and evidence, if any) were read in the claim's
+	// transaction.
+	counted  bool
+	sum      usage.InactiveSummary
+	evidence *usage.Snapshot
 }
+
+// countError is a count that failed inside a claim's transaction, which it
+// rolled back: the claim is made again and the count apart, so that a
+// failing count becomes a failed attempt with its backoff.
+type countError struct{ err error }
+
+func (e countError) Error() string { return "count inactive users: " + e.err.Error() }
+func (e countError) Unwrap() error { return e.err }
 
 // prepared is a claimed run made ready to send: its email composed, or
 // the outcome it has without sending (o).
@@ -192,18 +206,28 @@ func (s *Service) leaseOutlastsSend(p *prepared) bool {
 // run in one transaction, then makes its email ready to send. It answers
 // nil when nothing is due, and the outcomes still to record: none unless
 // the transaction failed.
+//
+// ctx is SendDue's sendCtx, which outlives a stop by StopGrace: a claim
+// begun before the stop commits or rolls back whole, never cut off at its
+// commit, so a run claimed is known to be claimed and can be handed back.
 func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcome) (*prepared, []*outcome, error) {
+	countApart := false
 	for {
 		now := s.now()
 		lease := fmt.Sprintf("%s#%d", owner, s.claims.Add(1))
 		var c claimed
 		err := s.finish(ctx, known, func(tx Tx) (err error) {
-			c, err = s.claim(ctx, tx, now, lease)
+			c, err = s.claim(ctx, tx, now, lease, !countApart)
 			return err
 		})
+		if _, ok := errors.AsType[countError](err); ok && !countApart {
+			countApart = true // nothing was recorded: claim again
+			continue
+		}
 		if err != nil {
 			return nil, known, err
 		}
+		countApart = false
 		known = nil
 		if c.run == nil {
 			return nil, nil, nil
@@ -219,8 +243,9 @@ func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcom
 }
 
 // claim leases the next due run to lease and reads its setting, account
-// and recipient.
-func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string) (claimed, error) {
+// and recipient, and when count is true and the run is to be sent, counts
+// its inactive users.
+func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string, count bool) (claimed, error) {
 	var c claimed
 	runs, err := tx.ClaimRuns(ctx, now, lease, now.Add(s.cfg.Lease), 1)
 	if err != nil || len(runs) == 0 {
@@ -241,8 +266,23 @@ func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string)
 	if c.acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
 		return c, err
 	}
-	c.to, c.ok, err = recipient(ctx, tx, r.AccountID, r.UserID)
-	return c, err
+	if c.to, c.ok, err = recipient(ctx, tx, r.AccountID, r.UserID); err != nil || !c.ok || !c.st.Enabled || !count {
+		return c, err
+	}
+	ev, ok := s.inactivity.(TxEvidence)
+	utx, isUsage := tx.(usage.Tx)
+	if !ok || !isUsage {
+		return c, nil
+	}
+	sum, seats, err := ev.InactiveEvidenceIn(ctx, utx, r.AccountID, r.Range, s.cfg.FirstUsers)
+	if err != nil {
+		return c, countError{err}
+	}
+	c.counted, c.sum = true, sum
+	if sum.InactiveSeats > 0 {
+		c.evidence = usage.NewSnapshot(usage.SnapshotNotification, r.ID, r.AccountID, r.Range, now, seats)
+	}
+	return c, nil
 }
 
 // outcome is one attempt at a run, to be recorded by finish: delivered
@@ -287,8 +327,10 @@ func (s *Service) prepare(ctx context.Context, c claimed, lease string) *prepare
 		return failed(errors.New(abort), true)
 	}
 	p.counted = r
-	sum, err := s.summarize(ctx, &p.counted)
-	if err != nil {
+	sum, err := c.sum, error(nil)
+	if c.counted {
+		p.counted.Evidence = c.evidence
+	} else if sum, err = s.summarize(ctx, &p.counted); err != nil {
 		return failed(fmt.Errorf("count inactive users: %w", err), false)
 	}
 	p.counted.InactiveUsers, p.counted.InactiveSeats = sum.InactiveUsers, sum.InactiveSeats
@@ -343,9 +385,15 @@ func (s *Service) finish(ctx context.Context, os []*outcome, then func(Tx) error
 		return s.store.Write(ctx, then)
 	}
 	// The outcomes must be recorded even when ctx ends mid-send, or the runs
-	// would be sent again after their leases expire.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
+	// would be sent again after their leases expire. With then, ctx bounds
+	// then's work; outcomes that fail to be recorded with it are recorded
+	// alone later.
+	rctx := ctx
+	if then == nil {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+	}
 	now := s.now()
 	runs := make([]Run, len(os))
 	counters := make([]*atomic.Int64, len(os))
