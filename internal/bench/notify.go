@@ -28,6 +28,10 @@ import (
 	"github.com/usherhq/usher/internal/usher"
 )
 
+// The scheduler counts each email's inactive users in the transaction
+// that claims its run.
+var _ notify.TxEvidence = (*usage.Service)(nil)
+
 // NotifyConfig sizes the notification benchmark.
 type NotifyConfig struct {
 	Accounts int // accounts, each with one primary admin who gets one email

@@ -10,6 +10,7 @@ import (
 	netmail "net/mail"
 	"slices"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 
@@ -45,6 +46,9 @@ var (
 	textTmpl = texttemplate.Must(texttemplate.New("notification.txt.tmpl").Funcs(funcs).ParseFS(templateFS, "templates/notification.txt.tmpl"))
 	htmlTmpl = htmltemplate.Must(htmltemplate.New("notification.html.tmpl").Funcs(funcs).ParseFS(templateFS, "templates/notification.html.tmpl"))
 )
+
+// renderBuffers holds the buffers Render writes the two parts into.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // view is what the templates see.
 type view struct {
@@ -116,11 +120,19 @@ func Render(m notify.Message) (Email, error) {
 	} else {
 		v.Products, v.FirstUsers, v.More = nil, nil, 0
 	}
-	var text, html bytes.Buffer
-	if err := textTmpl.Execute(&text, v); err != nil {
+	// The templates were parsed once; the buffers are reused, so an email
+	// allocates little beyond its two strings.
+	text, html := renderBuffers.Get().(*bytes.Buffer), renderBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		text.Reset()
+		html.Reset()
+		renderBuffers.Put(text)
+		renderBuffers.Put(html)
+	}()
+	if err := textTmpl.Execute(text, v); err != nil {
 		return Email{}, fmt.Errorf("render text: %w", err)
 	}
-	if err := htmlTmpl.Execute(&html, v); err != nil {
+	if err := htmlTmpl.Execute(html, v); err != nil {
 		return Email{}, fmt.Errorf("render html: %w", err)
 	}
 	return Email{

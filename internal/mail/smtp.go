@@ -167,12 +167,44 @@ func (s *SMTP) Send(ctx context.Context, m notify.Message) error {
 	return s.Deliver(ctx, e)
 }
 
+// Compose renders a usage notification and builds its MIME message, to be
+// delivered later; it implements notify.Composer, so the scheduler renders
+// the next email while the current one is on the wire.
+func (s *SMTP) Compose(m notify.Message) (notify.Composed, error) {
+	e, err := Render(m)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := build(e)
+	if err != nil {
+		return nil, err
+	}
+	return composed{s: s, e: e, msg: msg}, nil
+}
+
+var _ notify.Composer = (*SMTP)(nil)
+
+// composed is an email rendered by Compose.
+type composed struct {
+	s   *SMTP
+	e   Email
+	msg *gomail.Msg
+}
+
+// Deliver sends the composed email once.
+func (c composed) Deliver(ctx context.Context) error { return c.s.deliver(ctx, c.e, c.msg) }
+
 // Deliver sends e. It returns nil only when the server accepted it.
 func (s *SMTP) Deliver(ctx context.Context, e Email) error {
 	msg, err := build(e)
 	if err != nil {
 		return err
 	}
+	return s.deliver(ctx, e, msg)
+}
+
+// deliver sends msg, built from e by build, on a connection of its own.
+func (s *SMTP) deliver(ctx context.Context, e Email, msg *gomail.Msg) error {
 	opts := []gomail.Option{
 		gomail.WithPort(s.cfg.Port),
 		gomail.WithTimeout(s.cfg.Timeout),

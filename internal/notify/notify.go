@@ -130,6 +130,15 @@ type Evidence interface {
 	InactiveEvidence(ctx context.Context, accountID int64, r usage.Range, firstUsers int) (usage.InactiveSummary, []usage.SnapshotSeat, error)
 }
 
+// TxEvidence is an Evidence that also counts inside a transaction of the
+// caller's, when storage's transactions serve the usage domain too (tx is
+// then a usage.Tx): the scheduler counts in the transaction that claims the
+// run, so an email costs one transaction instead of two. usage.Service
+// implements it.
+type TxEvidence interface {
+	InactiveEvidenceIn(ctx context.Context, tx usage.Tx, accountID int64, r usage.Range, firstUsers int) (usage.InactiveSummary, []usage.SnapshotSeat, error)
+}
+
 // Backlog is the scheduler's waiting work at one instant.
 type Backlog struct {
 	DueRuns     int       // pending runs whose time has come, and sending runs whose lease expired

@@ -59,27 +59,74 @@ type Result struct {
 
 // RunOnce plans every due occurrence and sends every due run once, then
 // returns. It is `usher notifications run-due`, for those who prefer cron.
+//
+// Sending starts while planning goes on: planning commits its runs in
+// batches, and each is claimable at once, so the emails of the first
+// batches are on the wire while the last are planned.
 func RunOnce(ctx context.Context, n Notifier, owner string) (Result, error) {
 	var res Result
-	planned, err := n.PlanDue(ctx)
-	res.Planned = planned
-	if err != nil {
-		return res, err
+	type planned struct {
+		n   int
+		err error
 	}
-	// Claim in batches until nothing is claimable. Each claimed run is either
-	// delivered or waits out its backoff, so this ends.
+	plan := make(chan planned, 1)
+	go func() {
+		k, err := n.PlanDue(ctx)
+		plan <- planned{k, err}
+	}()
+	planning := true
+	endPlanning := func(p planned) error {
+		planning, res.Planned = false, p.n
+		return p.err
+	}
+	// Claim in batches until planning has ended and nothing is claimable.
+	// Each claimed run is either delivered or waits out its backoff, so
+	// this ends.
 	for ctx.Err() == nil {
 		delivered, err := n.SendDue(ctx, owner, batch)
 		res.Delivered += delivered
 		if err != nil {
+			if planning {
+				_ = endPlanning(<-plan) // nothing outlives RunOnce
+			}
 			return res, err
 		}
-		if delivered == 0 {
+		if planning {
+			select {
+			case p := <-plan:
+				if err := endPlanning(p); err != nil {
+					return res, err
+				}
+				continue // what the last batches planned
+			default:
+			}
+		}
+		if delivered > 0 {
+			continue
+		}
+		if !planning {
 			break
+		}
+		// Nothing claimable yet: wait for planning to commit more.
+		select {
+		case p := <-plan:
+			if err := endPlanning(p); err != nil {
+				return res, err
+			}
+		case <-time.After(planPoll):
+		}
+	}
+	if planning {
+		if err := endPlanning(<-plan); err != nil {
+			return res, err
 		}
 	}
 	return res, nil
 }
+
+// planPoll is how long RunOnce waits for planning to commit runs when none
+// is claimable yet.
+const planPoll = 20 * time.Millisecond
 
 // Run plans and sends due notifications at once and then every interval
 // until ctx ends; it returns when the pass in progress has finished, so

@@ -125,3 +125,45 @@ func TestOwnerNamesThisProcessStably(t *testing.T) {
 		t.Fatalf("got %q, want host name, %q and a random suffix", o, want)
 	}
 }
+
+// slowPlanner plans in two batches and commits the second only once the
+// first has been sent, as a long planning pass does over many settings.
+type slowPlanner struct {
+	fakeNotifier
+	sent chan struct{}
+	once sync.Once
+}
+
+func (s *slowPlanner) PlanDue(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	s.due += 3
+	s.mu.Unlock()
+	select {
+	case <-s.sent:
+	case <-time.After(10 * time.Second):
+		return 3, errors.New("the first batch was not sent while planning went on")
+	}
+	s.mu.Lock()
+	s.due += 2
+	s.mu.Unlock()
+	return 5, nil
+}
+
+func (s *slowPlanner) SendDue(ctx context.Context, owner string, max int) (int, error) {
+	n, err := s.fakeNotifier.SendDue(ctx, owner, max)
+	if n > 0 {
+		s.once.Do(func() { close(s.sent) })
+	}
+	return n, err
+}
+
+func TestRunOnceSendsWhilePlanning(t *testing.T) {
+	p := &slowPlanner{sent: make(chan struct{})}
+	res, err := scheduler.RunOnce(context.Background(), p, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Planned != 5 || res.Delivered != 5 || p.due != 0 {
+		t.Fatalf("got %+v with %d left", res, p.due)
+	}
+}

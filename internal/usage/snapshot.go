@@ -169,25 +169,33 @@ func snapshotCursorKind(id string) string { return access.CursorUsageReport + "s
 func (s *Service) InactiveEvidence(ctx context.Context, accountID int64, r Range, firstUsers int) (InactiveSummary, []SnapshotSeat, error) {
 	var sum InactiveSummary
 	var seats []SnapshotSeat
-	err := s.store.Read(ctx, func(tx Tx) error {
-		var q ReportQuery
-		var err error
-		seats = seats[:0]
-		if sum, q, err = s.inactiveSummary(ctx, tx, accountID, r, firstUsers); err != nil {
-			return err
-		}
-		q.Limit, q.After = 0, nil
-		return tx.EachReportRow(ctx, q, func(row RawRow) error {
-			_, why := Classify(row.Plan, row.AssignedAt, row.LastUsedAt, q.Cutoffs())
-			seats = append(seats, SnapshotSeat{UserID: row.UserID, SubscriptionID: row.SubscriptionID, Email: row.Email,
-				AssignedAt: row.AssignedAt.UTC(), LastUsedAt: row.LastUsedAt.UTC(), Inactivity: why})
-			return nil
-		})
+	err := s.store.Read(ctx, func(tx Tx) (err error) {
+		sum, seats, err = s.InactiveEvidenceIn(ctx, tx, accountID, r, firstUsers)
+		return err
 	})
 	if err != nil {
 		return sum, nil, fmt.Errorf("inactive evidence: %w", err)
 	}
 	return sum, seats, nil
+}
+
+// InactiveEvidenceIn is InactiveEvidence in the caller's transaction, such
+// as the one that claims a notification run, so that the email costs one
+// transaction instead of two.
+func (s *Service) InactiveEvidenceIn(ctx context.Context, tx Tx, accountID int64, r Range, firstUsers int) (InactiveSummary, []SnapshotSeat, error) {
+	var seats []SnapshotSeat
+	sum, q, err := s.inactiveSummary(ctx, tx, accountID, r, firstUsers)
+	if err != nil {
+		return sum, nil, err
+	}
+	q.Limit, q.After = 0, nil
+	err = tx.EachReportRow(ctx, q, func(row RawRow) error {
+		_, why := Classify(row.Plan, row.AssignedAt, row.LastUsedAt, q.Cutoffs())
+		seats = append(seats, SnapshotSeat{UserID: row.UserID, SubscriptionID: row.SubscriptionID, Email: row.Email,
+			AssignedAt: row.AssignedAt.UTC(), LastUsedAt: row.LastUsedAt.UTC(), Inactivity: why})
+		return nil
+	})
+	return sum, seats, err
 }
 
 // snapshotReport is the Usage Report as of a snapshot: its seats, each
