@@ -135,6 +135,9 @@ func (s *Service) runOne(ctx context.Context, owner string) (bool, error) {
 		return false, err
 	}
 	log := s.log.With(slog.Int64("run_id", r.ID), slog.Int64("policy_id", r.PolicyID), slog.String("run_on", r.RunOn), slog.Int("attempt", r.Attempts))
+	// The counts are this attempt's: FinishReclaimRun adds them to those
+	// of earlier attempts, which committed what they did.
+	r.Warned, r.Reclaimed, r.Kept = 0, 0, 0
 	cause := s.execute(ctx, &r)
 	return true, s.finishRun(ctx, log, r, lease, cause)
 }
