@@ -517,13 +517,16 @@ func (s *Service) digest(ctx context.Context, p Policy, acct usher.Account, r *R
 // database's part while the workers send: each of its transactions records
 // the outcomes of the emails sent since the last one and claims as many
 // new ones, so a commit serves several emails and the next emails are
-// claimed while others are on the wire. At most Workers claimed emails
-// wait for a worker, so a lease covers little more than its send. It
+// claimed while others are on the wire. At most claimAhead emails per
+// worker wait for one, so a lease covers little more than its send. It
 // answers how many emails it claimed.
 func (s *Service) sendEmails(ctx context.Context, owner string, max int) (int, error) {
 	workers := min(s.cfg.Workers, max)
-	queue := make(chan claim, 2*workers)
-	outcomes := make(chan *attempt, 2*workers)
+	// Up to claimAhead emails per worker wait, claimed, so that the
+	// workers never wait for a commit.
+	limit := workers * (1 + claimAhead)
+	queue := make(chan claim, limit)
+	outcomes := make(chan *attempt, limit)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -550,7 +553,7 @@ func (s *Service) sendEmails(ctx context.Context, owner string, max int) (int, e
 		outstanding -= len(done)
 		want := 0
 		if more && ctx.Err() == nil {
-			want = min(2*workers-outstanding, left)
+			want = min(limit-outstanding, left)
 		}
 		if want <= 0 && len(done) == 0 {
 			if outstanding == 0 {
@@ -586,6 +589,11 @@ func (s *Service) sendEmails(ctx context.Context, owner string, max int) (int, e
 	wg.Wait()
 	return claimed, errors.Join(errs...)
 }
+
+// claimAhead is how many claimed emails per worker may wait to be sent:
+// enough that a slow commit does not leave workers idle, few enough that a
+// claimed email waits for a worker a few sends at most, far within its lease.
+const claimAhead = 4
 
 // claim is an email leased to lease.
 type claim struct {
@@ -648,11 +656,28 @@ func (s *Service) recordEmails(ctx context.Context, done []*attempt, then func(T
 	}
 	lost := make([]bool, len(done))
 	record := func(tx Tx) error {
+		// Delivered emails are recorded together, by lease; others one by one.
+		delivered := map[string][]int64{}
+		at := map[string][]int{}
 		for i, e := range emails {
+			if e.Status == "delivered" {
+				l := done[i].lease
+				delivered[l], at[l] = append(delivered[l], e.ID), append(at[l], i)
+				continue
+			}
 			err := tx.FinishEmail(fctx, e, done[i].lease)
 			lost[i] = usher.ErrorCode(err) == usher.ECONFLICT // another worker took it over; its outcome wins
 			if err != nil && !lost[i] {
 				return err
+			}
+		}
+		for l, ids := range delivered {
+			recorded, err := tx.FinishDelivered(fctx, l, ids, now)
+			if err != nil {
+				return err
+			}
+			for _, i := range at[l] {
+				lost[i] = !slices.Contains(recorded, emails[i].ID)
 			}
 		}
 		return nil

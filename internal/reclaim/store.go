@@ -109,6 +109,9 @@ type Tx interface {
 	// FinishEmail records an attempt's outcome while e is leased to owner;
 	// a delivered email's payload is emptied.
 	FinishEmail(ctx context.Context, e Email, owner string) error
+	// FinishDelivered records the emails ids, leased to owner, as delivered
+	// at at, as FinishEmail does, and returns those still leased to owner.
+	FinishDelivered(ctx context.Context, owner string, ids []int64, at time.Time) ([]int64, error)
 }
 
 // Mailer delivers reclaim messages; Send returns nil only when the SMTP

@@ -543,6 +543,28 @@ func (tx *Tx) ClaimEmails(ctx context.Context, now time.Time, owner string, unti
 	return out, nil
 }
 
+// FinishDelivered records the emails ids, leased to owner, as delivered at
+// at, in one statement, emptying their payloads as FinishEmail does; it
+// returns those it recorded, the ones still leased to owner.
+func (tx *Tx) FinishDelivered(ctx context.Context, owner string, ids []int64, at time.Time) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := append([]any{millis(at), owner}, int64Args(ids)...)
+	rows, err := tx.query(ctx, `
+		UPDATE reclaim_emails SET status = 'delivered', lease_owner = '', lease_until = 0, last_error = '', delivered_at = ?, payload = ''
+		WHERE status = 'sending' AND lease_owner = ? AND id IN (`+placeholders(len(ids))+`)
+		RETURNING id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("finish delivered reclaim emails: %w", err)
+	}
+	out, err := collect(rows, func(row interface{ Scan(...any) error }) (id int64, err error) { return id, row.Scan(&id) })
+	if err != nil {
+		return nil, fmt.Errorf("finish delivered reclaim emails: %w", err)
+	}
+	return out, nil
+}
+
 // FinishEmail records an attempt's outcome while e is leased to owner; a
 // delivered email's payload, which holds link tokens, is emptied.
 func (tx *Tx) FinishEmail(ctx context.Context, e reclaim.Email, owner string) error {
