@@ -179,11 +179,12 @@ func (s *Service) finishRun(ctx context.Context, log *slog.Logger, r Run, lease 
 	return err
 }
 
-// groupSize is how many people one transaction of a run carries out, each
-// in a savepoint of their own: one commit for many people instead of one
-// each, while one person's failure still rolls back only their part. It
-// stays under 64, PostgreSQL's cache of subtransactions per transaction,
-// past which every other session's snapshots get slower.
+// groupSize is how many people one transaction of a run carries out: one
+// commit for many people instead of one each. Should one person's part
+// fail, the group goes again with each person in a savepoint of their own,
+// so that only that part is rolled back; the group stays under 64 people,
+// PostgreSQL's cache of subtransactions per transaction, past which every
+// other session's snapshots get slower.
 const groupSize = 50
 
 // counts is what carrying out one person added to a run.
@@ -193,14 +194,14 @@ func (c *counts) add(o counts) {
 	c.warned, c.reclaimed, c.kept = c.warned+o.warned, c.reclaimed+o.reclaimed, c.kept+o.kept
 }
 
-// execute carries out a run: the policy's plan, person by person, each in
-// a savepoint that plans that person again and does what it says, many
-// people to a transaction, then one digest per admin. A person whose part
-// fails is rolled back alone; the others' parts commit, and the run fails
-// this attempt (without its digest) to be tried again. Every step is
-// idempotent, so a run taken over from a worker that died, or tried again,
-// picks up where it stopped: warned seats have open warnings, reclaimed
-// seats are gone, and emails are unique per run, kind and person.
+// execute carries out a run: the policy's plan, groupSize people to a
+// transaction that locks their seats, plans them again and does what that
+// says, then one digest per admin. A person whose part fails is rolled back
+// alone; the others' parts commit, and the run fails this attempt (without
+// its digest) to be tried again. Every step is idempotent, so a run taken
+// over from a worker that died, or tried again, picks up where it stopped:
+// warned seats have open warnings, reclaimed seats are gone, and emails are
+// unique per run, kind and person.
 func (s *Service) execute(ctx context.Context, r *Run) error {
 	var p Policy
 	var acct usher.Account
@@ -246,51 +247,22 @@ func (s *Service) execute(ctx context.Context, r *Run) error {
 		group := order[lo:min(lo+groupSize, len(order))]
 		var got counts
 		var lost []error
-		err := s.store.Write(ctx, func(tx Tx) error {
-			got, lost = counts{}, nil // afresh if the store runs this again
-			// The group's seats are locked first, in the one global order
-			// (as Unassign takes them), rather than person by person.
-			var subs, users []int64
-			for _, uid := range group {
-				if ids := reclaims[uid]; len(ids) > 0 {
-					subs, users = append(subs, ids...), append(users, uid)
-				}
+		// First without savepoints, as people rarely fail: should one, the
+		// transaction rolls back whole and the group goes again, each
+		// person in a savepoint of their own.
+		for careful := false; ; careful = true {
+			err := s.store.Write(ctx, func(tx Tx) error {
+				got, lost = counts{}, nil // afresh if the store runs this again
+				return s.carryOutGroup(ctx, tx, p, acct, *r, group, reclaims, careful, &got, &lost)
+			})
+			var pe *personError
+			if !careful && errors.As(err, &pe) && ctx.Err() == nil {
+				continue
 			}
-			if err := tx.LockSeats(ctx, acct.ID, subs, users); err != nil {
-				return err
-			}
-			// The group's people are planned again, as the seats are now
-			// that they are locked: a seat used since stays.
-			gp, err := s.plan(ctx, tx, p, acct, s.now(), group)
 			if err != nil {
 				return err
 			}
-			items := map[int64][]Item{}
-			for _, it := range gp.Items {
-				items[it.UserID] = append(items[it.UserID], it)
-			}
-			for _, uid := range group {
-				if len(items[uid]) == 0 {
-					continue
-				}
-				var c counts
-				bad, err := tx.Savepoint(ctx, func() error {
-					c = counts{}
-					return s.carryOut(ctx, tx, p, acct, *r, uid, items[uid], gp.At, &c)
-				})
-				if err != nil {
-					return fmt.Errorf("user %d: %w", uid, err)
-				}
-				if bad != nil {
-					lost = append(lost, fmt.Errorf("user %d: %w", uid, bad))
-					continue
-				}
-				got.add(c)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+			break
 		}
 		r.Warned, r.Reclaimed, r.Kept = r.Warned+got.warned, r.Reclaimed+got.reclaimed, r.Kept+got.kept
 		failed = append(failed, lost...)
@@ -299,6 +271,71 @@ func (s *Service) execute(ctx context.Context, r *Run) error {
 		return errors.Join(failed...)
 	}
 	return s.digest(ctx, p, acct, r)
+}
+
+// personError is one person's failure in a group carried out without
+// savepoints.
+type personError struct {
+	userID int64
+	err    error
+}
+
+func (e *personError) Error() string { return fmt.Sprintf("user %d: %v", e.userID, e.err) }
+func (e *personError) Unwrap() error { return e.err }
+
+// carryOutGroup carries out a group of people in tx, adding to got what it
+// did. careful puts each person in a savepoint: one whose part fails is
+// rolled back alone and added to lost. Otherwise a person's failure is a
+// *personError, and the whole transaction must roll back.
+func (s *Service) carryOutGroup(ctx context.Context, tx Tx, p Policy, acct usher.Account, r Run, group []int64, reclaims map[int64][]int64,
+	careful bool, got *counts, lost *[]error) error {
+	// The group's seats are locked first, in the one global order (as
+	// Unassign takes them), rather than person by person.
+	var subs, users []int64
+	for _, uid := range group {
+		if ids := reclaims[uid]; len(ids) > 0 {
+			subs, users = append(subs, ids...), append(users, uid)
+		}
+	}
+	if err := tx.LockSeats(ctx, acct.ID, subs, users); err != nil {
+		return err
+	}
+	// The group's people are planned again, as the seats are now that
+	// they are locked: a seat used since stays.
+	gp, err := s.plan(ctx, tx, p, acct, s.now(), group)
+	if err != nil {
+		return err
+	}
+	items := map[int64][]Item{}
+	for _, it := range gp.Items {
+		items[it.UserID] = append(items[it.UserID], it)
+	}
+	for _, uid := range group {
+		if len(items[uid]) == 0 {
+			continue
+		}
+		var c counts
+		if !careful {
+			if err := s.carryOut(ctx, tx, p, acct, r, uid, items[uid], gp.At, &c); err != nil {
+				return &personError{uid, err}
+			}
+			got.add(c)
+			continue
+		}
+		bad, err := tx.Savepoint(ctx, func() error {
+			c = counts{}
+			return s.carryOut(ctx, tx, p, acct, r, uid, items[uid], gp.At, &c)
+		})
+		if err != nil {
+			return fmt.Errorf("user %d: %w", uid, err)
+		}
+		if bad != nil {
+			*lost = append(*lost, fmt.Errorf("user %d: %w", uid, bad))
+			continue
+		}
+		got.add(c)
+	}
+	return nil
 }
 
 // carryOut does what the plan made at now in tx says for one person: warn,
