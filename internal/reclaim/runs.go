@@ -576,6 +576,7 @@ func (s *Service) sendEmails(ctx context.Context, owner string, max int) (int, e
 	claimed, outstanding, left := 0, 0, max
 	more := true // emails may still be due
 	var done []*attempt
+loop:
 	for {
 		// Outcomes that came in meanwhile are recorded with the next claim.
 	drain:
@@ -587,16 +588,22 @@ func (s *Service) sendEmails(ctx context.Context, owner string, max int) (int, e
 				break drain
 			}
 		}
-		outstanding -= len(done)
+		busy := outstanding - len(done) // claimed, not sent yet
 		want := 0
 		if more && ctx.Err() == nil {
-			want = min(limit-outstanding, left)
+			want = min(limit-busy, left)
 		}
-		if want <= 0 && len(done) == 0 {
+		switch {
+		case want <= 0 && len(done) == 0:
 			if outstanding == 0 {
-				break
+				break loop
 			}
 			done = append(done, <-outcomes) // wait for a worker
+			continue
+		case len(done) < workers && busy >= 2*workers:
+			// Enough is claimed to keep the workers going: wait for more
+			// outcomes, so that one commit records several.
+			done = append(done, <-outcomes)
 			continue
 		}
 		now, lease := s.now(), s.lease(owner)
@@ -608,6 +615,7 @@ func (s *Service) sendEmails(ctx context.Context, owner string, max int) (int, e
 			}
 			return err
 		})
+		outstanding -= len(done)
 		done = nil
 		if err != nil {
 			errs = append(errs, fmt.Errorf("claim reclaim emails: %w", err))
