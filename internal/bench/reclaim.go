@@ -13,6 +13,7 @@ import (
 
 	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/mail"
+	"github.com/usherhq/usher/internal/notify"
 	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/store"
 )
@@ -25,6 +26,10 @@ const (
 
 // reclaimGraceDays is the policy's grace period between warning and reclaim.
 const reclaimGraceDays = 7
+
+// reclaimWorkers is how many emails are in flight at once, in the reclaim
+// service (its default, reclaim.Config.Workers) and in the bare loop alike.
+const reclaimWorkers = notify.DefaultWorkers
 
 // ReclaimConfig sizes the reclaim benchmark: the usage suite's account
 // (users and seats, without events) with a fifth of its seats inactive, at
@@ -167,7 +172,7 @@ func RunReclaim(ctx context.Context, db *store.DB, cfg ReclaimConfig, progress f
 		return res, err
 	}
 	rec := reclaim.New(db.Reclaim(), acc, mailer, reclaim.Config{
-		BaseURL: benchBaseURL, From: benchFrom, Now: clock.Now,
+		BaseURL: benchBaseURL, From: benchFrom, Now: clock.Now, Workers: reclaimWorkers,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	res.Setup = time.Since(start)
@@ -257,10 +262,10 @@ func RunReclaim(ctx context.Context, db *store.DB, cfg ReclaimConfig, progress f
 	if err != nil {
 		return res, fmt.Errorf("reclaim bench: render: %w", err)
 	}
-	// The service sends one email at a time, so the bare loop does too.
-	progress("sending the same warning %d times with a bare go-mail loop", res.WarnReceived)
+	// The service sends reclaimWorkers emails at once, so the bare loop does too.
+	progress("sending the same warning %d times with a bare go-mail loop, %d at once", res.WarnReceived, reclaimWorkers)
 	self = selfCPU()
-	if res.Bare, err = bareSend(ctx, sk.addr, e, res.WarnReceived, 1); err != nil {
+	if res.Bare, err = bareSend(ctx, sk.addr, e, res.WarnReceived, reclaimWorkers); err != nil {
 		return res, fmt.Errorf("reclaim bench: bare loop: %w", err)
 	}
 	res.BareCPU = selfCPU() - self
@@ -456,6 +461,6 @@ func WriteReclaim(w io.Writer, results []ReclaimResult) error {
 		return fmt.Sprintf("%s; %s", perEmail(r.WarnEmailsCPU, r.WarnReceived), perEmail(r.BareCPU, r.BareReceived))
 	})
 	row("setup (not measured)", "", func(r ReclaimResult) string { return secs(r.Setup) })
-	p.printf("\nThe warn and reclaim runs are PlanDue and then SendDue carrying out the run and delivering its first email; the other emails are timed apart (warnings), one at a time as the service sends them, and so is the bare loop. The warnings timed apart are all but the first, with the warn run's digest to the admin. SMTP sink: %s, on this machine.\n", results[0].Sink)
+	p.printf("\nThe warn and reclaim runs are PlanDue and then SendDue carrying out the run and delivering its first email; the other emails are timed apart (warnings), %d at once as the service sends them, each on its own SMTP connection, and so is the bare loop. The warnings timed apart are all but the first, with the warn run's digest to the admin. SMTP sink: %s, on this machine.\n", reclaimWorkers, results[0].Sink)
 	return p.err
 }

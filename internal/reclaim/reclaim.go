@@ -4,8 +4,8 @@
 // SQL, no SMTP: storage is behind Tx and delivery behind Mailer.
 //
 // A preview and a run share one code path (Service.plan): a run is a plan
-// carried out, person by person, each in its own transaction that checks
-// the plan again against the seats as they are then. Runs and their emails
+// carried out, many people to a transaction that checks the plan again
+// against their seats as they are then, each person all or nothing. Runs and their emails
 // are claimed in the database like usage notification runs (package notify):
 // one run per policy and local day, leased by one worker at a time, and one
 // email per person, kind and run, retried with notify.Backoff and a fixed

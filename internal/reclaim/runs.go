@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/usherhq/usher/internal/notify"
@@ -71,8 +72,8 @@ func (s *Service) PlanDue(ctx context.Context) (int, error) {
 }
 
 // SendDue carries out due runs and sends due emails, at most max of each,
-// for owner (a name unique to this process). It answers how many runs it
-// finished and emails it delivered. Without a mailer it does nothing: a
+// for owner (a name unique to this process); the emails go Config.Workers
+// at a time. It answers how many runs it finished and emails it attempted. Without a mailer it does nothing: a
 // policy must not reclaim from people it could not warn.
 func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, error) {
 	if s.mailer == nil || max <= 0 {
@@ -93,20 +94,11 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 		}
 		done++
 	}
-	for range max {
-		if ctx.Err() != nil {
-			break
-		}
-		ok, err := s.sendOne(ctx, owner)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if !ok {
-			break
-		}
-		done++
+	sent, err := s.sendEmails(ctx, owner, max)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	return done, errors.Join(errs...)
+	return done + sent, errors.Join(errs...)
 }
 
 // RunNow plans and carries out every due run and sends every due email
@@ -143,6 +135,9 @@ func (s *Service) runOne(ctx context.Context, owner string) (bool, error) {
 		return false, err
 	}
 	log := s.log.With(slog.Int64("run_id", r.ID), slog.Int64("policy_id", r.PolicyID), slog.String("run_on", r.RunOn), slog.Int("attempt", r.Attempts))
+	// The counts are this attempt's: FinishReclaimRun adds them to those
+	// of earlier attempts, which committed what they did.
+	r.Warned, r.Reclaimed, r.Kept = 0, 0, 0
 	cause := s.execute(ctx, &r)
 	return true, s.finishRun(ctx, log, r, lease, cause)
 }
@@ -184,12 +179,29 @@ func (s *Service) finishRun(ctx context.Context, log *slog.Logger, r Run, lease 
 	return err
 }
 
-// execute carries out a run: the policy's plan, person by person, each in
-// one transaction that plans that person again and does what it says, then
-// one digest per admin. Every step is idempotent, so a run taken over from
-// a worker that died picks up where it stopped: warned seats have open
-// warnings, reclaimed seats are gone, and emails are unique per run, kind
-// and person.
+// groupSize is how many people one transaction of a run carries out: one
+// commit for many people instead of one each. Should one person's part
+// fail, the group goes again with each person in a savepoint of their own,
+// so that only that part is rolled back; the group stays under 64 people,
+// PostgreSQL's cache of subtransactions per transaction, past which every
+// other session's snapshots get slower.
+const groupSize = 50
+
+// counts is what carrying out one person added to a run.
+type counts struct{ warned, reclaimed, kept int }
+
+func (c *counts) add(o counts) {
+	c.warned, c.reclaimed, c.kept = c.warned+o.warned, c.reclaimed+o.reclaimed, c.kept+o.kept
+}
+
+// execute carries out a run: the policy's plan, groupSize people to a
+// transaction that locks their seats, plans them again and does what that
+// says, then one digest per admin. A person whose part fails is rolled back
+// alone; the others' parts commit, and the run fails this attempt (without
+// its digest) to be tried again. Every step is idempotent, so a run taken
+// over from a worker that died, or tried again, picks up where it stopped:
+// warned seats have open warnings, reclaimed seats are gone, and emails are
+// unique per run, kind and person.
 func (s *Service) execute(ctx context.Context, r *Run) error {
 	var p Policy
 	var acct usher.Account
@@ -205,7 +217,7 @@ func (s *Service) execute(ctx context.Context, r *Run) error {
 		if acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
 			return err
 		}
-		pl, err = s.plan(ctx, tx, p, acct, s.now(), 0)
+		pl, err = s.plan(ctx, tx, p, acct, s.now(), nil)
 		return err
 	})
 	if err != nil || gone || !p.Enabled {
@@ -216,31 +228,120 @@ func (s *Service) execute(ctx context.Context, r *Run) error {
 		return nil
 	}
 	var order []int64
+	seen := map[int64]bool{}
+	reclaims := map[int64][]int64{} // the plan's seats to reclaim, by person
 	for _, it := range pl.Items {
-		if !slices.Contains(order, it.UserID) {
+		if !seen[it.UserID] {
+			seen[it.UserID] = true
 			order = append(order, it.UserID)
 		}
+		if it.Action == ActReclaim {
+			reclaims[it.UserID] = append(reclaims[it.UserID], it.SubscriptionID)
+		}
 	}
-	for _, uid := range order {
+	var failed []error
+	for lo := 0; lo < len(order); lo += groupSize {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := s.store.Write(ctx, func(tx Tx) error { return s.carryOut(ctx, tx, p, acct, r, uid) })
-		if err != nil {
-			return fmt.Errorf("user %d: %w", uid, err)
+		group := order[lo:min(lo+groupSize, len(order))]
+		var got counts
+		var lost []error
+		// First without savepoints, as people rarely fail: should one, the
+		// transaction rolls back whole and the group goes again, each
+		// person in a savepoint of their own.
+		for careful := false; ; careful = true {
+			err := s.store.Write(ctx, func(tx Tx) error {
+				got, lost = counts{}, nil // afresh if the store runs this again
+				return s.carryOutGroup(ctx, tx, p, acct, *r, group, reclaims, careful, &got, &lost)
+			})
+			var pe *personError
+			if !careful && errors.As(err, &pe) && ctx.Err() == nil {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			break
 		}
+		r.Warned, r.Reclaimed, r.Kept = r.Warned+got.warned, r.Reclaimed+got.reclaimed, r.Kept+got.kept
+		failed = append(failed, lost...)
+	}
+	if len(failed) > 0 {
+		return errors.Join(failed...)
 	}
 	return s.digest(ctx, p, acct, r)
 }
 
-// carryOut plans one person again in tx and does what the plan says for
-// them: warn, reclaim (all of their seats or none), or close warnings.
-func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Account, r *Run, userID int64) error {
-	now := s.now()
-	pl, err := s.plan(ctx, tx, p, acct, now, userID)
+// personError is one person's failure in a group carried out without
+// savepoints.
+type personError struct {
+	userID int64
+	err    error
+}
+
+func (e *personError) Error() string { return fmt.Sprintf("user %d: %v", e.userID, e.err) }
+func (e *personError) Unwrap() error { return e.err }
+
+// carryOutGroup carries out a group of people in tx, adding to got what it
+// did. careful puts each person in a savepoint: one whose part fails is
+// rolled back alone and added to lost. Otherwise a person's failure is a
+// *personError, and the whole transaction must roll back.
+func (s *Service) carryOutGroup(ctx context.Context, tx Tx, p Policy, acct usher.Account, r Run, group []int64, reclaims map[int64][]int64,
+	careful bool, got *counts, lost *[]error) error {
+	// The group's seats are locked first, in the one global order (as
+	// Unassign takes them), rather than person by person.
+	var subs, users []int64
+	for _, uid := range group {
+		if ids := reclaims[uid]; len(ids) > 0 {
+			subs, users = append(subs, ids...), append(users, uid)
+		}
+	}
+	if err := tx.LockSeats(ctx, acct.ID, subs, users); err != nil {
+		return err
+	}
+	// The group's people are planned again, as the seats are now that
+	// they are locked: a seat used since stays.
+	gp, err := s.plan(ctx, tx, p, acct, s.now(), group)
 	if err != nil {
 		return err
 	}
+	items := map[int64][]Item{}
+	for _, it := range gp.Items {
+		items[it.UserID] = append(items[it.UserID], it)
+	}
+	for _, uid := range group {
+		if len(items[uid]) == 0 {
+			continue
+		}
+		var c counts
+		if !careful {
+			if err := s.carryOut(ctx, tx, p, acct, r, uid, items[uid], gp.At, &c); err != nil {
+				return &personError{uid, err}
+			}
+			got.add(c)
+			continue
+		}
+		bad, err := tx.Savepoint(ctx, func() error {
+			c = counts{}
+			return s.carryOut(ctx, tx, p, acct, r, uid, items[uid], gp.At, &c)
+		})
+		if err != nil {
+			return fmt.Errorf("user %d: %w", uid, err)
+		}
+		if bad != nil {
+			*lost = append(*lost, fmt.Errorf("user %d: %w", uid, bad))
+			continue
+		}
+		got.add(c)
+	}
+	return nil
+}
+
+// carryOut does what the plan made at now in tx says for one person: warn,
+// reclaim (all of their seats or none), or close warnings. It adds what it
+// did to c.
+func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Account, r Run, userID int64, plan []Item, now time.Time, c *counts) error {
 	u, err := tx.UserByID(ctx, acct.ID, userID)
 	if err != nil && usher.ErrorCode(err) != usher.ENOTFOUND {
 		return err
@@ -250,7 +351,7 @@ func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Acco
 	var warned, reclaimed []MessageSeat
 	var reclaimSubs []int64
 	var reclaimWarnings []int64
-	for _, it := range pl.Items {
+	for _, it := range plan {
 		switch it.Action {
 		case ActWarn:
 			token, hash := newToken()
@@ -263,7 +364,7 @@ func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Acco
 			if !made {
 				continue
 			}
-			r.Warned++
+			c.warned++
 			warned = append(warned, seatOf(it, s.cfg.BaseURL+KeepPath+token))
 			e := usher.AuditEntry{AccountID: acct.ID, ActorEmail: sys.Email, Action: "reclaim.warn", TargetUserID: u.ID, TargetEmail: u.Email,
 				SubscriptionID: it.SubscriptionID, At: now}
@@ -285,7 +386,7 @@ func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Acco
 				return err
 			}
 			if ok {
-				r.Kept++
+				c.kept++
 			}
 		}
 	}
@@ -302,7 +403,7 @@ func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Acco
 				return err
 			}
 		}
-		r.Reclaimed += len(reclaimSubs)
+		c.reclaimed += len(reclaimSubs)
 		e := usher.AuditEntry{AccountID: acct.ID, ActorEmail: sys.Email, Action: "reclaim.reclaim", TargetUserID: u.ID, TargetEmail: u.Email, At: now}
 		if err := e.SetChange(nil, map[string]any{"policy_id": p.ID, "policy": p.Name, "run_id": r.ID, "batch_id": batch.ID,
 			"subscription_ids": reclaimSubs, "saved": usher.SavedOf(batch.Items)}); err != nil {
@@ -317,7 +418,7 @@ func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Acco
 			continue
 		}
 		m := Message{Kind: kind, From: s.cfg.From, To: u, Account: acct, Date: now, Policy: p.Name, Range: p.Range, Seats: seats}
-		if _, err := s.enqueue(ctx, tx, r, kind, u.ID, m); err != nil {
+		if _, err := s.enqueue(ctx, tx, &r, kind, u.ID, m); err != nil {
 			return err
 		}
 	}
@@ -448,62 +549,222 @@ func (s *Service) digest(ctx context.Context, p Policy, acct usher.Account, r *R
 	})
 }
 
-// sendOne claims one due email and sends it; it reports whether it claimed one.
-func (s *Service) sendOne(ctx context.Context, owner string) (bool, error) {
-	now, lease := s.now(), s.lease(owner)
-	var e Email
-	var ok bool
-	err := s.store.Write(ctx, func(tx Tx) (err error) {
-		e, ok, err = tx.ClaimEmail(ctx, now, lease, now.Add(s.cfg.Lease))
-		return err
-	})
-	if err != nil || !ok {
-		if err != nil {
-			err = fmt.Errorf("claim reclaim email: %w", err)
-		}
-		return false, err
+// sendEmails claims at most max due emails for owner and sends them,
+// Workers at a time, each on its own connection. One loop does the
+// database's part while the workers send: each of its transactions records
+// the outcomes of the emails sent since the last one and claims as many
+// new ones, so a commit serves several emails and the next emails are
+// claimed while others are on the wire. At most claimAhead emails per
+// worker wait for one, so a lease covers little more than its send. It
+// answers how many emails it claimed.
+func (s *Service) sendEmails(ctx context.Context, owner string, max int) (int, error) {
+	workers := min(s.cfg.Workers, max)
+	// Up to claimAhead emails per worker wait, claimed, so that the
+	// workers never wait for a commit.
+	limit := workers * (1 + claimAhead)
+	queue := make(chan claim, limit)
+	outcomes := make(chan *attempt, limit)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for c := range queue {
+				outcomes <- s.sendEmail(ctx, c.e, c.lease)
+			}
+		})
 	}
-	log := s.log.With(slog.Int64("email_id", e.ID), slog.String("kind", string(e.Kind)), slog.Int64("user_id", e.UserID), slog.String("message_id", e.MessageID))
-	var cause error
+	var errs []error
+	claimed, outstanding, left := 0, 0, max
+	more := true // emails may still be due
+	var done []*attempt
+loop:
+	for {
+		// Outcomes that came in meanwhile are recorded with the next claim.
+	drain:
+		for {
+			select {
+			case a := <-outcomes:
+				done = append(done, a)
+			default:
+				break drain
+			}
+		}
+		busy := outstanding - len(done) // claimed, not sent yet
+		want := 0
+		if more && ctx.Err() == nil {
+			want = min(limit-busy, left)
+		}
+		switch {
+		case want <= 0 && len(done) == 0:
+			if outstanding == 0 {
+				break loop
+			}
+			done = append(done, <-outcomes) // wait for a worker
+			continue
+		case len(done) < workers && busy >= 2*workers:
+			// Enough is claimed to keep the workers going: wait for more
+			// outcomes, so that one commit records several.
+			done = append(done, <-outcomes)
+			continue
+		}
+		now, lease := s.now(), s.lease(owner)
+		var got []Email
+		err := s.recordEmails(ctx, done, func(tx Tx) (err error) {
+			got = nil
+			if want > 0 {
+				got, err = tx.ClaimEmails(ctx, now, lease, now.Add(s.cfg.Lease), want)
+			}
+			return err
+		})
+		outstanding -= len(done)
+		done = nil
+		if err != nil {
+			errs = append(errs, fmt.Errorf("claim reclaim emails: %w", err))
+			more = false
+			continue
+		}
+		if len(got) < want {
+			more = false
+		}
+		for _, e := range got {
+			queue <- claim{e, lease}
+		}
+		claimed, outstanding, left = claimed+len(got), outstanding+len(got), left-len(got)
+	}
+	close(queue)
+	wg.Wait()
+	return claimed, errors.Join(errs...)
+}
+
+// claimAhead is how many claimed emails per worker may wait to be sent:
+// enough that a slow commit does not leave workers idle, few enough that a
+// claimed email waits for a worker a few sends at most, far within its lease.
+const claimAhead = 4
+
+// claim is an email leased to lease.
+type claim struct {
+	e     Email
+	lease string
+}
+
+// attempt is one delivery attempt of a claimed email, to be recorded by
+// finishEmail: delivered when cause is nil.
+type attempt struct {
+	e     Email
+	lease string
+	log   *slog.Logger
+	cause error
+}
+
+// sendEmail makes one attempt at a claimed email.
+func (s *Service) sendEmail(ctx context.Context, e Email, lease string) *attempt {
+	a := &attempt{e: e, lease: lease,
+		log: s.log.With(slog.Int64("email_id", e.ID), slog.String("kind", string(e.Kind)), slog.Int64("user_id", e.UserID), slog.String("message_id", e.MessageID))}
 	if e.Attempts > s.cfg.MaxAttempts {
-		cause = fmt.Errorf("gave up after %d attempts", s.cfg.MaxAttempts)
-	} else {
-		m := e.Payload
-		m.MessageID, m.Date = e.MessageID, s.now()
-		sendCtx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
-		cause = s.mailer.SendReclaim(sendCtx, m)
-		cancel()
+		a.cause = fmt.Errorf("gave up after %d attempts", s.cfg.MaxAttempts)
+		return a
+	}
+	m := e.Payload
+	m.MessageID, m.Date = e.MessageID, s.now()
+	sendCtx, cancel := context.WithTimeout(ctx, s.cfg.SendTimeout)
+	a.cause = s.mailer.SendReclaim(sendCtx, m)
+	cancel()
+	return a
+}
+
+// recordEmails records attempts done under their emails' leases, then
+// runs then (if not nil) in the same transaction. The outcomes are recorded
+// even when ctx ends, or the emails would be sent again after their
+// leases; should the transaction with then fail, they are recorded alone.
+func (s *Service) recordEmails(ctx context.Context, done []*attempt, then func(Tx) error) error {
+	if len(done) == 0 {
+		if then == nil {
+			return nil
+		}
+		return s.store.Write(ctx, then)
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	now = s.now()
-	e.LeaseOwner, e.LeaseUntil = "", time.Time{}
-	switch {
-	case cause == nil:
-		e.Status, e.DeliveredAt, e.LastError = "delivered", now, ""
-		log.InfoContext(fctx, "reclaim email delivered")
-	case e.Attempts >= s.cfg.MaxAttempts:
-		e.Status, e.LastError = "failed", cause.Error()
-		log.ErrorContext(fctx, "reclaim email failed for good", slog.String("error", e.LastError))
-	default:
-		e.Status, e.LastError, e.NextAttemptAt = "pending", cause.Error(), now.Add(notify.Backoff(e.Attempts))
-		log.WarnContext(fctx, "reclaim email attempt failed; will retry", slog.String("error", e.LastError))
-	}
-	err = s.store.Write(fctx, func(tx Tx) error { return tx.FinishEmail(fctx, e, lease) })
-	if usher.ErrorCode(err) == usher.ECONFLICT {
-		return true, nil
-	}
-	if st := s.stats.Emails[e.Kind]; err == nil && st != nil {
-		switch e.Status {
-		case "delivered":
-			st.Sent.Add(1)
-		case "failed":
-			st.Failed.Add(1)
+	now := s.now()
+	emails := make([]Email, len(done))
+	for i, a := range done {
+		e := a.e
+		e.LeaseOwner, e.LeaseUntil = "", time.Time{}
+		switch {
+		case a.cause == nil:
+			e.Status, e.DeliveredAt, e.LastError = "delivered", now, ""
+		case e.Attempts >= s.cfg.MaxAttempts:
+			e.Status, e.LastError = "failed", a.cause.Error()
 		default:
-			st.Retried.Add(1)
+			e.Status, e.LastError, e.NextAttemptAt = "pending", a.cause.Error(), now.Add(notify.Backoff(e.Attempts))
+		}
+		emails[i] = e
+	}
+	lost := make([]bool, len(done))
+	record := func(tx Tx) error {
+		// Delivered emails are recorded together, by lease; others one by one.
+		delivered := map[string][]int64{}
+		at := map[string][]int{}
+		for i, e := range emails {
+			if e.Status == "delivered" {
+				l := done[i].lease
+				delivered[l], at[l] = append(delivered[l], e.ID), append(at[l], i)
+				continue
+			}
+			err := tx.FinishEmail(fctx, e, done[i].lease)
+			lost[i] = usher.ErrorCode(err) == usher.ECONFLICT // another worker took it over; its outcome wins
+			if err != nil && !lost[i] {
+				return err
+			}
+		}
+		for l, ids := range delivered {
+			recorded, err := tx.FinishDelivered(fctx, l, ids, now)
+			if err != nil {
+				return err
+			}
+			for _, i := range at[l] {
+				lost[i] = !slices.Contains(recorded, emails[i].ID)
+			}
+		}
+		return nil
+	}
+	err := s.store.Write(fctx, func(tx Tx) error {
+		if err := record(tx); err != nil || then == nil {
+			return err
+		}
+		return then(tx)
+	})
+	if err != nil && then != nil {
+		if err2 := s.store.Write(fctx, record); err2 != nil {
+			return errors.Join(err, fmt.Errorf("record reclaim emails: %w", err2))
+		}
+	} else if err != nil {
+		return fmt.Errorf("record reclaim emails: %w", err)
+	}
+	for i, e := range emails {
+		log := done[i].log
+		switch {
+		case lost[i]:
+			log.WarnContext(fctx, "reclaim email lease lost before the outcome was recorded")
+			continue
+		case e.Status == "delivered":
+			log.InfoContext(fctx, "reclaim email delivered")
+		case e.Status == "failed":
+			log.ErrorContext(fctx, "reclaim email failed for good", slog.String("error", e.LastError))
+		default:
+			log.WarnContext(fctx, "reclaim email attempt failed; will retry", slog.String("error", e.LastError))
+		}
+		if st := s.stats.Emails[e.Kind]; st != nil {
+			switch e.Status {
+			case "delivered":
+				st.Sent.Add(1)
+			case "failed":
+				st.Failed.Add(1)
+			default:
+				st.Retried.Add(1)
+			}
 		}
 	}
-	return true, err
+	return err
 }
 
 // evidenceOf is the snapshot of a run's plan: every seat it was about, with

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/notify"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -28,6 +29,7 @@ type Config struct {
 	Lease       time.Duration // how long a claimed run or email is a worker's; default 5 minutes
 	SendTimeout time.Duration // the longest one SMTP delivery may take; default 1 minute
 	MaxAttempts int           // attempts before a run or email fails for good; default 10
+	Workers     int           // emails sent at once by one SendDue; default notify.DefaultWorkers
 }
 
 // Paths of the pages email links open, below Config.BaseURL.
@@ -81,6 +83,9 @@ func New(store Store, acc *access.Service, mailer Mailer, cfg Config) *Service {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 10
 	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = notify.DefaultWorkers
+	}
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	host := "usher.invalid"
 	if u, err := url.Parse(cfg.BaseURL); err == nil && u.Hostname() != "" {
@@ -125,7 +130,7 @@ func (s *Service) Preview(ctx context.Context, a usher.Actor, id int64) (Plan, e
 		if err != nil {
 			return err
 		}
-		out, err = s.plan(ctx, tx, p, acct, s.now(), 0)
+		out, err = s.plan(ctx, tx, p, acct, s.now(), nil)
 		return err
 	})
 	if err != nil {
@@ -158,7 +163,7 @@ func (s *Service) PreviewInput(ctx context.Context, a usher.Actor, id int64, in 
 			return err
 		}
 		p.ID, p.AccountID = id, a.AccountID
-		out, err = s.plan(ctx, tx, p, acct, s.now(), 0)
+		out, err = s.plan(ctx, tx, p, acct, s.now(), nil)
 		return err
 	})
 	if err != nil {
@@ -191,10 +196,10 @@ func scopeIDs(ctx context.Context, tx Tx, p Policy) (map[int64]usher.Subscriptio
 	return byID, ids, nil
 }
 
-// plan decides what policy p does at now, for every person, or for one
-// when userID is not 0 (a run checks each person's part again this way in
-// the transaction that carries it out).
-func (s *Service) plan(ctx context.Context, tx Tx, p Policy, acct usher.Account, now time.Time, userID int64) (Plan, error) {
+// plan decides what policy p does at now, for every person, or for the
+// listed users when users is not nil (a run checks its people's part again
+// this way in the transaction that carries it out).
+func (s *Service) plan(ctx context.Context, tx Tx, p Policy, acct usher.Account, now time.Time, users []int64) (Plan, error) {
 	out := Plan{PolicyID: p.ID, Mode: p.Mode, At: now, Items: []Item{}, Skipped: []Skip{}, Savings: []usher.Cost{}}
 	loc := acct.Location()
 	today := usage.DayOf(now, loc)
@@ -213,7 +218,7 @@ func (s *Service) plan(ctx context.Context, tx Tx, p Policy, acct usher.Account,
 	if err != nil {
 		return out, err
 	}
-	warnings, err := tx.PolicyWarnings(ctx, p.AccountID, p.ID, userID, now)
+	warnings, err := tx.PolicyWarnings(ctx, p.AccountID, p.ID, users, now)
 	if err != nil {
 		return out, err
 	}
@@ -229,11 +234,11 @@ func (s *Service) plan(ctx context.Context, tx Tx, p Policy, acct usher.Account,
 	}
 	var seats []Seat
 	if len(ids) > 0 && len(cut) > 0 {
-		if seats, err = tx.InactiveSeats(ctx, SeatQuery{AccountID: p.AccountID, SubscriptionIDs: ids, UsedBefore: used, AssignedBefore: assigned, UserID: userID}); err != nil {
+		if seats, err = tx.InactiveSeats(ctx, SeatQuery{AccountID: p.AccountID, SubscriptionIDs: ids, UsedBefore: used, AssignedBefore: assigned, UserIDs: users}); err != nil {
 			return out, err
 		}
 	}
-	exempt, err := exemptions(ctx, tx, p, userID)
+	exempt, err := exemptions(ctx, tx, p, users)
 	if err != nil {
 		return out, err
 	}
@@ -328,9 +333,9 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // exemptions returns a function saying why a seat is exempt from p, or "";
-// with userID not 0, for that user's seats only (a run's check of one
-// person reads that person's groups, not every member of every group).
-func exemptions(ctx context.Context, tx Tx, p Policy, userID int64) (func(Seat) string, error) {
+// with users not nil, for those users' seats only (a run's check of a few
+// people reads their groups, not every member of every group).
+func exemptions(ctx context.Context, tx Tx, p Policy, users []int64) (func(Seat) string, error) {
 	holders := map[int64][]usher.RoleGrant{}
 	for _, r := range p.Exemptions.Roles {
 		gs, err := tx.UsersWithRole(ctx, p.AccountID, r)
@@ -346,15 +351,17 @@ func exemptions(ctx context.Context, tx Tx, p Policy, userID int64) (func(Seat) 
 	members := map[int64]string{}
 	switch {
 	case len(p.Exemptions.Groups) == 0:
-	case userID != 0:
-		gs, err := tx.GroupsOfUser(ctx, p.AccountID, userID)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range p.Exemptions.Groups {
-			if i := slices.IndexFunc(gs, func(g usher.Group) bool { return g.ID == id }); i >= 0 {
-				members[userID] = gs[i].Name
-				break
+	case users != nil:
+		for _, userID := range users {
+			gs, err := tx.GroupsOfUser(ctx, p.AccountID, userID)
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range p.Exemptions.Groups {
+				if i := slices.IndexFunc(gs, func(g usher.Group) bool { return g.ID == id }); i >= 0 {
+					members[userID] = gs[i].Name
+					break
+				}
 			}
 		}
 	default:

@@ -33,13 +33,13 @@ type Seat struct {
 
 // SeatQuery selects the seats of SubscriptionIDs whose last use falls
 // before UsedBefore and assignment before AssignedBefore (the loosest
-// cutoffs of a policy's rules), of one user when UserID is not 0.
+// cutoffs of a policy's rules), of the listed users when UserIDs is not nil.
 type SeatQuery struct {
 	AccountID       int64
 	SubscriptionIDs []int64
 	UsedBefore      time.Time
 	AssignedBefore  time.Time
-	UserID          int64
+	UserIDs         []int64
 }
 
 // Tx is what the reclaim service needs from storage inside one transaction.
@@ -49,6 +49,11 @@ type Tx interface {
 	access.Tx
 	// InsertSnapshot records a run's evidence with its outcome.
 	usage.SnapshotTx
+
+	// Savepoint runs fn inside a savepoint: when fn fails, its changes are
+	// rolled back, the transaction goes on, and fn's error is failed. err
+	// is a failure of the transaction itself, which must then end.
+	Savepoint(ctx context.Context, fn func() error) (failed, err error)
 
 	InsertPolicy(ctx context.Context, p *Policy) error
 	// UpdatePolicy replaces every field of the stored policy but CreatedAt.
@@ -77,8 +82,8 @@ type Tx interface {
 	// InactiveSeats returns the seats q selects, by user email and subscription.
 	InactiveSeats(ctx context.Context, q SeatQuery) ([]Seat, error)
 	// PolicyWarnings returns the policy's open warnings and the kept ones
-	// whose KeptUntil is after now, of one user when userID is not 0.
-	PolicyWarnings(ctx context.Context, accountID, policyID, userID int64, now time.Time) ([]Warning, error)
+	// whose KeptUntil is after now, of the listed users when userIDs is not nil.
+	PolicyWarnings(ctx context.Context, accountID, policyID int64, userIDs []int64, now time.Time) ([]Warning, error)
 	// InsertWarning stores w unless the seat has an open warning of the
 	// policy; then it reports false.
 	InsertWarning(ctx context.Context, w *Warning) (bool, error)
@@ -99,9 +104,14 @@ type Tx interface {
 	InsertEmail(ctx context.Context, e *Email) (bool, error)
 	// ClaimEmail leases one claimable email of any account to owner.
 	ClaimEmail(ctx context.Context, now time.Time, owner string, until time.Time) (Email, bool, error)
+	// ClaimEmails leases at most n claimable emails of any account to owner.
+	ClaimEmails(ctx context.Context, now time.Time, owner string, until time.Time, n int) ([]Email, error)
 	// FinishEmail records an attempt's outcome while e is leased to owner;
 	// a delivered email's payload is emptied.
 	FinishEmail(ctx context.Context, e Email, owner string) error
+	// FinishDelivered records the emails ids, leased to owner, as delivered
+	// at at, as FinishEmail does, and returns those still leased to owner.
+	FinishDelivered(ctx context.Context, owner string, ids []int64, at time.Time) ([]int64, error)
 }
 
 // Mailer delivers reclaim messages; Send returns nil only when the SMTP

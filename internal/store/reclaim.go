@@ -295,9 +295,9 @@ func inactiveSeatsQuery(q reclaim.SeatQuery) (string, []any) {
 	args = append(args, int64Args(q.SubscriptionIDs)...)
 	b.WriteString(" AND " + inactiveSeat)
 	args = append(args, millis(q.UsedBefore), millis(q.AssignedBefore))
-	if q.UserID != 0 {
-		b.WriteString(" AND a.user_id = ?")
-		args = append(args, q.UserID)
+	if q.UserIDs != nil {
+		b.WriteString(" AND a.user_id IN (" + placeholders(len(q.UserIDs)) + ")")
+		args = append(args, int64Args(q.UserIDs)...)
 	}
 	b.WriteString(" ORDER BY u.email, s.id")
 	return b.String(), args
@@ -307,7 +307,7 @@ func inactiveSeatsQuery(q reclaim.SeatQuery) (string, []any) {
 // assignment fall before q's cutoffs: the report's inactiveSeat predicate
 // on the seat row, served by assignments_by_last_use per subscription.
 func (tx *Tx) InactiveSeats(ctx context.Context, q reclaim.SeatQuery) ([]reclaim.Seat, error) {
-	if len(q.SubscriptionIDs) == 0 {
+	if len(q.SubscriptionIDs) == 0 || (q.UserIDs != nil && len(q.UserIDs) == 0) {
 		return nil, nil
 	}
 	query, args := inactiveSeatsQuery(q)
@@ -372,13 +372,16 @@ func collectWarnings(rows *sql.Rows, err error) ([]reclaim.Warning, error) {
 
 // PolicyWarnings returns open warnings and those kept until after now,
 // served by reclaim_warnings_by_policy.
-func (tx *Tx) PolicyWarnings(ctx context.Context, accountID, policyID, userID int64, now time.Time) ([]reclaim.Warning, error) {
+func (tx *Tx) PolicyWarnings(ctx context.Context, accountID, policyID int64, userIDs []int64, now time.Time) ([]reclaim.Warning, error) {
 	q := "SELECT " + warningColumns + ` FROM reclaim_warnings
 		WHERE policy_id = ? AND account_id = ? AND (outcome = 'open' OR (outcome = 'kept' AND kept_until > ?))`
 	args := []any{policyID, accountID, millis(now)}
-	if userID != 0 {
-		q += " AND user_id = ?"
-		args = append(args, userID)
+	if userIDs != nil {
+		if len(userIDs) == 0 {
+			return nil, nil
+		}
+		q += " AND user_id IN (" + placeholders(len(userIDs)) + ")"
+		args = append(args, int64Args(userIDs)...)
 	}
 	return collectWarnings(tx.query(ctx, q, args...))
 }
@@ -526,6 +529,42 @@ func (tx *Tx) ClaimEmail(ctx context.Context, now time.Time, owner string, until
 	return e, ok, nil
 }
 
+// ClaimEmails leases at most n claimable emails, in the order ClaimEmail
+// takes them.
+func (tx *Tx) ClaimEmails(ctx context.Context, now time.Time, owner string, until time.Time, n int) ([]reclaim.Email, error) {
+	rows, err := tx.claimLeases(ctx, reclaimEmailLeases, now, owner, until, n)
+	if err != nil {
+		return nil, fmt.Errorf("claim reclaim emails: %w", err)
+	}
+	out, err := collect(rows, scanReclaimEmail)
+	if err != nil {
+		return nil, fmt.Errorf("claim reclaim emails: %w", err)
+	}
+	return out, nil
+}
+
+// FinishDelivered records the emails ids, leased to owner, as delivered at
+// at, in one statement, emptying their payloads as FinishEmail does; it
+// returns those it recorded, the ones still leased to owner.
+func (tx *Tx) FinishDelivered(ctx context.Context, owner string, ids []int64, at time.Time) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := append([]any{millis(at), owner}, int64Args(ids)...)
+	rows, err := tx.query(ctx, `
+		UPDATE reclaim_emails SET status = 'delivered', lease_owner = '', lease_until = 0, last_error = '', delivered_at = ?, payload = ''
+		WHERE status = 'sending' AND lease_owner = ? AND id IN (`+placeholders(len(ids))+`)
+		RETURNING id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("finish delivered reclaim emails: %w", err)
+	}
+	out, err := collect(rows, func(row interface{ Scan(...any) error }) (id int64, err error) { return id, row.Scan(&id) })
+	if err != nil {
+		return nil, fmt.Errorf("finish delivered reclaim emails: %w", err)
+	}
+	return out, nil
+}
+
 // FinishEmail records an attempt's outcome while e is leased to owner; a
 // delivered email's payload, which holds link tokens, is emptied.
 func (tx *Tx) FinishEmail(ctx context.Context, e reclaim.Email, owner string) error {
@@ -542,4 +581,38 @@ func (tx *Tx) FinishEmail(ctx context.Context, e reclaim.Email, owner string) er
 		return usher.Errorf(usher.ECONFLICT, "reclaim email %d is no longer leased to %s", e.ID, owner)
 	}
 	return nil
+}
+
+// ---- savepoints ----
+
+// Savepoint runs fn inside a savepoint of the transaction. When fn fails,
+// what it changed is rolled back, the transaction goes on, and its error
+// comes back as failed. A deadlock or serialization failure, a cancelled
+// context, or a savepoint statement that fails come back as err instead:
+// the whole transaction must then end (and Write tries it again when it
+// can), as a rolled-back part of it would not be enough.
+func (tx *Tx) Savepoint(ctx context.Context, fn func() error) (failed, err error) {
+	changed, seats := len(tx.changed), tx.seats
+	if _, err := tx.tx.ExecContext(ctx, "SAVEPOINT reclaim_person"); err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	ferr := fn()
+	if ferr == nil {
+		if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT reclaim_person"); err != nil {
+			return nil, fmt.Errorf("release savepoint: %w", err)
+		}
+		return nil, nil
+	}
+	if isRetryable(ferr) || ctx.Err() != nil {
+		return nil, ferr
+	}
+	if _, err := tx.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT reclaim_person"); err != nil {
+		return nil, errors.Join(ferr, fmt.Errorf("rollback to savepoint: %w", err))
+	}
+	if _, err := tx.tx.ExecContext(ctx, "RELEASE SAVEPOINT reclaim_person"); err != nil {
+		return nil, errors.Join(ferr, fmt.Errorf("release savepoint: %w", err))
+	}
+	// What the rolled-back part noted for the commit goes with it.
+	tx.changed, tx.seats = tx.changed[:changed], seats
+	return ferr, nil
 }
