@@ -223,3 +223,42 @@ const writeDaysSQL = `
 	SELECT (SELECT count(*) FROM new_days), (SELECT count(*) FROM rollups), (SELECT count(*) FROM seats),
 		(SELECT COALESCE(string_agg(product_id || ':' || month || ':' || n, ','), '')
 		 FROM (SELECT product_id, month, count(*) AS n FROM new_months GROUP BY product_id, month) c)`
+
+// insertEventsSQLite is InsertEvents on SQLite for WriteEvents: each chunk
+// goes first as a plain multi-row INSERT, which returns nothing to read
+// back, as the events of a batch are usually all new. When one of them is
+// stored already, the primary key fails that statement, which SQLite
+// undoes alone, and the chunk goes again through InsertEvents, which skips
+// and leaves out the stored ones. The transaction excludes other writers,
+// so the events of a chunk that went in plain are exactly the new ones.
+func (tx *Tx) insertEventsSQLite(ctx context.Context, accountID int64, events []usage.StoredEvent) ([]usage.StoredEvent, error) {
+	events = slices.Clone(events)
+	slices.SortFunc(events, func(a, b usage.StoredEvent) int {
+		return cmp.Or(cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.ProductID, b.ProductID), a.At.Compare(b.At))
+	})
+	events = slices.CompactFunc(events, func(a, b usage.StoredEvent) bool {
+		return a.UserID == b.UserID && a.ProductID == b.ProductID && millis(a.At) == millis(b.At)
+	})
+	out := events[:0:0]
+	args := make([]any, 0, 4*sqliteChunk)
+	for chunk := range slices.Chunk(events, sqliteChunk) {
+		args = args[:0]
+		for _, e := range chunk {
+			args = append(args, accountID, e.UserID, e.ProductID, millis(e.At))
+		}
+		_, err := tx.exec(ctx, `INSERT INTO usage_events (account_id, user_id, product_id, at) VALUES `+valueRows(len(chunk), 4), args...)
+		switch {
+		case err == nil:
+			out = append(out, chunk...)
+		case isUniqueViolation(err):
+			stored, err := tx.InsertEvents(ctx, accountID, chunk)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, stored...)
+		default:
+			return nil, fmt.Errorf("insert usage events: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -165,7 +165,7 @@ func (tx *Tx) InsertEvents(ctx context.Context, accountID int64, events []usage.
 func (tx *Tx) WriteEvents(ctx context.Context, accountID int64, events []usage.StoredEvent) (usage.EventWrites, error) {
 	var w usage.EventWrites
 	if tx.engine != Postgres {
-		stored, err := tx.InsertEvents(ctx, accountID, events)
+		stored, err := tx.insertEventsSQLite(ctx, accountID, events)
 		if err != nil {
 			return w, err
 		}
