@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -160,16 +158,14 @@ func (tx *Tx) InsertEvents(ctx context.Context, accountID int64, events []usage.
 }
 
 // WriteEvents stores one ingest batch and what follows from it. On
-// PostgreSQL the events go through COPY into a temporary staging table and
-// one statement does the rest set-based: it inserts the new events, records
-// their new days, folds those into the rollups and moves the seats' last
-// use, returning only counts, where the step by step path sends every
-// event's key to the server and back. On SQLite, whose statements run in
-// the process, it is the step by step path.
+// PostgreSQL the events go by COPY and the rest in one set-based statement
+// (writeEventsPostgres), where the step by step path sends every event's
+// key to the server and back. On SQLite, whose statements run in the
+// process, it is the step by step path.
 func (tx *Tx) WriteEvents(ctx context.Context, accountID int64, events []usage.StoredEvent) (usage.EventWrites, error) {
 	var w usage.EventWrites
 	if tx.engine != Postgres {
-		stored, err := tx.InsertEvents(ctx, accountID, events)
+		stored, err := tx.insertEventsSQLite(ctx, accountID, events)
 		if err != nil {
 			return w, err
 		}
@@ -195,37 +191,7 @@ func (tx *Tx) WriteEvents(ctx context.Context, accountID int64, events []usage.S
 		w.Months = months.total()
 		return w, tx.countMonths(ctx, accountID, months)
 	}
-	// The staging table lives as long as the connection and is emptied at
-	// every commit (and here, for a transaction that writes several
-	// batches); one round trip, as a simple-protocol exec without arguments.
-	if _, err := tx.tx.ExecContext(ctx, `
-		CREATE TEMPORARY TABLE IF NOT EXISTS usage_stage_m (u BIGINT, p BIGINT, at BIGINT, d INTEGER, m INTEGER)
-		ON COMMIT DELETE ROWS;
-		TRUNCATE pg_temp.usage_stage_m`); err != nil {
-		return w, fmt.Errorf("stage usage events: %w", err)
-	}
-	row := make([]any, 5)
-	_, err := tx.copyFrom(ctx, pgx.Identifier{"pg_temp", "usage_stage_m"}, []string{"u", "p", "at", "d", "m"},
-		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
-			e := events[i]
-			row[0], row[1], row[2], row[3], row[4] = e.UserID, e.ProductID, millis(e.At), int32(e.Day), int32(e.Day.Month())
-			return row, nil
-		}))
-	if err != nil {
-		return w, fmt.Errorf("stage usage events: %w", err)
-	}
-	var months string
-	err = tx.queryRow(ctx, writeStagedEventsSQL, accountID, accountID, accountID, accountID, accountID).
-		Scan(&w.Events, &w.Days, &w.Rollups, &w.Seats, &months)
-	if err != nil {
-		return w, fmt.Errorf("write usage events: %w", err)
-	}
-	counts, err := parseMonthCounts(months)
-	if err != nil {
-		return w, fmt.Errorf("write usage events: %w", err)
-	}
-	w.Months = counts.total()
-	return w, tx.countMonths(ctx, accountID, counts)
+	return tx.writeEventsPostgres(ctx, accountID, events)
 }
 
 // monthCounts are users new to a product in a month, by (month, product).
@@ -321,58 +287,6 @@ func (tx *Tx) countMonths(ctx context.Context, accountID int64, counts monthCoun
 	}
 	return nil
 }
-
-// writeStagedEventsSQL writes the staged events of account $1. The parts of
-// one statement see the same snapshot and each writes its own table. Days,
-// months and seats are taken from every staged event, not only the new
-// ones: an event stored before had its day and month recorded in the same
-// transaction, so they conflict and add nothing, and a seat is moved only for pairs that
-// gained a day, to the latest staged instant, which is a real use. That
-// spares joining the inserted events back to the stage. Rows go in key
-// order, so concurrent ingests take their locks in the same order. The new
-// months come back as "product:month:users,…" for countMonths, which
-// updates the account's shared counters in a statement of its own, last.
-const writeStagedEventsSQL = `
-	WITH new_events AS (
-		INSERT INTO usage_events (account_id, user_id, product_id, at)
-		SELECT ?, u, p, at FROM pg_temp.usage_stage_m ORDER BY u, p, at
-		ON CONFLICT DO NOTHING
-		RETURNING user_id, product_id, at
-	), new_days AS (
-		INSERT INTO usage_days (account_id, user_id, product_id, day)
-		SELECT DISTINCT ?::bigint, u, p, d FROM pg_temp.usage_stage_m ORDER BY 2, 3, 4
-		ON CONFLICT DO NOTHING
-		RETURNING user_id, product_id, day
-	), rollups AS (
-		INSERT INTO usage_rollups (account_id, user_id, product_id, first_day, last_day, days)
-		SELECT ?, user_id, product_id, min(day), max(day), count(*) FROM new_days
-		GROUP BY user_id, product_id ORDER BY user_id, product_id
-		ON CONFLICT (account_id, user_id, product_id) DO UPDATE SET
-			first_day = LEAST(usage_rollups.first_day, excluded.first_day),
-			last_day  = GREATEST(usage_rollups.last_day, excluded.last_day),
-			days      = usage_rollups.days + excluded.days
-		RETURNING 1
-	), new_months AS (
-		INSERT INTO usage_user_months (account_id, user_id, product_id, month)
-		SELECT DISTINCT ?::bigint, u, p, m FROM pg_temp.usage_stage_m ORDER BY 2, 3, 4
-		ON CONFLICT DO NOTHING
-		RETURNING product_id, month
-	), seats AS (
-		UPDATE assignments a SET last_used_at = t.at
-		FROM (
-			SELECT e.u AS user_id, e.p AS product_id, max(e.at) AS at
-			FROM pg_temp.usage_stage_m e JOIN (SELECT DISTINCT user_id, product_id FROM new_days) n
-			  ON n.user_id = e.u AND n.product_id = e.p
-			GROUP BY e.u, e.p
-		) t, subscriptions s
-		WHERE a.account_id = ? AND a.user_id = t.user_id AND a.last_used_at < t.at
-		  AND s.account_id = a.account_id AND s.id = a.subscription_id AND s.product_id = t.product_id
-		RETURNING 1
-	)
-	SELECT (SELECT count(*) FROM new_events), (SELECT count(*) FROM new_days),
-		(SELECT count(*) FROM rollups), (SELECT count(*) FROM seats),
-		(SELECT COALESCE(string_agg(product_id || ':' || month || ':' || n, ','), '')
-		 FROM (SELECT product_id, month, count(*) AS n FROM new_months GROUP BY product_id, month) c)`
 
 // AddDays records days with use and returns those not recorded before.
 func (tx *Tx) AddDays(ctx context.Context, accountID int64, days []usage.UseDay) ([]usage.UseDay, error) {

@@ -94,16 +94,40 @@ func TestUsageEventsAreStoredOnce(t *testing.T) {
 	})
 }
 
-func TestUsageEventsOfAnotherAccountsUserAreRefused(t *testing.T) {
+// usage_events has no foreign key to users: the ingest stores events of the
+// users LockUsers confirmed, and deleting a user deletes their events.
+func TestUsageUsersAreConfirmedInTheirAccount(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		f := newUsageFixture(t, db)
-		err := db.Write(ctx, func(tx *store.Tx) error {
-			_, err := tx.InsertEvents(ctx, f.acct.ID, []usage.StoredEvent{ev(f.stranger.ID, f.product, now)})
+		var got map[int64]bool
+		write(t, db, func(tx *store.Tx) (err error) {
+			got, err = tx.LockUsers(ctx, f.acct.ID, []int64{f.stranger.ID, f.ada.ID, f.ada.ID, f.bob.ID + 1000})
 			return err
 		})
-		if err == nil {
-			t.Fatal("an event of another account's user was stored")
+		if len(got) != 1 || !got[f.ada.ID] {
+			t.Fatalf("confirmed %v, want only ada (%d)", got, f.ada.ID)
+		}
+	})
+}
+
+func TestUsageEventsGoWithTheirUser(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newUsageFixture(t, db)
+		write(t, db, func(tx *store.Tx) error {
+			if _, err := tx.InsertEvents(ctx, f.acct.ID, []usage.StoredEvent{ev(f.ada.ID, f.product, now), ev(f.bob.ID, f.product, now)}); err != nil {
+				return err
+			}
+			_, err := tx.InsertEvents(ctx, f.other.ID, []usage.StoredEvent{ev(f.stranger.ID, f.product, now)})
+			return err
+		})
+		write(t, db, func(tx *store.Tx) error { return tx.DeleteUser(ctx, f.acct.ID, f.ada.ID) })
+		if n := count(t, db, "SELECT COUNT(*) FROM usage_events WHERE user_id = %d", f.ada.ID); n != 0 {
+			t.Fatalf("%d events of the deleted user stay", n)
+		}
+		if n := count(t, db, "SELECT COUNT(*) FROM usage_events"); n != 2 {
+			t.Fatalf("%d events stay, want the other two", n)
 		}
 	})
 }

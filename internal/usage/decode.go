@@ -206,6 +206,7 @@ func lineScanner(r io.Reader) *bufio.Scanner {
 func decodeNDJSON(r io.Reader) iter.Seq[Item] {
 	return func(yield func(Item) bool) {
 		sc := lineScanner(r)
+		in := interner{}
 		n := 0
 		for sc.Scan() {
 			n++
@@ -214,11 +215,15 @@ func decodeNDJSON(r io.Reader) iter.Seq[Item] {
 				continue
 			}
 			it := Item{Line: n}
-			var w wireEvent
-			if err := strictUnmarshal(line, &w); err != nil {
-				it.Err = err
+			if u, p, at, ok := fastLine(line); ok {
+				it.Event, it.Err = in.fastEvent(u, p, at)
 			} else {
-				it.Event, it.Err = w.event()
+				var w wireEvent
+				if err := strictUnmarshal(line, &w); err != nil {
+					it.Err = err
+				} else {
+					it.Event, it.Err = w.event()
+				}
 			}
 			if !yield(it) {
 				return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -19,7 +20,7 @@ type Config struct {
 	Now       func() time.Time
 	Retention time.Duration // raw events older than this are refused and pruned; default 400 days
 	ClockSkew time.Duration // how far in the future an event may be; default 5 minutes
-	BatchSize int           // events written per transaction; default 5000
+	BatchSize int           // events written per transaction; default 10,000
 }
 
 // DefaultRetention is how long raw events are kept unless configured.
@@ -59,7 +60,7 @@ func New(store Store, cfg Config) *Service {
 		cfg.ClockSkew = 5 * time.Minute
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 5000
+		cfg.BatchSize = 10_000
 	}
 	return &Service{store: store, cfg: cfg, cursors: access.NewCursors(store.Read, store.Write)}
 }
@@ -183,6 +184,9 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 				users[e] = found[e]
 			}
 		}
+		if err := confirmUsers(ctx, tx, accountID, users, batch); err != nil {
+			return err
+		}
 		type key struct {
 			u, p int64
 			at   int64
@@ -239,6 +243,53 @@ func (s *Service) ingestBatch(ctx context.Context, accountID int64, loc *time.Lo
 	s.stats.DayWrites.Add(dayWrites)
 	s.stats.RollupWrites.Add(rollupWrites)
 	s.stats.SeatWrites.Add(seatWrites)
+	return nil
+}
+
+// confirmUsers confirms the users of the batch's events in the writing
+// transaction, once per user: ids may come from an earlier batch's lookup,
+// and storage keeps no foreign key per event. A user deleted since is
+// forgotten, so their events are refused as those of an unknown user.
+func confirmUsers(ctx context.Context, tx Tx, accountID int64, users map[string]int64, batch []Item) error {
+	ids := make([]int64, 0, len(batch))
+	for i := range batch {
+		if batch[i].Err == nil {
+			if uid := users[batch[i].Event.User]; uid != 0 {
+				ids = append(ids, uid)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	present, err := tx.LockUsers(ctx, accountID, ids)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for i := range batch {
+		if e := batch[i].Event.User; batch[i].Err == nil && users[e] != 0 && !present[users[e]] {
+			users[e] = 0
+			gone = append(gone, e)
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	// Looked up again by email: the address may belong to a new user now.
+	found, err := tx.UserIDs(ctx, accountID, gone)
+	if err != nil || len(found) == 0 {
+		return err
+	}
+	present, err = tx.LockUsers(ctx, accountID, slices.Collect(maps.Values(found)))
+	if err != nil {
+		return err
+	}
+	for e, id := range found {
+		if present[id] {
+			users[e] = id
+		}
+	}
 	return nil
 }
 

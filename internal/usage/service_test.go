@@ -702,3 +702,72 @@ func TestReportCutoffWhereMidnightIsSkipped(t *testing.T) {
 		}
 	})
 }
+
+// A batch of new events and events stored before stores the new ones only,
+// with their days and the seat's last use, whichever way storage writes it.
+func TestIngestOfPartlyStoredEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorld(t, db)
+		w.seat(t, "ada@acme.test", w.std, w.now)
+		w.seat(t, "bob@acme.test", w.std, w.now)
+		w.now = time.Date(2026, 6, 15, 12, 0, 0, 0, w.nyc)
+		line := func(user string, day, hour int) string {
+			return fmt.Sprintf(`{"user":"%s","product":"draftpro","at":"2026-06-%02dT%02d:00:00Z"}`, user, day, hour)
+		}
+		first := []string{line("ada@acme.test", 1, 10), line("ada@acme.test", 1, 11), line("bob@acme.test", 2, 10)}
+		if res := w.ingest(t, usage.FormatNDJSON, strings.Join(first, "\n")); res.Accepted != 3 {
+			t.Fatalf("first: %+v, want 3 accepted", res)
+		}
+		second := append([]string{line("ada@acme.test", 3, 10), line("bob@acme.test", 2, 12)}, first...)
+		res := w.ingest(t, usage.FormatNDJSON, strings.Join(second, "\n"))
+		if res.Accepted != 2 || res.Duplicates != 3 || res.Rejected != 0 {
+			t.Fatalf("second: %+v, want 2 accepted, 3 duplicates", res)
+		}
+		if got := w.use.Stats().DayWrites.Load(); got != 3 {
+			t.Fatalf("day writes: %d, want 3 (ada June 1 and 3, bob June 2)", got)
+		}
+		r := w.report(t, usage.ReportFilter{Range: usage.Range30d, Sort: "email"})
+		if len(r.Rows) != 2 || r.Rows[0].DaysUsed != 2 || r.Rows[0].LastUsed.String() != "2026-06-03" ||
+			r.Rows[1].DaysUsed != 1 || r.Rows[1].LastUsed.String() != "2026-06-02" {
+			t.Fatalf("rows: %+v", r.Rows)
+		}
+	})
+}
+
+// A user deleted while their events come in: events of the batches after
+// the deletion are refused, though the ingest had looked the user up
+// before, and no event of theirs stays stored.
+func TestIngestOfAUserDeletedMeanwhile(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWorld(t, db)
+		ada := w.seat(t, "ada@acme.test", w.std, w.now)
+		w.seat(t, "bob@acme.test", w.std, w.now)
+		w.now = time.Date(2026, 6, 15, 12, 0, 0, 0, w.nyc)
+		use := usage.New(db.Usage(), usage.Config{Now: func() time.Time { return w.now }, BatchSize: 1})
+		ctx := context.Background()
+		ev := func(user string, hour int) usage.Item {
+			return usage.Item{Line: hour, Event: usage.Event{User: user, Product: "draftpro", At: time.Date(2026, 6, 1, hour, 0, 0, 0, time.UTC)}}
+		}
+		items := func(yield func(usage.Item) bool) {
+			if !yield(ev("ada@acme.test", 1)) {
+				return
+			}
+			if err := w.acc.DeleteUser(ctx, w.admin, ada.ID); err != nil {
+				t.Error(err)
+				return
+			}
+			_ = yield(ev("ada@acme.test", 2)) && yield(ev("bob@acme.test", 3))
+		}
+		res, err := use.Ingest(ctx, w.admin, items)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Accepted != 2 || res.Rejected != 1 || !strings.Contains(res.Rejections[0].Reason, "not a user") || res.Rejections[0].Line != 2 {
+			t.Fatalf("got %+v, want ada's first and bob's accepted, ada's second refused", res)
+		}
+		var n int
+		if err := db.SQL().QueryRow("SELECT COUNT(*) FROM usage_events").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("%d events stored (%v), want bob's only", n, err)
+		}
+	})
+}

@@ -155,6 +155,11 @@ type Tx interface {
 	// UserIDs maps the given emails to user ids in the account; unknown
 	// emails are absent from the result.
 	UserIDs(ctx context.Context, accountID int64, emails []string) (map[string]int64, error)
+	// LockUsers returns which of ids are users of the account and keeps
+	// them from being deleted until the transaction ends. Events are
+	// stored only for users it confirmed in the same transaction: storage
+	// does not check each event's user.
+	LockUsers(ctx context.Context, accountID int64, ids []int64) (map[int64]bool, error)
 	// WriteEvents is the write of one ingest batch: it stores the events
 	// not stored yet (InsertEvents), records their days (AddDays), folds the
 	// new days into the rollups (AddToRollups) and moves the seats' last use
