@@ -129,7 +129,11 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	pool.SetMaxOpenConns(postgresMaxConns)
-	pool.SetMaxIdleConns(postgresMaxConns / 2)
+	// As many idle as open: under many clients a connection given back
+	// beyond a smaller idle bound was closed and another opened at once,
+	// each a new server process that plans its statements afresh. Idle ones
+	// still close after ConnMaxIdleTime.
+	pool.SetMaxIdleConns(postgresMaxConns)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 	if err := pool.PingContext(ctx); err != nil {
 		pool.Close()
