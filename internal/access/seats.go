@@ -49,7 +49,8 @@ func (s *Service) Access(ctx context.Context, a usher.Actor, userID int64) (User
 		return UserAccess{}, usher.Errorf(usher.ENOTFOUND, "user %d not found", userID)
 	}
 	var out UserAccess
-	err := s.store.Read(ctx, func(tx Tx) (err error) {
+	// The view is one statement (Tx.AccessView), consistent on its own.
+	err := s.store.Peek(ctx, func(tx Tx) (err error) {
 		out, err = s.view(ctx, tx, a, userID)
 		return err
 	})
@@ -68,20 +69,14 @@ func mayReadAccess(a usher.Actor, userID int64) bool {
 }
 
 // view loads the user's access as the actor sees it.
+// It is one statement: every GET of a user's access, and every change of
+// it, which answers with the view, pays for it.
 func (s *Service) view(ctx context.Context, tx Tx, a usher.Actor, userID int64) (UserAccess, error) {
-	u, held, benefits, err := s.holdings(ctx, tx, a.AccountID, userID)
+	d, err := tx.AccessView(ctx, a.AccountID, userID, MaxSubscriptionsPerAccount)
 	if err != nil {
 		return UserAccess{}, err
 	}
-	subs, err := tx.ListSubscriptions(ctx, a.AccountID, SubscriptionFilter{Limit: MaxSubscriptionsPerAccount})
-	if err != nil {
-		return UserAccess{}, err
-	}
-	g, err := groupings(ctx, tx, a.AccountID, userID)
-	if err != nil {
-		return UserAccess{}, err
-	}
-	return buildView(a, u, held, benefits, subs, g), nil
+	return buildView(a, d.User, d.Held, d.Benefits, d.Subscriptions, grouping{groups: d.Groups, waits: d.Waits}), nil
 }
 
 // grouping is what a view shows of the user's groups: their names, and the

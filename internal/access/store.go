@@ -10,9 +10,15 @@ import (
 // Store runs functions in database transactions. Write transactions are
 // serialised where the engine needs it (SQLite); Read ones may run in parallel.
 // A function's error rolls its transaction back.
+//
+// Peek runs a read outside a transaction: each statement sees what was
+// committed when it started. For reads of a single statement, consistent on
+// its own, it saves a transaction's begin and commit, two round trips to a
+// database server that every API request would pay for.
 type Store interface {
 	Read(ctx context.Context, fn func(Tx) error) error
 	Write(ctx context.Context, fn func(Tx) error) error
+	Peek(ctx context.Context, fn func(Tx) error) error
 }
 
 // UserFilter selects a page of users, ordered by Sort (by default
@@ -183,6 +189,9 @@ type Tx interface {
 	// SetAssignmentServices replaces the services of an existing seat.
 	SetAssignmentServices(ctx context.Context, accountID, userID, subscriptionID int64, services []string) error
 	AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([]usher.Assignment, error)
+	// AccessView reads, in one statement, what a view of the user's access
+	// shows; usher.ENOTFOUND when the account has no such user.
+	AccessView(ctx context.Context, accountID, userID int64, maxSubscriptions int) (AccessData, error)
 	// BenefitsOfUser returns granted benefit codes by subscription id.
 	BenefitsOfUser(ctx context.Context, accountID, userID int64) (map[int64][]string, error)
 	// SetBenefits replaces the user's benefits on one subscription.
@@ -278,3 +287,18 @@ type SeatHolder struct {
 
 // Clock returns the current time; tests replace it.
 type Clock func() time.Time
+
+// AccessData is what a view of a user's access is built from, as
+// holdings, ListSubscriptions and groupings read it.
+type AccessData struct {
+	User usher.User
+	// Subscriptions of the account by id, at most the limit asked for,
+	// each with its product's services and its benefits.
+	Subscriptions []usher.Subscription
+	Held          map[int64]usher.Assignment // the user's seats by subscription id
+	Benefits      map[int64][]string         // the user's benefits by subscription id
+	// Groups are the user's groups that seats come through (id and name).
+	Groups []usher.Group
+	// Waits are the subscriptions the user waits for (SubscriptionID only).
+	Waits []usher.Waiter
+}

@@ -299,8 +299,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, 
 	var actor usher.Actor
 	var t usher.Token
 	now := s.Now()
-	err := s.store.Read(ctx, func(tx Tx) (err error) {
-		// One statement: every API request pays for it.
+	// One statement, outside a transaction: every API request pays for it.
+	// It reads the token as committed now, so a revoked token, a disabled
+	// user or a role taken away is refused from the next request on.
+	err := s.store.Peek(ctx, func(tx Tx) (err error) {
 		var status usher.UserStatus
 		var grants []usher.RoleGrant
 		t, status, grants, err = tx.TokenHolder(ctx, HashToken(token))

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"slices"
@@ -66,8 +67,18 @@ func measureLoad(ctx context.Context, c *client, db *store.DB, w *world, cfg Con
 	if db.Engine() == store.SQLite {
 		join = "CROSS JOIN"
 	}
-	reportSQL := db.Rebind(fmt.Sprintf(bareReportSQL, join))
-	accessSQL := db.Rebind(bareAccessSQL)
+	// Prepared once, as the server keeps its statements compiled (the
+	// statement cache on SQLite, pgx's on PostgreSQL).
+	reportSQL, err := db.ReadSQL().PrepareContext(ctx, db.Rebind(fmt.Sprintf(bareReportSQL, join)))
+	if err != nil {
+		return nil, fmt.Errorf("load: bare report query: %w", err)
+	}
+	defer reportSQL.Close()
+	accessSQL, err := db.ReadSQL().PrepareContext(ctx, db.Rebind(bareAccessSQL))
+	if err != nil {
+		return nil, fmt.Errorf("load: bare access query: %w", err)
+	}
+	defer accessSQL.Close()
 	var next atomic.Uint64
 	userID := func() int64 { return w.userIDs[int(next.Add(1)*7919)%len(w.userIDs)] }
 
@@ -77,11 +88,11 @@ func measureLoad(ctx context.Context, c *client, db *store.DB, w *world, cfg Con
 		query func(ctx context.Context) (int, error)
 	}{
 		{reportPath, func() string { return c.base + reportPath }, func(ctx context.Context) (int, error) {
-			return countRows(ctx, db, reportSQL, w.account.ID, reportCutoff, reportCutoff, cfg.PageSize)
+			return countRows(ctx, reportSQL, w.account.ID, reportCutoff, reportCutoff, cfg.PageSize)
 		}},
 		{"/api/v1/users/{id}/access", func() string { return c.base + "/api/v1/users/" + strconv.FormatInt(userID(), 10) + "/access" },
 			func(ctx context.Context) (int, error) {
-				return countRows(ctx, db, accessSQL, userID(), w.account.ID)
+				return countRows(ctx, accessSQL, userID(), w.account.ID)
 			}},
 	}
 	var out []Load
@@ -120,8 +131,11 @@ func measureLoad(ctx context.Context, c *client, db *store.DB, w *world, cfg Con
 	return out, nil
 }
 
-func countRows(ctx context.Context, db *store.DB, query string, args ...any) (int, error) {
-	rows, err := db.SQL().QueryContext(ctx, query, args...)
+// countRows runs a statement prepared on the pool the server's reads use
+// (on SQLite the reader pool, not the single writer connection), so that
+// the baseline has as many connections as the requests it is compared with.
+func countRows(ctx context.Context, stmt *sql.Stmt, args ...any) (int, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -1347,3 +1347,186 @@ func (tx *Tx) SetSubscriptionPrice(ctx context.Context, accountID, id int64, p *
 	tx.markChanged(accountID)
 	return nil
 }
+
+// ---- a user's access ----
+
+// accessViewSQL reads a view of a user's access in one statement: one row
+// per subscription of the account (one row with no subscription when it
+// has none), each with the user's row, the subscription and its product,
+// and the lists of the product's services, the subscription's benefits and
+// the user's seat services, seat groups and benefits folded into text
+// columns: items separated by the unit separator (31), fields by the record
+// separator (30), which no text Usher stores holds (usher.TextProblem
+// refuses control characters). The %[n]s are the engine's aggregates
+// (accessViewQuery).
+const accessViewSQL = `
+	SELECT u.id, u.account_id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at,
+	       s.id, COALESCE(s.plan, ''), COALESCE(s.seats, 0), COALESCE(s.seats_used, 0), COALESCE(s.contract_number, ''),
+	       COALESCE(s.term_start, ''), COALESCE(s.term_end, ''), COALESCE(s.price_cents, 0), COALESCE(s.currency, ''),
+	       COALESCE(s.created_at, 0), COALESCE(p.id, 0), COALESCE(p.code, ''), COALESCE(p.name, ''),
+	       (SELECT %[1]s FROM product_services ps WHERE ps.product_id = p.id),
+	       (SELECT %[2]s FROM subscription_benefits sb WHERE sb.subscription_id = s.id),
+	       a.assigned_at, a.direct, a.last_used_at,
+	       (SELECT %[3]s FROM assignment_services x
+	        WHERE x.account_id = a.account_id AND x.user_id = a.user_id AND x.subscription_id = a.subscription_id),
+	       (SELECT %[4]s FROM seat_group_sources gs
+	        WHERE gs.account_id = a.account_id AND gs.user_id = a.user_id AND gs.subscription_id = a.subscription_id),
+	       (SELECT %[5]s FROM benefit_grants b
+	        WHERE b.account_id = u.account_id AND b.user_id = u.id AND b.subscription_id = s.id),
+	       EXISTS (SELECT 1 FROM seat_waiters w WHERE w.account_id = u.account_id AND w.user_id = u.id AND w.subscription_id = s.id)
+	FROM users u
+	LEFT JOIN subscriptions s ON s.account_id = u.account_id
+	LEFT JOIN products p ON p.id = s.product_id
+	LEFT JOIN assignments a ON a.account_id = u.account_id AND a.user_id = u.id AND a.subscription_id = s.id
+	WHERE u.account_id = ? AND u.id = ?
+	ORDER BY s.id
+	LIMIT ?`
+
+// accessViewQuery is accessViewSQL for the engine. A seat's group is named
+// only when the user is a member, as GroupsOfUser would name it.
+var accessViewQuery = func() map[string]string {
+	out := map[string]string{}
+	for _, engine := range []string{SQLite, Postgres} {
+		agg := func(expr, order string) string {
+			if engine == Postgres {
+				return "string_agg(" + expr + ", chr(31) ORDER BY " + order + ")"
+			}
+			return "group_concat(" + expr + ", char(31))"
+		}
+		rs := "char(30)"
+		if engine == Postgres {
+			rs = "chr(30)"
+		}
+		out[engine] = fmt.Sprintf(accessViewSQL,
+			agg("CAST(ps.position AS TEXT) || "+rs+" || ps.code || "+rs+" || ps.name", "ps.position"),
+			agg("sb.code", "sb.code"),
+			agg("x.service_code", "x.service_code"),
+			agg(`CAST(gs.group_id AS TEXT) || `+rs+` || COALESCE((SELECT g.name FROM user_groups g
+			        JOIN group_members m ON m.account_id = g.account_id AND m.group_id = g.id AND m.user_id = gs.user_id
+			        WHERE g.account_id = gs.account_id AND g.id = gs.group_id), '')`, "gs.group_id"),
+			agg("b.code", "b.code"))
+	}
+	return out
+}()
+
+// AccessView reads what a view of the user's access shows in one statement
+// (accessViewSQL): a GET of a user's access is then one round trip.
+func (tx *Tx) AccessView(ctx context.Context, accountID, userID int64, maxSubscriptions int) (access.AccessData, error) {
+	d := access.AccessData{Subscriptions: []usher.Subscription{}, Held: map[int64]usher.Assignment{}, Benefits: map[int64][]string{}}
+	rows, err := tx.query(ctx, accessViewQuery[tx.engine], accountID, userID, maxSubscriptions)
+	if err != nil {
+		return d, fmt.Errorf("access of user %d: %w", userID, err)
+	}
+	defer rows.Close()
+	found := false
+	groups := map[int64]string{}
+	for rows.Next() {
+		found = true
+		var (
+			u                                  usher.User
+			created, updated                   int64
+			subID                              sql.NullInt64
+			s                                  usher.Subscription
+			start, end, currency               string
+			cents, subCreated                  int64
+			services, subBenefits              sql.NullString
+			assigned, lastUsed                 sql.NullInt64
+			direct                             sql.NullBool
+			seatServices, seatGroups, benefits sql.NullString
+			waiting                            bool
+		)
+		err := rows.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Status, &u.ReclaimExempt, &created, &updated,
+			&subID, &s.Plan, &s.Seats, &s.SeatsUsed, &s.ContractNumber, &start, &end, &cents, &currency, &subCreated,
+			&s.Product.ID, &s.Product.Code, &s.Product.Name, &services, &subBenefits,
+			&assigned, &direct, &lastUsed, &seatServices, &seatGroups, &benefits, &waiting)
+		if err != nil {
+			return d, fmt.Errorf("access of user %d: %w", userID, err)
+		}
+		u.CreatedAt, u.UpdatedAt = fromMillis(created), fromMillis(updated)
+		d.User = u
+		if !subID.Valid {
+			continue // the account has no subscription
+		}
+		s.ID, s.AccountID = subID.Int64, accountID
+		if currency != "" {
+			s.Price = &usher.Price{Cents: cents, Currency: currency}
+		}
+		s.CreatedAt = fromMillis(subCreated)
+		if s.TermStart, err = parseStoredDate(start); err != nil {
+			return d, fmt.Errorf("subscription %d: term_start: %w", s.ID, err)
+		}
+		if s.TermEnd, err = parseStoredDate(end); err != nil {
+			return d, fmt.Errorf("subscription %d: term_end: %w", s.ID, err)
+		}
+		s.Product.Services = []usher.Service{}
+		type positioned struct {
+			pos int
+			usher.Service
+		}
+		var ps []positioned
+		for _, item := range splitItems(services) {
+			pos, rest, _ := strings.Cut(item, "\x1e")
+			code, name, _ := strings.Cut(rest, "\x1e")
+			n, _ := strconv.Atoi(pos)
+			ps = append(ps, positioned{n, usher.Service{Code: code, Name: name}})
+		}
+		slices.SortFunc(ps, func(a, b positioned) int { return cmp.Compare(a.pos, b.pos) })
+		for _, p := range ps {
+			s.Product.Services = append(s.Product.Services, p.Service)
+		}
+		s.Benefits = sortedItems(subBenefits)
+		d.Subscriptions = append(d.Subscriptions, s)
+		if assigned.Valid {
+			as := usher.Assignment{AccountID: accountID, UserID: userID, SubscriptionID: s.ID, Services: sortedItems(seatServices),
+				AssignedAt: fromMillis(assigned.Int64), Direct: direct.Bool, Groups: []int64{}, LastUsedAt: fromMillis(lastUsed.Int64)}
+			for _, item := range splitItems(seatGroups) {
+				id, name, _ := strings.Cut(item, "\x1e")
+				n, err := strconv.ParseInt(id, 10, 64)
+				if err != nil {
+					return d, fmt.Errorf("access of user %d: seat group %q: %w", userID, id, err)
+				}
+				as.Groups = append(as.Groups, n)
+				if name != "" {
+					groups[n] = name
+				}
+			}
+			slices.Sort(as.Groups)
+			d.Held[s.ID] = as
+		}
+		if b := sortedItems(benefits); len(b) > 0 {
+			d.Benefits[s.ID] = b
+		}
+		if waiting {
+			d.Waits = append(d.Waits, usher.Waiter{UserID: userID, SubscriptionID: s.ID})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return d, fmt.Errorf("access of user %d: %w", userID, err)
+	}
+	if !found {
+		return d, usher.Errorf(usher.ENOTFOUND, "user %d not found", userID)
+	}
+	for id, name := range groups {
+		d.Groups = append(d.Groups, usher.Group{ID: id, AccountID: accountID, Name: name})
+	}
+	slices.SortFunc(d.Groups, func(a, b usher.Group) int { return cmp.Compare(a.ID, b.ID) })
+	return d, nil
+}
+
+// splitItems splits a folded list of accessViewSQL; NULL is none.
+func splitItems(s sql.NullString) []string {
+	if !s.Valid || s.String == "" {
+		return nil
+	}
+	return strings.Split(s.String, "\x1f")
+}
+
+// sortedItems is splitItems sorted, never nil.
+func sortedItems(s sql.NullString) []string {
+	out := splitItems(s)
+	if out == nil {
+		return []string{}
+	}
+	slices.Sort(out)
+	return out
+}

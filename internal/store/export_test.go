@@ -12,7 +12,7 @@ import (
 // test can EXPLAIN them.
 func UsageQueriesForTest(engine string, q usage.ReportQuery) map[string][2]any {
 	tx := &Tx{engine: engine}
-	page, pageArgs := tx.reportQuery(q)
+	page, pageArgs := tx.reportQuery(q, false)
 	totals, totalArgs := tx.reportTotalsQuery(q)
 	cost, costArgs := tx.inactiveCostQuery(q)
 	subs := q.SubscriptionIDs

@@ -125,3 +125,61 @@ func TestDataVersionMovesOnWithEveryAuditedChangeAndIngest(t *testing.T) {
 		}
 	})
 }
+
+// TestReportRowsAtReadsTheVersionWithThePage: the page read outside a
+// transaction says whether the account's data version is still the one
+// read before it; an empty page cannot say, and says no. Peek refuses
+// writes.
+func TestReportRowsAtReadsTheVersionWithThePage(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		acct := newAccount(t, db, "Acme")
+		std := newSubscription(t, db, acct.ID, "C-1", 10)
+		u := newUser(t, db, acct.ID, "ada@example.com", "Ada")
+		write(t, db, func(tx *store.Tx) error { return assign(ctx, tx, acct.ID, u.ID, std.ID) })
+		cutoff := now.Add(24 * time.Hour)
+		q := usage.ReportQuery{AccountID: acct.ID, Status: "all", Sort: "name", Limit: 10,
+			CutoffAt: cutoff, AssignedBefore: cutoff, CutoffDay: usage.DayOf(cutoff, time.UTC)}
+		var version string
+		err := db.Peek(ctx, func(tx *store.Tx) (err error) {
+			got, v, _, err := tx.ReportAccount(ctx, acct.ID)
+			if err == nil && got.ID != acct.ID {
+				t.Errorf("ReportAccount: account %d, want %d", got.ID, acct.ID)
+			}
+			version = v
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rowsAt := func(q usage.ReportQuery, version string) ([]usage.RawRow, bool) {
+			var rows []usage.RawRow
+			var same bool
+			if err := db.Peek(ctx, func(tx *store.Tx) (err error) {
+				rows, same, err = tx.ReportRowsAt(ctx, q, version)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return rows, same
+		}
+		if rows, same := rowsAt(q, version); len(rows) != 1 || rows[0].UserID != u.ID || !same {
+			t.Errorf("same version: %d rows, same %v; want Ada's seat, same", len(rows), same)
+		}
+		empty := q
+		empty.SubscriptionID = std.ID + 1000
+		if rows, same := rowsAt(empty, version); len(rows) != 0 || same {
+			t.Errorf("no row: %d rows, same %v; want none, not same", len(rows), same)
+		}
+		write(t, db, func(tx *store.Tx) error { return tx.SetProcessedAt(ctx, acct.ID, now) }) // moves the version on
+		if rows, same := rowsAt(q, version); len(rows) != 1 || same {
+			t.Errorf("after a change: %d rows, same %v; want one row, not same", len(rows), same)
+		}
+		err = db.Peek(ctx, func(tx *store.Tx) error {
+			return tx.SetProcessedAt(ctx, acct.ID, now)
+		})
+		if err == nil {
+			t.Error("a write through Peek succeeded; want it refused")
+		}
+	})
+}

@@ -134,7 +134,11 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	pool.SetMaxOpenConns(postgresMaxConns)
-	pool.SetMaxIdleConns(postgresMaxConns / 2)
+	// As many idle as open: under many clients a connection given back
+	// beyond a smaller idle bound was closed and another opened at once,
+	// each a new server process that plans its statements afresh. Idle ones
+	// still close after ConnMaxIdleTime.
+	pool.SetMaxIdleConns(postgresMaxConns)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 	if err := pool.PingContext(ctx); err != nil {
 		pool.Close()
@@ -219,6 +223,11 @@ func (db *DB) Engine() string { return db.engine }
 // SQL returns the writer pool, for health checks, benchmarks and baselines.
 func (db *DB) SQL() *sql.DB { return db.writer }
 
+// ReadSQL returns the pool reads run on (DB.Read, DB.Peek): the reader pool
+// on SQLite, the one pool on PostgreSQL. Baselines of reads under many
+// clients run on it, so they have the same connections as the reads.
+func (db *DB) ReadSQL() *sql.DB { return db.reader }
+
 // Close closes the pools. On SQLite it first lets the planner refresh its
 // statistics (PRAGMA optimize), as SQLite recommends before closing.
 func (db *DB) Close() error {
@@ -244,6 +253,16 @@ func (db *DB) Close() error {
 // that could deadlock.
 func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
 	return db.run(ctx, db.reader, db.readerStmts, db.readOpts, 1, fn)
+}
+
+// Peek runs fn outside a transaction, on the reader pool: each statement
+// sees what was committed when it started. A single statement is
+// consistent on its own, so a read of one statement, or of statements that
+// check one another (the account's data version read first and last), needs
+// no BEGIN and COMMIT, which on PostgreSQL are two more round trips. fn
+// must not write: Tx.exec refuses.
+func (db *DB) Peek(ctx context.Context, fn func(*Tx) error) error {
+	return fn(&Tx{q: db.reader, engine: db.engine, stmts: db.readerStmts})
 }
 
 // Write runs fn in a transaction and commits it if fn returns nil. On SQLite
@@ -310,7 +329,7 @@ func (db *DB) runOnce(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts 
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer sqlTx.Rollback() //nolint:errcheck // a no-op after Commit
-	tx := &Tx{tx: sqlTx, conn: conn, engine: db.engine, stmts: stmts}
+	tx := &Tx{tx: sqlTx, q: sqlTx, conn: conn, engine: db.engine, stmts: stmts}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -329,7 +348,8 @@ func (db *DB) runOnce(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts 
 // packages (access.Tx, …); each domain reaches it through its own adapter,
 // such as Access.
 type Tx struct {
-	tx     *sql.Tx
+	tx     *sql.Tx   // nil outside a transaction (DB.Peek)
+	q      querier   // tx, or the reader pool outside a transaction
 	conn   *sql.Conn // the transaction's connection on PostgreSQL; nil on SQLite
 	engine string
 	stmts  *stmtCache // nil: run queries unprepared
@@ -337,6 +357,17 @@ type Tx struct {
 	changed []int64                              // accounts whose data version moves on at commit
 	seats   struct{ assigned, unassigned int64 } // added to DB.stats at commit
 }
+
+// querier runs statements: a transaction or a pool.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// errPeekWrite is what a write outside a transaction gets: nothing would
+// move the data version on, nor make the write all-or-nothing.
+var errPeekWrite = errors.New("store: a write outside a transaction")
 
 // markChanged notes that the transaction changes what the account's reports
 // show, so that its data version moves on when it commits.
@@ -370,6 +401,10 @@ func (s domainStore[T]) Read(ctx context.Context, fn func(T) error) error {
 	return s.db.Read(ctx, func(tx *Tx) error { return fn(any(tx).(T)) })
 }
 
+func (s domainStore[T]) Peek(ctx context.Context, fn func(T) error) error {
+	return s.db.Peek(ctx, func(tx *Tx) error { return fn(any(tx).(T)) })
+}
+
 func (s domainStore[T]) Write(ctx context.Context, fn func(T) error) error {
 	return s.db.Write(ctx, func(tx *Tx) error { return fn(any(tx).(T)) })
 }
@@ -389,35 +424,39 @@ func (tx *Tx) bind(query string) string {
 }
 
 func (tx *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if tx.tx == nil {
+		return nil, errPeekWrite
+	}
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
-	return tx.tx.ExecContext(ctx, tx.bind(query), args...)
+	return tx.q.ExecContext(ctx, tx.bind(query), args...)
 }
 
 func (tx *Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
-	return tx.tx.QueryContext(ctx, tx.bind(query), args...)
+	return tx.q.QueryContext(ctx, tx.bind(query), args...)
 }
 
 func (tx *Tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	return tx.tx.QueryRowContext(ctx, tx.bind(query), args...)
+	return tx.q.QueryRowContext(ctx, tx.bind(query), args...)
 }
 
-// stmt returns the compiled statement of query bound to this transaction,
-// or nil to run it unprepared. database/sql closes it with the transaction.
+// stmt returns the compiled statement of query bound to this transaction
+// (or the pool's, outside one), or nil to run it unprepared. database/sql
+// closes a transaction's statement with the transaction.
 func (tx *Tx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if tx.stmts == nil {
 		return nil
 	}
 	st := tx.stmts.stmt(tx.bind(query))
-	if st == nil {
-		return nil
+	if st == nil || tx.tx == nil {
+		return st
 	}
 	return tx.tx.StmtContext(ctx, st)
 }

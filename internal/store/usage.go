@@ -646,11 +646,17 @@ func walkInNameOrder(q usage.ReportQuery) bool {
 	return q.Sort == "name" && q.Limit > 0 && q.Matching >= 20*q.Limit
 }
 
-func (tx *Tx) reportQuery(q usage.ReportQuery) (string, []any) {
+// reportQuery is the query of the report's rows. withVersion adds the
+// account's data version as a last column (ReportRowsAt).
+func (tx *Tx) reportQuery(q usage.ReportQuery, withVersion bool) (string, []any) {
 	var b strings.Builder
 	args := []any{int64(q.CutoffDay)}
 	b.WriteString(`SELECT a.user_id, u.name, u.email, p.code, p.name, s.id, s.contract_number, s.plan, a.assigned_at, r.last_day,
 		a.last_used_at, ` + daysUsedSQL + `, a.direct, ` + tx.seatGroupsSQL())
+	if withVersion {
+		b.WriteString(`, (SELECT v.data_version FROM accounts v WHERE v.id = ?)`)
+		args = append(args, q.AccountID)
+	}
 	from, fromArgs := tx.reportWhere(q, true, true, walkInNameOrder(q))
 	b.WriteString(from)
 	args = append(args, fromArgs...)
@@ -712,12 +718,17 @@ func parseSeatGroups(s sql.NullString) []usher.SeatSource {
 }
 
 func scanRawRow(row interface{ Scan(...any) error }) (usage.RawRow, error) {
+	return scanRawRowWith(row)
+}
+
+// scanRawRowWith scans a row of reportQuery, with extra columns after it.
+func scanRawRowWith(row interface{ Scan(...any) error }, extra ...any) (usage.RawRow, error) {
 	var r usage.RawRow
 	var assigned, lastUsed int64
 	var last sql.NullInt64
 	var groups sql.NullString
-	err := row.Scan(&r.UserID, &r.Name, &r.Email, &r.ProductCode, &r.ProductName, &r.SubscriptionID,
-		&r.ContractNumber, &r.Plan, &assigned, &last, &lastUsed, &r.DaysUsed, &r.Direct, &groups)
+	err := row.Scan(append([]any{&r.UserID, &r.Name, &r.Email, &r.ProductCode, &r.ProductName, &r.SubscriptionID,
+		&r.ContractNumber, &r.Plan, &assigned, &last, &lastUsed, &r.DaysUsed, &r.Direct, &groups}, extra...)...)
 	r.AssignedAt, r.LastUsedAt = fromMillis(assigned), fromMillis(lastUsed)
 	r.Groups = parseSeatGroups(groups)
 	if last.Valid {
@@ -727,9 +738,55 @@ func scanRawRow(row interface{ Scan(...any) error }) (usage.RawRow, error) {
 	return r, err
 }
 
+// ReportRowsAt is ReportRows reading the account's data version in the
+// same statement: same is false when it is no longer version, or when no
+// row matched (nothing to read it from).
+func (tx *Tx) ReportRowsAt(ctx context.Context, q usage.ReportQuery, version string) (out []usage.RawRow, same bool, err error) {
+	want, err := strconv.ParseInt(version, 10, 64)
+	if err != nil {
+		return nil, false, fmt.Errorf("usage report rows: version %q: %w", version, err)
+	}
+	query, args := tx.reportQuery(q, true)
+	rows, err := tx.query(ctx, query, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("usage report rows: %w", err)
+	}
+	var got int64
+	out, err = collect(rows, func(row interface{ Scan(...any) error }) (usage.RawRow, error) {
+		return scanRawRowWith(row, &got)
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("usage report rows: %w", err)
+	}
+	return out, len(out) > 0 && got == want, nil
+}
+
+// ReportAccount is AccountByID and ReportVersion in one statement.
+func (tx *Tx) ReportAccount(ctx context.Context, id int64) (usher.Account, string, *time.Time, error) {
+	var version, processed int64
+	var a usher.Account
+	var created int64
+	err := tx.queryRow(ctx, `
+		SELECT a.id, a.name, a.time_zone, a.new_seat_grace_days, a.created_at, a.data_version,
+		       COALESCE((SELECT processed_at FROM usage_processed p WHERE p.account_id = a.id), 0)
+		FROM accounts a WHERE a.id = ?`, id).Scan(&a.ID, &a.Name, &a.TimeZone, &a.NewSeatGraceDays, &created, &version, &processed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, "", nil, usher.Errorf(usher.ENOTFOUND, "account %d not found", id)
+	} else if err != nil {
+		return a, "", nil, fmt.Errorf("get account %d: %w", id, err)
+	}
+	a.CreatedAt = fromMillis(created)
+	var at *time.Time
+	if processed != 0 {
+		t := fromMillis(processed)
+		at = &t
+	}
+	return a, strconv.FormatInt(version, 10), at, nil
+}
+
 // ReportRows returns the rows matching q in q's order, at most q.Limit.
 func (tx *Tx) ReportRows(ctx context.Context, q usage.ReportQuery) ([]usage.RawRow, error) {
-	query, args := tx.reportQuery(q)
+	query, args := tx.reportQuery(q, false)
 	rows, err := tx.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("usage report rows: %w", err)
@@ -744,7 +801,7 @@ func (tx *Tx) ReportRows(ctx context.Context, q usage.ReportQuery) ([]usage.RawR
 // EachReportRow streams every row matching q in q's order without holding
 // them all.
 func (tx *Tx) EachReportRow(ctx context.Context, q usage.ReportQuery, fn func(usage.RawRow) error) error {
-	query, args := tx.reportQuery(q)
+	query, args := tx.reportQuery(q, false)
 	rows, err := tx.query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("usage report rows: %w", err)

@@ -350,6 +350,11 @@ var statuses = []string{"all", "active", "inactive", "never_used", "stopped_usin
 
 // prepare validates f and turns it into a storage query for the actor.
 func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFilter, paged bool) (ReportQuery, usher.Account, Day, error) {
+	return s.prepareFor(ctx, tx, a, f, paged, nil)
+}
+
+// prepareFor is prepare with the account already read, unless acct is nil.
+func (s *Service) prepareFor(ctx context.Context, tx Tx, a usher.Actor, f ReportFilter, paged bool, acct *usher.Account) (ReportQuery, usher.Account, Day, error) {
 	var p usher.Problems
 	if f.Status == "" {
 		f.Status = "all"
@@ -421,9 +426,12 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 			return ReportQuery{}, usher.Account{}, 0, &usher.Error{Code: usher.ENOTFOUND, Message: msg, Fields: []usher.FieldError{{Field: "subscription", Reason: msg}}}
 		}
 	}
-	acct, err := tx.AccountByID(ctx, a.AccountID)
-	if err != nil {
-		return ReportQuery{}, usher.Account{}, 0, err
+	if acct == nil {
+		read, err := tx.AccountByID(ctx, a.AccountID)
+		if err != nil {
+			return ReportQuery{}, usher.Account{}, 0, err
+		}
+		acct = &read
 	}
 	loc := acct.Location()
 	today := DayOf(s.cfg.Now(), loc)
@@ -434,7 +442,7 @@ func (s *Service) prepare(ctx context.Context, tx Tx, a usher.Actor, f ReportFil
 		ProductCode: f.Product, SubscriptionID: f.SubscriptionID, Query: strings.ToLower(strings.TrimSpace(f.Query)),
 		Sort: sort, Desc: desc, After: cur, Limit: f.Limit,
 	}
-	return q, acct, today, nil
+	return q, *acct, today, nil
 }
 
 func (s *Service) row(r RawRow, rg Range, q ReportQuery, today Day, loc *time.Location) ReportRow {
@@ -485,11 +493,20 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 	if f.Snapshot != "" {
 		return s.snapshotReport(ctx, a, f)
 	}
-	var out Report
 	// Loaded before the transaction, which signs the next page's cursor.
 	if _, err := s.cursors.Key(ctx); err != nil {
-		return out, fmt.Errorf("usage report: %w", err)
+		return Report{}, fmt.Errorf("usage report: %w", err)
 	}
+	if f.Status != string(StatusUnassigned) {
+		out, ok, err := s.reportPeek(ctx, a, f)
+		if err != nil {
+			return Report{}, fmt.Errorf("usage report: %w", err)
+		}
+		if ok {
+			return out, nil
+		}
+	}
+	var out Report
 	err := s.store.Read(ctx, func(tx Tx) error {
 		q, acct, today, err := s.prepare(ctx, tx, a, f, true)
 		if err != nil {
@@ -524,24 +541,80 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		if err != nil {
 			return err
 		}
-		loc := acct.Location()
-		out = Report{Range: rg, Cutoff: q.CutoffDay.Date(), AssignedBefore: q.AssignedBefore.In(loc), Today: today.Date(),
-			Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
-		if len(raw) > limit {
-			raw = raw[:limit]
-			if out.NextCursor, err = s.cursors.Encode(ctx, reportCursorKind(q.Sort, q.Desc), a.AccountID, cursorOf(q.Sort, raw[limit-1])); err != nil {
-				return err
-			}
-		}
-		for _, r := range raw {
-			r.AssignedAt = r.AssignedAt.In(loc)
-			out.Rows = append(out.Rows, s.row(r, rg, q, today, loc))
-		}
+		out, err = s.page(ctx, a, q, limit, acct, today, rg, totals, raw)
 		out.ProcessedAt = processed
-		return nil
+		return err
 	})
 	if err != nil {
 		return Report{}, fmt.Errorf("usage report: %w", err)
+	}
+	return out, nil
+}
+
+// reportPeek answers the page outside a transaction when it can, in two
+// statements instead of a transaction's four round trips: the account with
+// its data version, then the page (and, when not cached, the totals before
+// it), the page reading the version again. Every committed change of what
+// the report shows moves the version on (see Tx.ReportVersion), so when the
+// page still reads the same version, nothing changed in between and the
+// answer is what one snapshot would show. ok is false when the version
+// moved or the page is empty (nothing to read the version from); the
+// caller then reads in a transaction.
+func (s *Service) reportPeek(ctx context.Context, a usher.Actor, f ReportFilter) (out Report, ok bool, err error) {
+	err = s.store.Peek(ctx, func(tx Tx) error {
+		acct, version, processed, err := tx.ReportAccount(ctx, a.AccountID)
+		if err != nil {
+			return err
+		}
+		q, acct, today, err := s.prepareFor(ctx, tx, a, f, true, &acct)
+		if err != nil {
+			return err
+		}
+		rg := f.Range
+		if rg == "" {
+			rg = Range30d
+		}
+		key, now := totalsKey(q, version), s.cfg.Now()
+		totals, cached := s.totals.get(key, now)
+		if !cached {
+			if totals, err = tx.ReportTotals(ctx, q); err != nil {
+				return err
+			}
+		}
+		limit := q.Limit
+		q.Limit = limit + 1
+		q.Matching = totals.Seats
+		raw, same, err := tx.ReportRowsAt(ctx, q, version)
+		if err != nil || !same {
+			return err
+		}
+		if !cached {
+			s.totals.put(key, totals, now)
+		}
+		out, err = s.page(ctx, a, q, limit, acct, today, rg, totals, raw)
+		out.ProcessedAt = processed
+		ok = err == nil
+		return err
+	})
+	return out, ok, err
+}
+
+// page builds the report's page from up to limit+1 rows of q: a row past
+// the limit means there is a next page, whose cursor it signs.
+func (s *Service) page(ctx context.Context, a usher.Actor, q ReportQuery, limit int, acct usher.Account, today Day, rg Range, totals ReportTotals, raw []RawRow) (Report, error) {
+	loc := acct.Location()
+	out := Report{Range: rg, Cutoff: q.CutoffDay.Date(), AssignedBefore: q.AssignedBefore.In(loc), Today: today.Date(),
+		Rows: make([]ReportRow, 0, len(raw)), Totals: totals}
+	if len(raw) > limit {
+		raw = raw[:limit]
+		var err error
+		if out.NextCursor, err = s.cursors.Encode(ctx, reportCursorKind(q.Sort, q.Desc), a.AccountID, cursorOf(q.Sort, raw[limit-1])); err != nil {
+			return out, err
+		}
+	}
+	for _, r := range raw {
+		r.AssignedAt = r.AssignedAt.In(loc)
+		out.Rows = append(out.Rows, s.row(r, rg, q, today, loc))
 	}
 	return out, nil
 }

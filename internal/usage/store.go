@@ -8,10 +8,12 @@ import (
 	"github.com/usherhq/usher/internal/usher"
 )
 
-// Store runs functions in transactions, like access.Store.
+// Store runs functions in transactions, like access.Store; Peek runs a
+// read outside one, each statement on its own.
 type Store interface {
 	Read(ctx context.Context, fn func(Tx) error) error
 	Write(ctx context.Context, fn func(Tx) error) error
+	Peek(ctx context.Context, fn func(Tx) error) error
 }
 
 // StoredEvent is an event resolved to ids, as kept in storage.
@@ -191,6 +193,12 @@ type Tx interface {
 	// changed: users, seats, or usage processed. It also returns when usage
 	// was last processed (nil if never), which it reads anyway.
 	ReportVersion(ctx context.Context, accountID int64) (string, *time.Time, error)
+	// ReportAccount is AccountByID and ReportVersion in one statement.
+	ReportAccount(ctx context.Context, id int64) (usher.Account, string, *time.Time, error)
+	// ReportRowsAt is ReportRows reading the account's data version in the
+	// same statement: same is false when it is no longer version, or when
+	// no row matched.
+	ReportRowsAt(ctx context.Context, q ReportQuery, version string) (rows []RawRow, same bool, err error)
 	// ReportTotals counts all rows matching q (ignoring After and Limit),
 	// with the yearly cost of the inactive seats among them.
 	ReportTotals(ctx context.Context, q ReportQuery) (ReportTotals, error)
