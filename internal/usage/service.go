@@ -529,7 +529,8 @@ func (s *Service) Report(ctx context.Context, a usher.Actor, f ReportFilter) (Re
 		key, now := totalsKey(q, version), s.cfg.Now()
 		totals, ok := s.totals.get(key, now)
 		if !ok {
-			if totals, err = tx.ReportTotals(ctx, q); err != nil {
+			totals, err = s.totals.count(ctx, key, func() (ReportTotals, error) { return tx.ReportTotals(ctx, q) })
+			if err != nil {
 				return err
 			}
 			s.totals.put(key, totals, now)
@@ -577,7 +578,10 @@ func (s *Service) reportPeek(ctx context.Context, a usher.Actor, f ReportFilter)
 		key, now := totalsKey(q, version), s.cfg.Now()
 		totals, cached := s.totals.get(key, now)
 		if !cached {
-			if totals, err = tx.ReportTotals(ctx, q); err != nil {
+			// A count shared with another request happened before this
+			// page's read, so the version check below covers it too.
+			totals, err = s.totals.count(ctx, key, func() (ReportTotals, error) { return tx.ReportTotals(ctx, q) })
+			if err != nil {
 				return err
 			}
 		}

@@ -1,9 +1,12 @@
 package usage
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // The report's totals count every seat the filter matches, which on a large
@@ -19,6 +22,10 @@ const (
 type totalsCache struct {
 	mu sync.Mutex
 	m  map[string]totalsEntry
+	// counting lets requests that miss together share one count: after a
+	// change every open console page and client asks at once, and on a
+	// large account each count alone takes a core for a while.
+	counting singleflight.Group
 }
 
 type totalsEntry struct {
@@ -49,4 +56,28 @@ func (c *totalsCache) put(key string, t ReportTotals, now time.Time) {
 		c.m = make(map[string]totalsEntry) // simplest bound: start over
 	}
 	c.m[key] = totalsEntry{totals: t, at: now}
+}
+
+// count returns the totals for key, counted by count unless another request
+// is counting the same key: then it waits for that count, which read the
+// same data version. If that other request failed (its client went away,
+// say) and this one has not, it counts for itself.
+func (c *totalsCache) count(ctx context.Context, key string, count func() (ReportTotals, error)) (ReportTotals, error) {
+	led := false
+	ch := c.counting.DoChan(key, func() (any, error) {
+		led = true
+		return count()
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			if !led && ctx.Err() == nil {
+				return count()
+			}
+			return ReportTotals{}, r.Err
+		}
+		return r.Val.(ReportTotals), nil
+	case <-ctx.Done():
+		return ReportTotals{}, ctx.Err()
+	}
 }
