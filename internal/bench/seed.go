@@ -202,10 +202,7 @@ func (w *world) insertSeats(ctx context.Context, db *store.DB, now time.Time, pe
 // analyze refreshes the planner's statistics after a bulk load, as an
 // operator would after importing data.
 func analyze(ctx context.Context, db *store.DB) error {
-	if _, err := db.SQL().ExecContext(ctx, "ANALYZE"); err != nil {
-		return fmt.Errorf("analyze: %w", err)
-	}
-	return nil
+	return db.Analyze(ctx)
 }
 
 func inTx(ctx context.Context, db *store.DB, fn func(*sql.Tx) error) error {

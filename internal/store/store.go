@@ -190,6 +190,13 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 
+	// Before any reader connects, so every connection loads the same
+	// statistics: none of them with stat4 samples (see keepStat1Only).
+	if err := keepStat1Only(ctx, writer, ""); err != nil {
+		writer.Close()
+		return nil, err
+	}
+
 	rp := cloneValues(params)
 	rp.Set("_query_only", "on")
 	reader, err := sql.Open("sqlite", path+"?"+rp.Encode())
@@ -233,7 +240,7 @@ func (db *DB) ReadSQL() *sql.DB { return db.reader }
 func (db *DB) Close() error {
 	if db.engine == SQLite {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, _ = db.writer.ExecContext(ctx, "PRAGMA optimize") // best effort
+		_ = keepStat1Only(ctx, db.writer, "PRAGMA optimize") // best effort
 		cancel()
 	}
 	if db.writerStmts != nil {
@@ -245,6 +252,75 @@ func (db *DB) Close() error {
 		err = errors.Join(err, db.reader.Close())
 	}
 	return err
+}
+
+// Analyze refreshes the planner's statistics, as after a bulk load. On
+// SQLite it keeps only sqlite_stat1 (see keepStat1Only) and closes the idle
+// reader connections, so the next reads load the new statistics; a reader
+// busy meanwhile keeps the ones it had.
+func (db *DB) Analyze(ctx context.Context) error {
+	if db.engine != SQLite {
+		if _, err := db.writer.ExecContext(ctx, "ANALYZE"); err != nil {
+			return fmt.Errorf("analyze: %w", err)
+		}
+		return nil
+	}
+	if err := keepStat1Only(ctx, db.writer, "ANALYZE"); err != nil {
+		return err
+	}
+	n := max(4, runtime.NumCPU())
+	db.reader.SetMaxIdleConns(0)
+	db.reader.SetMaxIdleConns(n)
+	return nil
+}
+
+// keepStat1Only runs analyze (ANALYZE, PRAGMA optimize, or nothing) on the
+// SQLite writer and then deletes the sqlite_stat4 samples it wrote, in one
+// transaction, so no connection ever loads them. With stat4 samples (the
+// driver is built with SQLITE_ENABLE_STAT4), SQLite re-prepares a statement
+// whenever a parameter compared with an indexed column, such as the account
+// id, changes value, which undoes the statement cache: a third of the
+// notification scheduler's time went to it. sqlite_stat1 gives the same
+// plans for Usher's queries (decision 0031).
+func keepStat1Only(ctx context.Context, writer *sql.DB, analyze string) error {
+	if analyze == "" {
+		// Only write when there is something to delete: Open runs this.
+		var samples bool
+		err := writer.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat4')`).Scan(&samples)
+		if err == nil && samples {
+			err = writer.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_stat4)`).Scan(&samples)
+		}
+		if err != nil {
+			return fmt.Errorf("planner statistics: %w", err)
+		}
+		if !samples {
+			return nil
+		}
+	}
+	tx, err := writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("planner statistics: %w", err)
+	}
+	defer tx.Rollback()
+	if analyze != "" {
+		if _, err := tx.ExecContext(ctx, analyze); err != nil {
+			return fmt.Errorf("planner statistics: %s: %w", analyze, err)
+		}
+	}
+	var stat4 bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat4')`).Scan(&stat4); err != nil {
+		return fmt.Errorf("planner statistics: %w", err)
+	}
+	if stat4 {
+		// ANALYZE sqlite_schema reloads the statistics on this connection.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sqlite_stat4; ANALYZE sqlite_schema`); err != nil {
+			return fmt.Errorf("planner statistics: drop stat4: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("planner statistics: %w", err)
+	}
+	return nil
 }
 
 // Read runs fn in a read-only transaction. Reads may run in parallel with
