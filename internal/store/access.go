@@ -1474,6 +1474,19 @@ func (tx *Tx) AccessView(ctx context.Context, accountID, userID int64, maxSubscr
 // does not have is a view whose User is zero.
 func (tx *Tx) TokenAccessView(ctx context.Context, hash []byte, userID int64, maxSubscriptions int) (access.TokenHolder, access.AccessData, error) {
 	var h access.TokenHolder
+	if tx.engine == SQLite {
+		// In process there is no round trip to save, and under 16 clients
+		// the joined statement answered at half the rate of these two.
+		var err error
+		if h.Token, h.Status, h.Grants, err = tx.TokenHolder(ctx, hash); err != nil {
+			return h, access.AccessData{}, err
+		}
+		d, err := tx.AccessView(ctx, h.Token.AccountID, userID, maxSubscriptions)
+		if usher.ErrorCode(err) == usher.ENOTFOUND {
+			return h, d, nil // no such user: d.User is zero
+		}
+		return h, d, err
+	}
 	v := newAccessViewReader(0, userID)
 	rows, err := tx.query(ctx, tokenAccessViewQuery[tx.engine], hash, userID, maxSubscriptions)
 	if err != nil {
