@@ -192,6 +192,11 @@ type Tx interface {
 	// AccessView reads, in one statement, what a view of the user's access
 	// shows; usher.ENOTFOUND when the account has no such user.
 	AccessView(ctx context.Context, accountID, userID int64, maxSubscriptions int) (AccessData, error)
+	// TokenAccessView is TokenHolder and AccessView of a user of the
+	// token's account in one read, for a GET of a user's access with a
+	// bearer token. usher.ENOTFOUND when no token has the hash; the view's
+	// User is zero when the token's account has no such user.
+	TokenAccessView(ctx context.Context, hash []byte, userID int64, maxSubscriptions int) (TokenHolder, AccessData, error)
 	// BenefitsOfUser returns granted benefit codes by subscription id.
 	BenefitsOfUser(ctx context.Context, accountID, userID int64) (map[int64][]string, error)
 	// SetBenefits replaces the user's benefits on one subscription.
@@ -301,4 +306,11 @@ type AccessData struct {
 	Groups []usher.Group
 	// Waits are the subscriptions the user waits for (SubscriptionID only).
 	Waits []usher.Waiter
+}
+
+// TokenHolder is a token with its holder's status and role grants now.
+type TokenHolder struct {
+	Token  usher.Token
+	Status usher.UserStatus
+	Grants []usher.RoleGrant
 }

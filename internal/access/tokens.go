@@ -296,35 +296,59 @@ func (s *Service) endCredentials(ctx context.Context, tx Tx, a usher.Actor, u us
 // holds now. Unknown and expired tokens, and tokens of disabled users, are
 // refused.
 func (s *Service) Authenticate(ctx context.Context, token string) (usher.Actor, error) {
-	var actor usher.Actor
-	var t usher.Token
-	now := s.Now()
+	var h TokenHolder
 	// One statement, outside a transaction: every API request pays for it.
 	// It reads the token as committed now, so a revoked token, a disabled
 	// user or a role taken away is refused from the next request on.
 	err := s.store.Peek(ctx, func(tx Tx) (err error) {
-		var status usher.UserStatus
-		var grants []usher.RoleGrant
-		t, status, grants, err = tx.TokenHolder(ctx, HashToken(token))
-		switch {
-		case usher.ErrorCode(err) == usher.ENOTFOUND:
-			return usher.Errorf(usher.EUNAUTHORIZED, "the token is not valid")
-		case err != nil:
-			return err
-		case t.Expired(now):
-			return usher.Errorf(usher.EUNAUTHORIZED, "the token has expired")
-		case status != usher.UserActive:
-			return usher.Errorf(usher.EUNAUTHORIZED, "the user is disabled")
-		}
-		actor = usher.Actor{AccountID: t.AccountID, UserID: t.UserID, Email: t.UserEmail, Grants: grants, Scope: t.Scope}
-		if t.Scope == usher.ScopeSCIM {
-			// The audit log names the provisioning client, not its owner.
-			actor.Client, actor.Email = t.Name, "scim:"+t.Name
-		}
+		h.Token, h.Status, h.Grants, err = tx.TokenHolder(ctx, HashToken(token))
 		return err
 	})
-	if err != nil {
+	return s.admit(ctx, h, err)
+}
+
+// AccessByToken is Authenticate and Access in one read, for a GET of a
+// user's access: the token, its holder's status and grants, and the view
+// of the user in the token's account are one statement. The actor's
+// authentication is decided first, as Authenticate decides it (authErr);
+// then, as Access decides it, whether the actor may see the view (err).
+// Nothing of the view is returned unless both allow it.
+func (s *Service) AccessByToken(ctx context.Context, token string, userID int64) (a usher.Actor, ua UserAccess, authErr, err error) {
+	var h TokenHolder
+	var d AccessData
+	err = s.store.Peek(ctx, func(tx Tx) (err error) {
+		h, d, err = tx.TokenAccessView(ctx, HashToken(token), userID, MaxSubscriptionsPerAccount)
+		return err
+	})
+	if a, authErr = s.admit(ctx, h, err); authErr != nil {
+		return usher.Actor{}, UserAccess{}, authErr, nil
+	}
+	if !mayReadAccess(a, userID) || d.User.ID == 0 {
+		return a, UserAccess{}, nil, usher.Errorf(usher.ENOTFOUND, "user %d not found", userID)
+	}
+	return a, buildView(a, d.User, d.Held, d.Benefits, d.Subscriptions, grouping{groups: d.Groups, waits: d.Waits}), nil, nil
+}
+
+// admit turns a token read with its holder (or the error of reading it)
+// into the actor, refusing unknown and expired tokens and disabled users,
+// and notes the token's use now and then.
+func (s *Service) admit(ctx context.Context, h TokenHolder, err error) (usher.Actor, error) {
+	now := s.Now()
+	t := h.Token
+	switch {
+	case usher.ErrorCode(err) == usher.ENOTFOUND:
+		return usher.Actor{}, usher.Errorf(usher.EUNAUTHORIZED, "the token is not valid")
+	case err != nil:
 		return usher.Actor{}, err
+	case t.Expired(now):
+		return usher.Actor{}, usher.Errorf(usher.EUNAUTHORIZED, "the token has expired")
+	case h.Status != usher.UserActive:
+		return usher.Actor{}, usher.Errorf(usher.EUNAUTHORIZED, "the user is disabled")
+	}
+	actor := usher.Actor{AccountID: t.AccountID, UserID: t.UserID, Email: t.UserEmail, Grants: h.Grants, Scope: t.Scope}
+	if t.Scope == usher.ScopeSCIM {
+		// The audit log names the provisioning client, not its owner.
+		actor.Client, actor.Email = t.Name, "scim:"+t.Name
 	}
 	if t.LastUsedAt == nil || t.LastUsedAt.Before(now.Add(-tokenTouchEvery)) {
 		err := s.store.Write(ctx, func(tx Tx) error { return tx.TouchToken(ctx, t.ID, now, now.Add(-tokenTouchEvery)) })

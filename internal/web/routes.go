@@ -29,7 +29,8 @@ func (s *server) routes(mux router, withMetrics bool) {
 	api("DELETE /api/v1/users/{id}", s.deleteUser)
 	api("POST /api/v1/users/{id}/roles", s.grantRole)
 	api("DELETE /api/v1/users/{id}/roles", s.revokeRole)
-	api("GET /api/v1/users/{id}/access", s.getAccess)
+	// The GET of a user's access authenticates in the read of the view.
+	mux.Handle("GET /api/v1/users/{id}/access", s.getAccessByToken(s.bearer(s.textQuery(s.getAccess))))
 	api("PUT /api/v1/users/{id}/access", s.setAccess)
 	api("POST /api/v1/users/{id}/seats", s.addSeat)
 	api("DELETE /api/v1/users/{id}/seats/{subscription_id}", s.removeSeat)

@@ -43,6 +43,31 @@ func (s *server) getAccess(w http.ResponseWriter, r *http.Request) {
 	s.writeAccess(w, r, http.StatusOK, ua)
 }
 
+// getAccessByToken is getAccess behind bearer in one read of the database:
+// the token, its holder and the view (access.Service.AccessByToken), with
+// the same checks in the same order. A request it cannot answer so (no
+// bearer token, a bad id or query) goes to slow, the same handler behind
+// bearer, so its error is the same as on every other route.
+func (s *server) getAccessByToken(slow http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := bearerToken(r)
+		id, err := pathID(r, "id", "user")
+		if !ok || err != nil || CheckQueryText(r.URL.Query()) != nil {
+			slow(w, r)
+			return
+		}
+		a, ua, authErr, err := s.access.AccessByToken(r.Context(), token, id)
+		if r, ok = s.admit(w, r, a, authErr); !ok {
+			return
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.writeAccess(w, r, http.StatusOK, ua)
+	}
+}
+
 // writeAccess answers with a user's access and its version as the ETag,
 // which If-Match on the writes below names.
 func (s *server) writeAccess(w http.ResponseWriter, r *http.Request, status int, ua access.UserAccess) {
