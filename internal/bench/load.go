@@ -223,18 +223,24 @@ func measureReplicas(ctx context.Context, c *client, db *store.DB, cfg Config) (
 		return r, fmt.Errorf("second replica: %w", err)
 	}
 	defer srv.Close()
+	return reportOver([]string{c.base, base2}, c.token, cfg, "replicas"), nil
+}
+
+// reportOver sends the report's first page to bases in turn from
+// cfg.Clients clients for cfg.LoadFor, with token.
+func reportOver(bases []string, token string, cfg Config, name string) Replicas {
+	var r Replicas
 	path := fmt.Sprintf("/api/v1/reports/usage?status=inactive&range=3m&limit=%d", cfg.PageSize)
-	bases := []string{c.base, base2}
 	var next atomic.Uint64
-	header := http.Header{"Authorization": {"Bearer " + c.token}, "Accept": {"application/json"}}
+	header := http.Header{"Authorization": {"Bearer " + token}, "Accept": {"application/json"}}
 	targeter := func(t *vegeta.Target) error {
-		t.Method, t.URL, t.Header = "GET", bases[next.Add(1)%2]+path, header
+		t.Method, t.URL, t.Header = "GET", bases[next.Add(1)%uint64(len(bases))]+path, header
 		return nil
 	}
 	n := uint64(cfg.Clients)
 	atk := vegeta.NewAttacker(vegeta.Workers(n), vegeta.MaxWorkers(n), vegeta.Connections(cfg.Clients), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
 	var m vegeta.Metrics
-	for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, cfg.LoadFor, "replicas") {
+	for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, cfg.LoadFor, name) {
 		m.Add(res)
 	}
 	m.Close()
@@ -244,5 +250,5 @@ func measureReplicas(ctx context.Context, c *client, db *store.DB, cfg Config) (
 		r.ErrorText = m.Errors[0]
 	}
 	r.RPS, r.P50, r.P99 = m.Throughput, m.Latencies.P50, m.Latencies.P99
-	return r, nil
+	return r
 }

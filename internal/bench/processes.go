@@ -11,11 +11,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
-
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/usherhq/usher/internal/store"
 )
@@ -24,10 +21,7 @@ import (
 // two `usher serve` processes on one PostgreSQL database, as two replicas
 // behind a load balancer run.
 type Processes struct {
-	Requests, Errors int
-	RPS              float64 // both processes together
-	P50, P99         time.Duration
-	ErrorText        string
+	Replicas // both processes together
 	// PeakRSS is each process's peak resident memory (VmHWM), from its
 	// start to the end of the load; 0 off Linux.
 	PeakRSS [2]uint64
@@ -65,26 +59,7 @@ func measureProcesses(ctx context.Context, db *store.DB, token string, cfg Confi
 	}
 	r.Ready = time.Since(start)
 
-	path := fmt.Sprintf("/api/v1/reports/usage?status=inactive&range=3m&limit=%d", cfg.PageSize)
-	var next atomic.Uint64
-	header := http.Header{"Authorization": {"Bearer " + token}, "Accept": {"application/json"}}
-	targeter := func(t *vegeta.Target) error {
-		t.Method, t.URL, t.Header = "GET", procs[next.Add(1)%2].base+path, header
-		return nil
-	}
-	n := uint64(cfg.Clients)
-	atk := vegeta.NewAttacker(vegeta.Workers(n), vegeta.MaxWorkers(n), vegeta.Connections(cfg.Clients), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
-	var m vegeta.Metrics
-	for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, cfg.LoadFor, "usher serve") {
-		m.Add(res)
-	}
-	m.Close()
-	r.Requests = int(m.Requests)
-	r.Errors = r.Requests - int(m.Success*float64(m.Requests)+0.5)
-	if len(m.Errors) > 0 {
-		r.ErrorText = m.Errors[0]
-	}
-	r.RPS, r.P50, r.P99 = m.Throughput, m.Latencies.P50, m.Latencies.P99
+	r.Replicas = reportOver([]string{procs[0].base, procs[1].base}, token, cfg, "usher serve")
 	for i, p := range procs {
 		if err := p.alive(); err != nil {
 			return r, fmt.Errorf("usher serve %d: %w", i+1, err)
