@@ -318,15 +318,7 @@ func seedAdmins(t *testing.T, db *store.DB, n int, now time.Time, start string) 
 // the SMTP server down for a while.
 func TestNotificationsExactlyOnceAcrossTwoServers(t *testing.T) {
 	dsn := postgresDSN(t)
-	ctx := context.Background()
-	db, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := openMigrated(t, dsn)
 	const n = 200
 	t0 := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC) // Monday
 	setNow := setClock(t, t0)

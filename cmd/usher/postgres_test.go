@@ -10,12 +10,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/store/storetest"
 )
 
 // postgresDSN returns a URL for a fresh schema on the test PostgreSQL,
 // dropped when the test ends. Like every storage test, it fails rather than
 // skips when PostgreSQL is unreachable.
+// openMigrated opens dsn's database with the schema up to date, closed
+// when the test ends.
+func openMigrated(t *testing.T, dsn string) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func postgresDSN(t *testing.T) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

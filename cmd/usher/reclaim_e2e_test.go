@@ -161,14 +161,7 @@ func sqlInt(t *testing.T, db *store.DB, query string) int {
 func TestReclaimExactlyOnceAcrossTwoServers(t *testing.T) {
 	dsn := postgresDSN(t)
 	ctx := context.Background()
-	db, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := openMigrated(t, dsn)
 	const accounts, people = 4, 40
 	t0 := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	setNow := setClock(t, t0)
