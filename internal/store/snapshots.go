@@ -25,6 +25,9 @@ const snapshotChunk = 500
 // on PostgreSQL a failed statement would abort the transaction that records
 // the email or run with it.
 func (tx *Tx) InsertSnapshot(ctx context.Context, s *usage.Snapshot) error {
+	if tx.engine == Postgres && len(s.Seats) <= snapshotChunk {
+		return tx.insertSmallSnapshot(ctx, s)
+	}
 	var id int64
 	err := tx.queryRow(ctx, `
 		INSERT INTO snapshots (account_id, kind, source_id, inactive_range, taken_at, seats, users)
@@ -59,6 +62,40 @@ func (tx *Tx) InsertSnapshot(ctx context.Context, s *usage.Snapshot) error {
 		if _, err := tx.exec(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("insert snapshot %s seats: %w", s.ID, err)
 		}
+	}
+	return nil
+}
+
+// insertSmallSnapshot records a snapshot and its seats on PostgreSQL in
+// one statement: an email's snapshot holds a few seats, and it is recorded
+// in the transaction that claims the next email, where the round trips and
+// the COPY protocol's messages of a separate seat insert cost more than
+// the rows. The seats go as one array per column; when the snapshot exists
+// already, the CTE returns no id and no seat is inserted.
+func (tx *Tx) insertSmallSnapshot(ctx context.Context, s *usage.Snapshot) error {
+	n := len(s.Seats)
+	users, subs, assigned, used := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	emails, inactivity, actions := make([]string, n), make([]string, n), make([]string, n)
+	for i, st := range s.Seats {
+		users[i], subs[i], emails[i] = st.UserID, st.SubscriptionID, st.Email
+		assigned[i], used[i], inactivity[i], actions[i] = millis(st.AssignedAt), millis(st.LastUsedAt), string(st.Inactivity), st.Action
+	}
+	_, err := tx.exec(ctx, `
+		WITH s AS (
+			INSERT INTO snapshots (account_id, kind, source_id, inactive_range, taken_at, seats, users)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (kind, source_id) DO NOTHING
+			RETURNING id
+		)
+		INSERT INTO snapshot_seats (snapshot_id, user_id, subscription_id, email, assigned_at, last_used_at, inactivity, action)
+		SELECT s.id, v.user_id, v.subscription_id, v.email, v.assigned_at, v.last_used_at, v.inactivity, v.action
+		FROM s, unnest(?::bigint[], ?::bigint[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[])
+			AS v (user_id, subscription_id, email, assigned_at, last_used_at, inactivity, action)
+		ON CONFLICT (snapshot_id, user_id, subscription_id) DO NOTHING`,
+		s.AccountID, string(s.Kind), s.SourceID, string(s.Range), millis(s.TakenAt), s.SeatCount, s.UserCount,
+		users, subs, emails, assigned, used, inactivity, actions)
+	if err != nil {
+		return fmt.Errorf("insert snapshot %s: %w", s.ID, err)
 	}
 	return nil
 }
