@@ -384,14 +384,10 @@ func (s *Service) audit(ctx context.Context, tx Tx, a usher.Actor, action string
 // recipient loads who a setting's emails go to and reports whether they may
 // still get them: an active user who is still a primary admin.
 func recipient(ctx context.Context, tx Tx, accountID, userID int64) (usher.User, bool, error) {
-	u, err := tx.UserByID(ctx, accountID, userID)
+	u, grants, err := tx.UserWithRoles(ctx, accountID, userID)
 	if usher.ErrorCode(err) == usher.ENOTFOUND {
 		return usher.User{}, false, nil
 	} else if err != nil {
-		return usher.User{}, false, err
-	}
-	grants, err := tx.RolesOf(ctx, accountID, userID)
-	if err != nil {
 		return usher.User{}, false, err
 	}
 	a := usher.Actor{AccountID: accountID, UserID: userID, Grants: grants, Scope: usher.ScopeFull}

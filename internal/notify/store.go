@@ -37,6 +37,10 @@ type Tx interface {
 	UserByID(ctx context.Context, accountID, id int64) (usher.User, error)
 	RolesOf(ctx context.Context, accountID, userID int64) ([]usher.RoleGrant, error)
 	InsertAudit(ctx context.Context, e *usher.AuditEntry) error
+	// UserWithRoles answers what UserByID and RolesOf answer, in one
+	// statement: an email's recipient is read so for every email planned
+	// and every email sent.
+	UserWithRoles(ctx context.Context, accountID, userID int64) (usher.User, []usher.RoleGrant, error)
 
 	// SettingOf returns the user's setting, on or off; usher.ENOTFOUND when
 	// the user never set one up.

@@ -414,6 +414,31 @@ func TestRoles(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, want)
 			}
 		})
+		t.Run("UserWithRolesAnswersWhatUserByIDAndRolesOfDo", func(t *testing.T) {
+			other := newAccount(t, db, "Other")
+			w := newUser(t, db, acct.ID, "cy@example.com", "Cy") // no grants
+			for _, id := range []int64{u.ID, v.ID, w.ID} {
+				var gotUser, wantUser usher.User
+				var got, want []usher.RoleGrant
+				read(t, db, func(tx *store.Tx) (err error) {
+					if gotUser, got, err = tx.UserWithRoles(ctx, acct.ID, id); err != nil {
+						return err
+					}
+					if wantUser, err = tx.UserByID(ctx, acct.ID, id); err != nil {
+						return err
+					}
+					want, err = tx.RolesOf(ctx, acct.ID, id)
+					return err
+				})
+				if gotUser != wantUser || !slices.Equal(got, want) {
+					t.Fatalf("user %d: got %+v %+v, want %+v %+v", id, gotUser, got, wantUser, want)
+				}
+			}
+			err := db.Read(ctx, func(tx *store.Tx) error { _, _, err := tx.UserWithRoles(ctx, other.ID, u.ID); return err })
+			wantCode(t, err, usher.ENOTFOUND)
+			err = db.Read(ctx, func(tx *store.Tx) error { _, _, err := tx.UserWithRoles(ctx, acct.ID, 99999); return err })
+			wantCode(t, err, usher.ENOTFOUND)
+		})
 		t.Run("UsersWithRole", func(t *testing.T) {
 			var got []usher.RoleGrant
 			read(t, db, func(tx *store.Tx) (err error) {
