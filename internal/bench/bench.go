@@ -107,7 +107,10 @@ type Result struct {
 	// Processes is two `usher serve` processes on one PostgreSQL database;
 	// zero on SQLite, without Clients or without Config.Usher.
 	Processes Processes
-	SCIM      SCIM // zero without Config.SCIMUsers
+	// Serve is one `usher serve` process on the SQLite file under the same
+	// load (PeakRSS[0], CPU[0]); PostgreSQL has Processes instead.
+	Serve Processes
+	SCIM  SCIM // zero without Config.SCIMUsers
 	// PeakRSS is the largest resident memory of the process, sampled while
 	// it served the measured requests (after seeding); 0 off Linux. The
 	// server runs in the benchmark's process, so this bounds usher serve's.
@@ -153,7 +156,12 @@ type Export struct {
 	HTTP          time.Duration
 	Baseline      time.Duration
 	BaselineKind  string
-	PeakHeapBytes uint64 // heap growth while the export ran
+	PeakHeapBytes uint64 // heap in use, growth while the export ran (garbage included)
+	// PeakLiveHeapBytes is the growth of the live heap, as the garbage
+	// collections during the export (GCs of them) found it: what the
+	// export retained.
+	PeakLiveHeapBytes uint64
+	GCs               int
 }
 
 func (e Export) HTTPRate() float64     { return rate(e.Rows, e.HTTP) }
@@ -231,6 +239,12 @@ func Run(ctx context.Context, db *store.DB, cfg Config, progress func(format str
 	if cfg.Clients > 0 && cfg.Usher != "" && db.Engine() == store.Postgres {
 		progress("%d clients at once for %v over two usher serve processes on the same database", cfg.Clients, cfg.LoadFor)
 		if res.Processes, err = measureProcesses(ctx, db, w.token, cfg); err != nil {
+			return res, err
+		}
+	}
+	if cfg.Clients > 0 && cfg.Usher != "" && db.Engine() == store.SQLite {
+		progress("%d clients at once for %v over one usher serve process on the same SQLite file", cfg.Clients, cfg.LoadFor)
+		if res.Serve, err = measureServe(ctx, db, w.token, cfg); err != nil {
 			return res, err
 		}
 	}

@@ -74,6 +74,19 @@ func TestRunAtSmallScale(t *testing.T) {
 		} else if x.Requests != 0 {
 			t.Errorf("two usher serve processes on %s: %+v, want none (one process)", db.Engine(), x)
 		}
+		if x := res.Serve; db.Engine() == store.SQLite {
+			if x.Requests == 0 || x.Errors != 0 || x.RPS <= 0 {
+				t.Errorf("one usher serve process on the SQLite file: %+v, want requests without errors", x)
+			}
+			if runtime.GOOS == "linux" && x.PeakRSS[0] < 1<<20 {
+				t.Errorf("usher serve peak resident memory %v bytes: not read", x.PeakRSS)
+			}
+		} else if x.Requests != 0 {
+			t.Errorf("one usher serve process on %s: %+v, want none (two processes)", db.Engine(), x)
+		}
+		if x := res.Export; x.GCs > 0 && x.PeakLiveHeapBytes > x.PeakHeapBytes+1<<20 {
+			t.Errorf("export: live heap grew %d bytes, more than the heap in use (%d)", x.PeakLiveHeapBytes, x.PeakHeapBytes)
+		}
 		if runtime.GOOS == "linux" && res.PeakRSS < 1<<20 {
 			t.Errorf("peak resident memory %d bytes: not sampled", res.PeakRSS)
 		}
@@ -83,7 +96,7 @@ func TestRunAtSmallScale(t *testing.T) {
 	if err := bench.Write(&out, results); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99", "resident memory, peak while serving", "16 clients, `GET /api/v1/users/{id}/access`", "two `usher serve` processes", "— (one process)", "SCIM ÷ plain SQL", "| group members afterwards (SCIM / plain SQL) | 50 / 50 | 50 / 50 ✓ | 50 / 50 ✓ |"} {
+	for _, want := range []string{"| measure | goal | sqlite | postgres |", "rollup writes per event", "export ÷ baseline", "dashboard p50 / p99", "resident memory, peak while serving", "16 clients, `GET /api/v1/users/{id}/access`", "two `usher serve` processes", "— (one process)", "one `usher serve` process (the SQLite file)", "— (two processes above)", "live heap growth during export (after GC)", "SCIM ÷ plain SQL", "| group members afterwards (SCIM / plain SQL) | 50 / 50 | 50 / 50 ✓ | 50 / 50 ✓ |"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

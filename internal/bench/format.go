@@ -123,8 +123,12 @@ func Write(w io.Writer, results []Result) error {
 		})
 	}
 	writeProcesses(results, row, mark)
+	writeServe(results, row, mark)
 	writeSCIM(results, row)
 	row("heap growth during export", "flat", func(r Result) string { return fmt.Sprintf("%.1f MiB", float64(r.Export.PeakHeapBytes)/(1<<20)) })
+	row("live heap growth during export (after GC)", "flat", func(r Result) string {
+		return fmt.Sprintf("%.1f MiB (%d GCs)", float64(r.Export.PeakLiveHeapBytes)/(1<<20), r.Export.GCs)
+	})
 	row("resident memory, peak while serving", fmt.Sprintf("≤ %d MiB", goalRSSMiB), func(r Result) string {
 		mib := float64(r.PeakRSS) / (1 << 20)
 		return fmt.Sprintf("%.0f MiB %s", mib, mark(r.PeakRSS > 0 && mib <= goalRSSMiB))

@@ -82,3 +82,31 @@ func writeSCIM(results []Result, row rowFunc) {
 		return fmt.Sprintf("%d / %d %s", x.Members, x.BaselineMembers, ok)
 	})
 }
+
+// writeServe prints the row of one `usher serve` process on the SQLite
+// file, if any result has it; PostgreSQL's cell points to its two
+// processes.
+func writeServe(results []Result, row rowFunc, mark func(bool) string) {
+	ran := false
+	for _, r := range results {
+		ran = ran || r.Serve.Requests > 0
+	}
+	if !ran {
+		return
+	}
+	c := results[0].Config
+	row(fmt.Sprintf("%d clients on one `usher serve` process (the SQLite file), report page: requests/s, p50 / p99; errors; resident memory, peak (VmHWM); CPU", c.Clients),
+		fmt.Sprintf("0 errors, ≤ %d MiB", goalRSSMiB), func(r Result) string {
+			x := r.Serve
+			if x.Requests == 0 {
+				return "— (two processes above)"
+			}
+			mib := float64(x.PeakRSS[0]) / (1 << 20)
+			s := fmt.Sprintf("%.0f, %s / %s; %d of %d %s; %.0f MiB %s; %.1f s", x.RPS, ms(x.P50), ms(x.P99), x.Errors, x.Requests, mark(x.Errors == 0),
+				mib, mark(x.PeakRSS[0] > 0 && mib <= goalRSSMiB), x.CPU[0].Seconds())
+			if x.ErrorText != "" {
+				s += " (" + x.ErrorText + ")"
+			}
+			return s
+		})
+}

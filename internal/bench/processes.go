@@ -37,9 +37,25 @@ const serveReady = 60 * time.Second
 // from cfg.Clients clients for cfg.LoadFor. They are stopped on every way
 // out.
 func measureProcesses(ctx context.Context, db *store.DB, token string, cfg Config) (Processes, error) {
+	return measureServes(ctx, db, token, cfg, 2)
+}
+
+// measureServe starts one `usher serve` process of the binary cfg.Usher on
+// db's SQLite file, while the benchmark's own process keeps it open too,
+// and sends it the report's first page from cfg.Clients clients for
+// cfg.LoadFor: the resident memory of the server alone, without the
+// benchmark's load generator and synthetic account, which the whole
+// process's peak includes. Its figures are in PeakRSS[0] and CPU[0].
+func measureServe(ctx context.Context, db *store.DB, token string, cfg Config) (Processes, error) {
+	return measureServes(ctx, db, token, cfg, 1)
+}
+
+// measureServes runs n (1 or 2) `usher serve` processes on db's database
+// under the report load, spread over them in turn.
+func measureServes(ctx context.Context, db *store.DB, token string, cfg Config, n int) (Processes, error) {
 	var r Processes
 	start := time.Now()
-	var procs [2]*serveProc
+	procs := make([]*serveProc, n)
 	defer func() {
 		for _, p := range procs {
 			p.stop()
@@ -52,14 +68,16 @@ func measureProcesses(ctx context.Context, db *store.DB, token string, cfg Confi
 		}
 		procs[i] = p
 	}
+	bases := make([]string, n)
 	for i, p := range procs {
 		if err := p.waitReady(ctx, serveReady); err != nil {
 			return r, fmt.Errorf("usher serve %d: %w", i+1, err)
 		}
+		bases[i] = p.base
 	}
 	r.Ready = time.Since(start)
 
-	r.Replicas = reportOver([]string{procs[0].base, procs[1].base}, token, cfg, "usher serve")
+	r.Replicas = reportOver(bases, token, cfg, "usher serve")
 	for i, p := range procs {
 		if err := p.alive(); err != nil {
 			return r, fmt.Errorf("usher serve %d: %w", i+1, err)

@@ -158,6 +158,10 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	}, nil
 }
 
+// sqliteWriterCacheKiB is the page cache of the SQLite writer connection,
+// in KiB (SQLite's default is 2,000).
+const sqliteWriterCacheKiB = 32 << 10
+
 func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("empty SQLite file path")
@@ -176,6 +180,12 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// MaxOpenConns(1) queues our own writers in the pool, not in SQLite.
 	wp := cloneValues(params)
 	wp.Set("_txlock", "immediate")
+	// The writer's page cache holds the pages the ingest revisits for
+	// every batch (users, seats, days, rollups, the upper levels of the
+	// events' key): with SQLite's default of 2 MiB each batch read them
+	// again from the file, a system call per page. It grows only as pages
+	// are used; see decision 0036.
+	wp.Set("_pragma", fmt.Sprintf("cache_size(%d)", -sqliteWriterCacheKiB))
 	writer, err := sql.Open("sqlite", path+"?"+wp.Encode())
 	if err != nil {
 		return nil, err
