@@ -329,6 +329,14 @@ func (s *Service) AccessByToken(ctx context.Context, token string, userID int64)
 	return a, buildView(a, d.User, d.Held, d.Benefits, d.Subscriptions, grouping{groups: d.Groups, waits: d.Waits}), nil, nil
 }
 
+// Admit decides a token read with its holder in another service's
+// statement (as TokenHolder reads it, err being that read's error) as
+// Authenticate decides it: unknown, expired and disabled users' tokens are
+// refused; the token's use is noted now and then.
+func (s *Service) Admit(ctx context.Context, h TokenHolder, err error) (usher.Actor, error) {
+	return s.admit(ctx, h, err)
+}
+
 // admit turns a token read with its holder (or the error of reading it)
 // into the actor, refusing unknown and expired tokens and disabled users,
 // and notes the token's use now and then.

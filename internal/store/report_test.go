@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/store"
 	"github.com/usherhq/usher/internal/store/storetest"
 	"github.com/usherhq/usher/internal/usage"
@@ -180,6 +181,45 @@ func TestReportRowsAtReadsTheVersionWithThePage(t *testing.T) {
 		})
 		if err == nil {
 			t.Error("a write through Peek succeeded; want it refused")
+		}
+	})
+}
+
+// TestTokenReportAccountReadsTheTokensAccount: the report's first read with
+// a token gives the token with its holder and the token's own account with
+// the version ReportAccount reads; an unknown hash is not found.
+func TestTokenReportAccountReadsTheTokensAccount(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		newAccount(t, db, "Other")
+		acct := newAccount(t, db, "Acme")
+		u := newUser(t, db, acct.ID, "ada@example.com", "Ada")
+		_, hash := access.NewToken()
+		tok := usher.Token{AccountID: acct.ID, UserID: u.ID, Name: "ci", Scope: usher.ScopeRead, Hash: hash, CreatedAt: now}
+		write(t, db, func(tx *store.Tx) error { return tx.CreateToken(ctx, &tok) })
+		write(t, db, func(tx *store.Tx) error { return tx.SetProcessedAt(ctx, acct.ID, now) })
+		err := db.Peek(ctx, func(tx *store.Tx) error {
+			h, got, v, processed, err := tx.TokenReportAccount(ctx, hash)
+			if err != nil {
+				return err
+			}
+			want, wantV, _, err := tx.ReportAccount(ctx, acct.ID)
+			if err != nil {
+				return err
+			}
+			if h.Token.ID != tok.ID || h.Token.UserID != u.ID || h.Status != usher.UserActive || got != want || v != wantV ||
+				processed == nil || !processed.Equal(now) {
+				t.Errorf("got token %+v status %s, account %+v version %s processed %v; want token %d, account %+v version %s processed %v",
+					h.Token, h.Status, got, v, processed, tok.ID, want, wantV, now)
+			}
+			_, _, _, _, err = tx.TokenReportAccount(ctx, access.HashToken("nope"))
+			if usher.ErrorCode(err) != usher.ENOTFOUND {
+				t.Errorf("unknown token: got %v, want not found", err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }

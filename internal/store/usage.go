@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -782,6 +783,43 @@ func (tx *Tx) ReportAccount(ctx context.Context, id int64) (usher.Account, strin
 		at = &t
 	}
 	return a, strconv.FormatInt(version, 10), at, nil
+}
+
+// TokenReportAccount is TokenHolder and ReportAccount of the token's
+// account in one statement: the report's first read, for a request with a
+// bearer token, authenticates it too. It answers usher.ENOTFOUND when no
+// token has the hash.
+func (tx *Tx) TokenReportAccount(ctx context.Context, hash []byte) (access.TokenHolder, usher.Account, string, *time.Time, error) {
+	var h access.TokenHolder
+	var a usher.Account
+	var grants sql.NullString
+	var tokenCreated, created, version, processed int64
+	var used, expires sql.NullInt64
+	t := &h.Token
+	err := tx.queryRow(ctx, "SELECT "+tokenColumns+", u.status, (SELECT "+grantsAgg(tx.engine)+` FROM role_grants g
+		WHERE g.account_id = t.account_id AND g.user_id = t.user_id),
+		a.id, a.name, a.time_zone, a.new_seat_grace_days, a.created_at, a.data_version,
+		COALESCE((SELECT processed_at FROM usage_processed p WHERE p.account_id = a.id), 0)`+tokenFrom+
+		"JOIN accounts a ON a.id = t.account_id WHERE t.hash = ?", hash).
+		Scan(&t.ID, &t.AccountID, &t.UserID, &t.UserEmail, &t.Name, &t.Scope, &t.Hash, &tokenCreated, &used, &expires, &h.Status, &grants,
+			&a.ID, &a.Name, &a.TimeZone, &a.NewSeatGraceDays, &created, &version, &processed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, a, "", nil, usher.Errorf(usher.ENOTFOUND, "token not found")
+	} else if err != nil {
+		return h, a, "", nil, fmt.Errorf("get token and account: %w", err)
+	}
+	t.CreatedAt = fromMillis(tokenCreated)
+	t.LastUsedAt, t.ExpiresAt = timeOrNil(used), timeOrNil(expires)
+	if h.Grants, err = parseGrants(t.UserID, grants); err != nil {
+		return h, a, "", nil, fmt.Errorf("get token: %w", err)
+	}
+	a.CreatedAt = fromMillis(created)
+	var at *time.Time
+	if processed != 0 {
+		pt := fromMillis(processed)
+		at = &pt
+	}
+	return h, a, strconv.FormatInt(version, 10), at, nil
 }
 
 // ReportRows returns the rows matching q in q's order, at most q.Limit.

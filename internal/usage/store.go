@@ -195,6 +195,10 @@ type Tx interface {
 	ReportVersion(ctx context.Context, accountID int64) (string, *time.Time, error)
 	// ReportAccount is AccountByID and ReportVersion in one statement.
 	ReportAccount(ctx context.Context, id int64) (usher.Account, string, *time.Time, error)
+	// TokenReportAccount is access's TokenHolder and ReportAccount of the
+	// token's account in one statement; usher.ENOTFOUND when no token has
+	// the hash.
+	TokenReportAccount(ctx context.Context, hash []byte) (access.TokenHolder, usher.Account, string, *time.Time, error)
 	// ReportRowsAt is ReportRows reading the account's data version in the
 	// same statement: same is false when it is no longer version, or when
 	// no row matched.

@@ -1,10 +1,13 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync"
 
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -96,14 +99,33 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // writeJSON answers with v as JSON. A value that cannot be encoded is a bug,
-// answered as an internal error before anything is written.
+// answered as an internal error before anything is written. The body is
+// encoded into a reused buffer and sent with its length: no chunked framing,
+// so no final chunk written apart, and no copy to append the newline.
 func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer putJSONBuffer(buf)
+	// Encode writes what json.Marshal does, then a newline.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// jsonBuffers keeps writeJSON's buffers between requests; one grown past
+// maxPooledJSON (a long list) is left to the collector rather than kept.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledJSON = 256 << 10
+
+func putJSONBuffer(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledJSON {
+		jsonBuffers.Put(b)
+	}
 }

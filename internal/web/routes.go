@@ -87,6 +87,7 @@ func (s *server) routes(mux router, withMetrics bool) {
 	}
 	if s.usage != nil {
 		api("POST /api/v1/usage-events", s.ingestUsage)
-		api("GET /api/v1/reports/usage", s.usageReport)
+		// The report's GET authenticates in the report's first read.
+		mux.Handle("GET /api/v1/reports/usage", s.usageReportByToken(s.bearer(s.textQuery(s.usageReport))))
 	}
 }
