@@ -25,7 +25,7 @@ range=3m, 100 rows) against the bare SQL that returns the same rows; the full
 CSV export against COPY (same query) TO STDOUT; usher serve processes of
 this binary under 16 clients, with their peak memory (two on PostgreSQL, one
 on SQLite);
-SCIM provisioning of 10,000 users into a group (at scale 1) against plain
+SCIM provisioning of 10,000 users into a group (at scale 1 and above) against plain
 SQL inserts of the same rows. At scale 1 it builds 100,000
 users, 150,000 seats and 10,000,000 usage events on each engine, which takes
 minutes. Prints a Markdown table with the goals; see docs/performance.md.

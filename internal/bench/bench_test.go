@@ -103,3 +103,14 @@ func TestRunAtSmallScale(t *testing.T) {
 	}
 	t.Logf("\n%s", out.String())
 }
+
+func TestScaledKeepsSCIMAtTheGoalsSize(t *testing.T) {
+	for _, tc := range []struct {
+		f           float64
+		users, scim int
+	}{{0.0001, 50, 50}, {0.5, 50_000, 5_000}, {1, 100_000, 10_000}, {10, 1_000_000, 10_000}} {
+		if c := bench.Scaled(tc.f); c.Users != tc.users || c.SCIMUsers != tc.scim {
+			t.Errorf("Scaled(%v): %d users, %d SCIM users; want %d, %d", tc.f, c.Users, c.SCIMUsers, tc.users, tc.scim)
+		}
+	}
+}
