@@ -81,8 +81,8 @@ func newGroupWorld(t *testing.T, db *store.DB) groupWorld {
 		return err
 	})
 	w.users = []int64{w.cat.ID, w.ann.ID, w.bob.ID, w.gone.ID, w.ann.ID}
-	w.remove = []access.SeatRef{{w.bob.ID, w.s2.ID}, {w.ann.ID, w.s1.ID}, {w.bob.ID, w.s1.ID}}
-	w.removeBenefits = []access.SeatRef{{w.ann.ID, w.s1.ID}, {w.bob.ID, w.s2.ID}}
+	w.remove = []access.SeatRef{{UserID: w.bob.ID, SubscriptionID: w.s2.ID}, {UserID: w.ann.ID, SubscriptionID: w.s1.ID}, {UserID: w.bob.ID, SubscriptionID: w.s1.ID}}
+	w.removeBenefits = []access.SeatRef{{UserID: w.ann.ID, SubscriptionID: w.s1.ID}, {UserID: w.bob.ID, SubscriptionID: w.s2.ID}}
 	return w
 }
 
@@ -298,7 +298,7 @@ func TestGroupStatementsMatchThePersonByPersonOnes(t *testing.T) {
 		t.Run("Refusals", func(t *testing.T) {
 			ctx := context.Background()
 			err := two.Write(ctx, func(tx *store.Tx) error {
-				return tx.DeleteSeats(ctx, w.acct.ID, []access.SeatRef{{w.cat.ID, w.s1.ID}, {w.ann.ID, w.s1.ID}})
+				return tx.DeleteSeats(ctx, w.acct.ID, []access.SeatRef{{UserID: w.cat.ID, SubscriptionID: w.s1.ID}, {UserID: w.ann.ID, SubscriptionID: w.s1.ID}})
 			})
 			wantCode(t, err, usher.ENOTFOUND)
 			err = two.Write(ctx, func(tx *store.Tx) error {
