@@ -73,17 +73,26 @@ func HashToken(plain string) []byte {
 
 // audit writes an audit entry in tx. before and after are marshalled to JSON.
 func (s *Service) audit(ctx context.Context, tx Tx, a usher.Actor, action string, target usher.User, subID int64, before, after any) error {
-	e := usher.AuditEntry{
-		AccountID: a.AccountID, ActorID: a.UserID, ActorEmail: a.Email, Action: action,
-		TargetUserID: target.ID, TargetEmail: target.Email, SubscriptionID: subID, At: s.Now(),
-	}
-	if err := e.SetChange(before, after); err != nil {
-		return fmt.Errorf("audit %s: %w", action, err)
+	e, err := s.auditEntry(a, action, target, subID, before, after)
+	if err != nil {
+		return err
 	}
 	if err := tx.InsertAudit(ctx, &e); err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
 	return nil
+}
+
+// auditEntry is the entry audit stores, for callers that store several at once.
+func (s *Service) auditEntry(a usher.Actor, action string, target usher.User, subID int64, before, after any) (usher.AuditEntry, error) {
+	e := usher.AuditEntry{
+		AccountID: a.AccountID, ActorID: a.UserID, ActorEmail: a.Email, Action: action,
+		TargetUserID: target.ID, TargetEmail: target.Email, SubscriptionID: subID, At: s.Now(),
+	}
+	if err := e.SetChange(before, after); err != nil {
+		return e, fmt.Errorf("audit %s: %w", action, err)
+	}
+	return e, nil
 }
 
 // ---- accounts and authentication ----

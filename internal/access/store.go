@@ -280,6 +280,43 @@ type Tx interface {
 
 	InsertAudit(ctx context.Context, e *usher.AuditEntry) error
 	ListAudit(ctx context.Context, accountID int64, f AuditFilter) ([]usher.AuditEntry, error)
+
+	GroupTx
+}
+
+// SeatRef names one user's seat of one subscription.
+type SeatRef struct{ UserID, SubscriptionID int64 }
+
+// GroupTx is the set-based part of Tx, for changes that handle many people
+// in one transaction (ReclaimGroup): a few statements for all of them
+// instead of several per person. Each does what the per-person methods do.
+type GroupTx interface {
+	// UsersByIDs returns the users of the account among ids, by id; ids
+	// not found are absent.
+	UsersByIDs(ctx context.Context, accountID int64, ids []int64) (map[int64]usher.User, error)
+	// AssignmentsOfUsers is AssignmentsOfUser for several users, by user id.
+	AssignmentsOfUsers(ctx context.Context, accountID int64, userIDs []int64) (map[int64][]usher.Assignment, error)
+	// BenefitsOfUsers is BenefitsOfUser for several users, by user id.
+	BenefitsOfUsers(ctx context.Context, accountID int64, userIDs []int64) (map[int64]map[int64][]string, error)
+	// GroupGrantedSeats returns those of seats that some group assignment
+	// reaches (as GroupGrantsFor, exclusions honoured).
+	GroupGrantedSeats(ctx context.Context, accountID int64, seats []SeatRef) ([]SeatRef, error)
+	// DeleteSeats removes the seat records (with their services and group
+	// sources) and takes the users off the subscriptions' waiting lists,
+	// as DeleteAssignment and DeleteWaiter do; usher.ENOTFOUND unless every
+	// seat was held. It does not release the seats: call ReleaseSeats.
+	DeleteSeats(ctx context.Context, accountID int64, seats []SeatRef) error
+	// ReleaseSeats gives back n seats of each subscription, as n
+	// ReleaseSeat would.
+	ReleaseSeats(ctx context.Context, accountID int64, n map[int64]int) error
+	// ClearBenefits removes every benefit of the users on those subscriptions.
+	ClearBenefits(ctx context.Context, accountID int64, seats []SeatRef) error
+	// InsertAudits appends the entries to the audit log, in order; it does
+	// not set their IDs.
+	InsertAudits(ctx context.Context, es []usher.AuditEntry) error
+	// InsertBatches stores the batches with their items, in order, and
+	// sets their IDs, as InsertBatch does for one.
+	InsertBatches(ctx context.Context, bs []*usher.ReclaimBatch) error
 }
 
 // SeatHolder is a holder of one of a subscription's seats, with when the

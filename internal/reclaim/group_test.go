@@ -44,6 +44,17 @@ func (f failingTx) InsertBatch(ctx context.Context, b *usher.ReclaimBatch) error
 	return f.Tx.InsertBatch(ctx, b)
 }
 
+// InsertBatches fails as InsertBatch does, for the group carried out at
+// once: the whole group then goes again, person by person.
+func (f failingTx) InsertBatches(ctx context.Context, bs []*usher.ReclaimBatch) error {
+	for _, b := range bs {
+		if len(b.Items) > 0 && b.Items[0].UserID == f.userID {
+			return errBatch
+		}
+	}
+	return f.Tx.InsertBatches(ctx, bs)
+}
+
 // TestOnePersonsFailureLeavesTheOthersReclaimed: a reclaim run carries out
 // several people in one transaction; one person's part fails half-way, and
 // only that part is rolled back: the others are reclaimed with their batch,

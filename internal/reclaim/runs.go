@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/usherhq/usher/internal/access"
 	"github.com/usherhq/usher/internal/notify"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
@@ -247,16 +248,17 @@ func (s *Service) execute(ctx context.Context, r *Run) error {
 		group := order[lo:min(lo+groupSize, len(order))]
 		var got counts
 		var lost []error
-		// First without savepoints, as people rarely fail: should one, the
-		// transaction rolls back whole and the group goes again, each
+		// First set-based, as people rarely fail: should anything fail,
+		// the transaction rolls back whole and the group goes again, each
 		// person in a savepoint of their own.
 		for careful := false; ; careful = true {
 			err := s.store.Write(ctx, func(tx Tx) error {
 				got, lost = counts{}, nil // afresh if the store runs this again
 				return s.carryOutGroup(ctx, tx, p, acct, *r, group, reclaims, careful, &got, &lost)
 			})
-			var pe *personError
-			if !careful && errors.As(err, &pe) && ctx.Err() == nil {
+			var ge *groupError
+			if !careful && errors.As(err, &ge) && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "reclaim group failed; going again person by person", slog.Int64("run_id", r.ID), slog.String("error", err.Error()))
 				continue
 			}
 			if err != nil {
@@ -273,20 +275,19 @@ func (s *Service) execute(ctx context.Context, r *Run) error {
 	return s.digest(ctx, p, acct, r)
 }
 
-// personError is one person's failure in a group carried out without
-// savepoints.
-type personError struct {
-	userID int64
-	err    error
-}
+// groupError is a failure of a group carried out set-based, without
+// savepoints: the transaction must roll back, and the group go again
+// person by person.
+type groupError struct{ err error }
 
-func (e *personError) Error() string { return fmt.Sprintf("user %d: %v", e.userID, e.err) }
-func (e *personError) Unwrap() error { return e.err }
+func (e *groupError) Error() string { return fmt.Sprintf("group: %v", e.err) }
+func (e *groupError) Unwrap() error { return e.err }
 
 // carryOutGroup carries out a group of people in tx, adding to got what it
 // did. careful puts each person in a savepoint: one whose part fails is
-// rolled back alone and added to lost. Otherwise a person's failure is a
-// *personError, and the whole transaction must roll back.
+// rolled back alone and added to lost. Otherwise the group is carried out
+// with set-based statements (carryOutSet), whose failure is a *groupError,
+// and the whole transaction must roll back.
 func (s *Service) carryOutGroup(ctx context.Context, tx Tx, p Policy, acct usher.Account, r Run, group []int64, reclaims map[int64][]int64,
 	careful bool, got *counts, lost *[]error) error {
 	// The group's seats are locked first, in the one global order (as
@@ -310,18 +311,17 @@ func (s *Service) carryOutGroup(ctx context.Context, tx Tx, p Policy, acct usher
 	for _, it := range gp.Items {
 		items[it.UserID] = append(items[it.UserID], it)
 	}
+	if !careful {
+		if err := s.carryOutSet(ctx, tx, p, acct, r, group, items, gp.At, got); err != nil {
+			return &groupError{err}
+		}
+		return nil
+	}
 	for _, uid := range group {
 		if len(items[uid]) == 0 {
 			continue
 		}
 		var c counts
-		if !careful {
-			if err := s.carryOut(ctx, tx, p, acct, r, uid, items[uid], gp.At, &c); err != nil {
-				return &personError{uid, err}
-			}
-			got.add(c)
-			continue
-		}
 		bad, err := tx.Savepoint(ctx, func() error {
 			c = counts{}
 			return s.carryOut(ctx, tx, p, acct, r, uid, items[uid], gp.At, &c)
@@ -420,6 +420,132 @@ func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Acco
 		m := Message{Kind: kind, From: s.cfg.From, To: u, Account: acct, Date: now, Policy: p.Name, Range: p.Range, Seats: seats}
 		if _, err := s.enqueue(ctx, tx, &r, kind, u.ID, m); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// carryOutSet is carryOut for every person of a group at once, with the
+// same outcome: warnings one by one (each has its own link), and for
+// everyone together the reads, the reclaims (access.ReclaimGroup), the
+// batches, the resolved warnings and the audit entries, each in a few
+// statements. The emails are stored person by person, warning first.
+// Any failure fails the group, whose transaction must then roll back.
+func (s *Service) carryOutSet(ctx context.Context, tx Tx, p Policy, acct usher.Account, r Run, group []int64, items map[int64][]Item, now time.Time, got *counts) error {
+	var ids []int64
+	for _, uid := range group {
+		if len(items[uid]) > 0 {
+			ids = append(ids, uid)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	users, err := tx.UsersByIDs(ctx, acct.ID, ids)
+	if err != nil {
+		return err
+	}
+	sys := usher.System(acct.ID)
+	sys.Email = "reclaim policy " + p.Name
+	type person struct {
+		u                 usher.User // zero when gone, as in carryOut
+		warned, reclaimed []MessageSeat
+		subs              []int64
+		batch             *usher.ReclaimBatch
+	}
+	var audits []usher.AuditEntry
+	var people []access.PersonSeats
+	var used, reclaimedWarnings []int64
+	each := make([]person, len(ids))
+	for i, uid := range ids {
+		pp := &each[i]
+		pp.u = users[uid]
+		for _, it := range items[uid] {
+			switch it.Action {
+			case ActWarn:
+				token, hash := newToken()
+				w := Warning{AccountID: acct.ID, PolicyID: p.ID, RunID: r.ID, UserID: it.UserID, SubscriptionID: it.SubscriptionID,
+					Inactivity: it.Inactivity, LastUsedAt: it.LastUsedAt, WarnedAt: now, ReclaimAt: it.ReclaimAt.UTC(), TokenHash: hash, Outcome: OutcomeOpen}
+				made, err := tx.InsertWarning(ctx, &w)
+				if err != nil {
+					return fmt.Errorf("user %d: %w", uid, err)
+				}
+				if !made {
+					continue
+				}
+				got.warned++
+				pp.warned = append(pp.warned, seatOf(it, s.cfg.BaseURL+KeepPath+token))
+				e := usher.AuditEntry{AccountID: acct.ID, ActorEmail: sys.Email, Action: "reclaim.warn", TargetUserID: pp.u.ID, TargetEmail: pp.u.Email,
+					SubscriptionID: it.SubscriptionID, At: now}
+				if err := e.SetChange(nil, map[string]any{"policy_id": p.ID, "policy": p.Name, "warning_id": w.ID, "reclaim_at": w.ReclaimAt, "inactivity": it.Inactivity}); err != nil {
+					return err
+				}
+				audits = append(audits, e)
+			case ActReclaim:
+				pp.subs = append(pp.subs, it.SubscriptionID)
+				if it.WarningID != 0 {
+					reclaimedWarnings = append(reclaimedWarnings, it.WarningID)
+				}
+				pp.reclaimed = append(pp.reclaimed, seatOf(it, ""))
+			case ActKeep:
+				used = append(used, it.WarningID)
+			}
+		}
+		if len(pp.subs) > 0 {
+			pp.batch = &usher.ReclaimBatch{AccountID: acct.ID, Source: usher.BatchPolicy, PolicyID: p.ID, RunID: r.ID, ActorEmail: sys.Email, CreatedAt: now}
+			people = append(people, access.PersonSeats{UserID: uid, SubscriptionIDs: pp.subs, Batch: pp.batch})
+		}
+	}
+	kept, err := tx.ResolveWarnings(ctx, acct.ID, used, Warning{Outcome: OutcomeUsed, ResolvedAt: now, ResolvedRunID: r.ID})
+	if err != nil {
+		return err
+	}
+	got.kept += kept
+	if len(people) > 0 {
+		if err := s.access.ReclaimGroup(ctx, tx, sys, people); err != nil {
+			return err
+		}
+		batches := make([]*usher.ReclaimBatch, len(people))
+		for i, x := range people {
+			batches[i] = x.Batch
+		}
+		if err := tx.InsertBatches(ctx, batches); err != nil {
+			return err
+		}
+		if _, err := tx.ResolveWarnings(ctx, acct.ID, reclaimedWarnings, Warning{Outcome: OutcomeReclaimed, ResolvedAt: now, ResolvedRunID: r.ID}); err != nil {
+			return err
+		}
+		for _, pp := range each {
+			if pp.batch == nil {
+				continue
+			}
+			got.reclaimed += len(pp.subs)
+			e := usher.AuditEntry{AccountID: acct.ID, ActorEmail: sys.Email, Action: "reclaim.reclaim", TargetUserID: pp.u.ID, TargetEmail: pp.u.Email, At: now}
+			if err := e.SetChange(nil, map[string]any{"policy_id": p.ID, "policy": p.Name, "run_id": r.ID, "batch_id": pp.batch.ID,
+				"subscription_ids": pp.subs, "saved": usher.SavedOf(pp.batch.Items)}); err != nil {
+				return err
+			}
+			audits = append(audits, e)
+		}
+	}
+	if err := tx.InsertAudits(ctx, audits); err != nil {
+		return err
+	}
+	for _, pp := range each {
+		if pp.u.ID == 0 {
+			continue
+		}
+		for _, m := range []struct {
+			kind  EmailKind
+			seats []MessageSeat
+		}{{EmailWarning, pp.warned}, {EmailNotice, pp.reclaimed}} {
+			if len(m.seats) == 0 {
+				continue
+			}
+			msg := Message{Kind: m.kind, From: s.cfg.From, To: pp.u, Account: acct, Date: now, Policy: p.Name, Range: p.Range, Seats: m.seats}
+			if _, err := s.enqueue(ctx, tx, &r, m.kind, pp.u.ID, msg); err != nil {
+				return fmt.Errorf("user %d: %w", pp.u.ID, err)
+			}
 		}
 	}
 	return nil

@@ -90,6 +90,9 @@ type Tx interface {
 	// ResolveWarning sets the outcome of an open warning and reports
 	// whether it was still open.
 	ResolveWarning(ctx context.Context, w Warning) (bool, error)
+	// ResolveWarnings is ResolveWarning for the warnings ids, with w's
+	// outcome, times and run; it answers how many were still open.
+	ResolveWarnings(ctx context.Context, accountID int64, ids []int64, w Warning) (int, error)
 	// WarningByTokenHash finds a warning of any account by its link token.
 	WarningByTokenHash(ctx context.Context, hash []byte) (Warning, error)
 	// ReportKept gives run runID the policy's warnings kept from their link

@@ -199,6 +199,28 @@ func (tx *Tx) claimLeases(ctx context.Context, l leases, now time.Time, owner st
 		args = append(args, millis(now))
 	}
 	args = append(args, millis(now), millis(now), limit)
+	if tx.engine == Postgres {
+		// The claimable rows are chosen once, in a materialized CTE. As a
+		// subquery of the UPDATE (below) they may be chosen again when
+		// PostgreSQL re-checks a row that a concurrent transaction changed
+		// (EvalPlanQual re-runs the subquery, whose SKIP LOCKED then
+		// passes over the rows this claim has just taken and returns the
+		// next ones): one claim of one run leased several, and the runs
+		// it did not return waited for the lease to run out.
+		pick := args[len(args)-3:]
+		args = append(slices.Clone(pick), args[:len(args)-3]...)
+		return tx.query(ctx, `
+		WITH pick AS MATERIALIZED (
+			SELECT id FROM `+l.table+`
+			WHERE status IN (`+l.waiting+`) AND next_attempt_at <= ? AND lease_until < ?
+			ORDER BY next_attempt_at, id
+			LIMIT ?`+lock+`
+		)
+		UPDATE `+l.table+`
+		SET status = '`+l.leased+`', lease_owner = ?, lease_until = ?, attempts = attempts + 1`+touch+`
+		WHERE id IN (SELECT id FROM pick)
+		RETURNING `+l.columns, args...)
+	}
 	return tx.query(ctx, `
 		UPDATE `+l.table+`
 		SET status = '`+l.leased+`', lease_owner = ?, lease_until = ?, attempts = attempts + 1`+touch+`
