@@ -256,7 +256,9 @@ func (s *Service) ProvisionUser(ctx context.Context, a usher.Actor, in Identity)
 		// userName or email is taken over rather than refused, so that an
 		// organisation connecting its provider keeps its people's history.
 		prior, err := tx.ProvisionedUserByUserName(ctx, a.AccountID, in.UserName)
-		if usher.ErrorCode(err) == usher.ENOTFOUND {
+		// Most clients send the email as userName: then the first lookup
+		// was the second one already.
+		if usher.ErrorCode(err) == usher.ENOTFOUND && in.Email != usher.NormalizeEmail(in.UserName) {
 			prior, err = tx.ProvisionedUserByUserName(ctx, a.AccountID, in.Email)
 		}
 		switch {

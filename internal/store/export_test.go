@@ -51,3 +51,9 @@ func VersionsForTest(engine string) []int {
 	}
 	return out
 }
+
+// UserNameLookupForTest is the SQL that finds a user by userName, as the
+// engine runs it, so the plan test can EXPLAIN it.
+func UserNameLookupForTest(engine string) string {
+	return (&Tx{engine: engine}).bind(userNameLookup)
+}

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/usherhq/usher/internal/access"
@@ -41,18 +43,64 @@ func (tx *Tx) ProvisionedUserByID(ctx context.Context, accountID, id int64) (acc
 	return u, nil
 }
 
-// ProvisionedUserByUserName finds a user by userName, or by email when
-// they have none, served by users_by_user_name and the (account_id, email)
-// key. Emails are stored lower-cased (usher.NormalizeEmail).
-func (tx *Tx) ProvisionedUserByUserName(ctx context.Context, accountID int64, userName string) (access.ProvisionedUser, error) {
-	key := strings.ToLower(strings.TrimSpace(userName))
-	rows, err := tx.query(ctx, "SELECT "+provisionedColumns+` FROM users
-		WHERE account_id = ? AND (user_name_key = ? OR (email = ? AND user_name_key IS NULL))
-		ORDER BY id`, accountID, key, key)
+// userNameLookup finds the users whose userName is a key: the one whose
+// user_name_key is the key, and the one whose email is the key, flagged
+// with whether they have no userName (only then does the email count).
+// Each half is an equality on a unique key, (account_id, user_name_key)
+// and (account_id, email), so it reads one row whatever the statistics
+// say (decision 0039). The OR of the two let SQLite scan the whole table
+// when ANALYZE had seen no userName yet, and PostgreSQL read all of a new
+// account's users: a client provisioning an account looks every user up
+// first. The account id is a subquery so that PostgreSQL plans without
+// its value: ANALYZE has not seen a new account, which then looks empty,
+// and any index on account_id looks as good as the unique one. The NULL
+// test is read rather than filtered on, for it is no key: every user made
+// in Usher has a NULL user_name_key.
+const userNameLookup = "SELECT " + provisionedColumns + ", TRUE FROM users" +
+	" WHERE account_id = (SELECT CAST(? AS BIGINT)) AND user_name_key = ?" +
+	" UNION ALL SELECT " + provisionedColumns + ", user_name_key IS NULL FROM users" +
+	" WHERE account_id = (SELECT CAST(? AS BIGINT)) AND email = ?"
+
+// flaggedRow is a row of userNameLookup: its last column goes to flag.
+type flaggedRow struct {
+	row  interface{ Scan(...any) error }
+	flag *bool
+}
+
+func (r flaggedRow) Scan(dest ...any) error { return r.row.Scan(append(dest, r.flag)...) }
+
+// usersByUserName returns the users whose userName, or whose email when
+// they have none, is key (lower-cased), in id order: at most two, and
+// only one unless the service's checks were bypassed.
+func (tx *Tx) usersByUserName(ctx context.Context, accountID int64, key string) ([]access.ProvisionedUser, error) {
+	rows, err := tx.query(ctx, userNameLookup, accountID, key, accountID, key)
 	if err != nil {
-		return access.ProvisionedUser{}, fmt.Errorf("get user %s: %w", userName, err)
+		return nil, err
 	}
-	out, err := collect(rows, scanProvisioned)
+	defer rows.Close()
+	var out []access.ProvisionedUser
+	for rows.Next() {
+		var match bool
+		u, err := scanProvisioned(flaggedRow{rows, &match})
+		if err != nil {
+			return nil, err
+		}
+		if match {
+			out = append(out, u)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b access.ProvisionedUser) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// ProvisionedUserByUserName finds a user by userName, or by email when
+// they have none (userNameLookup). Emails are stored lower-cased
+// (usher.NormalizeEmail).
+func (tx *Tx) ProvisionedUserByUserName(ctx context.Context, accountID int64, userName string) (access.ProvisionedUser, error) {
+	out, err := tx.usersByUserName(ctx, accountID, strings.ToLower(strings.TrimSpace(userName)))
 	if err != nil {
 		return access.ProvisionedUser{}, fmt.Errorf("get user %s: %w", userName, err)
 	}
@@ -64,6 +112,20 @@ func (tx *Tx) ProvisionedUserByUserName(ctx context.Context, accountID int64, us
 
 // FindProvisionedUsers lists the users SCIM sees that match m, by id.
 func (tx *Tx) FindProvisionedUsers(ctx context.Context, accountID int64, m access.UserMatch, offset, limit int) ([]access.ProvisionedUser, int, error) {
+	if m.Op == access.MatchEq && m.Attr == access.AttrUserName {
+		// The filter a client sends before creating each user: two
+		// one-row reads (userNameLookup) rather than a count and a page
+		// whose plan depends on the statistics.
+		found, err := tx.usersByUserName(ctx, accountID, strings.ToLower(m.Value))
+		if err != nil {
+			return nil, 0, fmt.Errorf("find provisioned users: %w", err)
+		}
+		found = slices.DeleteFunc(found, func(u access.ProvisionedUser) bool { return u.State == access.ScimDeleted })
+		if offset >= len(found) {
+			return []access.ProvisionedUser{}, len(found), nil
+		}
+		return found[offset:min(offset+limit, len(found))], len(found), nil
+	}
 	var where strings.Builder
 	args := []any{accountID}
 	where.WriteString(" FROM users WHERE account_id = ? AND scim_state <> 'deleted'")

@@ -16,11 +16,32 @@ func userMatch(raw string) (access.UserMatch, error) {
 	if strings.TrimSpace(raw) == "" {
 		return access.UserMatch{}, nil
 	}
+	if v, ok := userNameEq(raw); ok {
+		return access.UserMatch{Op: access.MatchEq, Attr: access.AttrUserName, Value: v}, nil
+	}
 	e, err := filter.ParseFilter([]byte(raw))
 	if err != nil {
 		return access.UserMatch{}, badRequest("invalidFilter", "filter %q: %v", raw, err)
 	}
 	return translate(e)
+}
+
+// userNameEq recognises the filter a provisioning client sends before it
+// creates each user, userName eq "…", as the parser reads it: parsing took
+// a fifth of the CPU of provisioning. Any other spelling, and any value
+// with an escape or a character outside printable ASCII, goes to the parser.
+func userNameEq(raw string) (string, bool) {
+	const prefix = `userName eq "`
+	if len(raw) <= len(prefix) || raw[:len(prefix)] != prefix || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	v := raw[len(prefix) : len(raw)-1]
+	for i := range len(v) {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	return v, true
 }
 
 func translate(e filter.Expression) (access.UserMatch, error) {
