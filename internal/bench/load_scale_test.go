@@ -22,7 +22,10 @@ import (
 // depend on: it takes a minute or two instead of the whole run.
 // USHER_BENCH_LOAD_FOR sets the time of each half (default 30s);
 // USHER_BENCH_LOAD_PROFILE=FILE writes a CPU profile of both halves to
-// FILE.sqlite and FILE.postgres. It is skipped unless asked for.
+// FILE.sqlite and FILE.postgres; USHER_BENCH_LOAD_CEILING=1 also runs the
+// same requests without a valid token (401 before the database), the
+// rate of HTTP and the load generator alone. It is skipped unless asked
+// for.
 func TestAccessLoadAtScale(t *testing.T) {
 	s := os.Getenv("USHER_BENCH_LOAD")
 	if s == "" {
@@ -83,5 +86,20 @@ func TestAccessLoadAtScale(t *testing.T) {
 		}
 		t.Logf("%s %s: %.0f requests/s, p50 %v, p99 %v; bare SQL %.0f/s, p50 %v, p99 %v; ratio %.2f",
 			db.Engine(), l.Path, l.RPS, l.P50, l.P99, l.SQLRPS, l.SQLP50, l.SQLP99, l.Ratio())
+		if os.Getenv("USHER_BENCH_LOAD_CEILING") != "" {
+			// The same requests without a valid token: refused with 401
+			// before the database is asked, so HTTP, the middleware and
+			// the load generator alone; its rate bounds the access line's.
+			none := &client{http: c.http, base: c.base, token: "not-a-token"}
+			l, err := measureLoadOf(ctx, none, cfg, "/api/v1/users/{id}/access (401)",
+				func() string { return none.base + "/api/v1/users/" + strconv.FormatInt(userID(), 10) + "/access" },
+				func(ctx context.Context) (int, error) { return countRows(ctx, stmt, userID(), w.account.ID) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			rps := float64(l.Requests) / cfg.LoadFor.Seconds() // vegeta's throughput counts successes
+			t.Logf("%s %s: %.0f requests/s, p50 %v, p99 %v; bare SQL %.0f/s; ratio %.2f",
+				db.Engine(), l.Path, rps, l.P50, l.P99, l.SQLRPS, rps/l.SQLRPS)
+		}
 	})
 }
