@@ -1433,7 +1433,8 @@ const accessUserColumns = `u.id, u.account_id, u.email, u.name, u.status, u.recl
 // (or the account), not a probe per subscription, and one aggregate; the
 // products' names and services come from the catalog cache
 // (productCatalog), since they never change. %[2]s is the engine's
-// aggregate, %[3]s its chr.
+// aggregate of the items, %[3]s its chr, %[4]s its aggregate of a
+// subscription's benefits.
 const accessItemsSQL = `(SELECT %[2]s FROM (
 	SELECT 's' || %[3]s(30) || s.id || %[3]s(30) || s.plan || %[3]s(30) || s.seats || %[3]s(30) || s.seats_used
 	       || %[3]s(30) || s.contract_number || %[3]s(30) || s.term_start || %[3]s(30) || s.term_end
@@ -1534,10 +1535,7 @@ type accessViewReader struct {
 	d      access.AccessData
 	userID int64
 	found  bool
-	items  sql.NullString
-	// products are the product ids of d.Subscriptions, in order, whose
-	// names and services done fills in.
-	products []int64
+	items  sql.NullString // accessItemsSQL's column
 }
 
 func newAccessViewReader(userID int64) *accessViewReader {
