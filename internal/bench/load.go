@@ -97,38 +97,48 @@ func measureLoad(ctx context.Context, c *client, db *store.DB, w *world, cfg Con
 	}
 	var out []Load
 	for _, r := range runs {
-		l := Load{Path: r.path}
-		header := http.Header{"Authorization": {"Bearer " + c.token}, "Accept": {"application/json"}}
-		targeter := func(t *vegeta.Target) error {
-			t.Method, t.URL, t.Header = "GET", r.url(), header
-			return nil
-		}
-		n := uint64(cfg.Clients)
-		atk := vegeta.NewAttacker(vegeta.Workers(n), vegeta.MaxWorkers(n), vegeta.Connections(cfg.Clients), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
-		var m vegeta.Metrics
-		// Rate 0 with MaxWorkers: each client sends its next request as soon
-		// as the last is answered.
-		for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, cfg.LoadFor, r.path) {
-			m.Add(res)
-		}
-		m.Close()
-		l.Requests = int(m.Requests)
-		l.Errors = l.Requests - int(m.Success*float64(m.Requests)+0.5)
-		if len(m.Errors) > 0 {
-			l.ErrorText = m.Errors[0]
-		}
-		l.RPS, l.P50, l.P99 = m.Throughput, m.Latencies.P50, m.Latencies.P99
-		if l.Requests == 0 {
-			return out, fmt.Errorf("load %s: no request was sent", r.path)
-		}
-
-		var err error
-		if l.SQLRPS, l.SQLP50, l.SQLP99, l.BaselineQueryRows, err = hammer(ctx, cfg.Clients, cfg.LoadFor, r.query); err != nil {
-			return out, fmt.Errorf("load %s, bare SQL: %w", r.path, err)
+		l, err := measureLoadOf(ctx, c, cfg, r.path, r.url, r.query)
+		if err != nil {
+			return out, err
 		}
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// measureLoadOf runs one endpoint (url gives each request's) under
+// cfg.Clients clients for cfg.LoadFor, then its bare SQL (query) the same
+// way.
+func measureLoadOf(ctx context.Context, c *client, cfg Config, path string, url func() string, query func(context.Context) (int, error)) (Load, error) {
+	l := Load{Path: path}
+	header := http.Header{"Authorization": {"Bearer " + c.token}, "Accept": {"application/json"}}
+	targeter := func(t *vegeta.Target) error {
+		t.Method, t.URL, t.Header = "GET", url(), header
+		return nil
+	}
+	n := uint64(cfg.Clients)
+	atk := vegeta.NewAttacker(vegeta.Workers(n), vegeta.MaxWorkers(n), vegeta.Connections(cfg.Clients), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
+	var m vegeta.Metrics
+	// Rate 0 with MaxWorkers: each client sends its next request as soon
+	// as the last is answered.
+	for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, cfg.LoadFor, path) {
+		m.Add(res)
+	}
+	m.Close()
+	l.Requests = int(m.Requests)
+	l.Errors = l.Requests - int(m.Success*float64(m.Requests)+0.5)
+	if len(m.Errors) > 0 {
+		l.ErrorText = m.Errors[0]
+	}
+	l.RPS, l.P50, l.P99 = m.Throughput, m.Latencies.P50, m.Latencies.P99
+	if l.Requests == 0 {
+		return l, fmt.Errorf("load %s: no request was sent", path)
+	}
+	var err error
+	if l.SQLRPS, l.SQLP50, l.SQLP99, l.BaselineQueryRows, err = hammer(ctx, cfg.Clients, cfg.LoadFor, query); err != nil {
+		return l, fmt.Errorf("load %s, bare SQL: %w", path, err)
+	}
+	return l, nil
 }
 
 // countRows runs a statement prepared on the pool the server's reads use

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
@@ -1398,84 +1399,80 @@ func (tx *Tx) SetSubscriptionPrice(ctx context.Context, accountID, id int64, p *
 
 // ---- a user's access ----
 
-// accessViewSQL reads a view of a user's access in one statement: one row
-// per subscription of the account (one row with no subscription when it
-// has none), each with the user's row, the subscription and its product,
-// and the lists of the product's services, the subscription's benefits and
-// the user's seat services, seat groups and benefits folded into text
-// columns: items separated by the unit separator (31), fields by the record
-// separator (30), which no text Usher stores holds (usher.TextProblem
-// refuses control characters). The %[n]s are the engine's aggregates
-// (accessViewQuery).
-const accessViewSQL = `SELECT ` + accessViewColumns + `
-	FROM users u` + accessViewJoins + `
-	WHERE u.account_id = ? AND u.id = ?
-	ORDER BY s.id
-	LIMIT ?`
+// accessViewSQL reads a view of a user's access in one statement and one
+// row: the user's row and accessItemsSQL, every other part of the view
+// folded into one column. A user the account does not have is no row.
+const accessViewSQL = `SELECT ` + accessUserColumns + `, ` + accessItemsSQL + `
+	FROM users u
+	WHERE u.account_id = ? AND u.id = ?`
 
 // tokenAccessViewSQL is TokenHolder's statement and accessViewSQL in one:
-// the token's row with its holder's status and grants, on every row of the
-// view of a user of the token's account (one row of NULLs when that account
-// has no such user, none when no token has the hash). The %[6]s is the
-// engine's aggregate of the grants.
-const tokenAccessViewSQL = `SELECT h.*, ` + accessViewColumns + `
-	FROM (SELECT ` + tokenColumns + `, u.status AS holder_status, (SELECT %[6]s FROM role_grants g
-	      WHERE g.account_id = t.account_id AND g.user_id = t.user_id) AS holder_grants` + tokenFrom + `WHERE t.hash = ?) h
-	LEFT JOIN users u ON u.account_id = h.account_id AND u.id = ?` + accessViewJoins + `
-	ORDER BY s.id
-	LIMIT ?`
+// the token's row with its holder's status and grants, and the view of a
+// user of the token's account (NULLs when that account has no such user),
+// one row, none when no token has the hash. Its first columns are
+// tokenColumns with the holder as hu, u being the user viewed.
+const tokenAccessViewSQL = `SELECT t.id, t.account_id, t.user_id, hu.email, t.name, t.scope, t.hash, t.created_at, t.last_used_at, t.expires_at, hu.status,
+	       (SELECT %[1]s FROM role_grants g WHERE g.account_id = t.account_id AND g.user_id = t.user_id),
+	       ` + accessUserColumns + `, ` + accessItemsSQL + `
+	FROM api_tokens t JOIN users hu ON hu.account_id = t.account_id AND hu.id = t.user_id
+	LEFT JOIN users u ON u.account_id = t.account_id AND u.id = ?
+	WHERE t.hash = ?`
 
-// accessViewColumns are the columns of accessViewSQL.
-const accessViewColumns = `
-	       u.id, u.account_id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at,
-	       s.id, COALESCE(s.plan, ''), COALESCE(s.seats, 0), COALESCE(s.seats_used, 0), COALESCE(s.contract_number, ''),
-	       COALESCE(s.term_start, ''), COALESCE(s.term_end, ''), COALESCE(s.price_cents, 0), COALESCE(s.currency, ''),
-	       COALESCE(s.created_at, 0), COALESCE(p.id, 0), COALESCE(p.code, ''), COALESCE(p.name, ''),
-	       (SELECT %[1]s FROM product_services ps WHERE ps.product_id = p.id),
-	       (SELECT %[2]s FROM subscription_benefits sb WHERE sb.subscription_id = s.id),
-	       a.assigned_at, a.direct, a.last_used_at,
-	       (SELECT %[3]s FROM assignment_services x
-	        WHERE x.account_id = a.account_id AND x.user_id = a.user_id AND x.subscription_id = a.subscription_id),
-	       (SELECT %[4]s FROM seat_group_sources gs
-	        WHERE gs.account_id = a.account_id AND gs.user_id = a.user_id AND gs.subscription_id = a.subscription_id),
-	       (SELECT %[5]s FROM benefit_grants b
-	        WHERE b.account_id = u.account_id AND b.user_id = u.id AND b.subscription_id = s.id),
-	       EXISTS (SELECT 1 FROM seat_waiters w WHERE w.account_id = u.account_id AND w.user_id = u.id AND w.subscription_id = s.id)`
+const accessUserColumns = `u.id, u.account_id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at`
 
-// accessViewJoins joins the user's row u to the account's subscriptions,
-// their products and the user's seats.
-const accessViewJoins = `
-	LEFT JOIN subscriptions s ON s.account_id = u.account_id
-	LEFT JOIN products p ON p.id = s.product_id
-	LEFT JOIN assignments a ON a.account_id = u.account_id AND a.user_id = u.id AND a.subscription_id = s.id`
+// accessItemsSQL folds the rest of the view of user u into one text
+// column, one item per row of a UNION ALL, each a kind and its fields:
+// 's' a subscription of the account (at most ? of them, by id) with its
+// benefits, 'a' a seat of the user, 'x' a service of a seat, 'g' a group a
+// seat comes through with its name when the user is a member (as
+// GroupsOfUser would name it), 'b' a benefit of the user, 'w' a waiting
+// list the user is on. Items are separated by the unit separator (31),
+// fields by the record separator (30), a subscription's benefits by the
+// group separator (29); no text Usher stores holds them (usher.TextProblem
+// refuses control characters). Each part is one index range of the user
+// (or the account), not a probe per subscription, and one aggregate; the
+// products' names and services come from the catalog cache
+// (productCatalog), since they never change. %[2]s is the engine's
+// aggregate of the items, %[3]s its chr, %[4]s its aggregate of a
+// subscription's benefits.
+const accessItemsSQL = `(SELECT %[2]s FROM (
+	SELECT 's' || %[3]s(30) || s.id || %[3]s(30) || s.plan || %[3]s(30) || s.seats || %[3]s(30) || s.seats_used
+	       || %[3]s(30) || s.contract_number || %[3]s(30) || s.term_start || %[3]s(30) || s.term_end
+	       || %[3]s(30) || s.price_cents || %[3]s(30) || s.currency || %[3]s(30) || s.created_at || %[3]s(30) || s.product_id
+	       || %[3]s(30) || COALESCE((SELECT %[4]s FROM subscription_benefits sb WHERE sb.subscription_id = s.id), '') AS item
+	FROM (SELECT id, plan, seats, seats_used, contract_number, term_start, term_end, price_cents, currency, created_at, product_id
+	      FROM subscriptions WHERE account_id = u.account_id ORDER BY id LIMIT ?) s
+	UNION ALL
+	SELECT 'a' || %[3]s(30) || a.subscription_id || %[3]s(30) || a.assigned_at || %[3]s(30) || CASE WHEN a.direct THEN '1' ELSE '0' END
+	       || %[3]s(30) || a.last_used_at
+	FROM assignments a WHERE a.account_id = u.account_id AND a.user_id = u.id
+	UNION ALL
+	SELECT 'x' || %[3]s(30) || x.subscription_id || %[3]s(30) || x.service_code
+	FROM assignment_services x WHERE x.account_id = u.account_id AND x.user_id = u.id
+	UNION ALL
+	SELECT 'g' || %[3]s(30) || gs.subscription_id || %[3]s(30) || gs.group_id || %[3]s(30) || COALESCE((SELECT g.name FROM user_groups g
+	         JOIN group_members m ON m.account_id = g.account_id AND m.group_id = g.id AND m.user_id = gs.user_id
+	         WHERE g.account_id = gs.account_id AND g.id = gs.group_id), '')
+	FROM seat_group_sources gs WHERE gs.account_id = u.account_id AND gs.user_id = u.id
+	UNION ALL
+	SELECT 'b' || %[3]s(30) || b.subscription_id || %[3]s(30) || b.code
+	FROM benefit_grants b WHERE b.account_id = u.account_id AND b.user_id = u.id
+	UNION ALL
+	SELECT 'w' || %[3]s(30) || w.subscription_id
+	FROM seat_waiters w WHERE w.account_id = u.account_id AND w.user_id = u.id) i)`
 
 // accessViewQuery is accessViewSQL for the engine, tokenAccessViewQuery
-// tokenAccessViewSQL. A seat's group is named only when the user is a
-// member, as GroupsOfUser would name it.
+// tokenAccessViewSQL.
 var accessViewQuery, tokenAccessViewQuery = accessViewQueries(accessViewSQL), accessViewQueries(tokenAccessViewSQL)
 
 func accessViewQueries(query string) map[string]string {
 	out := map[string]string{}
 	for _, engine := range []string{SQLite, Postgres} {
-		agg := func(expr, order string) string {
-			if engine == Postgres {
-				return "string_agg(" + expr + ", chr(31) ORDER BY " + order + ")"
-			}
-			return "group_concat(" + expr + ", char(31))"
-		}
-		rs := "char(30)"
 		if engine == Postgres {
-			rs = "chr(30)"
+			out[engine] = fmt.Sprintf(query, grantsAgg(engine), "string_agg(i.item, chr(31))", "chr", "string_agg(sb.code, chr(29))")
+		} else {
+			out[engine] = fmt.Sprintf(query, grantsAgg(engine), "group_concat(i.item, char(31))", "char", "group_concat(sb.code, char(29))")
 		}
-		out[engine] = fmt.Sprintf(query,
-			agg("CAST(ps.position AS TEXT) || "+rs+" || ps.code || "+rs+" || ps.name", "ps.position"),
-			agg("sb.code", "sb.code"),
-			agg("x.service_code", "x.service_code"),
-			agg(`CAST(gs.group_id AS TEXT) || `+rs+` || COALESCE((SELECT g.name FROM user_groups g
-			        JOIN group_members m ON m.account_id = g.account_id AND m.group_id = g.id AND m.user_id = gs.user_id
-			        WHERE g.account_id = gs.account_id AND g.id = gs.group_id), '')`, "gs.group_id"),
-			agg("b.code", "b.code"),
-			grantsAgg(engine))
 	}
 	return out
 }
@@ -1492,21 +1489,14 @@ func grantsAgg(engine string) string {
 // AccessView reads what a view of the user's access shows in one statement
 // (accessViewSQL): a GET of a user's access is then one round trip.
 func (tx *Tx) AccessView(ctx context.Context, accountID, userID int64, maxSubscriptions int) (access.AccessData, error) {
-	v := newAccessViewReader(accountID, userID)
-	rows, err := tx.query(ctx, accessViewQuery[tx.engine], accountID, userID, maxSubscriptions)
-	if err != nil {
+	v := newAccessViewReader(userID)
+	err := v.scan(tx.queryRow(ctx, accessViewQuery[tx.engine], maxSubscriptions, accountID, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v.d, usher.Errorf(usher.ENOTFOUND, "user %d not found", userID)
+	} else if err != nil {
 		return v.d, fmt.Errorf("access of user %d: %w", userID, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := v.scan(rows); err != nil {
-			return v.d, err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return v.d, fmt.Errorf("access of user %d: %w", userID, err)
-	}
-	return v.done()
+	return v.done(ctx, tx)
 }
 
 // TokenAccessView is TokenHolder and AccessView in one statement
@@ -1516,177 +1506,259 @@ func (tx *Tx) AccessView(ctx context.Context, accountID, userID int64, maxSubscr
 // does not have is a view whose User is zero.
 func (tx *Tx) TokenAccessView(ctx context.Context, hash []byte, userID int64, maxSubscriptions int) (access.TokenHolder, access.AccessData, error) {
 	var h access.TokenHolder
-	if tx.engine == SQLite {
-		// In process there is no round trip to save, and under 16 clients
-		// the joined statement answered at half the rate of these two.
-		var err error
-		if h.Token, h.Status, h.Grants, err = tx.TokenHolder(ctx, hash); err != nil {
-			return h, access.AccessData{}, err
-		}
-		d, err := tx.AccessView(ctx, h.Token.AccountID, userID, maxSubscriptions)
-		if usher.ErrorCode(err) == usher.ENOTFOUND {
-			return h, d, nil // no such user: d.User is zero
-		}
-		return h, d, err
-	}
-	v := newAccessViewReader(0, userID)
-	rows, err := tx.query(ctx, tokenAccessViewQuery[tx.engine], hash, userID, maxSubscriptions)
-	if err != nil {
-		return h, v.d, fmt.Errorf("token and access of user %d: %w", userID, err)
-	}
-	defer rows.Close()
-	held := false
-	for rows.Next() {
-		var created int64
-		var used, expires sql.NullInt64
-		var grants sql.NullString
-		t := &h.Token
-		err := v.scan(rows, &t.ID, &t.AccountID, &t.UserID, &t.UserEmail, &t.Name, &t.Scope, &t.Hash, &created, &used, &expires, &h.Status, &grants)
-		if err != nil {
-			return h, v.d, err
-		}
-		if !held {
-			held = true
-			t.CreatedAt = fromMillis(created)
-			t.LastUsedAt, t.ExpiresAt = timeOrNil(used), timeOrNil(expires)
-			if h.Grants, err = parseGrants(t.UserID, grants); err != nil {
-				return h, v.d, fmt.Errorf("get token: %w", err)
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return h, v.d, fmt.Errorf("token and access of user %d: %w", userID, err)
-	}
-	if !held {
+	var created int64
+	var used, expires sql.NullInt64
+	var grants sql.NullString
+	v := newAccessViewReader(userID)
+	t := &h.Token
+	err := v.scan(tx.queryRow(ctx, tokenAccessViewQuery[tx.engine], maxSubscriptions, userID, hash),
+		&t.ID, &t.AccountID, &t.UserID, &t.UserEmail, &t.Name, &t.Scope, &t.Hash, &created, &used, &expires, &h.Status, &grants)
+	if errors.Is(err, sql.ErrNoRows) {
 		return h, v.d, usher.Errorf(usher.ENOTFOUND, "token not found")
+	} else if err != nil {
+		return h, v.d, fmt.Errorf("token and access of user %d: %w", userID, err)
 	}
-	d, err := v.done()
-	if usher.ErrorCode(err) == usher.ENOTFOUND {
-		return h, d, nil // no such user: d.User is zero
+	t.CreatedAt = fromMillis(created)
+	t.LastUsedAt, t.ExpiresAt = timeOrNil(used), timeOrNil(expires)
+	if h.Grants, err = parseGrants(t.UserID, grants); err != nil {
+		return h, v.d, fmt.Errorf("get token: %w", err)
 	}
+	if !v.found {
+		return h, v.d, nil // no such user: d.User is zero
+	}
+	d, err := v.done(ctx, tx)
 	return h, d, err
 }
 
-// accessViewReader builds access.AccessData from the rows of accessViewSQL.
+// accessViewReader builds access.AccessData from the row of accessViewSQL.
 type accessViewReader struct {
-	d                 access.AccessData
-	accountID, userID int64
-	found             bool
-	groups            map[int64]string
+	d      access.AccessData
+	userID int64
+	found  bool
+	items  sql.NullString // accessItemsSQL's column
 }
 
-func newAccessViewReader(accountID, userID int64) *accessViewReader {
+func newAccessViewReader(userID int64) *accessViewReader {
 	return &accessViewReader{
-		d:         access.AccessData{Subscriptions: []usher.Subscription{}, Held: map[int64]usher.Assignment{}, Benefits: map[int64][]string{}},
-		accountID: accountID, userID: userID, groups: map[int64]string{},
+		d:      access.AccessData{Subscriptions: []usher.Subscription{}, Held: map[int64]usher.Assignment{}, Benefits: map[int64][]string{}},
+		userID: userID,
 	}
 }
 
-// scan reads one row: first into head, the columns before the view's, if
-// any. A row whose user is NULL (tokenAccessViewSQL's, for a user the
-// account does not have) adds nothing.
-func (v *accessViewReader) scan(rows *sql.Rows, head ...any) error {
+// scan reads the row: first into head, the columns before the view's, if
+// any. A user that is NULL (tokenAccessViewSQL's, for a user the account
+// does not have) leaves found false.
+func (v *accessViewReader) scan(row *sql.Row, head ...any) error {
 	var (
-		uid, accountID, created, updated   sql.NullInt64
-		email, name, status                sql.NullString
-		exempt                             sql.NullBool
-		subID                              sql.NullInt64
-		s                                  usher.Subscription
-		start, end, currency               sql.NullString
-		cents, subCreated                  sql.NullInt64
-		services, subBenefits              sql.NullString
-		assigned, lastUsed                 sql.NullInt64
-		direct                             sql.NullBool
-		seatServices, seatGroups, benefits sql.NullString
-		waiting                            sql.NullBool
-		plan, contract                     sql.NullString
-		seats, used, productID             sql.NullInt64
-		productCode, productName           sql.NullString
+		uid, accountID, created, updated sql.NullInt64
+		email, name, status              sql.NullString
+		exempt                           sql.NullBool
 	)
-	err := rows.Scan(append(head, &uid, &accountID, &email, &name, &status, &exempt, &created, &updated,
-		&subID, &plan, &seats, &used, &contract, &start, &end, &cents, &currency, &subCreated,
-		&productID, &productCode, &productName, &services, &subBenefits,
-		&assigned, &direct, &lastUsed, &seatServices, &seatGroups, &benefits, &waiting)...)
-	if err != nil {
-		return fmt.Errorf("access of user %d: %w", v.userID, err)
+	if err := row.Scan(append(head, &uid, &accountID, &email, &name, &status, &exempt, &created, &updated, &v.items)...); err != nil {
+		return err
 	}
 	if !uid.Valid {
 		return nil
 	}
-	v.found, v.accountID = true, accountID.Int64
+	v.found = true
 	v.d.User = usher.User{ID: uid.Int64, AccountID: accountID.Int64, Email: email.String, Name: name.String,
 		Status: usher.UserStatus(status.String), ReclaimExempt: exempt.Bool,
 		CreatedAt: fromMillis(created.Int64), UpdatedAt: fromMillis(updated.Int64)}
-	if !subID.Valid {
-		return nil // the account has no subscription
-	}
-	s.ID, s.AccountID = subID.Int64, v.accountID
-	s.Plan, s.Seats, s.SeatsUsed, s.ContractNumber = usher.Plan(plan.String), int(seats.Int64), int(used.Int64), contract.String
-	s.Product.ID, s.Product.Code, s.Product.Name = productID.Int64, productCode.String, productName.String
-	if currency.String != "" {
-		s.Price = &usher.Price{Cents: cents.Int64, Currency: currency.String}
-	}
-	s.CreatedAt = fromMillis(subCreated.Int64)
-	if s.TermStart, err = parseStoredDate(start.String); err != nil {
-		return fmt.Errorf("subscription %d: term_start: %w", s.ID, err)
-	}
-	if s.TermEnd, err = parseStoredDate(end.String); err != nil {
-		return fmt.Errorf("subscription %d: term_end: %w", s.ID, err)
-	}
-	s.Product.Services = []usher.Service{}
-	type positioned struct {
-		pos int
-		usher.Service
-	}
-	var ps []positioned
-	for _, item := range splitItems(services) {
-		pos, rest, _ := strings.Cut(item, "\x1e")
-		code, name, _ := strings.Cut(rest, "\x1e")
-		n, _ := strconv.Atoi(pos)
-		ps = append(ps, positioned{n, usher.Service{Code: code, Name: name}})
-	}
-	slices.SortFunc(ps, func(a, b positioned) int { return cmp.Compare(a.pos, b.pos) })
-	for _, p := range ps {
-		s.Product.Services = append(s.Product.Services, p.Service)
-	}
-	s.Benefits = sortedItems(subBenefits)
-	v.d.Subscriptions = append(v.d.Subscriptions, s)
-	if assigned.Valid {
-		as := usher.Assignment{AccountID: v.accountID, UserID: v.userID, SubscriptionID: s.ID, Services: sortedItems(seatServices),
-			AssignedAt: fromMillis(assigned.Int64), Direct: direct.Bool, Groups: []int64{}, LastUsedAt: fromMillis(lastUsed.Int64)}
-		for _, item := range splitItems(seatGroups) {
-			id, name, _ := strings.Cut(item, "\x1e")
-			n, err := strconv.ParseInt(id, 10, 64)
-			if err != nil {
-				return fmt.Errorf("access of user %d: seat group %q: %w", v.userID, id, err)
-			}
-			as.Groups = append(as.Groups, n)
-			if name != "" {
-				v.groups[n] = name
-			}
-		}
-		slices.Sort(as.Groups)
-		v.d.Held[s.ID] = as
-	}
-	if b := sortedItems(benefits); len(b) > 0 {
-		v.d.Benefits[s.ID] = b
-	}
-	if waiting.Bool {
-		v.d.Waits = append(v.d.Waits, usher.Waiter{UserID: v.userID, SubscriptionID: s.ID})
-	}
 	return nil
 }
 
-// done is the view read, usher.ENOTFOUND when no row named the user.
-func (v *accessViewReader) done() (access.AccessData, error) {
+// done unfolds the items of the view read (accessItemsSQL) and fills in the
+// products from the catalog; usher.ENOTFOUND when no row named the user.
+// The items come in no particular order: each list is sorted here.
+func (v *accessViewReader) done(ctx context.Context, tx *Tx) (access.AccessData, error) {
 	if !v.found {
 		return v.d, usher.Errorf(usher.ENOTFOUND, "user %d not found", v.userID)
 	}
-	for id, name := range v.groups {
-		v.d.Groups = append(v.d.Groups, usher.Group{ID: id, AccountID: v.accountID, Name: name})
+	accountID := v.d.User.AccountID
+	services, groupsOf := map[int64][]string{}, map[int64][]int64{}
+	names := map[int64]string{}
+	fail := func(item string, err error) error {
+		return fmt.Errorf("access of user %d: item %q: %w", v.userID, item, err)
+	}
+	for _, item := range splitItems(v.items) {
+		f := strings.Split(item, "\x1e")
+		want := map[string]int{"s": 13, "a": 5, "x": 3, "g": 4, "b": 3, "w": 2}[f[0]]
+		if want == 0 || len(f) != want {
+			return v.d, fail(item, fmt.Errorf("%d fields of kind %q", len(f), f[0]))
+		}
+		sub, err := strconv.ParseInt(f[1], 10, 64) // every kind's first field
+		if err != nil {
+			return v.d, fail(item, err)
+		}
+		switch f[0] {
+		case "s":
+			s, err := parseAccessSubscription(accountID, sub, f[2:])
+			if err != nil {
+				return v.d, fail(item, err)
+			}
+			v.d.Subscriptions = append(v.d.Subscriptions, s)
+		case "a":
+			var at, direct, used int64
+			for i, p := range []*int64{&at, &direct, &used} {
+				if *p, err = strconv.ParseInt(f[2+i], 10, 64); err != nil {
+					return v.d, fail(item, err)
+				}
+			}
+			v.d.Held[sub] = usher.Assignment{AccountID: accountID, UserID: v.userID, SubscriptionID: sub,
+				AssignedAt: fromMillis(at), Direct: direct == 1, LastUsedAt: fromMillis(used)}
+		case "x":
+			services[sub] = append(services[sub], f[2])
+		case "g":
+			id, err := strconv.ParseInt(f[2], 10, 64)
+			if err != nil {
+				return v.d, fail(item, err)
+			}
+			groupsOf[sub] = append(groupsOf[sub], id)
+			if f[3] != "" {
+				names[id] = f[3]
+			}
+		case "b":
+			v.d.Benefits[sub] = append(v.d.Benefits[sub], f[2])
+		case "w":
+			v.d.Waits = append(v.d.Waits, usher.Waiter{UserID: v.userID, SubscriptionID: sub})
+		}
+	}
+	slices.SortFunc(v.d.Subscriptions, func(a, b usher.Subscription) int { return cmp.Compare(a.ID, b.ID) })
+	for id, as := range v.d.Held {
+		as.Services, as.Groups = orEmpty(services[id]), orEmpty(groupsOf[id])
+		slices.Sort(as.Services)
+		slices.Sort(as.Groups)
+		v.d.Held[id] = as
+	}
+	for _, b := range v.d.Benefits {
+		slices.Sort(b)
+	}
+	slices.SortFunc(v.d.Waits, func(a, b usher.Waiter) int { return cmp.Compare(a.SubscriptionID, b.SubscriptionID) })
+	for id, name := range names {
+		v.d.Groups = append(v.d.Groups, usher.Group{ID: id, AccountID: accountID, Name: name})
 	}
 	slices.SortFunc(v.d.Groups, func(a, b usher.Group) int { return cmp.Compare(a.ID, b.ID) })
+	if err := tx.fillProducts(ctx, v.d.Subscriptions); err != nil {
+		return v.d, fmt.Errorf("access of user %d: %w", v.userID, err)
+	}
 	return v.d, nil
+}
+
+// parseAccessSubscription reads a subscription's fields of accessItemsSQL
+// after its id: plan, seats, seats used, contract number, term start and
+// end, price in cents, currency, created, product id and benefits. The
+// product is its id only.
+func parseAccessSubscription(accountID, id int64, f []string) (usher.Subscription, error) {
+	s := usher.Subscription{ID: id, AccountID: accountID, Plan: usher.Plan(f[0]), ContractNumber: f[3]}
+	var seats, used, cents, created int64
+	for _, n := range []struct {
+		p *int64
+		s string
+	}{{&seats, f[1]}, {&used, f[2]}, {&cents, f[6]}, {&created, f[8]}, {&s.Product.ID, f[9]}} {
+		var err error
+		if *n.p, err = strconv.ParseInt(n.s, 10, 64); err != nil {
+			return s, fmt.Errorf("subscription %d: %w", id, err)
+		}
+	}
+	s.Seats, s.SeatsUsed, s.CreatedAt = int(seats), int(used), fromMillis(created)
+	if f[7] != "" {
+		s.Price = &usher.Price{Cents: cents, Currency: f[7]}
+	}
+	var err error
+	if s.TermStart, err = parseStoredDate(f[4]); err != nil {
+		return s, fmt.Errorf("subscription %d: term_start: %w", id, err)
+	}
+	if s.TermEnd, err = parseStoredDate(f[5]); err != nil {
+		return s, fmt.Errorf("subscription %d: term_end: %w", id, err)
+	}
+	s.Benefits = []string{}
+	if f[10] != "" {
+		s.Benefits = strings.Split(f[10], "\x1d")
+		slices.Sort(s.Benefits)
+	}
+	return s, nil
+}
+
+// productCatalog keeps the products read, with their services, by id.
+// Products are only ever inserted, with their services in the same
+// transaction (CreateProduct; no statement updates or deletes either), so
+// a product read as committed is the same on every replica for as long as
+// the process runs, and a view need not read it again.
+type productCatalog struct {
+	mu   sync.RWMutex
+	byID map[int64]usher.Product
+}
+
+// fillProducts sets the code, name and services of the products of subs,
+// which hold their ids only: from the catalog, reading those it lacks.
+// Each subscription gets its own copy of the services.
+func (tx *Tx) fillProducts(ctx context.Context, subs []usher.Subscription) error {
+	var missing []int64
+	c := tx.catalog
+	if c != nil {
+		c.mu.RLock()
+	}
+	for i := range subs {
+		p := &subs[i].Product
+		if c != nil {
+			if known, ok := c.byID[p.ID]; ok {
+				*p = known
+				p.Services = slices.Clone(known.Services)
+				continue
+			}
+		}
+		if !slices.Contains(missing, p.ID) {
+			missing = append(missing, p.ID)
+		}
+	}
+	if c != nil {
+		c.mu.RUnlock()
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err := tx.query(ctx, "SELECT id, code, name FROM products WHERE id IN ("+placeholders(len(missing))+")", int64Args(missing)...)
+	if err != nil {
+		return fmt.Errorf("products: %w", err)
+	}
+	read, err := collect(rows, scanProduct)
+	if err != nil {
+		return fmt.Errorf("products: %w", err)
+	}
+	ptrs := make([]*usher.Product, len(read))
+	for i := range read {
+		ptrs[i] = &read[i]
+	}
+	if err := tx.loadServices(ctx, ptrs); err != nil {
+		return fmt.Errorf("products: %w", err)
+	}
+	byID := map[int64]usher.Product{}
+	for _, p := range read {
+		byID[p.ID] = p
+	}
+	for i := range subs {
+		p := &subs[i].Product
+		if known, ok := byID[p.ID]; ok {
+			*p = known
+			p.Services = slices.Clone(known.Services)
+		} else if p.Code == "" {
+			return fmt.Errorf("product %d of subscription %d not found", p.ID, subs[i].ID)
+		}
+	}
+	// Only what was read outside a transaction is kept: a product a
+	// transaction created may yet be rolled back, and on SQLite its id
+	// given to another.
+	if c != nil && tx.tx == nil {
+		c.mu.Lock()
+		if c.byID == nil {
+			c.byID = map[int64]usher.Product{}
+		}
+		for id, p := range byID {
+			c.byID[id] = p
+		}
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 // splitItems splits a folded list of accessViewSQL; NULL is none.
@@ -1697,12 +1769,10 @@ func splitItems(s sql.NullString) []string {
 	return strings.Split(s.String, "\x1f")
 }
 
-// sortedItems is splitItems sorted, never nil.
-func sortedItems(s sql.NullString) []string {
-	out := splitItems(s)
-	if out == nil {
-		return []string{}
+// orEmpty is s, or an empty slice for nil.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
-	slices.Sort(out)
-	return out
+	return s
 }

@@ -52,6 +52,8 @@ type DB struct {
 
 	stats Stats
 	dsn   string // what Open was given
+
+	catalog productCatalog // products read by views of a user's access
 }
 
 // Stats counts committed changes that metrics report. They are counted
@@ -348,7 +350,7 @@ func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
 // no BEGIN and COMMIT, which on PostgreSQL are two more round trips. fn
 // must not write: Tx.exec refuses.
 func (db *DB) Peek(ctx context.Context, fn func(*Tx) error) error {
-	return fn(&Tx{q: db.reader, engine: db.engine, stmts: db.readerStmts})
+	return fn(&Tx{q: db.reader, engine: db.engine, stmts: db.readerStmts, catalog: &db.catalog})
 }
 
 // Write runs fn in a transaction and commits it if fn returns nil. On SQLite
@@ -415,7 +417,7 @@ func (db *DB) runOnce(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts 
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer sqlTx.Rollback() //nolint:errcheck // a no-op after Commit
-	tx := &Tx{tx: sqlTx, q: sqlTx, conn: conn, engine: db.engine, stmts: stmts}
+	tx := &Tx{tx: sqlTx, q: sqlTx, conn: conn, engine: db.engine, stmts: stmts, catalog: &db.catalog}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -442,6 +444,8 @@ type Tx struct {
 
 	changed []int64                              // accounts whose data version moves on at commit
 	seats   struct{ assigned, unassigned int64 } // added to DB.stats at commit
+
+	catalog *productCatalog // the DB's; nil: products are read every time
 }
 
 // querier runs statements: a transaction or a pool.
