@@ -97,11 +97,22 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 	workers := min(s.cfg.Workers, max)
 	ready := make(chan *prepared)
 	preparing.Store(int64(workers))
+	var (
+		posMu sync.Mutex
+		pos   Position // past the last run claimed by this call
+	)
 	for range workers {
 		preparers.Go(func() {
 			defer preparing.Add(-1)
-			for ctx.Err() == nil && left.Add(-1) >= 0 {
-				p, known, err := s.prepareNext(sendCtx, owner, take())
+			for ctx.Err() == nil {
+				n := reserve(&left, s.batch())
+				if n == 0 {
+					return
+				}
+				posMu.Lock()
+				after := pos
+				posMu.Unlock()
+				ps, last, known, err := s.prepareNext(sendCtx, owner, take(), n, after)
 				putBack(known)
 				if err != nil {
 					if sendCtx.Err() == nil {
@@ -109,13 +120,24 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 					}
 					return
 				}
-				if p == nil {
+				posMu.Lock()
+				pos = pos.Past(last.At, last.ID)
+				posMu.Unlock()
+				if len(ps) == 0 {
 					return
 				}
-				select {
-				case ready <- p:
-				case <-ctx.Done():
-					putBack([]*outcome{p.handBack()}) // never sent
+				if len(ps) < n {
+					left.Add(int64(n - len(ps))) // not claimed: another preparer may
+				}
+				for i, p := range ps {
+					select {
+					case ready <- p:
+						continue
+					case <-ctx.Done():
+					}
+					for _, p := range ps[i:] {
+						putBack([]*outcome{p.handBack()}) // never sent
+					}
 					return
 				}
 			}
@@ -127,6 +149,11 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 				var o *outcome
 				if ctx.Err() != nil || !s.leaseOutlastsSend(p) {
 					o = p.handBack() // not started: back as it was claimed
+					// Pending again behind the claims' position: the next
+					// claims start over, so this call still sends it.
+					posMu.Lock()
+					pos = Position{}
+					posMu.Unlock()
 				} else if o = s.deliver(sendCtx, ctx, p); o.cause == nil {
 					delivered.Add(1)
 				}
@@ -202,22 +229,24 @@ func (s *Service) leaseOutlastsSend(p *prepared) bool {
 	return p.o != nil || s.now().Add(s.cfg.SendTimeout).Before(p.claimed.LeaseUntil)
 }
 
-// prepareNext records the outcomes known so far and claims the next due
-// run in one transaction, then makes its email ready to send. It answers
-// nil when nothing is due, and the outcomes still to record: none unless
-// the transaction failed.
+// prepareNext records the outcomes known so far and claims at most n due
+// runs past after in one transaction, then makes their emails ready to
+// send. It answers the runs to send (none when nothing is due), the
+// position of the last run it claimed (zero if none), and the outcomes
+// still to record: none unless the transaction failed.
 //
 // ctx is SendDue's sendCtx, which outlives a stop by StopGrace: a claim
 // begun before the stop commits or rolls back whole, never cut off at its
 // commit, so a run claimed is known to be claimed and can be handed back.
-func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcome) (*prepared, []*outcome, error) {
+func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcome, n int, after Position) ([]*prepared, Position, []*outcome, error) {
 	countApart := false
+	var last Position
 	for {
 		now := s.now()
 		lease := fmt.Sprintf("%s#%d", owner, s.claims.Add(1))
-		var c claimed
+		var cs []claimed
 		err := s.finish(ctx, known, func(tx Tx) (err error) {
-			c, err = s.claim(ctx, tx, now, lease, !countApart)
+			cs, err = s.claim(ctx, tx, now, lease, n, after, !countApart)
 			return err
 		})
 		if _, ok := errors.AsType[countError](err); ok && !countApart {
@@ -225,37 +254,91 @@ func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcom
 			continue
 		}
 		if err != nil {
-			return nil, known, err
+			return nil, last, known, err
 		}
 		countApart = false
 		known = nil
-		if c.run == nil {
-			return nil, nil, nil
+		if len(cs) == 0 {
+			return nil, last, nil, nil
 		}
-		p := s.prepare(ctx, c, lease)
-		if p.o == nil {
-			return p, nil, nil
+		var ps []*prepared
+		for _, c := range cs {
+			last = last.Past(c.run.NextAttemptAt, c.run.ID)
+			p := s.prepare(ctx, c, lease)
+			if p.o == nil {
+				ps = append(ps, p)
+				continue
+			}
+			// Nothing to send (the run is aborted, or its count failed): record
+			// that with the next claim.
+			known = append(known, p.o)
 		}
-		// Nothing to send (the run is aborted, or its count failed): record
-		// that with the next claim and go on.
-		known = append(known, p.o)
+		if len(ps) > 0 || len(cs) < n {
+			return ps, last, known, nil
+		}
+		after = after.Past(last.At, last.ID)
 	}
 }
 
-// claim leases the next due run to lease and reads its setting, account
-// and recipient, and when count is true and the run is to be sent, counts
-// its inactive users.
-func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string, count bool) (claimed, error) {
-	var c claimed
-	runs, err := tx.ClaimRuns(ctx, now, lease, now.Add(s.cfg.Lease), 1)
-	if err != nil || len(runs) == 0 {
-		return c, err
+// batch is how many runs one claim leases: a few, so that one transaction
+// (and on PostgreSQL one commit) serves several emails, but few enough
+// that the last of them is still leased when its turn to be sent comes. A
+// preparer claims its next runs as soon as a sender has taken the last of
+// its previous ones, and hands them to the senders one after another, each
+// as soon as a sender is free: the last waits for about batch sends (the
+// one in progress, then the others of its batch) before its own, so
+// batch+2 sends of SendTimeout must fit in the lease, the claim's own time
+// included. A run whose lease would still run out before its send ends is
+// handed back unsent (leaseOutlastsSend); a lease thus never has to be
+// renewed.
+func (s *Service) batch() int {
+	return max(1, min(claimBatch, int(s.cfg.Lease/s.cfg.SendTimeout)-2))
+}
+
+// claimBatch is the most runs one claim leases.
+const claimBatch = 4
+
+// reserve takes at most n from left, which counts the claims a SendDue may
+// still make, and answers how many it took.
+func reserve(left *atomic.Int64, n int) int {
+	for {
+		l := left.Load()
+		if l <= 0 {
+			return 0
+		}
+		take := min(l, int64(n))
+		if left.CompareAndSwap(l, l-take) {
+			return int(take)
+		}
 	}
-	c.run = &runs[0]
-	r := c.run
+}
+
+// claim leases at most n due runs past after to lease and reads, for each,
+// its setting, account and recipient, and when count is true and the run
+// is to be sent, counts its inactive users.
+func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string, n int, after Position, count bool) ([]claimed, error) {
+	runs, err := tx.ClaimRunsAfter(ctx, now, lease, now.Add(s.cfg.Lease), n, after)
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	out := make([]claimed, len(runs))
+	accounts := map[int64]usher.Account{}
+	for i := range runs {
+		if out[i], err = s.read(ctx, tx, now, &runs[i], accounts, count); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// read reads what the email of the claimed run r needs, as claim says.
+// accounts holds the accounts read so far in the transaction.
+func (s *Service) read(ctx context.Context, tx Tx, now time.Time, r *Run, accounts map[int64]usher.Account, count bool) (claimed, error) {
+	c := claimed{run: r}
 	if r.Attempts > s.cfg.MaxAttempts {
 		return c, nil // prepare gives up on it
 	}
+	var err error
 	c.st, err = tx.SettingOf(ctx, r.AccountID, r.UserID)
 	if usher.ErrorCode(err) == usher.ENOTFOUND {
 		c.abort = "usage notifications were removed before this email went out"
@@ -263,8 +346,12 @@ func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string,
 	} else if err != nil {
 		return c, err
 	}
-	if c.acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
-		return c, err
+	var ok bool
+	if c.acct, ok = accounts[r.AccountID]; !ok {
+		if c.acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
+			return c, err
+		}
+		accounts[r.AccountID] = c.acct
 	}
 	if c.to, c.ok, err = recipient(ctx, tx, r.AccountID, r.UserID); err != nil || !c.ok || !c.st.Enabled || !count {
 		return c, err

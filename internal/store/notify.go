@@ -153,7 +153,12 @@ func (tx *Tx) InsertRun(ctx context.Context, r *notify.Run) (bool, error) {
 // ClaimRuns leases claimable runs in one UPDATE (claimLeases), served by
 // notification_runs_claimable.
 func (tx *Tx) ClaimRuns(ctx context.Context, now time.Time, owner string, until time.Time, limit int) ([]notify.Run, error) {
-	rows, err := tx.claimLeases(ctx, notificationRunLeases, now, owner, until, limit)
+	return tx.ClaimRunsAfter(ctx, now, owner, until, limit, notify.Position{})
+}
+
+// ClaimRunsAfter leases claimable runs past after, as ClaimRuns does.
+func (tx *Tx) ClaimRunsAfter(ctx context.Context, now time.Time, owner string, until time.Time, limit int, after notify.Position) ([]notify.Run, error) {
+	rows, err := tx.claimLeases(ctx, notificationRunLeases, now, owner, until, limit, after)
 	if err != nil {
 		return nil, fmt.Errorf("claim notification runs: %w", err)
 	}
@@ -188,8 +193,13 @@ type leases struct {
 // matches when re-checked. On SQLite the write transaction holds the
 // database's only write lock, across processes too, so claims follow one
 // another.
-func (tx *Tx) claimLeases(ctx context.Context, l leases, now time.Time, owner string, until time.Time, limit int) (*sql.Rows, error) {
-	lock, touch := "", ""
+//
+// A claim past after (not zero) starts the index scan at after instead of
+// at the index's start: on PostgreSQL every row delivered leaves a dead
+// entry in the partial index until it is pruned, and a claim from the start
+// would walk over all of them, more with every email sent.
+func (tx *Tx) claimLeases(ctx context.Context, l leases, now time.Time, owner string, until time.Time, limit int, after notify.Position) (*sql.Rows, error) {
+	lock, touch, past := "", "", ""
 	if tx.engine == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
@@ -198,13 +208,18 @@ func (tx *Tx) claimLeases(ctx context.Context, l leases, now time.Time, owner st
 		touch = ", updated_at = ?"
 		args = append(args, millis(now))
 	}
-	args = append(args, millis(now), millis(now), limit)
+	args = append(args, millis(now), millis(now))
+	if !after.IsZero() {
+		past = " AND (next_attempt_at, id) > (?, ?)"
+		args = append(args, millis(after.At), after.ID)
+	}
+	args = append(args, limit)
 	return tx.query(ctx, `
 		UPDATE `+l.table+`
 		SET status = '`+l.leased+`', lease_owner = ?, lease_until = ?, attempts = attempts + 1`+touch+`
 		WHERE id IN (
 			SELECT id FROM `+l.table+`
-			WHERE status IN (`+l.waiting+`) AND next_attempt_at <= ? AND lease_until < ?
+			WHERE status IN (`+l.waiting+`) AND next_attempt_at <= ? AND lease_until < ?`+past+`
 			ORDER BY next_attempt_at, id
 			LIMIT ?`+lock+`
 		)
