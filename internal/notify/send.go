@@ -158,8 +158,9 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 					delivered.Add(1)
 				}
 				putBack([]*outcome{o})
-				if preparing.Load() == 0 {
-					// No claim is coming to record it with: record it now.
+				if preparing.Load() == 0 || !s.claimRecordsInTime(o) {
+					// No claim is coming to record it with, or none sure to
+					// come before its lease runs out: record it now.
 					if os := take(); len(os) > 0 {
 						if err := s.finish(sendCtx, os, nil); err != nil {
 							putBack(os)
@@ -229,6 +230,15 @@ func (s *Service) leaseOutlastsSend(p *prepared) bool {
 	return p.o != nil || s.now().Add(s.cfg.SendTimeout).Before(p.claimed.LeaseUntil)
 }
 
+// claimRecordsInTime reports whether o can wait for the next claim to be
+// recorded: a preparer claims again once it has handed its runs to the
+// senders, each within about a send, so the next claim may come batch sends
+// from now. Past its lease another replica could take the run over and
+// send it again.
+func (s *Service) claimRecordsInTime(o *outcome) bool {
+	return s.now().Add(time.Duration(s.batch()+1) * s.cfg.SendTimeout).Before(o.r.LeaseUntil)
+}
+
 // prepareNext records the outcomes known so far and claims at most n due
 // runs past after in one transaction, then makes their emails ready to
 // send. It answers the runs to send (none when nothing is due), the
@@ -261,6 +271,7 @@ func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcom
 		if len(cs) == 0 {
 			return nil, last, nil, nil
 		}
+
 		var ps []*prepared
 		for _, c := range cs {
 			last = last.Past(c.run.NextAttemptAt, c.run.ID)
