@@ -31,17 +31,17 @@ type Composed interface {
 // retried after Backoff, with the same Message-ID, until MaxAttempts.
 // Without a mailer it sends nothing and leaves runs pending.
 //
-// Workers preparers get emails ready (claim the run, read what the email
-// needs, count the inactive users, render) while Workers senders have
+// Workers preparers get emails ready (claim the runs, read what the emails
+// need, count the inactive users, render) while Workers senders have
 // emails on the wire, so that database time hides behind SMTP time. The
-// transaction that claims a run also records the outcomes of the sends
-// that ended since the last claim. A preparer claims one run at a time and
-// hands it to the first free sender, so at most Workers runs wait claimed
-// but unsent, each for one send at most; a run is sent only while its
-// lease outlasts a whole send (SendTimeout), and otherwise handed back
-// untouched: runs claimed as a batch could wait longer than their lease,
-// and another replica would take them over from a live worker and send
-// them again.
+// transaction that claims runs also records the outcomes of the sends that
+// ended since the last claim. A preparer claims a few runs at a time
+// (batch) and hands them to the first free senders, so a run waits for a
+// few sends at most. A run is sent only while its lease outlasts a whole
+// send (SendTimeout), and otherwise handed back untouched; an outcome
+// whose lease could run out before the next claim is recorded at once by
+// its sender. Past its lease, another replica would take a run over from
+// a live worker and send it again.
 //
 // When ctx ends (the server is stopping), no further run is claimed; a
 // prepared run not yet sent is handed back untouched, and a send in
