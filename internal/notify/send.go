@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,8 +99,9 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 	ready := make(chan *prepared)
 	preparing.Store(int64(workers))
 	var (
-		posMu sync.Mutex
-		pos   Position // past the last run claimed by this call
+		posMu  sync.Mutex
+		pos    Position // past the last run claimed by this call
+		resets int      // times pos went back to the start; posMu guards both
 	)
 	for range workers {
 		preparers.Go(func() {
@@ -110,9 +112,13 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 					return
 				}
 				posMu.Lock()
-				after := pos
+				after, seen := pos, resets
 				posMu.Unlock()
-				ps, last, known, err := s.prepareNext(sendCtx, owner, take(), n, after)
+				known := take()
+				if slices.ContainsFunc(known, func(o *outcome) bool { return o.handBack }) {
+					after = Position{} // pending again once recorded, behind pos
+				}
+				ps, last, known, err := s.prepareNext(sendCtx, owner, known, n, after)
 				putBack(known)
 				if err != nil {
 					if sendCtx.Err() == nil {
@@ -121,7 +127,9 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 					return
 				}
 				posMu.Lock()
-				pos = pos.Past(last.At, last.ID)
+				if resets == seen {
+					pos = pos.Past(last.At, last.ID)
+				}
 				posMu.Unlock()
 				if len(ps) == 0 {
 					return
@@ -152,7 +160,7 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 					// Pending again behind the claims' position: the next
 					// claims start over, so this call still sends it.
 					posMu.Lock()
-					pos = Position{}
+					pos, resets = Position{}, resets+1
 					posMu.Unlock()
 				} else if o = s.deliver(sendCtx, ctx, p); o.cause == nil {
 					delivered.Add(1)
