@@ -340,40 +340,49 @@ func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string,
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
+	keys := make([]UserKey, len(runs))
+	for i, r := range runs {
+		keys[i] = UserKey{r.AccountID, r.UserID}
+	}
+	to, err := tx.Addressees(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]claimed, len(runs))
 	accounts := map[int64]usher.Account{}
-	for i := range runs {
-		if out[i], err = s.read(ctx, tx, now, &runs[i], accounts, count); err != nil {
+	for i, r := range runs {
+		a, ok := to[UserKey{r.AccountID, r.UserID}]
+		if out[i], err = s.read(ctx, tx, now, &runs[i], a, ok, accounts, count); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-// read reads what the email of the claimed run r needs, as claim says.
-// accounts holds the accounts read so far in the transaction.
-func (s *Service) read(ctx context.Context, tx Tx, now time.Time, r *Run, accounts map[int64]usher.Account, count bool) (claimed, error) {
+// read reads what the email of the claimed run r needs, as claim says,
+// given its addressee a (found: r's setting exists). accounts holds the
+// accounts read so far in the transaction.
+func (s *Service) read(ctx context.Context, tx Tx, now time.Time, r *Run, a Addressee, found bool, accounts map[int64]usher.Account, count bool) (claimed, error) {
 	c := claimed{run: r}
 	if r.Attempts > s.cfg.MaxAttempts {
 		return c, nil // prepare gives up on it
 	}
-	var err error
-	c.st, err = tx.SettingOf(ctx, r.AccountID, r.UserID)
-	if usher.ErrorCode(err) == usher.ENOTFOUND {
+	if !found {
 		c.abort = "usage notifications were removed before this email went out"
 		return c, nil
-	} else if err != nil {
-		return c, err
 	}
+	c.st = a.Setting
 	var ok bool
+	var err error
 	if c.acct, ok = accounts[r.AccountID]; !ok {
 		if c.acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
 			return c, err
 		}
 		accounts[r.AccountID] = c.acct
 	}
-	if c.to, c.ok, err = recipient(ctx, tx, r.AccountID, r.UserID); err != nil || !c.ok || !c.st.Enabled || !count {
-		return c, err
+	c.to, c.ok = a.User, eligible(r.AccountID, a.User, a.Grants)
+	if !c.ok || !c.st.Enabled || !count {
+		return c, nil
 	}
 	ev, ok := s.inactivity.(TxEvidence)
 	utx, isUsage := tx.(usage.Tx)

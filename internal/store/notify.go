@@ -54,6 +54,77 @@ func (tx *Tx) SettingOf(ctx context.Context, accountID, userID int64) (notify.Se
 	return s, nil
 }
 
+// Addressees reads the settings of keys with their users and grants in one
+// statement, by the settings' primary key; a setting's user exists (its
+// foreign key deletes the setting with the user).
+func (tx *Tx) Addressees(ctx context.Context, keys []notify.UserKey) (map[notify.UserKey]notify.Addressee, error) {
+	out := make(map[notify.UserKey]notify.Addressee, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var in strings.Builder
+	args := make([]any, 0, 2*len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			in.WriteString(" OR ")
+		}
+		// One term per key, not a row value IN a VALUES list, which SQLite
+		// answers by scanning every setting: each term searches the
+		// primary key (a multi-index OR; a BitmapOr on PostgreSQL).
+		in.WriteString("(s.account_id = ? AND s.user_id = ?)")
+		args = append(args, k.AccountID, k.UserID)
+	}
+	rows, err := tx.query(ctx, `
+		SELECT s.account_id, s.user_id, s.enabled, s.start_date, s.frequency, s.inactive_range, s.send_hour,
+			s.next_at, s.last_run_for, s.created_at, s.updated_at,
+			u.id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at, g.role, COALESCE(g.subscription_id, 0)
+		FROM notification_settings s
+		JOIN users u ON u.account_id = s.account_id AND u.id = s.user_id
+		LEFT JOIN role_grants g ON g.account_id = u.account_id AND g.user_id = u.id
+		WHERE `+in.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("notification addressees: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			st                         notify.Setting
+			u                          usher.User
+			start                      string
+			next, last, sc, su, uc, uu int64
+			role                       sql.NullString
+			sub                        int64
+		)
+		err := rows.Scan(&st.AccountID, &st.UserID, &st.Enabled, &start, &st.Frequency, &st.Range, &st.SendHour,
+			&next, &last, &sc, &su, &u.ID, &u.Email, &u.Name, &u.Status, &u.ReclaimExempt, &uc, &uu, &role, &sub)
+		if err != nil {
+			return nil, fmt.Errorf("notification addressees: %w", err)
+		}
+		k := notify.UserKey{AccountID: st.AccountID, UserID: st.UserID}
+		a, seen := out[k]
+		if !seen {
+			if st.StartDate, err = parseStoredDate(start); err != nil {
+				return nil, fmt.Errorf("notification addressees: %w", err)
+			}
+			st.NextAt, st.LastRunFor, st.CreatedAt, st.UpdatedAt = fromMillis(next), fromMillis(last), fromMillis(sc), fromMillis(su)
+			u.AccountID, u.CreatedAt, u.UpdatedAt = st.AccountID, fromMillis(uc), fromMillis(uu)
+			a = notify.Addressee{Setting: st, User: u}
+		}
+		if role.Valid {
+			a.Grants = append(a.Grants, usher.RoleGrant{UserID: u.ID, Role: usher.Role(role.String), SubscriptionID: sub})
+		}
+		out[k] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("notification addressees: %w", err)
+	}
+	for k, a := range out {
+		sortGrants(a.Grants)
+		out[k] = a
+	}
+	return out, nil
+}
+
 // PutSetting inserts or replaces the setting of (s.AccountID, s.UserID).
 func (tx *Tx) PutSetting(ctx context.Context, s notify.Setting) error {
 	_, err := tx.exec(ctx, `
