@@ -349,10 +349,9 @@ func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string,
 		return nil, err
 	}
 	out := make([]claimed, len(runs))
-	accounts := map[int64]usher.Account{}
 	for i, r := range runs {
 		a, ok := to[UserKey{r.AccountID, r.UserID}]
-		if out[i], err = s.read(ctx, tx, now, &runs[i], a, ok, accounts, count); err != nil {
+		if out[i], err = s.read(ctx, tx, now, &runs[i], a, ok, count); err != nil {
 			return nil, err
 		}
 	}
@@ -360,9 +359,8 @@ func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string,
 }
 
 // read reads what the email of the claimed run r needs, as claim says,
-// given its addressee a (found: r's setting exists). accounts holds the
-// accounts read so far in the transaction.
-func (s *Service) read(ctx context.Context, tx Tx, now time.Time, r *Run, a Addressee, found bool, accounts map[int64]usher.Account, count bool) (claimed, error) {
+// given its addressee a (found: r's setting exists).
+func (s *Service) read(ctx context.Context, tx Tx, now time.Time, r *Run, a Addressee, found bool, count bool) (claimed, error) {
 	c := claimed{run: r}
 	if r.Attempts > s.cfg.MaxAttempts {
 		return c, nil // prepare gives up on it
@@ -371,15 +369,7 @@ func (s *Service) read(ctx context.Context, tx Tx, now time.Time, r *Run, a Addr
 		c.abort = "usage notifications were removed before this email went out"
 		return c, nil
 	}
-	c.st = a.Setting
-	var ok bool
-	var err error
-	if c.acct, ok = accounts[r.AccountID]; !ok {
-		if c.acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
-			return c, err
-		}
-		accounts[r.AccountID] = c.acct
-	}
+	c.st, c.acct = a.Setting, a.Account
 	c.to, c.ok = a.User, eligible(r.AccountID, a.User, a.Grants)
 	if !c.ok || !c.st.Enabled || !count {
 		return c, nil

@@ -43,9 +43,10 @@ type Tx interface {
 	UserWithRoles(ctx context.Context, accountID, userID int64) (usher.User, []usher.RoleGrant, error)
 
 	// Addressees answers, in one statement, the setting of each (account,
-	// user) of keys that has one, with its user and the user's grants, as
-	// SettingOf and UserWithRoles would: a claim reads them so for all its
-	// runs. Keys without a setting are absent from the answer.
+	// user) of keys that has one, with its account, its user and the user's
+	// grants, as SettingOf, AccountByID and UserWithRoles would: a claim
+	// reads them so for all its runs. Keys without a setting are absent
+	// from the answer.
 	Addressees(ctx context.Context, keys []UserKey) (map[UserKey]Addressee, error)
 	// SettingOf returns the user's setting, on or off; usher.ENOTFOUND when
 	// the user never set one up.
@@ -116,9 +117,11 @@ func (p Position) Past(at time.Time, id int64) Position {
 // UserKey names a user of an account.
 type UserKey struct{ AccountID, UserID int64 }
 
-// Addressee is a setting with the user it belongs to and their grants.
+// Addressee is a setting with the account and user it belongs to and the
+// user's grants.
 type Addressee struct {
 	Setting Setting
+	Account usher.Account
 	User    usher.User
 	Grants  []usher.RoleGrant
 }

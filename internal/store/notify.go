@@ -54,9 +54,9 @@ func (tx *Tx) SettingOf(ctx context.Context, accountID, userID int64) (notify.Se
 	return s, nil
 }
 
-// Addressees reads the settings of keys with their users and grants in one
-// statement, by the settings' primary key; a setting's user exists (its
-// foreign key deletes the setting with the user).
+// Addressees reads the settings of keys with their accounts, users and
+// grants in one statement, by the settings' primary key; a setting's user
+// and account exist (foreign keys delete the setting with either).
 func (tx *Tx) Addressees(ctx context.Context, keys []notify.UserKey) (map[notify.UserKey]notify.Addressee, error) {
 	out := make(map[notify.UserKey]notify.Addressee, len(keys))
 	if len(keys) == 0 {
@@ -77,8 +77,10 @@ func (tx *Tx) Addressees(ctx context.Context, keys []notify.UserKey) (map[notify
 	rows, err := tx.query(ctx, `
 		SELECT s.account_id, s.user_id, s.enabled, s.start_date, s.frequency, s.inactive_range, s.send_hour,
 			s.next_at, s.last_run_for, s.created_at, s.updated_at,
-			u.id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at, g.role, COALESCE(g.subscription_id, 0)
+			u.id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at, g.role, COALESCE(g.subscription_id, 0),
+			a.name, a.time_zone, a.new_seat_grace_days, a.created_at
 		FROM notification_settings s
+		JOIN accounts a ON a.id = s.account_id
 		JOIN users u ON u.account_id = s.account_id AND u.id = s.user_id
 		LEFT JOIN role_grants g ON g.account_id = u.account_id AND g.user_id = u.id
 		WHERE `+in.String(), args...)
@@ -93,10 +95,12 @@ func (tx *Tx) Addressees(ctx context.Context, keys []notify.UserKey) (map[notify
 			start                      string
 			next, last, sc, su, uc, uu int64
 			role                       sql.NullString
-			sub                        int64
+			sub, ac                    int64
+			acct                       usher.Account
 		)
 		err := rows.Scan(&st.AccountID, &st.UserID, &st.Enabled, &start, &st.Frequency, &st.Range, &st.SendHour,
-			&next, &last, &sc, &su, &u.ID, &u.Email, &u.Name, &u.Status, &u.ReclaimExempt, &uc, &uu, &role, &sub)
+			&next, &last, &sc, &su, &u.ID, &u.Email, &u.Name, &u.Status, &u.ReclaimExempt, &uc, &uu, &role, &sub,
+			&acct.Name, &acct.TimeZone, &acct.NewSeatGraceDays, &ac)
 		if err != nil {
 			return nil, fmt.Errorf("notification addressees: %w", err)
 		}
@@ -108,7 +112,8 @@ func (tx *Tx) Addressees(ctx context.Context, keys []notify.UserKey) (map[notify
 			}
 			st.NextAt, st.LastRunFor, st.CreatedAt, st.UpdatedAt = fromMillis(next), fromMillis(last), fromMillis(sc), fromMillis(su)
 			u.AccountID, u.CreatedAt, u.UpdatedAt = st.AccountID, fromMillis(uc), fromMillis(uu)
-			a = notify.Addressee{Setting: st, User: u}
+			acct.ID, acct.CreatedAt = st.AccountID, fromMillis(ac)
+			a = notify.Addressee{Setting: st, Account: acct, User: u}
 		}
 		if role.Valid {
 			a.Grants = append(a.Grants, usher.RoleGrant{UserID: u.ID, Role: usher.Role(role.String), SubscriptionID: sub})

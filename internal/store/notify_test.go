@@ -446,10 +446,10 @@ func TestConcurrentClaimsFromTwoSQLiteProcesses(t *testing.T) {
 	checkClaimedOnce(t, claims, runs)
 }
 
-// TestAddresseesAnswerWhatSettingOfAndUserWithRolesAnswer: a claim reads
-// the settings, users and grants of its runs in one statement; it must
-// agree with the statements it replaces, key by key.
-func TestAddresseesAnswerWhatSettingOfAndUserWithRolesAnswer(t *testing.T) {
+// TestAddresseesAnswerWhatSettingOfAccountByIDAndUserWithRolesAnswer: a
+// claim reads the settings, accounts, users and grants of its runs in one
+// statement; it must agree with the statements it replaces, key by key.
+func TestAddresseesAnswerWhatSettingOfAccountByIDAndUserWithRolesAnswer(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		acct, other := newAccount(t, db, "Acme"), newAccount(t, db, "Other")
@@ -495,8 +495,12 @@ func TestAddresseesAnswerWhatSettingOfAndUserWithRolesAnswer(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if !ok || a.Setting != st || a.User != u || !slices.Equal(a.Grants, grants) {
-					t.Errorf("%v: got %+v (found %v), want setting %+v, user %+v, grants %+v", k, a, ok, st, u, grants)
+				ac, err := tx.AccountByID(ctx, k.AccountID)
+				if err != nil {
+					return err
+				}
+				if !ok || a.Setting != st || a.Account != ac || a.User != u || !slices.Equal(a.Grants, grants) {
+					t.Errorf("%v: got %+v (found %v), want setting %+v, account %+v, user %+v, grants %+v", k, a, ok, st, ac, u, grants)
 				}
 			}
 			return nil
