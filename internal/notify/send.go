@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,17 +32,17 @@ type Composed interface {
 // retried after Backoff, with the same Message-ID, until MaxAttempts.
 // Without a mailer it sends nothing and leaves runs pending.
 //
-// Workers preparers get emails ready (claim the run, read what the email
-// needs, count the inactive users, render) while Workers senders have
+// Workers preparers get emails ready (claim the runs, read what the emails
+// need, count the inactive users, render) while Workers senders have
 // emails on the wire, so that database time hides behind SMTP time. The
-// transaction that claims a run also records the outcomes of the sends
-// that ended since the last claim. A preparer claims one run at a time and
-// hands it to the first free sender, so at most Workers runs wait claimed
-// but unsent, each for one send at most; a run is sent only while its
-// lease outlasts a whole send (SendTimeout), and otherwise handed back
-// untouched: runs claimed as a batch could wait longer than their lease,
-// and another replica would take them over from a live worker and send
-// them again.
+// transaction that claims runs also records the outcomes of the sends that
+// ended since the last claim. A preparer claims a few runs at a time
+// (batch) and hands them to the first free senders, so a run waits for a
+// few sends at most. A run is sent only while its lease outlasts a whole
+// send (SendTimeout), and otherwise handed back untouched; an outcome
+// whose lease could run out before the next claim is recorded at once by
+// its sender. Past its lease, another replica would take a run over from
+// a live worker and send it again.
 //
 // When ctx ends (the server is stopping), no further run is claimed; a
 // prepared run not yet sent is handed back untouched, and a send in
@@ -97,11 +98,27 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 	workers := min(s.cfg.Workers, max)
 	ready := make(chan *prepared)
 	preparing.Store(int64(workers))
+	var (
+		posMu  sync.Mutex
+		pos    Position // past the last run claimed by this call
+		resets int      // times pos went back to the start; posMu guards both
+	)
 	for range workers {
 		preparers.Go(func() {
 			defer preparing.Add(-1)
-			for ctx.Err() == nil && left.Add(-1) >= 0 {
-				p, known, err := s.prepareNext(sendCtx, owner, take())
+			for ctx.Err() == nil {
+				n := reserve(&left, s.batch())
+				if n == 0 {
+					return
+				}
+				posMu.Lock()
+				after, seen := pos, resets
+				posMu.Unlock()
+				known := take()
+				if slices.ContainsFunc(known, func(o *outcome) bool { return o.handBack }) {
+					after = Position{} // pending again once recorded, behind pos
+				}
+				ps, last, known, err := s.prepareNext(sendCtx, owner, known, n, after)
 				putBack(known)
 				if err != nil {
 					if sendCtx.Err() == nil {
@@ -109,13 +126,26 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 					}
 					return
 				}
-				if p == nil {
+				posMu.Lock()
+				if resets == seen {
+					pos = pos.Past(last.At, last.ID)
+				}
+				posMu.Unlock()
+				if len(ps) == 0 {
 					return
 				}
-				select {
-				case ready <- p:
-				case <-ctx.Done():
-					putBack([]*outcome{p.handBack()}) // never sent
+				if len(ps) < n {
+					left.Add(int64(n - len(ps))) // not claimed: another preparer may
+				}
+				for i, p := range ps {
+					select {
+					case ready <- p:
+						continue
+					case <-ctx.Done():
+					}
+					for _, p := range ps[i:] {
+						putBack([]*outcome{p.handBack()}) // never sent
+					}
 					return
 				}
 			}
@@ -127,12 +157,18 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 				var o *outcome
 				if ctx.Err() != nil || !s.leaseOutlastsSend(p) {
 					o = p.handBack() // not started: back as it was claimed
+					// Pending again behind the claims' position: the next
+					// claims start over, so this call still sends it.
+					posMu.Lock()
+					pos, resets = Position{}, resets+1
+					posMu.Unlock()
 				} else if o = s.deliver(sendCtx, ctx, p); o.cause == nil {
 					delivered.Add(1)
 				}
 				putBack([]*outcome{o})
-				if preparing.Load() == 0 {
-					// No claim is coming to record it with: record it now.
+				if preparing.Load() == 0 || !s.claimRecordsInTime(o) {
+					// No claim is coming to record it with, or none sure to
+					// come before its lease runs out: record it now.
 					if os := take(); len(os) > 0 {
 						if err := s.finish(sendCtx, os, nil); err != nil {
 							putBack(os)
@@ -202,22 +238,33 @@ func (s *Service) leaseOutlastsSend(p *prepared) bool {
 	return p.o != nil || s.now().Add(s.cfg.SendTimeout).Before(p.claimed.LeaseUntil)
 }
 
-// prepareNext records the outcomes known so far and claims the next due
-// run in one transaction, then makes its email ready to send. It answers
-// nil when nothing is due, and the outcomes still to record: none unless
-// the transaction failed.
+// claimRecordsInTime reports whether o can wait for the next claim to be
+// recorded: a preparer claims again once it has handed its runs to the
+// senders, each within about a send, so the next claim may come batch sends
+// from now. Past its lease another replica could take the run over and
+// send it again.
+func (s *Service) claimRecordsInTime(o *outcome) bool {
+	return s.now().Add(time.Duration(s.batch()+1) * s.cfg.SendTimeout).Before(o.r.LeaseUntil)
+}
+
+// prepareNext records the outcomes known so far and claims at most n due
+// runs past after in one transaction, then makes their emails ready to
+// send. It answers the runs to send (none when nothing is due), the
+// position of the last run it claimed (zero if none), and the outcomes
+// still to record: none unless the transaction failed.
 //
 // ctx is SendDue's sendCtx, which outlives a stop by StopGrace: a claim
 // begun before the stop commits or rolls back whole, never cut off at its
 // commit, so a run claimed is known to be claimed and can be handed back.
-func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcome) (*prepared, []*outcome, error) {
+func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcome, n int, after Position) ([]*prepared, Position, []*outcome, error) {
 	countApart := false
+	var last Position
 	for {
 		now := s.now()
 		lease := fmt.Sprintf("%s#%d", owner, s.claims.Add(1))
-		var c claimed
+		var cs []claimed
 		err := s.finish(ctx, known, func(tx Tx) (err error) {
-			c, err = s.claim(ctx, tx, now, lease, !countApart)
+			cs, err = s.claim(ctx, tx, now, lease, n, after, !countApart)
 			return err
 		})
 		if _, ok := errors.AsType[countError](err); ok && !countApart {
@@ -225,49 +272,107 @@ func (s *Service) prepareNext(ctx context.Context, owner string, known []*outcom
 			continue
 		}
 		if err != nil {
-			return nil, known, err
+			return nil, last, known, err
 		}
 		countApart = false
 		known = nil
-		if c.run == nil {
-			return nil, nil, nil
+		if len(cs) == 0 {
+			return nil, last, nil, nil
 		}
-		p := s.prepare(ctx, c, lease)
-		if p.o == nil {
-			return p, nil, nil
+
+		var ps []*prepared
+		for _, c := range cs {
+			last = last.Past(c.run.NextAttemptAt, c.run.ID)
+			p := s.prepare(ctx, c, lease)
+			if p.o == nil {
+				ps = append(ps, p)
+				continue
+			}
+			// Nothing to send (the run is aborted, or its count failed): record
+			// that with the next claim.
+			known = append(known, p.o)
 		}
-		// Nothing to send (the run is aborted, or its count failed): record
-		// that with the next claim and go on.
-		known = append(known, p.o)
+		if len(ps) > 0 || len(cs) < n {
+			return ps, last, known, nil
+		}
+		after = after.Past(last.At, last.ID)
 	}
 }
 
-// claim leases the next due run to lease and reads its setting, account
-// and recipient, and when count is true and the run is to be sent, counts
-// its inactive users.
-func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string, count bool) (claimed, error) {
-	var c claimed
-	runs, err := tx.ClaimRuns(ctx, now, lease, now.Add(s.cfg.Lease), 1)
-	if err != nil || len(runs) == 0 {
-		return c, err
+// batch is how many runs one claim leases: a few, so that one transaction
+// (and on PostgreSQL one commit) serves several emails, but few enough
+// that the last of them is still leased when its turn to be sent comes. A
+// preparer claims its next runs as soon as a sender has taken the last of
+// its previous ones, and hands them to the senders one after another, each
+// as soon as a sender is free: the last waits for about batch sends (the
+// one in progress, then the others of its batch) before its own, so
+// batch+2 sends of SendTimeout must fit in the lease, the claim's own time
+// included. A run whose lease would still run out before its send ends is
+// handed back unsent (leaseOutlastsSend); a lease thus never has to be
+// renewed.
+func (s *Service) batch() int {
+	return max(1, min(claimBatch, int(s.cfg.Lease/s.cfg.SendTimeout)-2))
+}
+
+// claimBatch is the most runs one claim leases.
+const claimBatch = 4
+
+// reserve takes at most n from left, which counts the claims a SendDue may
+// still make, and answers how many it took.
+func reserve(left *atomic.Int64, n int) int {
+	for {
+		l := left.Load()
+		if l <= 0 {
+			return 0
+		}
+		take := min(l, int64(n))
+		if left.CompareAndSwap(l, l-take) {
+			return int(take)
+		}
 	}
-	c.run = &runs[0]
-	r := c.run
+}
+
+// claim leases at most n due runs past after to lease and reads, for each,
+// its setting, account and recipient, and when count is true and the run
+// is to be sent, counts its inactive users.
+func (s *Service) claim(ctx context.Context, tx Tx, now time.Time, lease string, n int, after Position, count bool) ([]claimed, error) {
+	runs, err := tx.ClaimRunsAfter(ctx, now, lease, now.Add(s.cfg.Lease), n, after)
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	keys := make([]UserKey, len(runs))
+	for i, r := range runs {
+		keys[i] = UserKey{r.AccountID, r.UserID}
+	}
+	to, err := tx.Addressees(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]claimed, len(runs))
+	for i, r := range runs {
+		a, ok := to[UserKey{r.AccountID, r.UserID}]
+		if out[i], err = s.read(ctx, tx, now, &runs[i], a, ok, count); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// read reads what the email of the claimed run r needs, as claim says,
+// given its addressee a (found: r's setting exists).
+func (s *Service) read(ctx context.Context, tx Tx, now time.Time, r *Run, a Addressee, found bool, count bool) (claimed, error) {
+	c := claimed{run: r}
 	if r.Attempts > s.cfg.MaxAttempts {
 		return c, nil // prepare gives up on it
 	}
-	c.st, err = tx.SettingOf(ctx, r.AccountID, r.UserID)
-	if usher.ErrorCode(err) == usher.ENOTFOUND {
+	if !found {
 		c.abort = "usage notifications were removed before this email went out"
 		return c, nil
-	} else if err != nil {
-		return c, err
 	}
-	if c.acct, err = tx.AccountByID(ctx, r.AccountID); err != nil {
-		return c, err
-	}
-	if c.to, c.ok, err = recipient(ctx, tx, r.AccountID, r.UserID); err != nil || !c.ok || !c.st.Enabled || !count {
-		return c, err
+	c.st, c.acct = a.Setting, a.Account
+	c.to, c.ok = a.User, eligible(r.AccountID, a.User, a.Grants)
+	if !c.ok || !c.st.Enabled || !count {
+		return c, nil
 	}
 	ev, ok := s.inactivity.(TxEvidence)
 	utx, isUsage := tx.(usage.Tx)

@@ -390,8 +390,14 @@ func recipient(ctx context.Context, tx Tx, accountID, userID int64) (usher.User,
 	} else if err != nil {
 		return usher.User{}, false, err
 	}
-	a := usher.Actor{AccountID: accountID, UserID: userID, Grants: grants, Scope: usher.ScopeFull}
-	return u, u.Status == usher.UserActive && access.Can(a, access.ManageNotification, 0), nil
+	return u, eligible(accountID, u, grants), nil
+}
+
+// eligible reports whether u, with grants, may still get notifications: an
+// active user who is still a primary admin.
+func eligible(accountID int64, u usher.User, grants []usher.RoleGrant) bool {
+	a := usher.Actor{AccountID: accountID, UserID: u.ID, Grants: grants, Scope: usher.ScopeFull}
+	return u.Status == usher.UserActive && access.Can(a, access.ManageNotification, 0)
 }
 
 // ---- planning ----

@@ -42,6 +42,12 @@ type Tx interface {
 	// and every email sent.
 	UserWithRoles(ctx context.Context, accountID, userID int64) (usher.User, []usher.RoleGrant, error)
 
+	// Addressees answers, in one statement, the setting of each (account,
+	// user) of keys that has one, with its account, its user and the user's
+	// grants, as SettingOf, AccountByID and UserWithRoles would: a claim
+	// reads them so for all its runs. Keys without a setting are absent
+	// from the answer.
+	Addressees(ctx context.Context, keys []UserKey) (map[UserKey]Addressee, error)
 	// SettingOf returns the user's setting, on or off; usher.ENOTFOUND when
 	// the user never set one up.
 	SettingOf(ctx context.Context, accountID, userID int64) (Setting, error)
@@ -69,6 +75,9 @@ type Tx interface {
 	// are taken in (NextAttemptAt, ID) order. No run may be returned to two
 	// concurrent callers.
 	ClaimRuns(ctx context.Context, now time.Time, owner string, until time.Time, limit int) ([]Run, error)
+	// ClaimRunsAfter is ClaimRuns confined to runs past after in
+	// (NextAttemptAt, ID) order; a zero after confines nothing.
+	ClaimRunsAfter(ctx context.Context, now time.Time, owner string, until time.Time, limit int, after Position) ([]Run, error)
 	// FinishRun records the outcome of an attempt: it writes r's Status,
 	// Attempts, NextAttemptAt, InactiveUsers, InactiveSeats, LastError,
 	// LeaseOwner, LeaseUntil, DeliveredAt and UpdatedAt, but only while the
@@ -82,4 +91,37 @@ type Tx interface {
 	// RunsOf returns at most limit runs of the user, newest first (by ID
 	// descending), with ID < beforeID when beforeID > 0.
 	RunsOf(ctx context.Context, accountID, userID, beforeID int64, limit int) ([]Run, error)
+}
+
+// Position is a place in the order work is claimed in, (NextAttemptAt, ID):
+// one send loop claims past the last row it claimed, so that its claims do
+// not walk again over every row it already sent. Rows behind it that
+// become claimable again (a lease run out, a run handed back) are taken by
+// the next loop, which starts from the beginning.
+type Position struct {
+	At time.Time
+	ID int64
+}
+
+// IsZero reports whether p is the start: past it is everything.
+func (p Position) IsZero() bool { return p.ID == 0 && p.At.IsZero() }
+
+// Past answers the later of p and (at, id).
+func (p Position) Past(at time.Time, id int64) Position {
+	if q := (Position{at, id}); p.IsZero() || at.After(p.At) || at.Equal(p.At) && id > p.ID {
+		return q
+	}
+	return p
+}
+
+// UserKey names a user of an account.
+type UserKey struct{ AccountID, UserID int64 }
+
+// Addressee is a setting with the account and user it belongs to and the
+// user's grants.
+type Addressee struct {
+	Setting Setting
+	Account usher.Account
+	User    usher.User
+	Grants  []usher.RoleGrant
 }

@@ -700,7 +700,8 @@ func (s *Service) sendEmails(ctx context.Context, owner string, max int) (int, e
 	}
 	var errs []error
 	claimed, outstanding, left := 0, 0, max
-	more := true // emails may still be due
+	more := true            // emails may still be due
+	var pos notify.Position // past the last email claimed
 	var done []*attempt
 loop:
 	for {
@@ -736,7 +737,11 @@ loop:
 		var got []Email
 		err := s.recordEmails(ctx, done, func(tx Tx) (err error) {
 			got = nil
-			if want > 0 {
+			switch ct, ok := tx.(claimsAfter); {
+			case want <= 0:
+			case ok:
+				got, err = ct.ClaimEmailsAfter(ctx, now, lease, now.Add(s.cfg.Lease), want, pos)
+			default:
 				got, err = tx.ClaimEmails(ctx, now, lease, now.Add(s.cfg.Lease), want)
 			}
 			return err
@@ -752,6 +757,7 @@ loop:
 			more = false
 		}
 		for _, e := range got {
+			pos = pos.Past(e.NextAttemptAt, e.ID)
 			queue <- claim{e, lease}
 		}
 		claimed, outstanding, left = claimed+len(got), outstanding+len(got), left-len(got)
@@ -759,6 +765,16 @@ loop:
 	close(queue)
 	wg.Wait()
 	return claimed, errors.Join(errs...)
+}
+
+// claimsAfter is storage that claims emails past a position, as
+// notification runs are claimed: one sendEmails claims past the last email
+// it claimed, so its claims do not walk again over every email it sent
+// (on PostgreSQL, dead index entries until they are pruned). An email
+// behind the position that becomes claimable again (a lease run out) is
+// taken by the next sendEmails, which starts from the beginning.
+type claimsAfter interface {
+	ClaimEmailsAfter(ctx context.Context, now time.Time, owner string, until time.Time, n int, after notify.Position) ([]Email, error)
 }
 
 // claimAhead is how many claimed emails per worker may wait to be sent:

@@ -54,6 +54,82 @@ func (tx *Tx) SettingOf(ctx context.Context, accountID, userID int64) (notify.Se
 	return s, nil
 }
 
+// Addressees reads the settings of keys with their accounts, users and
+// grants in one statement, by the settings' primary key; a setting's user
+// and account exist (foreign keys delete the setting with either).
+func (tx *Tx) Addressees(ctx context.Context, keys []notify.UserKey) (map[notify.UserKey]notify.Addressee, error) {
+	out := make(map[notify.UserKey]notify.Addressee, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	var in strings.Builder
+	args := make([]any, 0, 2*len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			in.WriteString(" OR ")
+		}
+		// One term per key, not a row value IN a VALUES list, which SQLite
+		// answers by scanning every setting: each term searches the
+		// primary key (a multi-index OR; a BitmapOr on PostgreSQL).
+		in.WriteString("(s.account_id = ? AND s.user_id = ?)")
+		args = append(args, k.AccountID, k.UserID)
+	}
+	rows, err := tx.query(ctx, `
+		SELECT s.account_id, s.user_id, s.enabled, s.start_date, s.frequency, s.inactive_range, s.send_hour,
+			s.next_at, s.last_run_for, s.created_at, s.updated_at,
+			u.id, u.email, u.name, u.status, u.reclaim_exempt, u.created_at, u.updated_at, g.role, COALESCE(g.subscription_id, 0),
+			a.name, a.time_zone, a.new_seat_grace_days, a.created_at
+		FROM notification_settings s
+		JOIN accounts a ON a.id = s.account_id
+		JOIN users u ON u.account_id = s.account_id AND u.id = s.user_id
+		LEFT JOIN role_grants g ON g.account_id = u.account_id AND g.user_id = u.id
+		WHERE `+in.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("notification addressees: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			st                         notify.Setting
+			u                          usher.User
+			start                      string
+			next, last, sc, su, uc, uu int64
+			role                       sql.NullString
+			sub, ac                    int64
+			acct                       usher.Account
+		)
+		err := rows.Scan(&st.AccountID, &st.UserID, &st.Enabled, &start, &st.Frequency, &st.Range, &st.SendHour,
+			&next, &last, &sc, &su, &u.ID, &u.Email, &u.Name, &u.Status, &u.ReclaimExempt, &uc, &uu, &role, &sub,
+			&acct.Name, &acct.TimeZone, &acct.NewSeatGraceDays, &ac)
+		if err != nil {
+			return nil, fmt.Errorf("notification addressees: %w", err)
+		}
+		k := notify.UserKey{AccountID: st.AccountID, UserID: st.UserID}
+		a, seen := out[k]
+		if !seen {
+			if st.StartDate, err = parseStoredDate(start); err != nil {
+				return nil, fmt.Errorf("notification addressees: %w", err)
+			}
+			st.NextAt, st.LastRunFor, st.CreatedAt, st.UpdatedAt = fromMillis(next), fromMillis(last), fromMillis(sc), fromMillis(su)
+			u.AccountID, u.CreatedAt, u.UpdatedAt = st.AccountID, fromMillis(uc), fromMillis(uu)
+			acct.ID, acct.CreatedAt = st.AccountID, fromMillis(ac)
+			a = notify.Addressee{Setting: st, Account: acct, User: u}
+		}
+		if role.Valid {
+			a.Grants = append(a.Grants, usher.RoleGrant{UserID: u.ID, Role: usher.Role(role.String), SubscriptionID: sub})
+		}
+		out[k] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("notification addressees: %w", err)
+	}
+	for k, a := range out {
+		sortGrants(a.Grants)
+		out[k] = a
+	}
+	return out, nil
+}
+
 // PutSetting inserts or replaces the setting of (s.AccountID, s.UserID).
 func (tx *Tx) PutSetting(ctx context.Context, s notify.Setting) error {
 	_, err := tx.exec(ctx, `
@@ -153,7 +229,12 @@ func (tx *Tx) InsertRun(ctx context.Context, r *notify.Run) (bool, error) {
 // ClaimRuns leases claimable runs in one UPDATE (claimLeases), served by
 // notification_runs_claimable.
 func (tx *Tx) ClaimRuns(ctx context.Context, now time.Time, owner string, until time.Time, limit int) ([]notify.Run, error) {
-	rows, err := tx.claimLeases(ctx, notificationRunLeases, now, owner, until, limit)
+	return tx.ClaimRunsAfter(ctx, now, owner, until, limit, notify.Position{})
+}
+
+// ClaimRunsAfter leases claimable runs past after, as ClaimRuns does.
+func (tx *Tx) ClaimRunsAfter(ctx context.Context, now time.Time, owner string, until time.Time, limit int, after notify.Position) ([]notify.Run, error) {
+	rows, err := tx.claimLeases(ctx, notificationRunLeases, now, owner, until, limit, after)
 	if err != nil {
 		return nil, fmt.Errorf("claim notification runs: %w", err)
 	}
@@ -188,8 +269,13 @@ type leases struct {
 // matches when re-checked. On SQLite the write transaction holds the
 // database's only write lock, across processes too, so claims follow one
 // another.
-func (tx *Tx) claimLeases(ctx context.Context, l leases, now time.Time, owner string, until time.Time, limit int) (*sql.Rows, error) {
-	lock, touch := "", ""
+//
+// A claim past after (not zero) starts the index scan at after instead of
+// at the index's start: on PostgreSQL every row delivered leaves a dead
+// entry in the partial index until it is pruned, and a claim from the start
+// would walk over all of them, more with every email sent.
+func (tx *Tx) claimLeases(ctx context.Context, l leases, now time.Time, owner string, until time.Time, limit int, after notify.Position) (*sql.Rows, error) {
+	lock, touch, past := "", "", ""
 	if tx.engine == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
@@ -198,39 +284,36 @@ func (tx *Tx) claimLeases(ctx context.Context, l leases, now time.Time, owner st
 		touch = ", updated_at = ?"
 		args = append(args, millis(now))
 	}
-	args = append(args, millis(now), millis(now), limit)
+	// The rows to claim, in the claim's order; pickArgs are its arguments.
+	pickArgs := []any{millis(now), millis(now)}
+	if !after.IsZero() {
+		past = " AND (next_attempt_at, id) > (?, ?)"
+		pickArgs = append(pickArgs, millis(after.At), after.ID)
+	}
+	pickArgs = append(pickArgs, limit)
+	pick := `SELECT id FROM ` + l.table + `
+			WHERE status IN (` + l.waiting + `) AND next_attempt_at <= ? AND lease_until < ?` + past + `
+			ORDER BY next_attempt_at, id
+			LIMIT ?` + lock
+	set := `UPDATE ` + l.table + `
+		SET status = '` + l.leased + `', lease_owner = ?, lease_until = ?, attempts = attempts + 1` + touch
 	if tx.engine == Postgres {
 		// The claimable rows are chosen once, in a materialized CTE. As a
-		// subquery of the UPDATE (below) they may be chosen again when
-		// PostgreSQL re-checks a row that a concurrent transaction changed
+		// subquery of the UPDATE they may be chosen again when PostgreSQL
+		// re-checks a row that a concurrent transaction changed
 		// (EvalPlanQual re-runs the subquery, whose SKIP LOCKED then
 		// passes over the rows this claim has just taken and returns the
 		// next ones): one claim of one run leased several, and the runs
 		// it did not return waited for the lease to run out.
-		pick := args[len(args)-3:]
-		args = append(slices.Clone(pick), args[:len(args)-3]...)
 		return tx.query(ctx, `
-		WITH pick AS MATERIALIZED (
-			SELECT id FROM `+l.table+`
-			WHERE status IN (`+l.waiting+`) AND next_attempt_at <= ? AND lease_until < ?
-			ORDER BY next_attempt_at, id
-			LIMIT ?`+lock+`
-		)
-		UPDATE `+l.table+`
-		SET status = '`+l.leased+`', lease_owner = ?, lease_until = ?, attempts = attempts + 1`+touch+`
+		WITH pick AS MATERIALIZED (`+pick+`)
+		`+set+`
 		WHERE id IN (SELECT id FROM pick)
-		RETURNING `+l.columns, args...)
+		RETURNING `+l.columns, append(pickArgs, args...)...)
 	}
-	return tx.query(ctx, `
-		UPDATE `+l.table+`
-		SET status = '`+l.leased+`', lease_owner = ?, lease_until = ?, attempts = attempts + 1`+touch+`
-		WHERE id IN (
-			SELECT id FROM `+l.table+`
-			WHERE status IN (`+l.waiting+`) AND next_attempt_at <= ? AND lease_until < ?
-			ORDER BY next_attempt_at, id
-			LIMIT ?`+lock+`
-		)
-		RETURNING `+l.columns, args...)
+	return tx.query(ctx, set+`
+		WHERE id IN (`+pick+`)
+		RETURNING `+l.columns, append(args, pickArgs...)...)
 }
 
 // FinishRun records an attempt's outcome while the run is still leased to owner.

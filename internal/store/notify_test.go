@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -443,4 +444,69 @@ func TestConcurrentClaimsFromTwoSQLiteProcesses(t *testing.T) {
 	wg.Wait()
 	close(claims)
 	checkClaimedOnce(t, claims, runs)
+}
+
+// TestAddresseesAnswerWhatSettingOfAccountByIDAndUserWithRolesAnswer: a
+// claim reads the settings, accounts, users and grants of its runs in one
+// statement; it must agree with the statements it replaces, key by key.
+func TestAddresseesAnswerWhatSettingOfAccountByIDAndUserWithRolesAnswer(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		acct, other := newAccount(t, db, "Acme"), newAccount(t, db, "Other")
+		ada := newUser(t, db, acct.ID, "ada@example.com", "Ada")
+		bob := newUser(t, db, acct.ID, "bob@example.com", "Bob")
+		eve := newUser(t, db, other.ID, "eve@example.com", "Eve")
+		none := newUser(t, db, acct.ID, "none@example.com", "No Setting")
+		sub := newSubscription(t, db, acct.ID, "C-1", 5)
+		write(t, db, func(tx *store.Tx) error {
+			return errors.Join(
+				tx.GrantRole(ctx, acct.ID, usher.RoleGrant{UserID: ada.ID, Role: usher.RolePrimaryAdmin}),
+				tx.GrantRole(ctx, acct.ID, usher.RoleGrant{UserID: ada.ID, Role: usher.RoleContractManager, SubscriptionID: sub.ID}),
+				tx.GrantRole(ctx, other.ID, usher.RoleGrant{UserID: eve.ID, Role: usher.RolePrimaryAdmin}),
+			)
+		})
+		for _, u := range []usher.User{ada, bob, eve} {
+			putSetting(t, db, setting(u.AccountID, u.ID, now.Add(time.Hour)))
+		}
+		key := func(accountID, userID int64) notify.UserKey {
+			return notify.UserKey{AccountID: accountID, UserID: userID}
+		}
+		keys := []notify.UserKey{key(acct.ID, ada.ID), key(acct.ID, bob.ID), key(other.ID, eve.ID), key(acct.ID, none.ID), key(other.ID, ada.ID)}
+		err := db.Notify().Read(ctx, func(tx notify.Tx) error {
+			got, err := tx.Addressees(ctx, keys)
+			if err != nil {
+				return err
+			}
+			if len(got) != 3 {
+				t.Errorf("got %d addressees, want 3 (ada, bob, eve): %+v", len(got), got)
+			}
+			for _, k := range keys {
+				a, ok := got[k]
+				st, err := tx.SettingOf(ctx, k.AccountID, k.UserID)
+				if usher.ErrorCode(err) == usher.ENOTFOUND {
+					if ok {
+						t.Errorf("%v: got %+v, want none (no setting)", k, a)
+					}
+					continue
+				} else if err != nil {
+					return err
+				}
+				u, grants, err := tx.UserWithRoles(ctx, k.AccountID, k.UserID)
+				if err != nil {
+					return err
+				}
+				ac, err := tx.AccountByID(ctx, k.AccountID)
+				if err != nil {
+					return err
+				}
+				if !ok || a.Setting != st || a.Account != ac || a.User != u || !slices.Equal(a.Grants, grants) {
+					t.Errorf("%v: got %+v (found %v), want setting %+v, account %+v, user %+v, grants %+v", k, a, ok, st, ac, u, grants)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/usherhq/usher/internal/notify"
 	"github.com/usherhq/usher/internal/reclaim"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
@@ -224,7 +225,7 @@ var (
 // claimed (claimLeases), and scans it; false when there is none.
 func claimOne[T any](ctx context.Context, tx *Tx, l leases, scan func(interface{ Scan(...any) error }) (T, error), now time.Time, owner string, until time.Time) (T, bool, error) {
 	var zero T
-	rows, err := tx.claimLeases(ctx, l, now, owner, until, 1)
+	rows, err := tx.claimLeases(ctx, l, now, owner, until, 1, notify.Position{})
 	if err != nil {
 		return zero, false, err
 	}
@@ -532,7 +533,13 @@ func (tx *Tx) ClaimEmail(ctx context.Context, now time.Time, owner string, until
 // ClaimEmails leases at most n claimable emails, in the order ClaimEmail
 // takes them.
 func (tx *Tx) ClaimEmails(ctx context.Context, now time.Time, owner string, until time.Time, n int) ([]reclaim.Email, error) {
-	rows, err := tx.claimLeases(ctx, reclaimEmailLeases, now, owner, until, n)
+	return tx.ClaimEmailsAfter(ctx, now, owner, until, n, notify.Position{})
+}
+
+// ClaimEmailsAfter leases at most n claimable emails past after, in the
+// order ClaimEmail takes them; see claimLeases.
+func (tx *Tx) ClaimEmailsAfter(ctx context.Context, now time.Time, owner string, until time.Time, n int, after notify.Position) ([]reclaim.Email, error) {
+	rows, err := tx.claimLeases(ctx, reclaimEmailLeases, now, owner, until, n, after)
 	if err != nil {
 		return nil, fmt.Errorf("claim reclaim emails: %w", err)
 	}
