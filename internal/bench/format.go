@@ -129,9 +129,11 @@ func Write(w io.Writer, results []Result) error {
 	row("live heap growth during export (after GC)", "flat", func(r Result) string {
 		return fmt.Sprintf("%.1f MiB (%d GCs)", float64(r.Export.PeakLiveHeapBytes)/(1<<20), r.Export.GCs)
 	})
-	row("resident memory, peak while serving", fmt.Sprintf("≤ %d MiB", goalRSSMiB), func(r Result) string {
-		mib := float64(r.PeakRSS) / (1 << 20)
-		return fmt.Sprintf("%.0f MiB %s", mib, mark(r.PeakRSS > 0 && mib <= goalRSSMiB))
+	// The goal of 256 MiB is usher serve's, marked on its lines above; this
+	// process also holds the load generator, the SCIM client and the
+	// synthetic account, so its figure is given without a mark.
+	row("resident memory of the benchmark process (servers, load generator and clients in one), peak", "", func(r Result) string {
+		return fmt.Sprintf("%.0f MiB", float64(r.PeakRSS)/(1<<20))
 	})
 	p.printf("\nBaselines: ")
 	for i, r := range results {
