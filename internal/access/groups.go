@@ -38,17 +38,27 @@ func (in *GroupInput) validate(p *usher.Problems, create bool) {
 		}
 		if n == "" || utf8.RuneCountInString(n) > 200 {
 			p.Add("name", "is required, 1 to 200 characters")
+		} else if reason := usher.TextProblem(n); reason != "" {
+			p.Add("name", reason)
 		}
 	}
+	// The REST API refuses such text as it decodes the body; a SCIM body
+	// reaches here as it came, so the rules are kept here too.
 	if in.Description != nil {
 		d := strings.TrimSpace(*in.Description)
 		in.Description = &d
 		if utf8.RuneCountInString(d) > 2000 {
 			p.Add("description", "must be at most 2000 characters")
+		} else if reason := usher.TextProblem(d); reason != "" {
+			p.Add("description", reason)
 		}
 	}
-	if in.ExternalID != nil && utf8.RuneCountInString(*in.ExternalID) > 500 {
-		p.Add("external_id", "must be at most 500 characters")
+	if in.ExternalID != nil {
+		if utf8.RuneCountInString(*in.ExternalID) > 500 {
+			p.Add("external_id", "must be at most 500 characters")
+		} else if reason := usher.TextProblem(*in.ExternalID); reason != "" {
+			p.Add("external_id", reason)
+		}
 	}
 }
 

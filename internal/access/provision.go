@@ -202,11 +202,17 @@ func visibleUser(ctx context.Context, tx Tx, accountID, id int64) (ProvisionedUs
 func (in *Identity) validate() error {
 	var p usher.Problems
 	in.UserName = strings.TrimSpace(in.UserName)
+	// A SCIM body reaches here as it came (the REST API refuses bad text as
+	// it decodes), so NULs and control characters are refused here.
 	if in.UserName == "" || utf8.RuneCountInString(in.UserName) > 254 {
 		p.Add("userName", "is required, at most 254 characters")
+	} else if reason := usher.TextProblem(in.UserName); reason != "" {
+		p.Add("userName", reason)
 	}
 	if utf8.RuneCountInString(in.ExternalID) > 254 {
 		p.Add("externalId", "is at most 254 characters")
+	} else if reason := usher.TextProblem(in.ExternalID); reason != "" {
+		p.Add("externalId", reason)
 	}
 	in.Email = usher.NormalizeEmail(in.Email)
 	if in.Email == "" && usher.ValidEmail(usher.NormalizeEmail(in.UserName)) {
@@ -221,6 +227,8 @@ func (in *Identity) validate() error {
 	}
 	if utf8.RuneCountInString(in.Name) > 200 {
 		p.Add("displayName", "is at most 200 characters")
+	} else if reason := usher.TextProblem(in.Name); reason != "" {
+		p.Add("displayName", reason)
 	}
 	if len(in.Profile) > 0 {
 		var obj map[string]any

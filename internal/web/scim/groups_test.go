@@ -152,6 +152,14 @@ func TestOktaGroupPatchPutAndFilters(t *testing.T) {
 		okta.must(http.StatusCreated, "POST", "/scim/v2/Groups", `{"displayName": "Sales", "externalId": "okta-3"}`)
 		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"displayName": "sales"}`), http.StatusConflict, "uniqueness")
 		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"externalId": "x"}`), http.StatusBadRequest, "invalidValue")
+		// Control characters and NULs in a group's text are refused, on
+		// create and on rename.
+		for _, body := range []string{`{"displayName": "Eng\u001eOps"}`, `{"displayName": "Nul\u0000"}`,
+			`{"displayName": "Fine", "externalId": "x\u001f"}`} {
+			wantError(t, okta.do("POST", "/scim/v2/Groups", body), http.StatusBadRequest, "invalidValue")
+		}
+		wantError(t, okta.do("PATCH", fmt.Sprintf("/scim/v2/Groups/%d", gid), `{"Operations": [{"op": "replace", "path": "displayName", "value": "Eng\u001fOps"}]}`),
+			http.StatusBadRequest, "invalidValue")
 		// A create whose member is refused leaves no group behind.
 		wantError(t, okta.do("POST", "/scim/v2/Groups", `{"displayName": "Ghosts", "members": [{"value": "99999"}]}`), http.StatusBadRequest, "invalidValue")
 		if n := total(t, okta.must(http.StatusOK, "GET", groups(`displayName eq "Ghosts"`), "")); n != 0 {

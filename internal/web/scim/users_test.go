@@ -131,6 +131,15 @@ func TestUserRefusals(t *testing.T) {
 		wantError(t, c.do("POST", "/scim/v2/Users", `{"userName": "x"}`), http.StatusBadRequest, "invalidValue")
 		wantError(t, c.do("POST", "/scim/v2/Users", `{"userName": "x@corp.test", "active": "maybe"}`), http.StatusBadRequest, "invalidValue")
 		wantError(t, c.do("POST", "/scim/v2/Users", `not json`), http.StatusBadRequest, "invalidSyntax")
+		// Text with a NUL or a control character is refused, naming the
+		// attribute, rather than stored (PostgreSQL refuses NUL outright).
+		for _, body := range []string{
+			`{"userName": "nul\u0000@corp.test"}`,
+			`{"userName": "tab@corp.test", "displayName": "T\u001eab"}`,
+			`{"userName": "ext@corp.test", "externalId": "x\u0000"}`,
+		} {
+			wantError(t, c.do("POST", "/scim/v2/Users", body), http.StatusBadRequest, "invalidValue")
+		}
 		wantError(t, c.do("GET", "/scim/v2/Users/999999", ""), http.StatusNotFound, "")
 		wantError(t, c.do("GET", "/scim/v2/Nothing", ""), http.StatusNotFound, "")
 		u := c.must(http.StatusCreated, "POST", "/scim/v2/Users", userBody("b@corp.test", "b@corp.test", "B", ""))
