@@ -157,11 +157,6 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 				var o *outcome
 				if ctx.Err() != nil || !s.leaseOutlastsSend(p) {
 					o = p.handBack() // not started: back as it was claimed
-					// Pending again behind the claims' position: the next
-					// claims start over, so this call still sends it.
-					posMu.Lock()
-					pos, resets = Position{}, resets+1
-					posMu.Unlock()
 				} else if o = s.deliver(sendCtx, ctx, p); o.cause == nil {
 					delivered.Add(1)
 				}
@@ -175,6 +170,16 @@ func (s *Service) SendDue(ctx context.Context, owner string, max int) (int, erro
 							fail(err)
 						}
 					}
+				}
+				if o.handBack {
+					// Pending again behind the claims' position: the next
+					// claims start over, so this call still sends it. Only
+					// now, once it may be recorded: a claim from the start
+					// made while it was still leased would pass it, and
+					// move the position past it again.
+					posMu.Lock()
+					pos, resets = Position{}, resets+1
+					posMu.Unlock()
 				}
 			}
 		})
