@@ -354,10 +354,7 @@ func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Acco
 	for _, it := range plan {
 		switch it.Action {
 		case ActWarn:
-			token, hash := newToken()
-			w := Warning{AccountID: acct.ID, PolicyID: p.ID, RunID: r.ID, UserID: it.UserID, SubscriptionID: it.SubscriptionID,
-				Inactivity: it.Inactivity, LastUsedAt: it.LastUsedAt, WarnedAt: now, ReclaimAt: it.ReclaimAt.UTC(), TokenHash: hash, Outcome: OutcomeOpen}
-			made, err := tx.InsertWarning(ctx, &w)
+			seat, e, made, err := s.warn(ctx, tx, p, r, sys, u, it, now)
 			if err != nil {
 				return err
 			}
@@ -365,12 +362,7 @@ func (s *Service) carryOut(ctx context.Context, tx Tx, p Policy, acct usher.Acco
 				continue
 			}
 			c.warned++
-			warned = append(warned, seatOf(it, s.cfg.BaseURL+KeepPath+token))
-			e := usher.AuditEntry{AccountID: acct.ID, ActorEmail: sys.Email, Action: "reclaim.warn", TargetUserID: u.ID, TargetEmail: u.Email,
-				SubscriptionID: it.SubscriptionID, At: now}
-			if err := e.SetChange(nil, map[string]any{"policy_id": p.ID, "policy": p.Name, "warning_id": w.ID, "reclaim_at": w.ReclaimAt, "inactivity": it.Inactivity}); err != nil {
-				return err
-			}
+			warned = append(warned, seat)
 			if err := tx.InsertAudit(ctx, &e); err != nil {
 				return err
 			}
@@ -463,10 +455,7 @@ func (s *Service) carryOutSet(ctx context.Context, tx Tx, p Policy, acct usher.A
 		for _, it := range items[uid] {
 			switch it.Action {
 			case ActWarn:
-				token, hash := newToken()
-				w := Warning{AccountID: acct.ID, PolicyID: p.ID, RunID: r.ID, UserID: it.UserID, SubscriptionID: it.SubscriptionID,
-					Inactivity: it.Inactivity, LastUsedAt: it.LastUsedAt, WarnedAt: now, ReclaimAt: it.ReclaimAt.UTC(), TokenHash: hash, Outcome: OutcomeOpen}
-				made, err := tx.InsertWarning(ctx, &w)
+				seat, e, made, err := s.warn(ctx, tx, p, r, sys, pp.u, it, now)
 				if err != nil {
 					return fmt.Errorf("user %d: %w", uid, err)
 				}
@@ -474,12 +463,7 @@ func (s *Service) carryOutSet(ctx context.Context, tx Tx, p Policy, acct usher.A
 					continue
 				}
 				got.warned++
-				pp.warned = append(pp.warned, seatOf(it, s.cfg.BaseURL+KeepPath+token))
-				e := usher.AuditEntry{AccountID: acct.ID, ActorEmail: sys.Email, Action: "reclaim.warn", TargetUserID: pp.u.ID, TargetEmail: pp.u.Email,
-					SubscriptionID: it.SubscriptionID, At: now}
-				if err := e.SetChange(nil, map[string]any{"policy_id": p.ID, "policy": p.Name, "warning_id": w.ID, "reclaim_at": w.ReclaimAt, "inactivity": it.Inactivity}); err != nil {
-					return err
-				}
+				pp.warned = append(pp.warned, seat)
 				audits = append(audits, e)
 			case ActReclaim:
 				pp.subs = append(pp.subs, it.SubscriptionID)
@@ -549,6 +533,25 @@ func (s *Service) carryOutSet(ctx context.Context, tx Tx, p Policy, acct usher.A
 		}
 	}
 	return nil
+}
+
+// warn stores the warning of item it for user u, unless the run has one
+// already (made false), and returns the seat for the warning email, with
+// its own Keep my seat link, and the audit entry to store with it.
+func (s *Service) warn(ctx context.Context, tx Tx, p Policy, r Run, sys usher.Actor, u usher.User, it Item, now time.Time) (MessageSeat, usher.AuditEntry, bool, error) {
+	token, hash := newToken()
+	w := Warning{AccountID: r.AccountID, PolicyID: p.ID, RunID: r.ID, UserID: it.UserID, SubscriptionID: it.SubscriptionID,
+		Inactivity: it.Inactivity, LastUsedAt: it.LastUsedAt, WarnedAt: now, ReclaimAt: it.ReclaimAt.UTC(), TokenHash: hash, Outcome: OutcomeOpen}
+	made, err := tx.InsertWarning(ctx, &w)
+	if err != nil || !made {
+		return MessageSeat{}, usher.AuditEntry{}, false, err
+	}
+	e := usher.AuditEntry{AccountID: r.AccountID, ActorEmail: sys.Email, Action: "reclaim.warn", TargetUserID: u.ID, TargetEmail: u.Email,
+		SubscriptionID: it.SubscriptionID, At: now}
+	if err := e.SetChange(nil, map[string]any{"policy_id": p.ID, "policy": p.Name, "warning_id": w.ID, "reclaim_at": w.ReclaimAt, "inactivity": it.Inactivity}); err != nil {
+		return MessageSeat{}, usher.AuditEntry{}, false, err
+	}
+	return seatOf(it, s.cfg.BaseURL+KeepPath+token), e, true, nil
 }
 
 func seatOf(it Item, keepURL string) MessageSeat {
