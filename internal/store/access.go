@@ -1429,7 +1429,8 @@ const accessUserColumns = `u.id, u.account_id, u.email, u.name, u.status, u.recl
 // list the user is on. Items are separated by the unit separator (31),
 // fields by the record separator (30), a subscription's benefits by the
 // group separator (29); no text Usher stores holds them (usher.TextProblem
-// refuses control characters). Each part is one index range of the user
+// refuses control characters), except group names a SCIM client sent
+// before SCIM checked text, which lose those bytes here. Each part is one index range of the user
 // (or the account), not a probe per subscription, and one aggregate; the
 // products' names and services come from the catalog cache
 // (productCatalog), since they never change. %[2]s is the engine's
@@ -1450,7 +1451,8 @@ const accessItemsSQL = `(SELECT %[2]s FROM (
 	SELECT 'x' || %[3]s(30) || x.subscription_id || %[3]s(30) || x.service_code
 	FROM assignment_services x WHERE x.account_id = u.account_id AND x.user_id = u.id
 	UNION ALL
-	SELECT 'g' || %[3]s(30) || gs.subscription_id || %[3]s(30) || gs.group_id || %[3]s(30) || COALESCE((SELECT g.name FROM user_groups g
+	SELECT 'g' || %[3]s(30) || gs.subscription_id || %[3]s(30) || gs.group_id || %[3]s(30)
+	       || COALESCE((SELECT replace(replace(replace(g.name, %[3]s(29), ''), %[3]s(30), ''), %[3]s(31), '') FROM user_groups g
 	         JOIN group_members m ON m.account_id = g.account_id AND m.group_id = g.id AND m.user_id = gs.user_id
 	         WHERE g.account_id = gs.account_id AND g.id = gs.group_id), '')
 	FROM seat_group_sources gs WHERE gs.account_id = u.account_id AND gs.user_id = u.id

@@ -332,3 +332,27 @@ func sameRefs(a, b []access.SeatRef) bool {
 	}
 	return true
 }
+
+// TestAccessViewReadsGroupNamesWithSeparatorBytes: a group name stored with
+// the bytes the one-row view separates its parts by (SCIM stored such text
+// before it checked it) is read without them, rather than failing the view
+// of every member.
+func TestAccessViewReadsGroupNamesWithSeparatorBytes(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		w := newGroupWorld(t, db)
+		write(t, db, func(tx *store.Tx) error {
+			return store.ExecForTest(ctx, tx, "UPDATE user_groups SET name = ? WHERE account_id = ? AND id = ?", "De\x1esi\x1fgn\x1d", w.acct.ID, w.group.ID)
+		})
+		var v access.AccessData
+		if err := db.Peek(ctx, func(tx *store.Tx) (err error) {
+			v, err = tx.AccessView(ctx, w.acct.ID, w.cat.ID, 10)
+			return err
+		}); err != nil {
+			t.Fatalf("access view: %v", err)
+		}
+		if len(v.Groups) != 1 || v.Groups[0].ID != w.group.ID || v.Groups[0].Name != "Design" {
+			t.Fatalf("groups %+v, want group %d named Design", v.Groups, w.group.ID)
+		}
+	})
+}
