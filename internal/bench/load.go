@@ -116,21 +116,8 @@ func measureLoadOf(ctx context.Context, c *client, cfg Config, path string, url 
 		t.Method, t.URL, t.Header = "GET", url(), header
 		return nil
 	}
-	n := uint64(cfg.Clients)
-	atk := vegeta.NewAttacker(vegeta.Workers(n), vegeta.MaxWorkers(n), vegeta.Connections(cfg.Clients), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
-	var m vegeta.Metrics
-	// Rate 0 with MaxWorkers: each client sends its next request as soon
-	// as the last is answered.
-	for res := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, cfg.LoadFor, path) {
-		m.Add(res)
-	}
-	m.Close()
-	l.Requests = int(m.Requests)
-	l.Errors = l.Requests - int(m.Success*float64(m.Requests)+0.5)
-	if len(m.Errors) > 0 {
-		l.ErrorText = m.Errors[0]
-	}
-	l.RPS, l.P50, l.P99 = m.Throughput, m.Latencies.P50, m.Latencies.P99
+	r := attack(targeter, cfg, path)
+	l.Requests, l.Errors, l.ErrorText, l.RPS, l.P50, l.P99 = r.Requests, r.Errors, r.ErrorText, r.RPS, r.P50, r.P99
 	if l.Requests == 0 {
 		return l, fmt.Errorf("load %s: no request was sent", path)
 	}
@@ -239,7 +226,6 @@ func measureReplicas(ctx context.Context, c *client, db *store.DB, cfg Config) (
 // reportOver sends the report's first page to bases in turn from
 // cfg.Clients clients for cfg.LoadFor, with token.
 func reportOver(bases []string, token string, cfg Config, name string) Replicas {
-	var r Replicas
 	path := fmt.Sprintf("/api/v1/reports/usage?status=inactive&range=3m&limit=%d", cfg.PageSize)
 	var next atomic.Uint64
 	header := http.Header{"Authorization": {"Bearer " + token}, "Accept": {"application/json"}}
@@ -247,6 +233,13 @@ func reportOver(bases []string, token string, cfg Config, name string) Replicas 
 		t.Method, t.URL, t.Header = "GET", bases[next.Add(1)%uint64(len(bases))]+path, header
 		return nil
 	}
+	return attack(targeter, cfg, name)
+}
+
+// attack sends targeter's requests from cfg.Clients clients for
+// cfg.LoadFor and returns what came back. Rate 0 with MaxWorkers: each
+// client sends its next request as soon as the last is answered.
+func attack(targeter vegeta.Targeter, cfg Config, name string) Replicas {
 	n := uint64(cfg.Clients)
 	atk := vegeta.NewAttacker(vegeta.Workers(n), vegeta.MaxWorkers(n), vegeta.Connections(cfg.Clients), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
 	var m vegeta.Metrics
@@ -254,6 +247,7 @@ func reportOver(bases []string, token string, cfg Config, name string) Replicas 
 		m.Add(res)
 	}
 	m.Close()
+	var r Replicas
 	r.Requests = int(m.Requests)
 	r.Errors = r.Requests - int(m.Success*float64(m.Requests)+0.5)
 	if len(m.Errors) > 0 {

@@ -740,12 +740,8 @@ loop:
 		var got []Email
 		err := s.recordEmails(ctx, done, func(tx Tx) (err error) {
 			got = nil
-			switch ct, ok := tx.(claimsAfter); {
-			case want <= 0:
-			case ok:
-				got, err = ct.ClaimEmailsAfter(ctx, now, lease, now.Add(s.cfg.Lease), want, pos)
-			default:
-				got, err = tx.ClaimEmails(ctx, now, lease, now.Add(s.cfg.Lease), want)
+			if want > 0 {
+				got, err = tx.ClaimEmailsAfter(ctx, now, lease, now.Add(s.cfg.Lease), want, pos)
 			}
 			return err
 		})
@@ -768,16 +764,6 @@ loop:
 	close(queue)
 	wg.Wait()
 	return claimed, errors.Join(errs...)
-}
-
-// claimsAfter is storage that claims emails past a position, as
-// notification runs are claimed: one sendEmails claims past the last email
-// it claimed, so its claims do not walk again over every email it sent
-// (on PostgreSQL, dead index entries until they are pruned). An email
-// behind the position that becomes claimable again (a lease run out) is
-// taken by the next sendEmails, which starts from the beginning.
-type claimsAfter interface {
-	ClaimEmailsAfter(ctx context.Context, now time.Time, owner string, until time.Time, n int, after notify.Position) ([]Email, error)
 }
 
 // claimAhead is how many claimed emails per worker may wait to be sent:

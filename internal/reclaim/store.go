@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/internal/access"
+	"github.com/usherhq/usher/internal/notify"
 	"github.com/usherhq/usher/internal/usage"
 	"github.com/usherhq/usher/internal/usher"
 )
@@ -107,8 +108,14 @@ type Tx interface {
 	InsertEmail(ctx context.Context, e *Email) (bool, error)
 	// ClaimEmail leases one claimable email of any account to owner.
 	ClaimEmail(ctx context.Context, now time.Time, owner string, until time.Time) (Email, bool, error)
-	// ClaimEmails leases at most n claimable emails of any account to owner.
-	ClaimEmails(ctx context.Context, now time.Time, owner string, until time.Time, n int) ([]Email, error)
+	// ClaimEmailsAfter leases at most n claimable emails of any account to
+	// owner, past after (the zero Position: from the start). One
+	// sendEmails claims past the last email it claimed, as notification
+	// runs are claimed, so that its claims do not walk again over every
+	// email it sent (on PostgreSQL, dead index entries until they are
+	// pruned); an email behind the position that becomes claimable again
+	// (a lease run out) is taken by the next sendEmails.
+	ClaimEmailsAfter(ctx context.Context, now time.Time, owner string, until time.Time, n int, after notify.Position) ([]Email, error)
 	// FinishEmail records an attempt's outcome while e is leased to owner;
 	// a delivered email's payload is emptied.
 	FinishEmail(ctx context.Context, e Email, owner string) error

@@ -1080,13 +1080,7 @@ func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([
 	if err != nil {
 		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
 	}
-	out, err := collect(rows, func(row interface{ Scan(...any) error }) (usher.Assignment, error) {
-		a := usher.Assignment{Services: []string{}, Groups: []int64{}}
-		var at, used int64
-		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct, &used)
-		a.AssignedAt, a.LastUsedAt = fromMillis(at), fromMillis(used)
-		return a, err
-	})
+	out, err := collect(rows, scanHeldSeat)
 	if err != nil {
 		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
 	}
@@ -1140,6 +1134,17 @@ func (tx *Tx) AssignmentsOfUser(ctx context.Context, accountID, userID int64) ([
 		return nil, fmt.Errorf("seats of user %d: %w", userID, err)
 	}
 	return out, nil
+}
+
+// scanHeldSeat reads a seat as AssignmentsOfUser and AssignmentsOfUsers select
+// it (account, user, subscription, assigned, direct, last used), with
+// empty services and groups for the caller to fill.
+func scanHeldSeat(row interface{ Scan(...any) error }) (usher.Assignment, error) {
+	a := usher.Assignment{Services: []string{}, Groups: []int64{}}
+	var at, used int64
+	err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct, &used)
+	a.AssignedAt, a.LastUsedAt = fromMillis(at), fromMillis(used)
+	return a, err
 }
 
 // BenefitsOfUser returns the user's benefit codes by subscription id, in

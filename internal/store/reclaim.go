@@ -530,12 +530,6 @@ func (tx *Tx) ClaimEmail(ctx context.Context, now time.Time, owner string, until
 	return e, ok, nil
 }
 
-// ClaimEmails leases at most n claimable emails, in the order ClaimEmail
-// takes them.
-func (tx *Tx) ClaimEmails(ctx context.Context, now time.Time, owner string, until time.Time, n int) ([]reclaim.Email, error) {
-	return tx.ClaimEmailsAfter(ctx, now, owner, until, n, notify.Position{})
-}
-
 // ClaimEmailsAfter leases at most n claimable emails past after, in the
 // order ClaimEmail takes them; see claimLeases.
 func (tx *Tx) ClaimEmailsAfter(ctx context.Context, now time.Time, owner string, until time.Time, n int, after notify.Position) ([]reclaim.Email, error) {

@@ -77,13 +77,7 @@ func (tx *Tx) AssignmentsOfUsers(ctx context.Context, accountID int64, userIDs [
 	if err != nil {
 		return nil, fmt.Errorf("seats of users: %w", err)
 	}
-	all, err := collect(rows, func(row interface{ Scan(...any) error }) (usher.Assignment, error) {
-		a := usher.Assignment{Services: []string{}, Groups: []int64{}}
-		var at, used int64
-		err := row.Scan(&a.AccountID, &a.UserID, &a.SubscriptionID, &at, &a.Direct, &used)
-		a.AssignedAt, a.LastUsedAt = fromMillis(at), fromMillis(used)
-		return a, err
-	})
+	all, err := collect(rows, scanHeldSeat)
 	if err != nil {
 		return nil, fmt.Errorf("seats of users: %w", err)
 	}
